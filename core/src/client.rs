@@ -1,0 +1,1 @@
+//! `client` module (being built).

@@ -1,0 +1,1 @@
+//! `ddi` module (being built).

@@ -1,0 +1,1 @@
+//! `slots` module (being built).

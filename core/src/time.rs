@@ -1,0 +1,1 @@
+//! `time` module (being built).

@@ -1,0 +1,1 @@
+//! eyas-hil-tests: the hawkBit test server and end-to-end scenario support.
