@@ -1,0 +1,1424 @@
+//! Configuration: an unchanged `rauc-hawkbit-updater.conf` plus an optional `[eyas]` section.
+//!
+//! Every `[client]` key of rauc-hawkbit-updater is accepted with its meaning and default
+//! (shared/reference/ddi-api.md §3.1); `[device]` holds the attributes sent as configData.
+//! Unknown keys produce warnings; invalid values stop with `file:line: key: what is wrong`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::keyfile::{self, Entry, Group, KeyFile};
+
+/// How the device authenticates at the DDI API.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: TargetToken …`
+    TargetToken(String),
+    /// `Authorization: GatewayToken …`
+    GatewayToken(String),
+    /// mTLS only, no header.
+    ClientCertOnly,
+}
+
+impl fmt::Debug for Auth {
+    // Tokens never reach a log line, not even through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TargetToken(_) => f.write_str("TargetToken(<redacted>)"),
+            Self::GatewayToken(_) => f.write_str("GatewayToken(<redacted>)"),
+            Self::ClientCertOnly => f.write_str("ClientCertOnly"),
+        }
+    }
+}
+
+impl Auth {
+    /// The `Authorization` header value, if any.
+    pub fn header(&self) -> Option<String> {
+        match self {
+            Self::TargetToken(t) => Some(format!("TargetToken {t}")),
+            Self::GatewayToken(t) => Some(format!("GatewayToken {t}")),
+            Self::ClientCertOnly => None,
+        }
+    }
+}
+
+/// rauc-hawkbit-updater's `log_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// `message` (the default)
+    Message,
+    /// `critical`
+    Critical,
+    /// `error`
+    Error,
+    /// `fatal`
+    Fatal,
+}
+
+impl LogLevel {
+    /// The tracing level this maps to.
+    pub fn tracing_level(self) -> tracing::Level {
+        match self {
+            Self::Debug => tracing::Level::DEBUG,
+            Self::Info | Self::Message => tracing::Level::INFO,
+            Self::Critical => tracing::Level::WARN,
+            Self::Error | Self::Fatal => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// The `[client]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `host[:port]` of the hawkBit server.
+    pub hawkbit_server: String,
+    /// controllerId.
+    pub target_name: String,
+    /// Authentication method.
+    pub auth: Auth,
+    /// Client certificate (PEM) for mTLS.
+    pub ssl_cert: Option<PathBuf>,
+    /// Client key (PEM) for mTLS.
+    pub ssl_key: Option<PathBuf>,
+    /// OpenSSL engine name: accepted for compatibility, not supported (eyas uses rustls).
+    pub ssl_engine: Option<String>,
+    /// Where the bundle is downloaded to.
+    pub bundle_download_location: Option<PathBuf>,
+    /// Tenant, `DEFAULT` by default.
+    pub tenant_id: String,
+    /// https (true) or http for API URLs.
+    pub ssl: bool,
+    /// Verify the server certificate and host name.
+    pub ssl_verify: bool,
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout for API calls.
+    pub timeout: Duration,
+    /// Wait after a failed poll; also the poll interval when the server gives none.
+    pub retry_wait: Duration,
+    /// Abort a download that stays below `low_speed_rate` for this long.
+    pub low_speed_time: Duration,
+    /// Bytes per second.
+    pub low_speed_rate: u64,
+    /// Bytes per second, 0 = unlimited.
+    pub download_speed_limit: u64,
+    /// Resume after network errors.
+    pub resume_downloads: bool,
+    /// Hand the URL to RAUC instead of downloading (not supported by eyas yet: it warns).
+    pub stream_bundle: bool,
+    /// Reboot right after a successful install.
+    pub post_update_reboot: bool,
+    /// Log verbosity.
+    pub log_level: LogLevel,
+    /// Send token / client cert to artifact hosts.
+    pub send_download_authentication: bool,
+}
+
+/// `[eyas] manifest_signature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignaturePolicy {
+    /// Never check.
+    Off,
+    /// Check when the deployment carries a signature.
+    IfPresent,
+    /// Refuse unsigned deployments.
+    Required,
+}
+
+/// `[eyas] confirmation`: answer to hawkBit's confirmation (user consent) flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Confirm every action.
+    Auto,
+    /// Deny every action.
+    Deny,
+    /// Run `confirmation_command`; exit 0 confirms, anything else denies.
+    Command(String),
+}
+
+/// `[eyas] mqtt_*`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// ThingsBoard device access token (sent as MQTT username).
+    pub access_token: String,
+    /// Use TLS.
+    pub tls: bool,
+    /// CA for the broker (system roots if unset).
+    pub ca_file: Option<PathBuf>,
+    /// Messages kept while the broker is away.
+    pub queue_size: usize,
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("access_token", &"<redacted>")
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("queue_size", &self.queue_size)
+            .finish()
+    }
+}
+
+/// A handler for one software-module part (`part.<name>.command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartHandler {
+    /// hawkBit chunk `part` name, e.g. `bApp`.
+    pub part: String,
+    /// Command run with the artifact path as its argument.
+    pub command: String,
+    /// Kill the command after this long.
+    pub timeout: Duration,
+}
+
+/// The `[eyas]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EyasConfig {
+    /// ThingsBoard telemetry; `None` when `mqtt_host` is unset.
+    pub mqtt: Option<MqttConfig>,
+    /// Manifest signature policy.
+    pub manifest_signature: SignaturePolicy,
+    /// Ed25519 public keys (32 bytes each).
+    pub manifest_public_keys: Vec<[u8; 32]>,
+    /// Run after a reboot into the new slot; exit 0 = healthy.
+    pub health_check_command: Option<String>,
+    /// Kill the health check after this long.
+    pub health_check_timeout: Duration,
+    /// Confirmation policy.
+    pub confirmation: Confirmation,
+    /// Never poll more often than this.
+    pub poll_min: Option<Duration>,
+    /// Never poll less often than this.
+    pub poll_max: Option<Duration>,
+    /// `http://`, `https://` or `socks5://` proxy for all HTTP traffic.
+    pub proxy: Option<String>,
+    /// CA bundle (PEM) for the hawkBit server and artifact hosts, instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Per-part handlers.
+    pub part_handlers: Vec<PartHandler>,
+    /// Command that reboots the device.
+    pub reboot_command: String,
+    /// Where the persistent record lives.
+    pub record_path: PathBuf,
+    /// The bootloader-glue configuration file.
+    pub bootloader_config: PathBuf,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[client]`.
+    pub client: ClientConfig,
+    /// `[device]` attributes in file order.
+    pub device: Vec<(String, String)>,
+    /// `[eyas]`.
+    pub eyas: EyasConfig,
+}
+
+/// A fatal configuration problem: `file:line: key: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, 0 when the whole file is concerned.
+    pub line: usize,
+    /// Key or `[group]` concerned (may be empty).
+    pub key: String,
+    /// What is wrong and what to do.
+    pub what: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.path.display(), self.line)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A configuration plus the warnings found while reading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// `file:line: key: …` lines for unknown or ignored keys.
+    pub warnings: Vec<String>,
+}
+
+const CLIENT_KEYS: &[&str] = &[
+    "hawkbit_server",
+    "target_name",
+    "auth_token",
+    "gateway_token",
+    "ssl_key",
+    "ssl_cert",
+    "ssl_engine",
+    "bundle_download_location",
+    "tenant_id",
+    "ssl",
+    "ssl_verify",
+    "connect_timeout",
+    "timeout",
+    "retry_wait",
+    "low_speed_time",
+    "low_speed_rate",
+    "download_speed_limit",
+    "resume_downloads",
+    "stream_bundle",
+    "post_update_reboot",
+    "log_level",
+    "send_download_authentication",
+];
+
+const EYAS_KEYS: &[&str] = &[
+    "mqtt_host",
+    "mqtt_port",
+    "mqtt_access_token",
+    "mqtt_tls",
+    "mqtt_ca_file",
+    "mqtt_queue_size",
+    "manifest_signature",
+    "manifest_public_keys",
+    "health_check_command",
+    "health_check_timeout",
+    "confirmation",
+    "confirmation_command",
+    "poll_min",
+    "poll_max",
+    "proxy",
+    "ca_file",
+    "reboot_command",
+    "record_path",
+    "bootloader_config",
+];
+
+/// Text for `eyas --help`: every key, its default and meaning.
+pub const HELP: &str = "\
+CONFIGURATION FILE (GLib key file, same as rauc-hawkbit-updater; only lines starting with # are comments)
+[client]  (rauc-hawkbit-updater keys, unchanged)
+  hawkbit_server=host[:port]       required
+  target_name=ID                   required, the controllerId
+  auth_token=T | gateway_token=T   exactly one of these, or ssl_key+ssl_cert (mTLS)
+  ssl_key=PATH, ssl_cert=PATH      client key and certificate (PEM) for mTLS; both or neither
+  ssl_engine=NAME                  accepted, ignored with a warning (eyas uses rustls)
+  bundle_download_location=PATH    required; the bundle is downloaded to this file
+  tenant_id=DEFAULT  ssl=true  ssl_verify=true
+  connect_timeout=20  timeout=60  retry_wait=300          seconds
+  low_speed_time=60  low_speed_rate=100                   abort a download slower than RATE B/s for TIME s
+  download_speed_limit=0           B/s, 0 = unlimited
+  resume_downloads=false           resume after a cut with Range/If-Range
+  stream_bundle=false              not supported: eyas always downloads and verifies first (warns)
+  post_update_reboot=false         reboot right after the install
+  log_level=message                debug|info|message|critical|error|fatal
+  send_download_authentication=true  send the token / client cert to artifact hosts
+[device]  at least one key=value; sent to hawkBit as configData attributes
+[eyas]    (optional; keys rauc-hawkbit-updater does not have)
+  mqtt_host=HOST mqtt_port=1883|8883 mqtt_access_token=T mqtt_tls=false mqtt_ca_file=PATH
+  mqtt_queue_size=256              telemetry kept while the broker is away (oldest dropped)
+  manifest_signature=off           off|if-present|required
+  manifest_public_keys=HEX;HEX     Ed25519 public keys, 64 hex digits each
+  health_check_command=CMD health_check_timeout=60   run after booting the new slot; exit 0 = good
+  confirmation=auto                auto|deny|command (runs confirmation_command=CMD; exit 0 confirms)
+  poll_min=S poll_max=S            clamp the server's polling sleep (seconds or HH:MM:SS)
+  proxy=URL                        http://, https:// or socks5:// proxy for all HTTP(S)
+  ca_file=PATH                     CA bundle (PEM) instead of the system roots
+  part.<NAME>.command=CMD part.<NAME>.timeout=300    handler for hawkBit chunk part NAME (artifact path appended)
+  reboot_command=systemctl reboot
+  record_path=/var/lib/eyas/record.bin  bootloader_config=/etc/eyas/bootloader.conf
+";
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_owned(),
+        line: 0,
+        key: String::new(),
+        what: format!("cannot read the configuration file: {e} (give one with -c FILE)"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses configuration text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let kf = keyfile::parse(text).map_err(|e| ConfigError {
+        path: path.to_owned(),
+        line: e.line,
+        key: String::new(),
+        what: e.what,
+    })?;
+    let mut reader = Reader {
+        path,
+        kf: &kf,
+        warnings: Vec::new(),
+    };
+    let config = reader.read()?;
+    Ok(Loaded {
+        config,
+        warnings: reader.warnings,
+    })
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    kf: &'a KeyFile,
+    warnings: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn err(&self, line: usize, key: &str, what: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: self.path.to_owned(),
+            line,
+            key: key.to_owned(),
+            what: what.into(),
+        }
+    }
+
+    fn warn(&mut self, line: usize, key: &str, what: &str) {
+        self.warnings
+            .push(format!("{}:{line}: {key}: {what}", self.path.display()));
+    }
+
+    fn read(&mut self) -> Result<Config, ConfigError> {
+        let kf = self.kf;
+        for group in &kf.groups {
+            match group.name.as_str() {
+                "client" | "device" | "eyas" => {}
+                other => self.warn(group.line, &format!("[{other}]"), "unknown group, ignored"),
+            }
+        }
+        let Some(client_group) = kf.group("client") else {
+            return Err(self.err(
+                0,
+                "[client]",
+                "group missing; it holds hawkbit_server, target_name and the credentials",
+            ));
+        };
+        let Some(device_group) = kf.group("device").filter(|g| !g.entries.is_empty()) else {
+            return Err(self.err(
+                kf.group("device").map_or(0, |g| g.line),
+                "[device]",
+                "group missing or empty; give at least one attribute, e.g. product=…",
+            ));
+        };
+        self.warn_unknown(client_group, CLIENT_KEYS);
+        let client = self.client(client_group)?;
+        let device = device_group
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect();
+        let empty = Group {
+            name: "eyas".to_owned(),
+            line: 0,
+            entries: Vec::new(),
+        };
+        let eyas_group = kf.group("eyas").unwrap_or(&empty);
+        let eyas = self.eyas(eyas_group, &client)?;
+        Ok(Config {
+            path: self.path.to_owned(),
+            client,
+            device,
+            eyas,
+        })
+    }
+
+    fn warn_unknown(&mut self, group: &Group, known: &[&str]) {
+        for e in &group.entries {
+            if let Some(locale) = &e.locale {
+                self.warn(e.line, &e.key, &format!("localized key [{locale}] ignored"));
+            } else if !(known.contains(&e.key.as_str())
+                || (group.name == "eyas" && e.key.starts_with("part.")))
+            {
+                self.warn(
+                    e.line,
+                    &e.key,
+                    &format!("unknown key in [{}], ignored", group.name),
+                );
+            }
+        }
+    }
+
+    fn client(&mut self, g: &Group) -> Result<ClientConfig, ConfigError> {
+        let hawkbit_server = self.required(g, "hawkbit_server")?;
+        self.check_server(g, &hawkbit_server)?;
+        let target_name = self.required(g, "target_name")?;
+        if target_name.contains(['/', '?', '#', ' ']) {
+            let line = g.get("target_name").map_or(g.line, |e| e.line);
+            return Err(self.err(
+                line,
+                "target_name",
+                "must not contain '/', '?', '#' or spaces (it becomes part of the URL)",
+            ));
+        }
+        let auth_token = self.non_empty(g, "auth_token")?;
+        let gateway_token = self.non_empty(g, "gateway_token")?;
+        let ssl_key = self.non_empty(g, "ssl_key")?.map(PathBuf::from);
+        let ssl_cert = self.non_empty(g, "ssl_cert")?.map(PathBuf::from);
+        if ssl_key.is_some() != ssl_cert.is_some() {
+            let (present, missing) = if ssl_key.is_some() {
+                ("ssl_key", "ssl_cert")
+            } else {
+                ("ssl_cert", "ssl_key")
+            };
+            let line = g.get(present).map_or(g.line, |e| e.line);
+            return Err(self.err(
+                line,
+                present,
+                format!("{missing} is missing; mTLS needs both ssl_key and ssl_cert"),
+            ));
+        }
+        let auth = match (auth_token, gateway_token, ssl_key.is_some()) {
+            (Some(t), None, false) => Auth::TargetToken(t),
+            (None, Some(t), false) => Auth::GatewayToken(t),
+            (None, None, true) => Auth::ClientCertOnly,
+            (None, None, false) => {
+                return Err(self.err(
+                    g.line,
+                    "[client]",
+                    "no credentials: set auth_token, gateway_token or ssl_key+ssl_cert",
+                ));
+            }
+            _ => {
+                let line = ["gateway_token", "ssl_key", "auth_token"]
+                    .iter()
+                    .filter_map(|k| g.get(k))
+                    .map(|e| e.line)
+                    .max()
+                    .unwrap_or(g.line);
+                return Err(self.err(
+                    line,
+                    "auth_token",
+                    "only one of auth_token, gateway_token and ssl_key+ssl_cert may be set",
+                ));
+            }
+        };
+        let ssl_engine = self.non_empty(g, "ssl_engine")?;
+        if let Some(e) = g.get("ssl_engine") {
+            self.warn(
+                e.line,
+                "ssl_engine",
+                "OpenSSL engines are not supported (eyas uses rustls); the key file is read as PEM",
+            );
+        }
+        let stream_bundle = self.bool(g, "stream_bundle", false)?;
+        let bundle_download_location = self
+            .non_empty(g, "bundle_download_location")?
+            .map(PathBuf::from);
+        if stream_bundle {
+            let line = g.get("stream_bundle").map_or(g.line, |e| e.line);
+            self.warn(
+                line,
+                "stream_bundle",
+                "not supported: eyas downloads and verifies the bundle before RAUC sees it",
+            );
+        }
+        let Some(location) = bundle_download_location.clone() else {
+            return Err(self.err(
+                g.line,
+                "bundle_download_location",
+                "missing; give the file the bundle is downloaded to",
+            ));
+        };
+        if location.file_name().is_none() || location.to_str().is_some_and(|s| s.ends_with('/')) {
+            let line = g.get("bundle_download_location").map_or(g.line, |e| e.line);
+            return Err(self.err(
+                line,
+                "bundle_download_location",
+                "must name a file, not a directory",
+            ));
+        }
+        let log_level = match g.get("log_level") {
+            None => LogLevel::Message,
+            Some(e) => {
+                match e.value.as_str() {
+                    "debug" => LogLevel::Debug,
+                    "info" => LogLevel::Info,
+                    "message" => LogLevel::Message,
+                    "critical" => LogLevel::Critical,
+                    "error" => LogLevel::Error,
+                    "fatal" => LogLevel::Fatal,
+                    other => {
+                        return Err(self.err(e.line, "log_level", format!("{other:?} is not one of debug, info, message, critical, error, fatal")));
+                    }
+                }
+            }
+        };
+        Ok(ClientConfig {
+            hawkbit_server,
+            target_name,
+            auth,
+            ssl_cert,
+            ssl_key,
+            ssl_engine,
+            bundle_download_location,
+            tenant_id: self
+                .non_empty(g, "tenant_id")?
+                .unwrap_or_else(|| "DEFAULT".to_owned()),
+            ssl: self.bool(g, "ssl", true)?,
+            ssl_verify: self.bool(g, "ssl_verify", true)?,
+            connect_timeout: self.seconds(g, "connect_timeout", 20, true)?,
+            timeout: self.seconds(g, "timeout", 60, true)?,
+            retry_wait: self.seconds(g, "retry_wait", 300, true)?,
+            low_speed_time: self.seconds(g, "low_speed_time", 60, false)?,
+            low_speed_rate: self.uint(g, "low_speed_rate", 100)?,
+            download_speed_limit: self.uint(g, "download_speed_limit", 0)?,
+            resume_downloads: self.bool(g, "resume_downloads", false)?,
+            stream_bundle,
+            post_update_reboot: self.bool(g, "post_update_reboot", false)?,
+            log_level,
+            send_download_authentication: self.bool(g, "send_download_authentication", true)?,
+        })
+    }
+
+    fn check_server(&self, g: &Group, server: &str) -> Result<(), ConfigError> {
+        let line = g.get("hawkbit_server").map_or(g.line, |e| e.line);
+        if server.contains("://") {
+            return Err(self.err(
+                line,
+                "hawkbit_server",
+                "give host[:port] without a scheme; use ssl=true|false to choose https or http",
+            ));
+        }
+        if server.contains(['/', ' ', '?', '#', '@']) {
+            return Err(self.err(
+                line,
+                "hawkbit_server",
+                "must be host[:port] only (no path, spaces or user info)",
+            ));
+        }
+        if let Some((host, port)) = server.rsplit_once(':')
+            && !host.ends_with(']')
+            && !host.contains(':')
+            && (port.parse::<u16>().is_err() || port == "0")
+        {
+            return Err(self.err(
+                line,
+                "hawkbit_server",
+                format!("port {port:?} is not a number from 1 to 65535"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn eyas(&mut self, g: &Group, client: &ClientConfig) -> Result<EyasConfig, ConfigError> {
+        self.warn_unknown(g, EYAS_KEYS);
+        let mqtt = match self.non_empty(g, "mqtt_host")? {
+            None => {
+                for key in [
+                    "mqtt_port",
+                    "mqtt_access_token",
+                    "mqtt_tls",
+                    "mqtt_ca_file",
+                    "mqtt_queue_size",
+                ] {
+                    if let Some(e) = g.get(key) {
+                        self.warn(e.line, key, "ignored because mqtt_host is not set");
+                    }
+                }
+                None
+            }
+            Some(host) => {
+                let tls = self.bool(g, "mqtt_tls", false)?;
+                let port = match g.get("mqtt_port") {
+                    None => {
+                        if tls {
+                            8883
+                        } else {
+                            1883
+                        }
+                    }
+                    Some(e) => match e.value.parse::<u16>() {
+                        Ok(p) if p > 0 => p,
+                        _ => {
+                            return Err(self.err(
+                                e.line,
+                                "mqtt_port",
+                                format!("{:?} is not a port number from 1 to 65535", e.value),
+                            ));
+                        }
+                    },
+                };
+                let Some(access_token) = self.non_empty(g, "mqtt_access_token")? else {
+                    return Err(self.err(
+                        g.get("mqtt_host").map_or(g.line, |e| e.line),
+                        "mqtt_access_token",
+                        "missing; ThingsBoard needs the device access token when mqtt_host is set",
+                    ));
+                };
+                let queue_size = self.uint(g, "mqtt_queue_size", 256)?;
+                if queue_size == 0 || queue_size > 100_000 {
+                    let line = g.get("mqtt_queue_size").map_or(g.line, |e| e.line);
+                    return Err(self.err(line, "mqtt_queue_size", "must be from 1 to 100000"));
+                }
+                Some(MqttConfig {
+                    host,
+                    port,
+                    access_token,
+                    tls,
+                    ca_file: self.non_empty(g, "mqtt_ca_file")?.map(PathBuf::from),
+                    queue_size: usize::try_from(queue_size).unwrap_or(256),
+                })
+            }
+        };
+        let manifest_signature = match g.get("manifest_signature") {
+            None => SignaturePolicy::Off,
+            Some(e) => match e.value.as_str() {
+                "off" => SignaturePolicy::Off,
+                "if-present" => SignaturePolicy::IfPresent,
+                "required" => SignaturePolicy::Required,
+                other => {
+                    return Err(self.err(
+                        e.line,
+                        "manifest_signature",
+                        format!("{other:?} is not one of off, if-present, required"),
+                    ));
+                }
+            },
+        };
+        let mut manifest_public_keys = Vec::new();
+        if let Some(e) = g.get("manifest_public_keys") {
+            for item in keyfile::split_list(&e.value) {
+                let key = parse_hex32(&item).ok_or_else(|| {
+                    self.err(
+                        e.line,
+                        "manifest_public_keys",
+                        format!("{item:?} is not an Ed25519 public key (64 hex digits)"),
+                    )
+                })?;
+                manifest_public_keys.push(key);
+            }
+        }
+        if manifest_signature != SignaturePolicy::Off && manifest_public_keys.is_empty() {
+            let line = g.get("manifest_signature").map_or(g.line, |e| e.line);
+            return Err(self.err(
+                line,
+                "manifest_signature",
+                "needs at least one key in manifest_public_keys",
+            ));
+        }
+        let confirmation = match g.get("confirmation") {
+            None => Confirmation::Auto,
+            Some(e) => match e.value.as_str() {
+                "auto" => Confirmation::Auto,
+                "deny" => Confirmation::Deny,
+                "command" => match self.non_empty(g, "confirmation_command")? {
+                    Some(cmd) => Confirmation::Command(cmd),
+                    None => {
+                        return Err(self.err(
+                            e.line,
+                            "confirmation",
+                            "is 'command' but confirmation_command is not set",
+                        ));
+                    }
+                },
+                other => {
+                    return Err(self.err(
+                        e.line,
+                        "confirmation",
+                        format!("{other:?} is not one of auto, deny, command"),
+                    ));
+                }
+            },
+        };
+        let poll_min = self.opt_duration(g, "poll_min")?;
+        let poll_max = self.opt_duration(g, "poll_max")?;
+        if let (Some(min), Some(max)) = (poll_min, poll_max)
+            && min > max
+        {
+            let line = g.get("poll_max").map_or(g.line, |e| e.line);
+            return Err(self.err(
+                line,
+                "poll_max",
+                format!("{}s is below poll_min {}s", max.as_secs(), min.as_secs()),
+            ));
+        }
+        let proxy = self.non_empty(g, "proxy")?;
+        if let Some(p) = &proxy {
+            let line = g.get("proxy").map_or(g.line, |e| e.line);
+            let ok = [
+                "http://",
+                "https://",
+                "socks5://",
+                "socks4://",
+                "socks4a://",
+            ]
+            .iter()
+            .any(|s| p.starts_with(s) && p.len() > s.len());
+            if !ok {
+                return Err(self.err(
+                    line,
+                    "proxy",
+                    format!("{p:?} must start with http://, https:// or socks5:// and name a host"),
+                ));
+            }
+        }
+        let mut part_handlers: Vec<PartHandler> = Vec::new();
+        for e in &g.entries {
+            let Some(rest) = e.key.strip_prefix("part.") else {
+                continue;
+            };
+            let Some((part, field)) = rest.rsplit_once('.') else {
+                return Err(self.err(
+                    e.line,
+                    &e.key,
+                    "expected part.<NAME>.command or part.<NAME>.timeout",
+                ));
+            };
+            if part.is_empty() {
+                return Err(self.err(e.line, &e.key, "the part name is empty"));
+            }
+            match field {
+                "command" => {
+                    if e.value.is_empty() {
+                        return Err(self.err(e.line, &e.key, "empty command"));
+                    }
+                    let timeout_key = format!("part.{part}.timeout");
+                    let timeout = self.seconds(g, &timeout_key, 300, true)?;
+                    part_handlers.push(PartHandler {
+                        part: part.to_owned(),
+                        command: e.value.clone(),
+                        timeout,
+                    });
+                }
+                "timeout" => {
+                    if g.get(&format!("part.{part}.command")).is_none() {
+                        return Err(self.err(
+                            e.line,
+                            &e.key,
+                            format!("part.{part}.command is not set"),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(self.err(
+                        e.line,
+                        &e.key,
+                        format!("unknown field {other:?}; expected command or timeout"),
+                    ));
+                }
+            }
+        }
+        let _ = client;
+        Ok(EyasConfig {
+            mqtt,
+            manifest_signature,
+            manifest_public_keys,
+            health_check_command: self.non_empty(g, "health_check_command")?,
+            health_check_timeout: self.seconds(g, "health_check_timeout", 60, true)?,
+            confirmation,
+            poll_min,
+            poll_max,
+            proxy,
+            ca_file: self.non_empty(g, "ca_file")?.map(PathBuf::from),
+            part_handlers,
+            reboot_command: self
+                .non_empty(g, "reboot_command")?
+                .unwrap_or_else(|| "systemctl reboot".to_owned()),
+            record_path: self
+                .non_empty(g, "record_path")?
+                .map_or_else(|| PathBuf::from("/var/lib/eyas/record.bin"), PathBuf::from),
+            bootloader_config: self
+                .non_empty(g, "bootloader_config")?
+                .map_or_else(|| PathBuf::from("/etc/eyas/bootloader.conf"), PathBuf::from),
+        })
+    }
+
+    fn required(&self, g: &Group, key: &str) -> Result<String, ConfigError> {
+        match self.non_empty(g, key)? {
+            Some(v) => Ok(v),
+            None => Err(self.err(
+                g.line,
+                key,
+                format!("missing in [{}]; it is required", g.name),
+            )),
+        }
+    }
+
+    /// The value, `None` when absent; an empty value is an error (it would mean "unset" silently).
+    fn non_empty(&self, g: &Group, key: &str) -> Result<Option<String>, ConfigError> {
+        match g.get(key) {
+            None => Ok(None),
+            Some(e) if e.value.is_empty() => {
+                Err(self.err(e.line, key, "empty value; remove the line or give a value"))
+            }
+            Some(e) => Ok(Some(e.value.clone())),
+        }
+    }
+
+    fn bool(&self, g: &Group, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match g.get(key) {
+            None => Ok(default),
+            // GLib accepts exactly these four spellings.
+            Some(Entry { value, .. }) if value == "true" || value == "1" => Ok(true),
+            Some(Entry { value, .. }) if value == "false" || value == "0" => Ok(false),
+            Some(e) => Err(self.err(
+                e.line,
+                key,
+                format!("{:?} is not a boolean (true or false)", e.value),
+            )),
+        }
+    }
+
+    fn uint(&self, g: &Group, key: &str, default: u64) -> Result<u64, ConfigError> {
+        match g.get(key) {
+            None => Ok(default),
+            Some(e) => e.value.parse::<u64>().map_err(|_| {
+                self.err(
+                    e.line,
+                    key,
+                    format!("{:?} is not a non-negative whole number", e.value),
+                )
+            }),
+        }
+    }
+
+    fn seconds(
+        &self,
+        g: &Group,
+        key: &str,
+        default: u64,
+        positive: bool,
+    ) -> Result<Duration, ConfigError> {
+        let secs = self.uint(g, key, default)?;
+        if positive && secs == 0 {
+            let line = g.get(key).map_or(g.line, |e| e.line);
+            return Err(self.err(line, key, "must be at least 1 second"));
+        }
+        if secs > 31 * 24 * 3600 {
+            let line = g.get(key).map_or(g.line, |e| e.line);
+            return Err(self.err(line, key, "longer than 31 days; that is surely a mistake"));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn opt_duration(&self, g: &Group, key: &str) -> Result<Option<Duration>, ConfigError> {
+        let Some(e) = g.get(key) else { return Ok(None) };
+        match parse_duration(&e.value) {
+            Some(d) if d > Duration::ZERO => Ok(Some(d)),
+            _ => Err(self.err(
+                e.line,
+                key,
+                format!(
+                    "{:?} is not a positive duration (seconds or HH:MM:SS)",
+                    e.value
+                ),
+            )),
+        }
+    }
+}
+
+/// Seconds (`90`) or `HH:MM:SS` (`00:01:30`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut parts = text.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let h: u64 = h.parse().ok()?;
+    let m: u64 = m.parse().ok()?;
+    let s: u64 = s.parse().ok()?;
+    if m >= 60 || s >= 60 {
+        return None;
+    }
+    Some(Duration::from_secs(h * 3600 + m * 60 + s))
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[client]\nhawkbit_server=127.0.0.1:8080\ntarget_name=dev-1\nauth_token=tok\nbundle_download_location=/tmp/b.raucb\n[device]\nproduct=Terminator\n";
+
+    fn load_text(text: &str) -> Result<Loaded, ConfigError> {
+        parse(Path::new("/etc/eyas.conf"), text)
+    }
+
+    fn with(extra_client: &str, eyas: &str) -> String {
+        let mut t = BASE.replacen("[device]", &format!("{extra_client}[device]"), 1);
+        if !eyas.is_empty() {
+            t.push_str("[eyas]\n");
+            t.push_str(eyas);
+        }
+        t
+    }
+
+    fn err_of(text: &str) -> ConfigError {
+        load_text(text).expect_err("must be rejected")
+    }
+
+    #[test]
+    fn defaults_match_rauc_hawkbit_updater() {
+        let l = load_text(BASE).expect("valid");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let c = l.config.client;
+        assert_eq!(c.tenant_id, "DEFAULT");
+        assert!(c.ssl && c.ssl_verify && c.send_download_authentication);
+        assert!(!c.resume_downloads && !c.stream_bundle && !c.post_update_reboot);
+        assert_eq!(c.connect_timeout, Duration::from_secs(20));
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(c.retry_wait, Duration::from_secs(300));
+        assert_eq!(c.low_speed_time, Duration::from_secs(60));
+        assert_eq!(c.low_speed_rate, 100);
+        assert_eq!(c.download_speed_limit, 0);
+        assert_eq!(c.log_level, LogLevel::Message);
+        assert_eq!(c.auth, Auth::TargetToken("tok".into()));
+        assert_eq!(
+            l.config.device,
+            vec![("product".into(), "Terminator".into())]
+        );
+        let e = l.config.eyas;
+        assert!(e.mqtt.is_none());
+        assert_eq!(e.manifest_signature, SignaturePolicy::Off);
+        assert_eq!(e.confirmation, Confirmation::Auto);
+        assert_eq!(e.reboot_command, "systemctl reboot");
+    }
+
+    #[test]
+    fn the_upstream_sample_config_loads_unchanged() {
+        // rauc-hawkbit-updater's config.conf sample layout, with its inline comment quirk.
+        let text = "[client]\n\
+            # host or IP and optional port\n\
+            hawkbit_server            = 10.10.0.254:8080\n\
+            ssl                       = false\n\
+            ssl_verify                = false\n\
+            tenant_id                 = DEFAULT\n\
+            target_name               = test-target\n\
+            auth_token                = bhVahL1Il1shie2aj2poojeChee6ahShu\n\
+            #gateway_token             = bhVahL1Il1shie2aj2poojeChee6ahShu\n\
+            bundle_download_location  = /tmp/bundle.raucb\n\
+            retry_wait                = 60\n\
+            connect_timeout           = 20\n\
+            timeout                   = 60\n\
+            log_level                 = debug\n\
+            post_update_reboot        = false\n\
+            #stream_bundle             = true\n\
+            \n\
+            [device]\n\
+            product                   = Terminator\n\
+            model                     = T-1000\n\
+            serialnumber              = 8922673153\n\
+            hw_revision               = 2\n\
+            mac_address               = ff:ff:ff:ff:ff:ff\n";
+        let l = load_text(text).expect("sample is valid");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.config.client.hawkbit_server, "10.10.0.254:8080");
+        assert!(!l.config.client.ssl);
+        assert_eq!(l.config.client.log_level, LogLevel::Debug);
+        assert_eq!(l.config.device.len(), 5);
+        assert_eq!(
+            l.config.device[4],
+            ("mac_address".into(), "ff:ff:ff:ff:ff:ff".into())
+        );
+    }
+
+    #[test]
+    fn every_client_key_is_read() {
+        let text = "[client]\nhawkbit_server=h:1\ntarget_name=t\ngateway_token=g\ntenant_id=T\nssl=0\nssl_verify=false\n\
+            connect_timeout=5\ntimeout=6\nretry_wait=7\nlow_speed_time=0\nlow_speed_rate=8\ndownload_speed_limit=9\n\
+            resume_downloads=true\nstream_bundle=false\npost_update_reboot=1\nlog_level=fatal\nsend_download_authentication=false\n\
+            bundle_download_location=/x/y\n[device]\na=b\n";
+        let c = load_text(text).expect("valid").config.client;
+        assert_eq!(c.auth, Auth::GatewayToken("g".into()));
+        assert_eq!(c.auth.header().as_deref(), Some("GatewayToken g"));
+        assert_eq!(c.tenant_id, "T");
+        assert!(!c.ssl && !c.ssl_verify && !c.send_download_authentication);
+        assert!(c.resume_downloads && c.post_update_reboot);
+        assert_eq!(
+            (
+                c.connect_timeout.as_secs(),
+                c.timeout.as_secs(),
+                c.retry_wait.as_secs()
+            ),
+            (5, 6, 7)
+        );
+        assert_eq!(
+            (
+                c.low_speed_time.as_secs(),
+                c.low_speed_rate,
+                c.download_speed_limit
+            ),
+            (0, 8, 9)
+        );
+        assert_eq!(c.log_level, LogLevel::Fatal);
+    }
+
+    #[test]
+    fn mtls_only_and_engine_warning() {
+        let text = "[client]\nhawkbit_server=h\ntarget_name=t\nssl_key=/k.pem\nssl_cert=/c.pem\nssl_engine=pkcs11\nbundle_download_location=/b\n[device]\na=b\n";
+        let l = load_text(text).expect("valid");
+        assert_eq!(l.config.client.auth, Auth::ClientCertOnly);
+        assert_eq!(l.config.client.auth.header(), None);
+        assert_eq!(l.warnings.len(), 1);
+        assert!(
+            l.warnings[0].starts_with("/etc/eyas.conf:6: ssl_engine:"),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_groups_warn() {
+        let text =
+            with("frobnicate=1\nname[de]=x\n", "mqtt_port=1\nwhatever=2\n") + "[extra]\nk=v\n";
+        let l = load_text(&text).expect("valid");
+        let w = l.warnings.join("\n");
+        assert!(w.contains(":6: frobnicate: unknown key in [client]"), "{w}");
+        assert!(w.contains(":7: name: localized key [de] ignored"), "{w}");
+        assert!(
+            w.contains("mqtt_port: ignored because mqtt_host is not set"),
+            "{w}"
+        );
+        assert!(w.contains("whatever: unknown key in [eyas]"), "{w}");
+        assert!(w.contains("[extra]: unknown group"), "{w}");
+    }
+
+    #[test]
+    fn eyas_section_full() {
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let eyas = format!(
+            "mqtt_host=tb.local\nmqtt_access_token=A1\nmqtt_tls=true\nmqtt_ca_file=/ca.pem\nmqtt_queue_size=10\n\
+             manifest_signature=required\nmanifest_public_keys={key};{key}\nhealth_check_command=/bin/true\nhealth_check_timeout=5\n\
+             confirmation=command\nconfirmation_command=/usr/bin/ask\npoll_min=30\npoll_max=01:00:00\nproxy=http://proxy:3128\n\
+             ca_file=/etc/ca.pem\npart.bApp.command=/usr/lib/eyas/app-hook\npart.bApp.timeout=12\nreboot_command=/sbin/reboot -f\n\
+             record_path=/data/eyas.rec\nbootloader_config=/etc/bl.conf\n"
+        );
+        let l = load_text(&with("", &eyas)).expect("valid");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let e = l.config.eyas;
+        let m = e.mqtt.expect("mqtt");
+        assert_eq!(
+            (m.host.as_str(), m.port, m.tls, m.queue_size),
+            ("tb.local", 8883, true, 10)
+        );
+        assert!(
+            !format!("{m:?}").contains("A1"),
+            "token must not be printed"
+        );
+        assert_eq!(e.manifest_signature, SignaturePolicy::Required);
+        assert_eq!(e.manifest_public_keys.len(), 2);
+        assert_eq!(e.manifest_public_keys[0][0], 0xd7);
+        assert_eq!(e.health_check_timeout, Duration::from_secs(5));
+        assert_eq!(e.confirmation, Confirmation::Command("/usr/bin/ask".into()));
+        assert_eq!(e.poll_min, Some(Duration::from_secs(30)));
+        assert_eq!(e.poll_max, Some(Duration::from_secs(3600)));
+        assert_eq!(e.proxy.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(
+            e.part_handlers,
+            vec![PartHandler {
+                part: "bApp".into(),
+                command: "/usr/lib/eyas/app-hook".into(),
+                timeout: Duration::from_secs(12)
+            }]
+        );
+        assert_eq!(e.reboot_command, "/sbin/reboot -f");
+        assert_eq!(e.record_path, PathBuf::from("/data/eyas.rec"));
+        assert_eq!(e.bootloader_config, PathBuf::from("/etc/bl.conf"));
+    }
+
+    #[test]
+    fn tokens_never_in_debug_output() {
+        let l = load_text(BASE).expect("valid");
+        assert!(!format!("{:?}", l.config).contains("tok\""));
+        assert!(format!("{:?}", l.config).contains("<redacted>"));
+    }
+
+    #[test]
+    fn error_paths_name_file_line_and_key() {
+        // (text, expected "line: key:" prefix, fragment of the explanation)
+        let cases: Vec<(String, &str, &str)> = vec![
+            ("[client]\njunk\n".into(), ":2: ", "neither"),
+            ("[device]\na=b\n".into(), ":0: [client]:", "group missing"),
+            (
+                BASE.replace("product=Terminator\n", ""),
+                ":6: [device]:",
+                "missing or empty",
+            ),
+            (
+                BASE.replace("[device]\nproduct=Terminator\n", ""),
+                ":0: [device]:",
+                "missing or empty",
+            ),
+            (
+                BASE.replace("hawkbit_server=127.0.0.1:8080\n", ""),
+                ":1: hawkbit_server:",
+                "required",
+            ),
+            (
+                BASE.replace("target_name=dev-1\n", ""),
+                ":1: target_name:",
+                "required",
+            ),
+            (
+                BASE.replace("target_name=dev-1", "target_name=a/b"),
+                ":3: target_name:",
+                "must not contain",
+            ),
+            (
+                BASE.replace("127.0.0.1:8080", "https://h"),
+                ":2: hawkbit_server:",
+                "without a scheme",
+            ),
+            (
+                BASE.replace("127.0.0.1:8080", "h/x"),
+                ":2: hawkbit_server:",
+                "host[:port] only",
+            ),
+            (
+                BASE.replace("127.0.0.1:8080", "h:99999"),
+                ":2: hawkbit_server:",
+                "not a number",
+            ),
+            (
+                BASE.replace("auth_token=tok\n", ""),
+                ":1: [client]:",
+                "no credentials",
+            ),
+            (
+                BASE.replace("auth_token=tok", "auth_token="),
+                ":4: auth_token:",
+                "empty value",
+            ),
+            (
+                with("gateway_token=g\n", ""),
+                ":6: auth_token:",
+                "only one of",
+            ),
+            (
+                with("ssl_key=/k\n", ""),
+                ":6: ssl_key:",
+                "ssl_cert is missing",
+            ),
+            (
+                with("ssl_cert=/c\n", ""),
+                ":6: ssl_cert:",
+                "ssl_key is missing",
+            ),
+            (
+                BASE.replace("bundle_download_location=/tmp/b.raucb\n", ""),
+                ":1: bundle_download_location:",
+                "missing",
+            ),
+            (
+                BASE.replace("/tmp/b.raucb", "/tmp/"),
+                ":5: bundle_download_location:",
+                "name a file",
+            ),
+            (with("ssl=yes\n", ""), ":6: ssl:", "not a boolean"),
+            (
+                with("ssl_verify=TRUE\n", ""),
+                ":6: ssl_verify:",
+                "not a boolean",
+            ),
+            (with("timeout=-1\n", ""), ":6: timeout:", "whole number"),
+            (
+                with("connect_timeout=0\n", ""),
+                ":6: connect_timeout:",
+                "at least 1",
+            ),
+            (
+                with("retry_wait=99999999\n", ""),
+                ":6: retry_wait:",
+                "31 days",
+            ),
+            (
+                with("low_speed_rate=fast\n", ""),
+                ":6: low_speed_rate:",
+                "whole number",
+            ),
+            (
+                with("log_level=verbose\n", ""),
+                ":6: log_level:",
+                "not one of",
+            ),
+            (
+                with("", "mqtt_host=h\n"),
+                ":9: mqtt_access_token:",
+                "missing",
+            ),
+            (
+                with("", "mqtt_host=h\nmqtt_access_token=t\nmqtt_port=0\n"),
+                ":11: mqtt_port:",
+                "port number",
+            ),
+            (
+                with("", "mqtt_host=h\nmqtt_access_token=t\nmqtt_queue_size=0\n"),
+                ":11: mqtt_queue_size:",
+                "1 to 100000",
+            ),
+            (
+                with("", "mqtt_host=h\nmqtt_access_token=t\nmqtt_tls=maybe\n"),
+                ":11: mqtt_tls:",
+                "boolean",
+            ),
+            (
+                with("", "manifest_signature=sometimes\n"),
+                ":9: manifest_signature:",
+                "not one of",
+            ),
+            (
+                with("", "manifest_signature=required\n"),
+                ":9: manifest_signature:",
+                "at least one key",
+            ),
+            (
+                with("", "manifest_public_keys=abcd\n"),
+                ":9: manifest_public_keys:",
+                "64 hex",
+            ),
+            (
+                with("", &format!("manifest_public_keys={}\n", "zz".repeat(32))),
+                ":9: manifest_public_keys:",
+                "64 hex",
+            ),
+            (
+                with("", "confirmation=ask\n"),
+                ":9: confirmation:",
+                "not one of",
+            ),
+            (
+                with("", "confirmation=command\n"),
+                ":9: confirmation:",
+                "confirmation_command",
+            ),
+            (
+                with("", "poll_min=soon\n"),
+                ":9: poll_min:",
+                "positive duration",
+            ),
+            (
+                with("", "poll_min=0\n"),
+                ":9: poll_min:",
+                "positive duration",
+            ),
+            (
+                with("", "poll_min=00:61:00\n"),
+                ":9: poll_min:",
+                "positive duration",
+            ),
+            (
+                with("", "poll_min=60\npoll_max=30\n"),
+                ":10: poll_max:",
+                "below poll_min",
+            ),
+            (
+                with("", "proxy=proxy:3128\n"),
+                ":9: proxy:",
+                "must start with",
+            ),
+            (with("", "proxy=http://\n"), ":9: proxy:", "must start with"),
+            (
+                with("", "part.bApp=/x\n"),
+                ":9: part.bApp:",
+                "expected part",
+            ),
+            (
+                with("", "part..command=/x\n"),
+                ":9: part..command:",
+                "empty",
+            ),
+            (
+                with("", "part.a.command=\n"),
+                ":9: part.a.command:",
+                "empty",
+            ),
+            (
+                with("", "part.a.timeout=3\n"),
+                ":9: part.a.timeout:",
+                "command is not set",
+            ),
+            (
+                with("", "part.a.command=/x\npart.a.timeout=0\n"),
+                ":10: part.a.timeout:",
+                "at least 1",
+            ),
+            (
+                with("", "part.a.cmd=/x\n"),
+                ":9: part.a.cmd:",
+                "unknown field",
+            ),
+            (
+                with("", "health_check_timeout=x\n"),
+                ":9: health_check_timeout:",
+                "whole number",
+            ),
+            (
+                with("", "record_path=\n"),
+                ":9: record_path:",
+                "empty value",
+            ),
+        ];
+        for (text, prefix, fragment) in cases {
+            let err = err_of(&text);
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!("/etc/eyas.conf{prefix}")),
+                "expected {prefix:?} in {shown:?}\n{text}"
+            );
+            assert!(
+                shown.contains(fragment),
+                "expected {fragment:?} in {shown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_says_what_to_do() {
+        let err = load(Path::new("/nonexistent/eyas.conf")).expect_err("no file");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("/nonexistent/eyas.conf:0: cannot read"),
+            "{shown}"
+        );
+        assert!(shown.contains("-c FILE"), "{shown}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("00:05:00"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1:2"), None);
+        assert_eq!(parse_duration("1:2:3:4"), None);
+        assert_eq!(parse_duration("PT5M"), None);
+    }
+
+    #[test]
+    fn ipv6_server_with_port() {
+        let l = load_text(&BASE.replace("127.0.0.1:8080", "[::1]:8080")).expect("valid");
+        assert_eq!(l.config.client.hawkbit_server, "[::1]:8080");
+    }
+}
