@@ -1,1 +1,1151 @@
-//! `slots` module (being built).
+//! A/B (…N) boot slots and boot-attempt accounting, with RAUC's semantics.
+//!
+//! This module is the single place where eyas decides what the bootloader variables must look like.
+//! It models N ≥ 2 boot slots (each identified by its *bootname*, RAUC's `bootname=`) for three
+//! bootloader backends, exactly as RAUC's backends and the reference boot scripts use them:
+//!
+//! | backend | variables | mark good | mark bad | mark active |
+//! |---|---|---|---|---|
+//! | [`Backend::UBoot`] | `BOOT_ORDER` (space separated), `BOOT_<bn>_LEFT` (**hex**) | `LEFT=attempts` | drop from `BOOT_ORDER`, `LEFT=0` | `LEFT=attempts_primary`, put first in `BOOT_ORDER` |
+//! | [`Backend::Barebox`] | `bootstate.<bn>.priority`, `bootstate.<bn>.remaining_attempts` (decimal) | `remaining_attempts=attempts` | `priority=0`, `remaining_attempts=0` | `priority=20`, other non-zero priorities `10`, `remaining_attempts=attempts_primary` |
+//! | [`Backend::Grub`] | `ORDER`, `<bn>_OK`, `<bn>_TRY` (`0`/`1`) | `OK=1 TRY=0` | `OK=0 TRY=0` (stays in `ORDER`) | `OK=1 TRY=0`, put first in `ORDER` |
+//!
+//! The bootloader's own step ([`BootState::boot`]) is modelled as well: the U-Boot `contrib/uboot.sh`
+//! walk-and-decrement, barebox's bootchooser (highest priority with attempts left, decrement,
+//! `last_chosen`), and GRUB's `contrib/grub.conf` one-try walk.
+//!
+//! Every operation is pure: it takes `&self` and returns a [`Transition`], the complete set of
+//! variable changes plus the resulting state. The storage layer (`eyas-bootloader-glue`) writes one
+//! transition in **one** atomic write (one `fw_setenv` image, one barebox-state save, one grubenv
+//! rewrite). Variables that keep their value are not part of the change set; a variable that was
+//! absent is always written when an operation sets it.
+//!
+//! Reading state: [`BootState::from_vars`] takes a lookup closure over the stored variables.
+//! Booted-slot detection from the kernel command line: [`BootState::booted_slot`].
+//!
+//! # Example
+//! ```
+//! use eyas_core::slots::{Backend, BootState};
+//! let env = [("BOOT_ORDER", "A B"), ("BOOT_A_LEFT", "3"), ("BOOT_B_LEFT", "3")];
+//! let lookup = |name: &str| env.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+//! let state = BootState::from_vars(Backend::UBoot, &["A", "B"], lookup).unwrap();
+//! let t = state.mark_active(1).unwrap();
+//! let changes: Vec<_> = t.changes().collect();
+//! assert_eq!(changes, [("BOOT_ORDER", Some("B A"))]);
+//! assert_eq!(t.state().primary(), Some(1));
+//! ```
+
+use core::fmt::Write as _;
+
+use heapless::{String, Vec};
+
+/// Maximum number of boot slots.
+pub const MAX_SLOTS: usize = 4;
+/// Minimum number of boot slots.
+pub const MIN_SLOTS: usize = 2;
+/// Maximum length of a bootname in bytes.
+pub const MAX_BOOTNAME_LEN: usize = 16;
+/// Maximum length of a variable name (`bootstate.<bootname>.remaining_attempts` is the longest).
+pub const MAX_VAR_NAME_LEN: usize =
+    "bootstate.".len() + MAX_BOOTNAME_LEN + ".remaining_attempts".len();
+/// Maximum length of a variable value (`BOOT_ORDER` with every slot is the longest).
+pub const MAX_VALUE_LEN: usize = MAX_SLOTS * (MAX_BOOTNAME_LEN + 1);
+/// Maximum number of variable changes in one transition.
+pub const MAX_CHANGES: usize = 2 + 2 * MAX_SLOTS;
+/// Default for [`Config::boot_attempts`] and [`Config::boot_attempts_primary`] (RAUC's default).
+pub const DEFAULT_BOOT_ATTEMPTS: u32 = 3;
+/// Barebox priority RAUC gives the slot it marks active.
+pub const BAREBOX_PRIMARY_PRIORITY: u32 = 20;
+/// Barebox priority RAUC gives every other enabled slot when it marks one active.
+pub const BAREBOX_SECONDARY_PRIORITY: u32 = 10;
+
+// One presence bit per variable: ORDER, last_chosen, then three per slot.
+const _: () = assert!(2 + 3 * MAX_SLOTS <= 32);
+const _: () = assert!(MAX_VALUE_LEN >= 10);
+
+/// Which bootloader holds the boot state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Backend {
+    /// U-Boot environment: `BOOT_ORDER`, `BOOT_<bn>_LEFT` (hex).
+    UBoot,
+    /// Barebox state + bootchooser: `bootstate.<bn>.priority`, `bootstate.<bn>.remaining_attempts`.
+    Barebox,
+    /// GRUB environment block: `ORDER`, `<bn>_OK`, `<bn>_TRY`.
+    Grub,
+}
+
+/// Accounting parameters. Build with [`Config::new`] or `Backend::into()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Config {
+    /// The bootloader backend.
+    pub backend: Backend,
+    /// Attempts written by mark-good (RAUC `boot-attempts`; U-Boot and Barebox only).
+    pub boot_attempts: u32,
+    /// Attempts written by mark-active (RAUC `boot-attempts-primary`; U-Boot and Barebox only).
+    pub boot_attempts_primary: u32,
+    /// What the bootloader does when no slot has attempts left. `true` (default) models the
+    /// reference scripts: U-Boot `contrib/uboot.sh` resets every `BOOT_x_LEFT` and resets the board,
+    /// GRUB `contrib/grub.conf` boots rescue and clears `TRY` of every `OK` slot, barebox with
+    /// `global.bootchooser.reset_attempts=all-zero` resets the attempts of enabled targets and
+    /// boots. `false`: nothing is chosen and nothing changes.
+    pub reset_when_exhausted: bool,
+}
+
+impl Config {
+    /// RAUC's defaults for `backend`: 3 attempts, reset when exhausted.
+    #[must_use]
+    pub const fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            boot_attempts: DEFAULT_BOOT_ATTEMPTS,
+            boot_attempts_primary: DEFAULT_BOOT_ATTEMPTS,
+            reset_when_exhausted: true,
+        }
+    }
+
+    /// Sets [`Config::boot_attempts`] and [`Config::boot_attempts_primary`].
+    #[must_use]
+    pub const fn with_attempts(mut self, boot_attempts: u32, boot_attempts_primary: u32) -> Self {
+        self.boot_attempts = boot_attempts;
+        self.boot_attempts_primary = boot_attempts_primary;
+        self
+    }
+
+    /// Sets [`Config::reset_when_exhausted`].
+    #[must_use]
+    pub const fn with_reset_when_exhausted(mut self, reset: bool) -> Self {
+        self.reset_when_exhausted = reset;
+        self
+    }
+
+    /// How many boots a freshly activated slot gets before the bootloader falls back
+    /// (`boot_attempts_primary`; always 1 for GRUB, which has one try per slot).
+    #[must_use]
+    pub const fn trial_boots(&self) -> u32 {
+        match self.backend {
+            Backend::Grub => 1,
+            _ => self.boot_attempts_primary,
+        }
+    }
+}
+
+impl From<Backend> for Config {
+    fn from(backend: Backend) -> Self {
+        Self::new(backend)
+    }
+}
+
+/// Which variable of the boot state (for error reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum VarKind {
+    /// `BOOT_ORDER` (U-Boot) or `ORDER` (GRUB).
+    Order,
+    /// `bootstate.last_chosen` (Barebox).
+    LastChosen,
+    /// `BOOT_<bn>_LEFT` (U-Boot) or `bootstate.<bn>.remaining_attempts` (Barebox).
+    Attempts,
+    /// `bootstate.<bn>.priority` (Barebox).
+    Priority,
+    /// `<bn>_OK` (GRUB).
+    Ok,
+    /// `<bn>_TRY` (GRUB).
+    Try,
+}
+
+/// Why [`BootState::from_vars`] (or [`BootState::initial`]) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FromVarsError {
+    /// Fewer than [`MIN_SLOTS`] or more than [`MAX_SLOTS`] bootnames were given.
+    SlotCount {
+        /// The number of bootnames given.
+        given: usize,
+    },
+    /// A bootname is empty, longer than [`MAX_BOOTNAME_LEN`] or not `[A-Za-z0-9_-]+`.
+    InvalidBootname {
+        /// Index of the bootname.
+        slot: u8,
+    },
+    /// The same bootname was given twice.
+    DuplicateBootname {
+        /// Index of the second occurrence.
+        slot: u8,
+    },
+    /// An attempts value in the [`Config`] is 0.
+    InvalidConfig,
+    /// A variable holds a value the backend would not write (e.g. `BOOT_A_LEFT=zz`).
+    InvalidValue {
+        /// The slot the variable belongs to, `None` for `ORDER`/`last_chosen`.
+        slot: Option<u8>,
+        /// The variable.
+        var: VarKind,
+    },
+    /// A Barebox variable is missing (barebox-state always has every variable).
+    MissingVariable {
+        /// The slot the variable belongs to.
+        slot: u8,
+        /// The variable.
+        var: VarKind,
+    },
+    /// `ORDER`/`BOOT_ORDER` names a bootname that is not configured.
+    UnknownBootnameInOrder,
+    /// `ORDER`/`BOOT_ORDER` names a bootname twice.
+    DuplicateInOrder,
+}
+
+impl core::fmt::Display for FromVarsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::SlotCount { given } => {
+                write!(f, "{given} slots given, need {MIN_SLOTS}..={MAX_SLOTS}")
+            }
+            Self::InvalidBootname { slot } => write!(f, "bootname of slot {slot} is invalid"),
+            Self::DuplicateBootname { slot } => write!(f, "bootname of slot {slot} is a duplicate"),
+            Self::InvalidConfig => f.write_str("boot attempts must be at least 1"),
+            Self::InvalidValue { slot, var } => {
+                write!(f, "invalid value of {var:?} (slot {slot:?})")
+            }
+            Self::MissingVariable { slot, var } => write!(f, "missing {var:?} of slot {slot}"),
+            Self::UnknownBootnameInOrder => f.write_str("boot order names an unknown bootname"),
+            Self::DuplicateInOrder => f.write_str("boot order names a bootname twice"),
+        }
+    }
+}
+
+/// Why mark-good or mark-active failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum MarkError {
+    /// The slot index is out of range.
+    NoSuchSlot,
+}
+
+/// Why mark-bad failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum MarkBadError {
+    /// The slot index is out of range.
+    NoSuchSlot,
+    /// The bootloader could never choose any slot afterwards. eyas refuses this (RAUC does not).
+    LastBootableSlot,
+}
+
+/// Why booted-slot detection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CmdlineError {
+    /// Neither `rauc.slot=`, `bootchooser.active=`/`bootstate.active=`, `rauc.external` nor
+    /// `root=/dev/nfs` is on the command line.
+    NoSlotInfo,
+    /// The command line names a bootname that is not configured.
+    UnknownBootname,
+}
+
+/// Which slot runs, as read from the kernel command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Booted {
+    /// Booted from this slot (index into the bootnames).
+    Slot(usize),
+    /// Booted from outside any slot (`rauc.external`, `root=/dev/nfs`): every slot is inactive.
+    External,
+}
+
+/// One variable, identified independently of the backend spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VarId {
+    Order,
+    LastChosen,
+    Attempts(u8),
+    Priority(u8),
+    Ok(u8),
+    Try(u8),
+}
+
+impl VarId {
+    const fn bit(self) -> u32 {
+        let i = match self {
+            Self::Order => 0,
+            Self::LastChosen => 1,
+            Self::Attempts(s) => 2 + 3 * s as u32,
+            Self::Priority(s) | Self::Ok(s) => 3 + 3 * s as u32,
+            Self::Try(s) => 4 + 3 * s as u32,
+        };
+        1 << i
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct SlotVars {
+    /// U-Boot `LEFT`, Barebox `remaining_attempts`.
+    attempts: u32,
+    /// Barebox `priority`.
+    priority: u32,
+    /// GRUB `OK`.
+    ok: bool,
+    /// GRUB `TRY`.
+    tried: bool,
+}
+
+/// The boot state of all slots as the bootloader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootState {
+    config: Config,
+    names: Vec<String<MAX_BOOTNAME_LEN>, MAX_SLOTS>,
+    slots: [SlotVars; MAX_SLOTS],
+    /// Slot indices in boot order (U-Boot, GRUB).
+    order: Vec<u8, MAX_SLOTS>,
+    /// Barebox `last_chosen` (1-based, 0 = unknown); only kept up to date if the state has it.
+    last_chosen: Option<u32>,
+    /// One bit per variable that is stored (see `VarId::bit`).
+    present: u32,
+}
+
+/// One variable change: set `name` to `value`, or delete it if `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    name: String<MAX_VAR_NAME_LEN>,
+    value: Option<String<MAX_VALUE_LEN>>,
+}
+
+impl Change {
+    /// The variable name as the backend spells it.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The new value; `None` means delete the variable.
+    #[must_use]
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+}
+
+/// The result of one operation: the variable changes to write in one atomic write, and the state
+/// after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    changes: Vec<Change, MAX_CHANGES>,
+    state: BootState,
+}
+
+impl Transition {
+    /// The changes, as `(name, value)`; `value == None` means delete.
+    pub fn changes(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        self.changes.iter().map(|c| (c.name(), c.value()))
+    }
+
+    /// The changes as [`Change`] records.
+    #[must_use]
+    pub fn change_list(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// `true` if nothing has to be written.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The state after the changes are written.
+    #[must_use]
+    pub fn state(&self) -> &BootState {
+        &self.state
+    }
+
+    /// Consumes the transition, returning the new state.
+    #[must_use]
+    pub fn into_state(self) -> BootState {
+        self.state
+    }
+}
+
+/// The result of the bootloader's choose-and-decrement step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BootStep {
+    /// The slot the bootloader boots, or `None` (U-Boot: board reset; GRUB: rescue; Barebox: fail).
+    pub chosen: Option<usize>,
+    /// What the bootloader writes before booting (it may be empty).
+    pub transition: Transition,
+}
+
+fn valid_bootname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_BOOTNAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Parses a non-empty run of digits in `radix` (no sign, no prefix) into a `u32`.
+fn parse_u32(s: &str, radix: u32) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| char::from(b).is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(s, radix).ok()
+}
+
+fn parse_flag(s: &str) -> Option<bool> {
+    match s {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
+/// Splits a kernel command line into parameters: whitespace separates, double quotes group.
+fn cmdline_params(cmdline: &str) -> impl Iterator<Item = &str> {
+    let bytes = cmdline.as_bytes();
+    let mut pos = 0;
+    core::iter::from_fn(move || {
+        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if pos >= bytes.len() {
+            return None;
+        }
+        let start = pos;
+        let mut quoted = false;
+        while pos < bytes.len() && (quoted || !bytes[pos].is_ascii_whitespace()) {
+            if bytes[pos] == b'"' {
+                quoted = !quoted;
+            }
+            pos += 1;
+        }
+        cmdline.get(start..pos)
+    })
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+impl BootState {
+    /// Reads the boot state from stored variables.
+    ///
+    /// `config` is a [`Config`] or just a [`Backend`] (RAUC defaults). `bootnames` are the slots'
+    /// bootnames (`A`, `B` for U-Boot/GRUB; `system0`, `system1` for Barebox); slot indices used by
+    /// every other method index into this list, and it is also barebox's
+    /// `global.bootchooser.targets` order. `lookup` returns a stored variable's value by name
+    /// (Barebox names are `bootstate.<bn>.priority`, `bootstate.<bn>.remaining_attempts`,
+    /// `bootstate.last_chosen`).
+    ///
+    /// Missing variables take the reference scripts' defaults: U-Boot `BOOT_ORDER` = all bootnames,
+    /// `BOOT_x_LEFT` = `boot_attempts` (an empty U-Boot value is the same as a missing one, as in
+    /// U-Boot); GRUB `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0`. Barebox state always holds every
+    /// variable, so a missing one is an error (`last_chosen` is optional).
+    ///
+    /// # Errors
+    /// [`FromVarsError`] for a bad bootname list or config, and for any value the backend would
+    /// not write.
+    pub fn from_vars<'v, F>(
+        config: impl Into<Config>,
+        bootnames: &[&str],
+        mut lookup: F,
+    ) -> Result<Self, FromVarsError>
+    where
+        F: FnMut(&str) -> Option<&'v str>,
+    {
+        let mut st = Self::empty(config.into(), bootnames)?;
+        let n = st.names.len();
+        let cfg = st.config;
+        match cfg.backend {
+            Backend::UBoot => {
+                st.read_order(&mut lookup, "BOOT_ORDER", true)?;
+                for i in 0..n {
+                    let id = VarId::Attempts(i as u8);
+                    let name = st.var_name(id);
+                    match lookup(&name).filter(|v| !v.is_empty()) {
+                        None => st.slots[i].attempts = cfg.boot_attempts,
+                        Some(v) => {
+                            st.slots[i].attempts =
+                                parse_u32(v, 16).ok_or(FromVarsError::InvalidValue {
+                                    slot: Some(i as u8),
+                                    var: VarKind::Attempts,
+                                })?;
+                            st.present |= id.bit();
+                        }
+                    }
+                }
+            }
+            Backend::Barebox => {
+                for i in 0..n {
+                    for (id, var) in [
+                        (VarId::Priority(i as u8), VarKind::Priority),
+                        (VarId::Attempts(i as u8), VarKind::Attempts),
+                    ] {
+                        let name = st.var_name(id);
+                        let v = lookup(&name)
+                            .ok_or(FromVarsError::MissingVariable { slot: i as u8, var })?;
+                        let v = parse_u32(v, 10).ok_or(FromVarsError::InvalidValue {
+                            slot: Some(i as u8),
+                            var,
+                        })?;
+                        match id {
+                            VarId::Priority(_) => st.slots[i].priority = v,
+                            _ => st.slots[i].attempts = v,
+                        }
+                        st.present |= id.bit();
+                    }
+                }
+                if let Some(v) = lookup(&st.var_name(VarId::LastChosen)) {
+                    st.last_chosen = Some(parse_u32(v, 10).ok_or(FromVarsError::InvalidValue {
+                        slot: None,
+                        var: VarKind::LastChosen,
+                    })?);
+                    st.present |= VarId::LastChosen.bit();
+                }
+            }
+            Backend::Grub => {
+                st.read_order(&mut lookup, "ORDER", false)?;
+                for i in 0..n {
+                    for (id, var) in [
+                        (VarId::Ok(i as u8), VarKind::Ok),
+                        (VarId::Try(i as u8), VarKind::Try),
+                    ] {
+                        let name = st.var_name(id);
+                        let Some(v) = lookup(&name) else { continue };
+                        let v = parse_flag(v).ok_or(FromVarsError::InvalidValue {
+                            slot: Some(i as u8),
+                            var,
+                        })?;
+                        match id {
+                            VarId::Ok(_) => st.slots[i].ok = v,
+                            _ => st.slots[i].tried = v,
+                        }
+                        st.present |= id.bit();
+                    }
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    /// A fresh state as a device is provisioned: every slot good (U-Boot `BOOT_x_LEFT=boot_attempts`,
+    /// Barebox `priority=20 remaining_attempts=boot_attempts`, GRUB `x_OK=1 x_TRY=0`), order = the
+    /// bootnames' order. The returned transition writes every variable.
+    ///
+    /// # Errors
+    /// As [`BootState::from_vars`] for the bootname list and config.
+    pub fn initial(
+        config: impl Into<Config>,
+        bootnames: &[&str],
+    ) -> Result<Transition, FromVarsError> {
+        let mut st = Self::empty(config.into(), bootnames)?;
+        let attempts = st.config.boot_attempts;
+        let backend = st.config.backend;
+        // Only the backend's own fields are set, so states compare equal to what `from_vars` reads.
+        for s in st.slots.iter_mut().take(st.names.len()) {
+            match backend {
+                Backend::UBoot => s.attempts = attempts,
+                Backend::Barebox => {
+                    s.attempts = attempts;
+                    s.priority = BAREBOX_PRIMARY_PRIORITY;
+                }
+                Backend::Grub => s.ok = true,
+            }
+        }
+        Ok(st.all_vars())
+    }
+
+    fn empty(config: Config, bootnames: &[&str]) -> Result<Self, FromVarsError> {
+        if config.boot_attempts == 0 || config.boot_attempts_primary == 0 {
+            return Err(FromVarsError::InvalidConfig);
+        }
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&bootnames.len()) {
+            return Err(FromVarsError::SlotCount {
+                given: bootnames.len(),
+            });
+        }
+        let mut names = Vec::new();
+        let mut order = Vec::new();
+        for (i, bn) in bootnames.iter().enumerate() {
+            let slot = i as u8;
+            if !valid_bootname(bn) {
+                return Err(FromVarsError::InvalidBootname { slot });
+            }
+            if bootnames[..i].contains(bn) {
+                return Err(FromVarsError::DuplicateBootname { slot });
+            }
+            let name =
+                String::try_from(*bn).map_err(|_| FromVarsError::InvalidBootname { slot })?;
+            names.push(name).map_err(|_| FromVarsError::SlotCount {
+                given: bootnames.len(),
+            })?;
+            order.push(slot).map_err(|_| FromVarsError::SlotCount {
+                given: bootnames.len(),
+            })?;
+        }
+        Ok(Self {
+            config,
+            names,
+            slots: [SlotVars::default(); MAX_SLOTS],
+            order,
+            last_chosen: None,
+            present: 0,
+        })
+    }
+
+    fn read_order<'v, F>(
+        &mut self,
+        lookup: &mut F,
+        name: &str,
+        empty_is_missing: bool,
+    ) -> Result<(), FromVarsError>
+    where
+        F: FnMut(&str) -> Option<&'v str>,
+    {
+        let Some(v) = lookup(name) else { return Ok(()) };
+        if empty_is_missing && v.is_empty() {
+            return Ok(());
+        }
+        let mut order: Vec<u8, MAX_SLOTS> = Vec::new();
+        for word in v.split(' ').filter(|w| !w.is_empty()) {
+            let idx = self
+                .slot_index(word)
+                .ok_or(FromVarsError::UnknownBootnameInOrder)?;
+            let idx = idx as u8;
+            if order.contains(&idx) {
+                return Err(FromVarsError::DuplicateInOrder);
+            }
+            order
+                .push(idx)
+                .map_err(|_| FromVarsError::DuplicateInOrder)?;
+        }
+        if order.is_empty() {
+            // The bootloader would find nothing to boot (U-Boot: endless resets, GRUB: rescue).
+            return Err(FromVarsError::InvalidValue {
+                slot: None,
+                var: VarKind::Order,
+            });
+        }
+        self.order = order;
+        self.present |= VarId::Order.bit();
+        Ok(())
+    }
+
+    /// The configuration this state was read with.
+    #[must_use]
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of slots.
+    #[must_use]
+    pub fn slot_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The bootname of `slot`.
+    #[must_use]
+    pub fn bootname(&self, slot: usize) -> Option<&str> {
+        self.names.get(slot).map(String::as_str)
+    }
+
+    /// The slot index of `bootname`.
+    #[must_use]
+    pub fn slot_index(&self, bootname: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == bootname)
+    }
+
+    /// The boot order as slot indices (U-Boot `BOOT_ORDER`, GRUB `ORDER`; for Barebox the slots
+    /// with priority > 0, highest first).
+    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut buf: Vec<u8, MAX_SLOTS> = match self.config.backend {
+            Backend::Barebox => self.barebox_sorted(),
+            _ => self.order.clone(),
+        };
+        if self.config.backend == Backend::Barebox {
+            buf.retain(|&i| self.slots[usize::from(i)].priority > 0);
+        }
+        buf.into_iter().map(usize::from)
+    }
+
+    /// Remaining boot attempts of `slot` (U-Boot `LEFT`, Barebox `remaining_attempts`; GRUB: 1 if
+    /// `OK=1 TRY=0`, else 0).
+    #[must_use]
+    pub fn attempts_left(&self, slot: usize) -> Option<u32> {
+        if slot >= self.slot_count() {
+            return None;
+        }
+        let s = &self.slots[slot];
+        Some(match self.config.backend {
+            Backend::Grub => u32::from(s.ok && !s.tried),
+            _ => s.attempts,
+        })
+    }
+
+    /// RAUC's get-state: `true` if `slot` is good.
+    #[must_use]
+    pub fn is_good(&self, slot: usize) -> bool {
+        if slot >= self.slot_count() {
+            return false;
+        }
+        let s = &self.slots[slot];
+        let in_order = self.order.contains(&(slot as u8));
+        match self.config.backend {
+            Backend::UBoot => in_order && s.attempts > 0,
+            Backend::Barebox => s.priority > 0 && s.attempts > 0,
+            Backend::Grub => in_order && s.ok && !s.tried,
+        }
+    }
+
+    /// RAUC's get-primary: the slot the bootloader would try first.
+    #[must_use]
+    pub fn primary(&self) -> Option<usize> {
+        match self.config.backend {
+            Backend::Barebox => self
+                .barebox_sorted()
+                .into_iter()
+                .map(usize::from)
+                .find(|&i| self.is_good(i)),
+            _ => self
+                .order
+                .iter()
+                .map(|&i| usize::from(i))
+                .find(|&i| self.is_good(i)),
+        }
+    }
+
+    /// `true` if the bootloader can choose `slot` now or after its reset-when-exhausted step.
+    #[must_use]
+    pub fn is_bootable(&self, slot: usize) -> bool {
+        if slot >= self.slot_count() {
+            return false;
+        }
+        if !self.config.reset_when_exhausted {
+            return self.is_good(slot);
+        }
+        let s = &self.slots[slot];
+        let in_order = self.order.contains(&(slot as u8));
+        match self.config.backend {
+            Backend::UBoot => in_order,
+            Backend::Barebox => s.priority > 0,
+            Backend::Grub => in_order && s.ok,
+        }
+    }
+
+    /// `true` if at least one slot [is bootable](BootState::is_bootable).
+    #[must_use]
+    pub fn has_bootable(&self) -> bool {
+        (0..self.slot_count()).any(|i| self.is_bootable(i))
+    }
+
+    /// Barebox `last_chosen` (1-based; `None` if the state has no such variable).
+    #[must_use]
+    pub const fn last_chosen(&self) -> Option<u32> {
+        self.last_chosen
+    }
+
+    /// Mark `slot` good (`rauc status mark-good`): reset its attempts counter.
+    ///
+    /// # Errors
+    /// [`MarkError::NoSuchSlot`].
+    pub fn mark_good(&self, slot: usize) -> Result<Transition, MarkError> {
+        if slot >= self.slot_count() {
+            return Err(MarkError::NoSuchSlot);
+        }
+        let mut t = self.begin();
+        let s = slot as u8;
+        match self.config.backend {
+            Backend::UBoot | Backend::Barebox => {
+                t.state.slots[slot].attempts = self.config.boot_attempts;
+                t.touch(self, VarId::Attempts(s));
+            }
+            Backend::Grub => {
+                t.state.slots[slot].ok = true;
+                t.state.slots[slot].tried = false;
+                t.touch(self, VarId::Ok(s));
+                t.touch(self, VarId::Try(s));
+            }
+        }
+        Ok(t)
+    }
+
+    /// Mark `slot` bad (`rauc status mark-bad`; also the first step of an install into it).
+    ///
+    /// # Errors
+    /// [`MarkBadError::NoSuchSlot`]; [`MarkBadError::LastBootableSlot`] if afterwards no slot
+    /// [is bootable](BootState::is_bootable).
+    pub fn mark_bad(&self, slot: usize) -> Result<Transition, MarkBadError> {
+        if slot >= self.slot_count() {
+            return Err(MarkBadError::NoSuchSlot);
+        }
+        let mut t = self.begin();
+        let s = slot as u8;
+        match self.config.backend {
+            Backend::UBoot => {
+                t.state.order.retain(|&i| i != s);
+                t.state.slots[slot].attempts = 0;
+                t.touch(self, VarId::Order);
+                t.touch(self, VarId::Attempts(s));
+            }
+            Backend::Barebox => {
+                t.state.slots[slot].priority = 0;
+                t.state.slots[slot].attempts = 0;
+                t.touch(self, VarId::Priority(s));
+                t.touch(self, VarId::Attempts(s));
+            }
+            Backend::Grub => {
+                t.state.slots[slot].ok = false;
+                t.state.slots[slot].tried = false;
+                t.touch(self, VarId::Ok(s));
+                t.touch(self, VarId::Try(s));
+            }
+        }
+        if !t.state.has_bootable() {
+            return Err(MarkBadError::LastBootableSlot);
+        }
+        Ok(t)
+    }
+
+    /// Mark `slot` active (`rauc status mark-active`; the last step of an install into it): make it
+    /// the primary with a fresh trial budget.
+    ///
+    /// # Errors
+    /// [`MarkError::NoSuchSlot`].
+    pub fn mark_active(&self, slot: usize) -> Result<Transition, MarkError> {
+        if slot >= self.slot_count() {
+            return Err(MarkError::NoSuchSlot);
+        }
+        let mut t = self.begin();
+        let s = slot as u8;
+        match self.config.backend {
+            Backend::UBoot => {
+                t.state.slots[slot].attempts = self.config.boot_attempts_primary;
+                t.state.put_first(s);
+                t.touch(self, VarId::Attempts(s));
+                t.touch(self, VarId::Order);
+            }
+            Backend::Barebox => {
+                for i in 0..self.slot_count() {
+                    let p = &mut t.state.slots[i].priority;
+                    if i == slot {
+                        *p = BAREBOX_PRIMARY_PRIORITY;
+                    } else if *p != 0 {
+                        *p = BAREBOX_SECONDARY_PRIORITY;
+                    }
+                    t.touch(self, VarId::Priority(i as u8));
+                }
+                t.state.slots[slot].attempts = self.config.boot_attempts_primary;
+                t.touch(self, VarId::Attempts(s));
+            }
+            Backend::Grub => {
+                t.state.slots[slot].ok = true;
+                t.state.slots[slot].tried = false;
+                t.state.put_first(s);
+                t.touch(self, VarId::Ok(s));
+                t.touch(self, VarId::Try(s));
+                t.touch(self, VarId::Order);
+            }
+        }
+        Ok(t)
+    }
+
+    /// The bootloader's own step at power-on: choose a slot and consume one attempt (U-Boot
+    /// `contrib/uboot.sh`, barebox bootchooser, GRUB `contrib/grub.conf`). See
+    /// [`Config::reset_when_exhausted`] for what happens when no slot qualifies.
+    #[must_use]
+    pub fn boot(&self) -> BootStep {
+        let mut t = self.begin();
+        let n = self.slot_count();
+        let reset = self.config.reset_when_exhausted;
+        let chosen = match self.config.backend {
+            Backend::UBoot => {
+                let pick = self
+                    .order
+                    .iter()
+                    .map(|&i| usize::from(i))
+                    .find(|&i| self.slots[i].attempts > 0);
+                if let Some(i) = pick {
+                    t.state.slots[i].attempts -= 1;
+                    t.touch(self, VarId::Attempts(i as u8));
+                } else if reset {
+                    for i in 0..n {
+                        t.state.slots[i].attempts = self.config.boot_attempts;
+                        t.touch(self, VarId::Attempts(i as u8));
+                    }
+                }
+                pick
+            }
+            Backend::Barebox => {
+                // Targets with priority 0 lose their attempts on load.
+                for i in 0..n {
+                    if t.state.slots[i].priority == 0 && t.state.slots[i].attempts != 0 {
+                        t.state.slots[i].attempts = 0;
+                        t.touch(self, VarId::Attempts(i as u8));
+                    }
+                }
+                let enabled = |st: &Self, i: usize| st.slots[i].priority > 0;
+                if reset
+                    && (0..n).any(|i| enabled(&t.state, i))
+                    && (0..n).all(|i| !enabled(&t.state, i) || t.state.slots[i].attempts == 0)
+                {
+                    for i in 0..n {
+                        if enabled(&t.state, i) {
+                            t.state.slots[i].attempts = self.config.boot_attempts;
+                            t.touch(self, VarId::Attempts(i as u8));
+                        }
+                    }
+                }
+                let pick = t
+                    .state
+                    .barebox_sorted()
+                    .into_iter()
+                    .map(usize::from)
+                    .find(|&i| t.state.slots[i].priority > 0 && t.state.slots[i].attempts > 0);
+                if let Some(i) = pick {
+                    t.state.slots[i].attempts -= 1;
+                    t.touch(self, VarId::Attempts(i as u8));
+                    if self.last_chosen.is_some() {
+                        t.state.last_chosen = Some(i as u32 + 1);
+                        t.touch(self, VarId::LastChosen);
+                    }
+                }
+                pick
+            }
+            Backend::Grub => {
+                let mut pick = None;
+                for &i in &self.order {
+                    let i = usize::from(i);
+                    let s = self.slots[i];
+                    t.state.slots[i].tried = true;
+                    if s.ok && !s.tried {
+                        pick = Some(i);
+                        break;
+                    }
+                }
+                if pick.is_none() && reset {
+                    for i in 0..n {
+                        if t.state.slots[i].ok {
+                            t.state.slots[i].tried = false;
+                        }
+                    }
+                }
+                // `save_env` writes every slot variable and ORDER.
+                t.touch(self, VarId::Order);
+                for i in 0..n {
+                    t.touch(self, VarId::Ok(i as u8));
+                    t.touch(self, VarId::Try(i as u8));
+                }
+                pick
+            }
+        };
+        BootStep {
+            chosen,
+            transition: t,
+        }
+    }
+
+    /// Booted-slot detection from the kernel command line (RAUC's order): `rauc.external` or
+    /// `root=/dev/nfs` → [`Booted::External`]; else `rauc.slot=<bootname>`; else
+    /// `bootchooser.active=` / `bootstate.active=` (barebox). The first parameter of each kind wins.
+    ///
+    /// # Errors
+    /// [`CmdlineError::NoSlotInfo`] if none is present, [`CmdlineError::UnknownBootname`] if the
+    /// named bootname is not configured.
+    pub fn booted_slot(&self, cmdline: &str) -> Result<Booted, CmdlineError> {
+        let mut rauc_slot = None;
+        let mut bootchooser = None;
+        for p in cmdline_params(cmdline) {
+            if p == "rauc.external" || p == "root=/dev/nfs" {
+                return Ok(Booted::External);
+            }
+            if let Some(v) = p.strip_prefix("rauc.slot=") {
+                rauc_slot.get_or_insert(unquote(v));
+            } else if let Some(v) = p
+                .strip_prefix("bootchooser.active=")
+                .or_else(|| p.strip_prefix("bootstate.active="))
+            {
+                bootchooser.get_or_insert(unquote(v));
+            }
+        }
+        let name = rauc_slot.or(bootchooser).ok_or(CmdlineError::NoSlotInfo)?;
+        self.slot_index(name)
+            .map(Booted::Slot)
+            .ok_or(CmdlineError::UnknownBootname)
+    }
+
+    /// A transition that (re)writes every variable with its current value, e.g. to repair or
+    /// provision storage.
+    #[must_use]
+    pub fn all_vars(&self) -> Transition {
+        let mut base = self.clone();
+        base.present = 0;
+        let mut t = Transition {
+            changes: Vec::new(),
+            state: self.clone(),
+        };
+        for id in self.var_ids() {
+            t.touch(&base, id);
+        }
+        t
+    }
+
+    // ---- internals ----
+
+    fn begin(&self) -> Transition {
+        Transition {
+            changes: Vec::new(),
+            state: self.clone(),
+        }
+    }
+
+    fn var_ids(&self) -> Vec<VarId, MAX_CHANGES> {
+        let mut v: Vec<VarId, MAX_CHANGES> = Vec::new();
+        let n = self.slot_count() as u8;
+        // Capacity: 1 + 2 * MAX_SLOTS <= MAX_CHANGES for every backend.
+        match self.config.backend {
+            Backend::UBoot => {
+                let _ = v.push(VarId::Order);
+                for s in 0..n {
+                    let _ = v.push(VarId::Attempts(s));
+                }
+            }
+            Backend::Barebox => {
+                for s in 0..n {
+                    let _ = v.push(VarId::Priority(s));
+                    let _ = v.push(VarId::Attempts(s));
+                }
+                if self.last_chosen.is_some() {
+                    let _ = v.push(VarId::LastChosen);
+                }
+            }
+            Backend::Grub => {
+                let _ = v.push(VarId::Order);
+                for s in 0..n {
+                    let _ = v.push(VarId::Ok(s));
+                    let _ = v.push(VarId::Try(s));
+                }
+            }
+        }
+        v
+    }
+
+    fn put_first(&mut self, slot: u8) {
+        let mut order: Vec<u8, MAX_SLOTS> = Vec::new();
+        let _ = order.push(slot);
+        for &i in self.order.iter().filter(|&&i| i != slot) {
+            let _ = order.push(i);
+        }
+        self.order = order;
+    }
+
+    /// Slot indices by descending priority, ties in bootname order (barebox's sorted list).
+    fn barebox_sorted(&self) -> Vec<u8, MAX_SLOTS> {
+        let mut v: Vec<u8, MAX_SLOTS> = (0..self.slot_count() as u8).collect();
+        // Stable insertion sort (at most MAX_SLOTS elements).
+        for k in 1..v.len() {
+            let mut j = k;
+            while j > 0
+                && self.slots[usize::from(v[j - 1])].priority
+                    < self.slots[usize::from(v[j])].priority
+            {
+                v.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        v
+    }
+
+    fn var_name(&self, id: VarId) -> String<MAX_VAR_NAME_LEN> {
+        let mut s = String::new();
+        let bn = |slot: u8| self.names.get(usize::from(slot)).map_or("", String::as_str);
+        // Every name fits MAX_VAR_NAME_LEN by construction (bootnames are length-checked).
+        let _ = match (self.config.backend, id) {
+            (Backend::UBoot, VarId::Order) => s.write_str("BOOT_ORDER"),
+            (Backend::Grub, VarId::Order) => s.write_str("ORDER"),
+            (Backend::UBoot, VarId::Attempts(i)) => write!(s, "BOOT_{}_LEFT", bn(i)),
+            (_, VarId::Attempts(i)) => write!(s, "bootstate.{}.remaining_attempts", bn(i)),
+            (_, VarId::Priority(i)) => write!(s, "bootstate.{}.priority", bn(i)),
+            (_, VarId::LastChosen) => s.write_str("bootstate.last_chosen"),
+            (_, VarId::Ok(i)) => write!(s, "{}_OK", bn(i)),
+            (_, VarId::Try(i)) => write!(s, "{}_TRY", bn(i)),
+            (_, VarId::Order) => s.write_str("ORDER"),
+        };
+        s
+    }
+
+    fn var_value(&self, id: VarId) -> Option<String<MAX_VALUE_LEN>> {
+        let mut s: String<MAX_VALUE_LEN> = String::new();
+        // Every value fits MAX_VALUE_LEN by construction.
+        let _ = match id {
+            VarId::Order => {
+                for (k, &i) in self.order.iter().enumerate() {
+                    if k > 0 {
+                        let _ = s.push(' ');
+                    }
+                    let _ = s.push_str(self.bootname(usize::from(i)).unwrap_or(""));
+                }
+                if s.is_empty() && self.config.backend == Backend::UBoot {
+                    // U-Boot has no empty variables; unreachable through the guarded operations.
+                    return None;
+                }
+                Ok(())
+            }
+            VarId::LastChosen => write!(s, "{}", self.last_chosen.unwrap_or(0)),
+            VarId::Attempts(i) => {
+                let v = self.slots[usize::from(i)].attempts;
+                if self.config.backend == Backend::UBoot {
+                    write!(s, "{v:x}")
+                } else {
+                    write!(s, "{v}")
+                }
+            }
+            VarId::Priority(i) => write!(s, "{}", self.slots[usize::from(i)].priority),
+            VarId::Ok(i) => s.write_str(if self.slots[usize::from(i)].ok {
+                "1"
+            } else {
+                "0"
+            }),
+            VarId::Try(i) => s.write_str(if self.slots[usize::from(i)].tried {
+                "1"
+            } else {
+                "0"
+            }),
+        };
+        Some(s)
+    }
+}
+
+impl Transition {
+    /// Records `id` as set by the operation: it becomes a change if it was absent in `old` or its
+    /// value differs. Calling it twice for one variable keeps one entry with the latest value.
+    fn touch(&mut self, old: &BootState, id: VarId) {
+        let name = self.state.var_name(id);
+        let new_value = self.state.var_value(id);
+        self.changes.retain(|c| c.name != name);
+        let was_present = old.present & id.bit() != 0;
+        let old_value = if was_present { old.var_value(id) } else { None };
+        self.state.present |= id.bit();
+        if new_value.is_none() {
+            self.state.present &= !id.bit();
+        }
+        if was_present && old_value == new_value {
+            return;
+        }
+        if !was_present && new_value.is_none() {
+            return;
+        }
+        // Capacity: an operation touches at most MAX_CHANGES distinct variables.
+        let _ = self.changes.push(Change {
+            name,
+            value: new_value,
+        });
+    }
+}

@@ -1,0 +1,658 @@
+//! `slots`: error paths, the bootloader step per backend, booted-slot detection, and property
+//! tests over random operation sequences.
+
+use std::collections::BTreeMap;
+
+use eyas_core::slots::{
+    Backend, BootState, Booted, CmdlineError, Config, FromVarsError, MAX_BOOTNAME_LEN, MAX_CHANGES,
+    MAX_SLOTS, MAX_VALUE_LEN, MAX_VAR_NAME_LEN, MarkBadError, MarkError, Transition, VarKind,
+};
+use proptest::prelude::*;
+
+type Vars = BTreeMap<String, String>;
+
+fn vars(pairs: &[(&str, &str)]) -> Vars {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn read(cfg: impl Into<Config>, names: &[&str], v: &Vars) -> Result<BootState, FromVarsError> {
+    BootState::from_vars(cfg, names, |n: &str| v.get(n).map(String::as_str))
+}
+
+fn apply(v: &mut Vars, t: &Transition) {
+    for (k, val) in t.changes() {
+        match val {
+            Some(val) => v.insert(k.to_string(), val.to_string()),
+            None => v.remove(k),
+        };
+    }
+}
+
+fn changes(t: &Transition) -> Vec<(String, Option<String>)> {
+    t.changes()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect()
+}
+
+fn ch(k: &str, v: &str) -> (String, Option<String>) {
+    (k.to_string(), Some(v.to_string()))
+}
+
+const AB: &[&str] = &["A", "B"];
+const SYS: &[&str] = &["system0", "system1"];
+
+// ---------------------------------------------------------------- from_vars errors
+
+#[test]
+fn slot_count_is_checked() {
+    let v = Vars::new();
+    assert_eq!(
+        read(Backend::UBoot, &["A"], &v),
+        Err(FromVarsError::SlotCount { given: 1 })
+    );
+    assert_eq!(
+        read(Backend::UBoot, &["A", "B", "C", "D", "E"], &v),
+        Err(FromVarsError::SlotCount { given: 5 })
+    );
+    assert!(read(Backend::UBoot, &["A", "B", "C", "D"][..MAX_SLOTS], &v).is_ok());
+}
+
+#[test]
+fn bootnames_are_checked() {
+    let v = Vars::new();
+    let long = "x".repeat(MAX_BOOTNAME_LEN + 1);
+    let ok = "x".repeat(MAX_BOOTNAME_LEN);
+    for bad in ["", "a b", "a.b", "a=b", long.as_str(), "ä"] {
+        assert_eq!(
+            read(Backend::Grub, &["A", bad], &v),
+            Err(FromVarsError::InvalidBootname { slot: 1 }),
+            "{bad:?}"
+        );
+    }
+    assert!(read(Backend::Grub, &["A", ok.as_str()], &v).is_ok());
+    assert_eq!(
+        read(Backend::Grub, &["A", "B", "A"], &v),
+        Err(FromVarsError::DuplicateBootname { slot: 2 })
+    );
+}
+
+#[test]
+fn zero_attempts_config_is_rejected() {
+    let v = Vars::new();
+    let cfg = Config::new(Backend::UBoot).with_attempts(0, 3);
+    assert_eq!(read(cfg, AB, &v), Err(FromVarsError::InvalidConfig));
+    let cfg = Config::new(Backend::UBoot).with_attempts(3, 0);
+    assert_eq!(read(cfg, AB, &v), Err(FromVarsError::InvalidConfig));
+    assert_eq!(
+        BootState::initial(cfg, AB).err(),
+        Some(FromVarsError::InvalidConfig)
+    );
+}
+
+#[test]
+fn uboot_left_is_hex_and_strict() {
+    for (val, want) in [
+        ("0", 0),
+        ("3", 3),
+        ("a", 10),
+        ("F", 15),
+        ("10", 16),
+        ("ffffffff", u32::MAX),
+    ] {
+        let v = vars(&[("BOOT_A_LEFT", val)]);
+        let st = read(Backend::UBoot, AB, &v).unwrap();
+        assert_eq!(st.attempts_left(0), Some(want), "{val}");
+    }
+    for bad in ["zz", "+3", "-1", "0x3", " 3", "3 ", "100000000", "g"] {
+        let v = vars(&[("BOOT_A_LEFT", bad)]);
+        assert_eq!(
+            read(Backend::UBoot, AB, &v),
+            Err(FromVarsError::InvalidValue {
+                slot: Some(0),
+                var: VarKind::Attempts
+            }),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn uboot_missing_and_empty_take_script_defaults() {
+    let v = vars(&[("BOOT_ORDER", ""), ("BOOT_B_LEFT", "")]);
+    let cfg = Config::new(Backend::UBoot).with_attempts(5, 3);
+    let st = read(cfg, AB, &v).unwrap();
+    assert_eq!(st.order().collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(st.attempts_left(0), Some(5));
+    assert_eq!(st.attempts_left(1), Some(5));
+    // A missing variable is written when an operation sets it, even to the same value.
+    let t = st.mark_good(1).unwrap();
+    assert_eq!(changes(&t), [ch("BOOT_B_LEFT", "5")]);
+}
+
+#[test]
+fn order_errors() {
+    for (backend, var) in [(Backend::UBoot, "BOOT_ORDER"), (Backend::Grub, "ORDER")] {
+        let v = vars(&[(var, "A C")]);
+        assert_eq!(
+            read(backend, AB, &v),
+            Err(FromVarsError::UnknownBootnameInOrder)
+        );
+        let v = vars(&[(var, "A B A")]);
+        assert_eq!(read(backend, AB, &v), Err(FromVarsError::DuplicateInOrder));
+        let v = vars(&[(var, "   ")]);
+        assert_eq!(
+            read(backend, AB, &v),
+            Err(FromVarsError::InvalidValue {
+                slot: None,
+                var: VarKind::Order
+            })
+        );
+        // Extra spaces are fine (U-Boot hush and GRUB word-split).
+        let v = vars(&[(var, "  B   A ")]);
+        assert_eq!(
+            read(backend, AB, &v).unwrap().order().collect::<Vec<_>>(),
+            [1, 0]
+        );
+        // A subset is fine: the missing slot is just not in the order.
+        let v = vars(&[(var, "B")]);
+        assert_eq!(
+            read(backend, AB, &v).unwrap().order().collect::<Vec<_>>(),
+            [1]
+        );
+    }
+}
+
+#[test]
+fn barebox_values_are_decimal_and_required() {
+    let full = vars(&[
+        ("bootstate.system0.priority", "20"),
+        ("bootstate.system0.remaining_attempts", "3"),
+        ("bootstate.system1.priority", "10"),
+        ("bootstate.system1.remaining_attempts", "0"),
+    ]);
+    let st = read(Backend::Barebox, SYS, &full).unwrap();
+    assert_eq!(st.attempts_left(0), Some(3));
+    assert_eq!(st.last_chosen(), None);
+    assert!(st.is_good(0));
+    assert!(!st.is_good(1));
+    for (name, var, slot) in [
+        ("bootstate.system1.priority", VarKind::Priority, 1u8),
+        (
+            "bootstate.system0.remaining_attempts",
+            VarKind::Attempts,
+            0u8,
+        ),
+    ] {
+        let mut v = full.clone();
+        v.remove(name);
+        assert_eq!(
+            read(Backend::Barebox, SYS, &v),
+            Err(FromVarsError::MissingVariable { slot, var })
+        );
+        for bad in ["a", "", "-1", "+1", "4294967296", "0x10"] {
+            let mut v = full.clone();
+            v.insert(name.into(), bad.into());
+            assert_eq!(
+                read(Backend::Barebox, SYS, &v),
+                Err(FromVarsError::InvalidValue {
+                    slot: Some(slot),
+                    var
+                }),
+                "{name}={bad:?}"
+            );
+        }
+    }
+    let mut v = full.clone();
+    v.insert("bootstate.last_chosen".into(), "x".into());
+    assert_eq!(
+        read(Backend::Barebox, SYS, &v),
+        Err(FromVarsError::InvalidValue {
+            slot: None,
+            var: VarKind::LastChosen
+        })
+    );
+}
+
+#[test]
+fn grub_flags_are_strict() {
+    for (name, var) in [("A_OK", VarKind::Ok), ("B_TRY", VarKind::Try)] {
+        for bad in ["2", "", "true", "01"] {
+            let v = vars(&[(name, bad)]);
+            let slot = if name.starts_with('A') { 0 } else { 1 };
+            assert_eq!(
+                read(Backend::Grub, AB, &v),
+                Err(FromVarsError::InvalidValue {
+                    slot: Some(slot),
+                    var
+                })
+            );
+        }
+    }
+    // grub.conf defaults: OK=0, TRY=0, ORDER = all.
+    let st = read(Backend::Grub, AB, &Vars::new()).unwrap();
+    assert!(!st.is_good(0) && !st.is_good(1));
+    assert!(!st.has_bootable());
+}
+
+#[test]
+fn errors_display() {
+    let e = FromVarsError::InvalidValue {
+        slot: Some(0),
+        var: VarKind::Attempts,
+    };
+    assert!(e.to_string().contains("Attempts"));
+    assert!(
+        FromVarsError::SlotCount { given: 9 }
+            .to_string()
+            .contains('9')
+    );
+}
+
+// ---------------------------------------------------------------- operations
+
+#[test]
+fn out_of_range_slots() {
+    let t = BootState::initial(Backend::UBoot, AB).unwrap();
+    let st = t.state();
+    assert_eq!(st.mark_good(2), Err(MarkError::NoSuchSlot));
+    assert_eq!(st.mark_active(7), Err(MarkError::NoSuchSlot));
+    assert_eq!(st.mark_bad(2), Err(MarkBadError::NoSuchSlot));
+    assert_eq!(st.attempts_left(2), None);
+    assert!(!st.is_good(2));
+    assert!(!st.is_bootable(2));
+    assert_eq!(st.bootname(2), None);
+}
+
+#[test]
+fn mark_bad_refuses_the_last_bootable_slot() {
+    for backend in [Backend::UBoot, Backend::Barebox, Backend::Grub] {
+        let names = if backend == Backend::Barebox { SYS } else { AB };
+        let st = BootState::initial(backend, names).unwrap().into_state();
+        let st = st.mark_bad(1).unwrap().into_state();
+        assert_eq!(
+            st.mark_bad(0),
+            Err(MarkBadError::LastBootableSlot),
+            "{backend:?}"
+        );
+        // Marking an already bad slot bad again is fine.
+        assert!(st.mark_bad(1).is_ok());
+    }
+}
+
+#[test]
+fn initial_writes_every_variable() {
+    let t = BootState::initial(Backend::UBoot, AB).unwrap();
+    assert_eq!(
+        changes(&t),
+        [
+            ch("BOOT_ORDER", "A B"),
+            ch("BOOT_A_LEFT", "3"),
+            ch("BOOT_B_LEFT", "3")
+        ]
+    );
+    let t = BootState::initial(Backend::Grub, AB).unwrap();
+    assert_eq!(
+        changes(&t),
+        [
+            ch("ORDER", "A B"),
+            ch("A_OK", "1"),
+            ch("A_TRY", "0"),
+            ch("B_OK", "1"),
+            ch("B_TRY", "0")
+        ]
+    );
+    let t = BootState::initial(Backend::Barebox, SYS).unwrap();
+    assert_eq!(t.change_list().len(), 4);
+    assert_eq!(t.change_list()[0].name(), "bootstate.system0.priority");
+    assert_eq!(t.change_list()[0].value(), Some("20"));
+    // all_vars of a read state rewrites everything with the same values.
+    let st = t.into_state();
+    let again = st.all_vars();
+    assert_eq!(again.change_list().len(), 4);
+    assert_eq!(again.state(), &st);
+}
+
+#[test]
+fn uboot_values_above_nine_are_written_in_hex() {
+    let cfg = Config::new(Backend::UBoot).with_attempts(10, 255);
+    let st = BootState::initial(cfg, AB).unwrap().into_state();
+    assert_eq!(
+        changes(&st.mark_active(1).unwrap())[0],
+        ch("BOOT_B_LEFT", "ff")
+    );
+    let v = vars(&[("BOOT_A_LEFT", "3")]);
+    let st = read(cfg, AB, &v).unwrap();
+    assert_eq!(changes(&st.mark_good(0).unwrap()), [ch("BOOT_A_LEFT", "a")]);
+}
+
+#[test]
+fn uboot_boot_walks_order_and_decrements() {
+    let v = vars(&[
+        ("BOOT_ORDER", "B A"),
+        ("BOOT_A_LEFT", "3"),
+        ("BOOT_B_LEFT", "1"),
+    ]);
+    let st = read(Backend::UBoot, AB, &v).unwrap();
+    let step = st.boot();
+    assert_eq!(step.chosen, Some(1));
+    assert_eq!(changes(&step.transition), [ch("BOOT_B_LEFT", "0")]);
+    let step = step.transition.state().boot();
+    assert_eq!(step.chosen, Some(0));
+    assert_eq!(changes(&step.transition), [ch("BOOT_A_LEFT", "2")]);
+}
+
+#[test]
+fn uboot_exhausted_resets_like_contrib_script() {
+    let v = vars(&[
+        ("BOOT_ORDER", "A"),
+        ("BOOT_A_LEFT", "0"),
+        ("BOOT_B_LEFT", "0"),
+    ]);
+    let st = read(Backend::UBoot, AB, &v).unwrap();
+    let step = st.boot();
+    assert_eq!(step.chosen, None);
+    assert_eq!(
+        changes(&step.transition),
+        [ch("BOOT_A_LEFT", "3"), ch("BOOT_B_LEFT", "3")]
+    );
+    // BOOT_ORDER is untouched: B stays out. The next boot picks A.
+    assert_eq!(step.transition.state().boot().chosen, Some(0));
+    // Without the reset nothing changes.
+    let cfg = Config::new(Backend::UBoot).with_reset_when_exhausted(false);
+    let st = read(cfg, AB, &v).unwrap();
+    let step = st.boot();
+    assert_eq!(step.chosen, None);
+    assert!(step.transition.is_empty());
+    assert!(!st.has_bootable());
+}
+
+#[test]
+fn barebox_boot_picks_highest_priority() {
+    let v = vars(&[
+        ("bootstate.system0.priority", "10"),
+        ("bootstate.system0.remaining_attempts", "3"),
+        ("bootstate.system1.priority", "20"),
+        ("bootstate.system1.remaining_attempts", "1"),
+        ("bootstate.last_chosen", "0"),
+    ]);
+    let st = read(Backend::Barebox, SYS, &v).unwrap();
+    let step = st.boot();
+    assert_eq!(step.chosen, Some(1));
+    assert_eq!(
+        changes(&step.transition),
+        [
+            ch("bootstate.system1.remaining_attempts", "0"),
+            ch("bootstate.last_chosen", "2")
+        ]
+    );
+    let step = step.transition.state().boot();
+    assert_eq!(step.chosen, Some(0));
+    assert_eq!(step.transition.state().last_chosen(), Some(1));
+}
+
+#[test]
+fn barebox_boot_zeroes_disabled_and_resets_all_zero() {
+    let v = vars(&[
+        ("bootstate.system0.priority", "0"),
+        ("bootstate.system0.remaining_attempts", "2"),
+        ("bootstate.system1.priority", "20"),
+        ("bootstate.system1.remaining_attempts", "0"),
+    ]);
+    let st = read(Backend::Barebox, SYS, &v).unwrap();
+    let step = st.boot();
+    // system0 loses its attempts (priority 0); system1 is reset to 3 and then decremented.
+    assert_eq!(step.chosen, Some(1));
+    assert_eq!(
+        changes(&step.transition),
+        [
+            ch("bootstate.system0.remaining_attempts", "0"),
+            ch("bootstate.system1.remaining_attempts", "2")
+        ]
+    );
+    let cfg = Config::new(Backend::Barebox).with_reset_when_exhausted(false);
+    let step = read(cfg, SYS, &v).unwrap().boot();
+    assert_eq!(step.chosen, None);
+    assert_eq!(
+        changes(&step.transition),
+        [ch("bootstate.system0.remaining_attempts", "0")]
+    );
+}
+
+#[test]
+fn barebox_ties_go_to_the_first_target() {
+    let st = BootState::initial(Backend::Barebox, SYS)
+        .unwrap()
+        .into_state();
+    assert_eq!(st.primary(), Some(0));
+    assert_eq!(st.boot().chosen, Some(0));
+    assert_eq!(st.order().collect::<Vec<_>>(), [0, 1]);
+}
+
+#[test]
+fn grub_boot_is_one_try_per_slot() {
+    let st = BootState::initial(Backend::Grub, AB).unwrap().into_state();
+    let st = st.mark_active(1).unwrap().into_state();
+    let step = st.boot();
+    assert_eq!(step.chosen, Some(1));
+    // save_env writes everything that changed: only B_TRY.
+    assert_eq!(changes(&step.transition), [ch("B_TRY", "1")]);
+    let step = step.transition.state().boot();
+    assert_eq!(step.chosen, Some(0));
+    let step = step.transition.state().boot();
+    // Both tried: rescue, and TRY cleared for the OK slots.
+    assert_eq!(step.chosen, None);
+    let st = step.transition.state();
+    assert_eq!(st.attempts_left(0), Some(1));
+    assert_eq!(st.attempts_left(1), Some(1));
+    assert_eq!(st.boot().chosen, Some(1));
+}
+
+#[test]
+fn grub_boot_writes_missing_variables() {
+    let v = vars(&[("ORDER", "A B"), ("A_OK", "1")]);
+    let st = read(Backend::Grub, AB, &v).unwrap();
+    let step = st.boot();
+    assert_eq!(step.chosen, Some(0));
+    assert_eq!(
+        changes(&step.transition),
+        [ch("A_TRY", "1"), ch("B_OK", "0"), ch("B_TRY", "0")]
+    );
+}
+
+// ---------------------------------------------------------------- booted slot
+
+#[test]
+fn booted_slot_from_cmdline() {
+    let st = BootState::initial(Backend::UBoot, AB).unwrap().into_state();
+    let cases: &[(&str, Result<Booted, CmdlineError>)] = &[
+        (
+            "console=ttyS0 root=/dev/mmcblk0p2 rauc.slot=B rw",
+            Ok(Booted::Slot(1)),
+        ),
+        ("rauc.slot=A", Ok(Booted::Slot(0))),
+        ("rauc.slot=\"B\" quiet", Ok(Booted::Slot(1))),
+        ("bootchooser.active=A", Ok(Booted::Slot(0))),
+        ("bootstate.active=B", Ok(Booted::Slot(1))),
+        ("bootchooser.active=A rauc.slot=B", Ok(Booted::Slot(1))),
+        ("rauc.slot=A rauc.slot=B", Ok(Booted::Slot(0))),
+        ("rauc.slot=B rauc.external", Ok(Booted::External)),
+        ("root=/dev/nfs nfsroot=x rauc.slot=A", Ok(Booted::External)),
+        ("foo=\"a b rauc.slot=A\"", Err(CmdlineError::NoSlotInfo)),
+        ("", Err(CmdlineError::NoSlotInfo)),
+        ("xrauc.slot=A rauc.slotx=A", Err(CmdlineError::NoSlotInfo)),
+        ("rauc.slot=C", Err(CmdlineError::UnknownBootname)),
+        ("rauc.slot=", Err(CmdlineError::UnknownBootname)),
+        ("\t rauc.slot=A\n", Ok(Booted::Slot(0))),
+    ];
+    for (cmdline, want) in cases {
+        assert_eq!(st.booted_slot(cmdline), *want, "{cmdline:?}");
+    }
+}
+
+// ---------------------------------------------------------------- properties
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Good(usize),
+    Bad(usize),
+    Active(usize),
+    Boot,
+}
+
+fn op_strategy(n: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..n).prop_map(Op::Good),
+        (0..n).prop_map(Op::Bad),
+        (0..n).prop_map(Op::Active),
+        Just(Op::Boot),
+        Just(Op::Boot),
+    ]
+}
+
+fn config_strategy() -> impl Strategy<Value = (Config, Vec<&'static str>)> {
+    let backend = prop_oneof![
+        Just(Backend::UBoot),
+        Just(Backend::Barebox),
+        Just(Backend::Grub)
+    ];
+    (backend, 1u32..6, 1u32..6, 2usize..=MAX_SLOTS).prop_map(|(b, g, p, n)| {
+        let names: &[&str] = match b {
+            Backend::Barebox => &["system0", "system1", "system2", "system3"],
+            _ => &["A", "B", "C", "D"],
+        };
+        (Config::new(b).with_attempts(g, p), names[..n].to_vec())
+    })
+}
+
+/// Applies `op`; returns the transition (if the op was allowed) and the chosen slot for boots.
+fn step(st: &BootState, op: Op) -> Option<(Transition, Option<usize>)> {
+    match op {
+        Op::Good(s) => Some((st.mark_good(s).ok()?, None)),
+        Op::Bad(s) => match st.mark_bad(s) {
+            Ok(t) => Some((t, None)),
+            Err(MarkBadError::LastBootableSlot) => None,
+            Err(e) => panic!("{e:?}"),
+        },
+        Op::Active(s) => Some((st.mark_active(s).ok()?, None)),
+        Op::Boot => {
+            let b = st.boot();
+            Some((b.transition, b.chosen))
+        }
+    }
+}
+
+fn check_transition(vars: &mut Vars, cfg: Config, names: &[&str], t: &Transition) {
+    assert!(t.change_list().len() <= MAX_CHANGES);
+    for (k, v) in t.changes() {
+        assert!(k.len() <= MAX_VAR_NAME_LEN);
+        assert!(v.is_none_or(|v| v.len() <= MAX_VALUE_LEN));
+    }
+    apply(vars, t);
+    // The stored variables read back as exactly the predicted state.
+    let back = read(cfg, names, vars).unwrap();
+    assert_eq!(&back, t.state());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    /// From any reachable state, after any operations and (failed) boots: the change set written
+    /// to storage reads back as the predicted state, a bootable slot always exists, and the
+    /// bootloader boots some slot within two power-ons (one reset round).
+    #[test]
+    fn bootable_slot_always_exists(
+        (cfg, names) in config_strategy(),
+        ops in proptest::collection::vec(op_strategy(MAX_SLOTS), 0..60),
+    ) {
+        let t0 = BootState::initial(cfg, &names).unwrap();
+        let mut vars = Vars::new();
+        check_transition(&mut vars, cfg, &names, &t0);
+        let mut st = t0.into_state();
+        for op in ops {
+            let op = match op {
+                Op::Good(s) => Op::Good(s % names.len()),
+                Op::Bad(s) => Op::Bad(s % names.len()),
+                Op::Active(s) => Op::Active(s % names.len()),
+                Op::Boot => Op::Boot,
+            };
+            if let Some((t, _)) = step(&st, op) {
+                check_transition(&mut vars, cfg, &names, &t);
+                st = t.into_state();
+            }
+            prop_assert!(st.has_bootable());
+            let first = st.boot();
+            let booted = first.chosen.or_else(|| first.transition.state().boot().chosen);
+            prop_assert!(booted.is_some(), "no slot boots from {:?}", st);
+        }
+    }
+
+    /// A slot marked active that never gets mark-good is booted exactly `trial_boots` times and
+    /// then abandoned for a good slot, whatever state it started from.
+    #[test]
+    fn unconfirmed_active_slot_is_abandoned_after_exactly_its_attempts(
+        (cfg, names) in config_strategy(),
+        ops in proptest::collection::vec(op_strategy(MAX_SLOTS), 0..40),
+        target in 0usize..MAX_SLOTS,
+    ) {
+        let mut st = BootState::initial(cfg, &names).unwrap().into_state();
+        for op in ops {
+            let op = match op {
+                Op::Good(s) => Op::Good(s % names.len()),
+                Op::Bad(s) => Op::Bad(s % names.len()),
+                Op::Active(s) => Op::Active(s % names.len()),
+                Op::Boot => Op::Boot,
+            };
+            if let Some((t, _)) = step(&st, op) {
+                st = t.into_state();
+            }
+        }
+        let target = target % names.len();
+        // Some other slot must be good to fall back to (otherwise there is nothing to abandon for).
+        prop_assume!((0..names.len()).any(|i| i != target && st.is_good(i)));
+        let mut st = st.mark_active(target).unwrap().into_state();
+        prop_assert_eq!(st.primary(), Some(target));
+        for k in 0..cfg.trial_boots() {
+            let b = st.boot();
+            prop_assert_eq!(b.chosen, Some(target), "boot {} of {}", k + 1, cfg.trial_boots());
+            st = b.transition.into_state();
+        }
+        let b = st.boot();
+        prop_assert!(b.chosen.is_some());
+        prop_assert_ne!(b.chosen, Some(target));
+        prop_assert!(!b.transition.state().is_good(target));
+    }
+
+    /// Reading arbitrary strings never panics; a successful read round-trips through `all_vars`.
+    #[test]
+    fn from_vars_never_panics(
+        backend in prop_oneof![Just(Backend::UBoot), Just(Backend::Barebox), Just(Backend::Grub)],
+        values in proptest::collection::vec(proptest::option::of("[0-9a-fA-F AB+-]{0,12}"), 12),
+    ) {
+        let names: &[&str] = if backend == Backend::Barebox { SYS } else { AB };
+        let all = [
+            "BOOT_ORDER", "BOOT_A_LEFT", "BOOT_B_LEFT", "ORDER", "A_OK", "A_TRY", "B_OK", "B_TRY",
+            "bootstate.system0.priority", "bootstate.system0.remaining_attempts",
+            "bootstate.system1.priority", "bootstate.system1.remaining_attempts",
+        ];
+        let v: Vars = all.iter().zip(&values)
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+            .collect();
+        if let Ok(st) = read(backend, names, &v) {
+            let mut fresh = Vars::new();
+            let all = st.all_vars();
+            apply(&mut fresh, &all);
+            prop_assert_eq!(&read(backend, names, &fresh).unwrap(), all.state());
+            let _ = st.boot();
+        }
+    }
+
+    /// Command-line parsing never panics.
+    #[test]
+    fn cmdline_never_panics(s in "\\PC{0,80}") {
+        let st = BootState::initial(Backend::UBoot, AB).unwrap().into_state();
+        let _ = st.booted_slot(&s);
+    }
+}
