@@ -1,1 +1,275 @@
-//! `record` module (being built).
+//! The reboot-safe persistent record of the client.
+//!
+//! The [`Client`](crate::client::Client) asks the shell to store this record (via
+//! `Action::PersistRecord`) before every reboot-relevant step, and the shell hands the bytes back
+//! after boot (`Client::handle_boot`). Encoding: one format byte, the postcard encoding of
+//! [`Record`], then a CRC-32 (ISO-HDLC, little endian) over everything before it. A record whose
+//! CRC or format does not match is reported to the shell and never trusted.
+
+use crate::ddi::ActionId;
+use serde::{Deserialize, Serialize};
+
+/// Largest encoded record in bytes: a shell storing [`RECORD_MAX_LEN`] bytes can store any record.
+pub const RECORD_MAX_LEN: usize = 160;
+/// Longest version string kept in the record (bytes); longer ones are cut and end with `~`.
+pub const RECORD_VERSION_LEN: usize = 48;
+/// Format byte at the start of every record.
+pub const RECORD_FORMAT: u8 = 1;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// An A/B slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Slot {
+    /// Slot A.
+    A,
+    /// Slot B.
+    B,
+}
+
+impl Slot {
+    /// `"A"` or `"B"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+        }
+    }
+}
+
+/// Where an action stood when the record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// Downloading artifact `next_artifact` (earlier ones are downloaded and verified).
+    Downloading,
+    /// Everything downloaded and verified; waiting for the maintenance window.
+    AwaitingWindow,
+    /// Installing chunk number `next_chunk` of the install order (`attempt` counts tries).
+    Installing,
+    /// The OS chunk is installed into `target_slot`; a reboot was requested.
+    Rebooting,
+    /// The final result is known but its feedback was not acknowledged yet.
+    Reporting {
+        /// The result to report.
+        success: bool,
+        /// A short reason code (see `client::FinalReason`).
+        reason: u8,
+    },
+}
+
+/// The persistent part of the client's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Record {
+    /// The hawkBit action.
+    pub action_id: ActionId,
+    /// Where it stood.
+    pub phase: Phase,
+    /// Slot the OS chunk was (or is being) installed into.
+    pub target_slot: Option<Slot>,
+    /// Version of the running system when the action started (informational).
+    pub from_version: heapless::String<RECORD_VERSION_LEN>,
+    /// Version of the OS chunk being installed (informational).
+    pub to_version: heapless::String<RECORD_VERSION_LEN>,
+    /// Install attempts so far (power cuts during install count).
+    pub attempt: u8,
+    /// Next artifact to download (index into the deployment's artifact list).
+    pub next_artifact: u8,
+    /// Next chunk to install (index into the install order).
+    pub next_chunk: u8,
+    /// Status entries this action has (probably) created server-side so far.
+    pub status_entries: u16,
+}
+
+/// Errors decoding or encoding a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Fewer bytes than the smallest record.
+    TooShort {
+        /// Bytes given.
+        len: usize,
+    },
+    /// More bytes than [`RECORD_MAX_LEN`].
+    TooLong {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The CRC-32 does not match: the record is corrupt.
+    BadCrc {
+        /// CRC stored in the record.
+        stored: u32,
+        /// CRC computed over the bytes.
+        computed: u32,
+    },
+    /// Unknown format byte.
+    BadFormat {
+        /// The byte found.
+        format: u8,
+    },
+    /// CRC fine but the payload does not decode (written by an incompatible version).
+    Malformed,
+    /// Encoding failed (cannot happen with a [`RECORD_MAX_LEN`] buffer).
+    Encode,
+}
+
+impl core::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooShort { len } => write!(f, "record too short ({len} bytes)"),
+            Self::TooLong { len } => write!(f, "record too long ({len} bytes)"),
+            Self::BadCrc { stored, computed } => {
+                write!(
+                    f,
+                    "record CRC mismatch (stored {stored:08x}, computed {computed:08x})"
+                )
+            }
+            Self::BadFormat { format } => write!(f, "unknown record format {format}"),
+            Self::Malformed => f.write_str("record payload does not decode"),
+            Self::Encode => f.write_str("record does not encode"),
+        }
+    }
+}
+
+/// Copy `s` into a record version string, marking a cut with a trailing `~`.
+pub fn record_version(s: &str) -> heapless::String<RECORD_VERSION_LEN> {
+    let mut out = heapless::String::new();
+    if s.len() <= RECORD_VERSION_LEN {
+        let _ = out.push_str(s);
+        return out;
+    }
+    for c in s.chars() {
+        if out.len() + c.len_utf8() > RECORD_VERSION_LEN - 1 {
+            break;
+        }
+        let _ = out.push(c);
+    }
+    let _ = out.push('~');
+    out
+}
+
+impl Record {
+    /// A fresh record for `action_id` in `phase`.
+    pub fn new(action_id: ActionId, phase: Phase) -> Self {
+        Self {
+            action_id,
+            phase,
+            target_slot: None,
+            from_version: heapless::String::new(),
+            to_version: heapless::String::new(),
+            attempt: 0,
+            next_artifact: 0,
+            next_chunk: 0,
+            status_entries: 0,
+        }
+    }
+
+    /// Encode into `buf` (give it [`RECORD_MAX_LEN`] bytes); returns the used prefix.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], RecordError> {
+        let (head, rest) = buf.split_first_mut().ok_or(RecordError::Encode)?;
+        *head = RECORD_FORMAT;
+        let used = postcard::to_slice(self, rest)
+            .map_err(|_| RecordError::Encode)?
+            .len();
+        let body_len = 1 + used;
+        let crc = CRC.checksum(buf.get(..body_len).ok_or(RecordError::Encode)?);
+        buf.get_mut(body_len..body_len + 4)
+            .ok_or(RecordError::Encode)?
+            .copy_from_slice(&crc.to_le_bytes());
+        buf.get(..body_len + 4).ok_or(RecordError::Encode)
+    }
+
+    /// Decode and check a stored record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let len = bytes.len();
+        if len < 6 {
+            return Err(RecordError::TooShort { len });
+        }
+        if len > RECORD_MAX_LEN {
+            return Err(RecordError::TooLong { len });
+        }
+        let (body, tail) = bytes.split_at(len - 4);
+        let mut crc_bytes = [0u8; 4];
+        crc_bytes.copy_from_slice(tail);
+        let stored = u32::from_le_bytes(crc_bytes);
+        let computed = CRC.checksum(body);
+        if stored != computed {
+            return Err(RecordError::BadCrc { stored, computed });
+        }
+        match body.first() {
+            Some(&RECORD_FORMAT) => {}
+            Some(&format) => return Err(RecordError::BadFormat { format }),
+            None => return Err(RecordError::TooShort { len }),
+        }
+        let payload = body.get(1..).ok_or(RecordError::Malformed)?;
+        let (rec, rest) =
+            postcard::take_from_bytes::<Self>(payload).map_err(|_| RecordError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(RecordError::Malformed);
+        }
+        Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let mut r = Record::new(
+            ActionId(42),
+            Phase::Reporting {
+                success: false,
+                reason: 3,
+            },
+        );
+        r.target_slot = Some(Slot::B);
+        r.from_version = record_version("1.1.0");
+        r.to_version = record_version(&"9".repeat(100));
+        r.attempt = 2;
+        r.next_artifact = 1;
+        r.next_chunk = 1;
+        r.status_entries = 999;
+        r
+    }
+
+    #[test]
+    fn round_trip_and_max_len() {
+        let r = sample();
+        let mut buf = [0u8; RECORD_MAX_LEN];
+        let bytes = r.encode(&mut buf).unwrap();
+        assert!(bytes.len() <= RECORD_MAX_LEN);
+        assert_eq!(Record::decode(bytes).unwrap(), r);
+        assert!(r.to_version.ends_with('~'));
+        assert_eq!(r.to_version.len(), RECORD_VERSION_LEN);
+    }
+
+    #[test]
+    fn every_bit_flip_is_caught() {
+        let r = sample();
+        let mut buf = [0u8; RECORD_MAX_LEN];
+        let len = r.encode(&mut buf).unwrap().len();
+        for i in 0..len * 8 {
+            let mut b = buf;
+            b[i / 8] ^= 1 << (i % 8);
+            assert!(Record::decode(&b[..len]).is_err(), "flip {i} accepted");
+        }
+        assert!(matches!(
+            Record::decode(&buf[..3]),
+            Err(RecordError::TooShort { .. })
+        ));
+        assert!(matches!(
+            Record::decode(&[0u8; RECORD_MAX_LEN + 1]),
+            Err(RecordError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn small_buffer_is_an_error() {
+        let mut buf = [0u8; 8];
+        assert_eq!(sample().encode(&mut buf), Err(RecordError::Encode));
+    }
+}

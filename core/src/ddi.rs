@@ -1,1 +1,0 @@
-//! `ddi` module (being built).

@@ -1,0 +1,600 @@
+//! A tiny, allocation-free, zero-copy JSON pull lexer used by the DDI parsers.
+//!
+//! Strings are returned as [`JsonStr`]: a borrowed view of the raw (still escaped) text whose
+//! escapes were validated when it was lexed, so unescaping later cannot fail. Nesting depth is
+//! bounded by [`MAX_DEPTH`]; recursion happens only while skipping unknown values.
+
+use super::ParseError;
+
+/// Deepest nesting accepted anywhere in a document (objects and arrays).
+pub const MAX_DEPTH: u8 = 16;
+
+/// A JSON string as it appears in the input: escapes validated, not yet decoded.
+///
+/// Use [`JsonStr::chars`], [`JsonStr::unescape_into`], [`JsonStr::to_heapless`] or
+/// [`JsonStr::eq_str`] to read the decoded text (`"http:\/\/x"` reads as `http://x`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct JsonStr<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl core::fmt::Debug for JsonStr<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("\"")?;
+        for c in self.chars() {
+            core::fmt::Write::write_char(f, c)?;
+        }
+        f.write_str("\"")
+    }
+}
+
+impl core::fmt::Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for c in self.chars() {
+            core::fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The destination buffer was too small for the decoded string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrTooLong {
+    /// Bytes the decoded string needs.
+    pub needed: usize,
+}
+
+impl<'a> JsonStr<'a> {
+    /// A string that needs no decoding (used by tests and by callers building values).
+    ///
+    /// Returns `None` if `s` contains `\` or `"` (those must come escaped from the lexer).
+    pub fn from_plain(s: &'a str) -> Option<Self> {
+        if s.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
+            None
+        } else {
+            Some(Self {
+                raw: s,
+                escaped: false,
+            })
+        }
+    }
+
+    /// The raw text between the quotes, escapes not decoded.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The decoded text if it needed no decoding.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        if self.escaped { None } else { Some(self.raw) }
+    }
+
+    /// Decoded characters.
+    pub fn chars(&self) -> Chars<'a> {
+        Chars {
+            rest: self.raw.as_bytes(),
+            raw: self.raw,
+            pos: 0,
+        }
+    }
+
+    /// Length of the decoded text in UTF-8 bytes.
+    pub fn decoded_len(&self) -> usize {
+        if !self.escaped {
+            return self.raw.len();
+        }
+        self.chars().map(char::len_utf8).sum()
+    }
+
+    /// Whether the decoded text equals `s`.
+    pub fn eq_str(&self, s: &str) -> bool {
+        if !self.escaped {
+            return self.raw == s;
+        }
+        self.chars().eq(s.chars())
+    }
+
+    /// Whether the decoded text contains `needle` (ASCII needles only need no decoding).
+    pub fn contains(&self, needle: &str) -> bool {
+        if !self.escaped {
+            return self.raw.contains(needle);
+        }
+        let mut buf = [0u8; 64];
+        match self.unescape_into(&mut buf) {
+            Ok(s) => s.contains(needle),
+            Err(_) => self.raw.contains(needle),
+        }
+    }
+
+    /// Decode into `buf`, returning the decoded `&str`.
+    pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, StrTooLong> {
+        let needed = self.decoded_len();
+        let Some(dst) = buf.get_mut(..needed) else {
+            return Err(StrTooLong { needed });
+        };
+        let mut at = 0;
+        for c in self.chars() {
+            let l = c.len_utf8();
+            if let Some(slot) = dst.get_mut(at..at + l) {
+                c.encode_utf8(slot);
+            }
+            at += l;
+        }
+        core::str::from_utf8(dst).map_err(|_| StrTooLong { needed })
+    }
+
+    /// Decode into a `heapless::String<N>`.
+    pub fn to_heapless<const N: usize>(&self) -> Result<heapless::String<N>, StrTooLong> {
+        let mut s = heapless::String::new();
+        for c in self.chars() {
+            if s.push(c).is_err() {
+                return Err(StrTooLong {
+                    needed: self.decoded_len(),
+                });
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Iterator over the decoded characters of a [`JsonStr`].
+#[derive(Clone)]
+pub struct Chars<'a> {
+    rest: &'a [u8],
+    raw: &'a str,
+    pos: usize,
+}
+
+fn hex4(b: &[u8]) -> Option<u16> {
+    let mut v: u16 = 0;
+    for &c in b.get(..4)? {
+        let d = (c as char).to_digit(16)?;
+        v = (v << 4) | d as u16;
+    }
+    Some(v)
+}
+
+impl Iterator for Chars<'_> {
+    type Item = char;
+    fn next(&mut self) -> Option<char> {
+        let first = *self.rest.first()?;
+        if first != b'\\' {
+            // Take one UTF-8 char from the raw str at pos.
+            let c = self.raw.get(self.pos..)?.chars().next()?;
+            let l = c.len_utf8();
+            self.pos += l;
+            self.rest = self.rest.get(l..)?;
+            return Some(c);
+        }
+        let esc = *self.rest.get(1)?;
+        let (c, used) = match esc {
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'/' => ('/', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            b'u' => {
+                let hi = hex4(self.rest.get(2..)?)?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    let lo = hex4(self.rest.get(8..)?)?;
+                    let cp = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
+                    (char::from_u32(cp)?, 12)
+                } else {
+                    (char::from_u32(hi as u32)?, 6)
+                }
+            }
+            _ => return None,
+        };
+        self.pos += used;
+        self.rest = self.rest.get(used..)?;
+        Some(c)
+    }
+}
+
+/// A JSON number as raw text (grammar validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonNum<'a>(pub &'a str);
+
+impl JsonNum<'_> {
+    /// The value as a non-negative integer without fraction or exponent.
+    pub fn as_u64(&self) -> Option<u64> {
+        let s = self.0;
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    }
+
+    /// The value as a signed integer without fraction or exponent.
+    pub fn as_i64(&self) -> Option<i64> {
+        let s = self.0;
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    }
+}
+
+/// One scalar or the start of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// `{` was consumed; read members with [`Lexer::next_key`].
+    Object,
+    /// `[` was consumed; read elements with [`Lexer::next_element`].
+    Array,
+    /// A string.
+    Str(JsonStr<'a>),
+    /// A number.
+    Num(JsonNum<'a>),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+impl Value<'_> {
+    /// Short name of the JSON type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Object => "object",
+            Value::Array => "array",
+            Value::Str(_) => "string",
+            Value::Num(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Null => "null",
+        }
+    }
+}
+
+/// Pull lexer over one JSON document.
+pub struct Lexer<'a> {
+    b: &'a [u8],
+    pos: usize,
+    depth: u8,
+    /// `true` right after a container was opened (no member/element read yet).
+    fresh: bool,
+}
+
+impl<'a> Lexer<'a> {
+    /// A lexer at the start of `b`.
+    pub fn new(b: &'a [u8]) -> Self {
+        Self {
+            b,
+            pos: 0,
+            depth: 0,
+            fresh: false,
+        }
+    }
+
+    /// Current byte offset.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Offset of the next token (whitespace skipped).
+    pub fn next_pos(&mut self) -> usize {
+        self.ws();
+        self.pos
+    }
+
+    /// The input between two offsets.
+    pub fn slice(&self, from: usize, to: usize) -> &'a [u8] {
+        self.b.get(from..to).unwrap_or(&[])
+    }
+
+    fn syntax(&self) -> ParseError {
+        ParseError::Syntax { offset: self.pos }
+    }
+
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.pos) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.pos).copied()
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    pub fn finish(&mut self) -> Result<(), ParseError> {
+        if self.peek().is_some() {
+            return Err(self.syntax());
+        }
+        Ok(())
+    }
+
+    /// Read the next value. Containers are opened (depth checked), not consumed.
+    pub fn value(&mut self) -> Result<Value<'a>, ParseError> {
+        let c = self.peek().ok_or(ParseError::Syntax { offset: self.pos })?;
+        match c {
+            b'{' | b'[' => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(ParseError::TooDeep { offset: self.pos });
+                }
+                self.depth += 1;
+                self.pos += 1;
+                self.fresh = true;
+                Ok(if c == b'{' {
+                    Value::Object
+                } else {
+                    Value::Array
+                })
+            }
+            b'"' => self.string().map(Value::Str),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number().map(Value::Num),
+            _ => Err(self.syntax()),
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8], v: Value<'a>) -> Result<Value<'a>, ParseError> {
+        if self.b.get(self.pos..self.pos + lit.len()) == Some(lit) {
+            self.pos += lit.len();
+            Ok(v)
+        } else {
+            Err(self.syntax())
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while matches!(self.b.get(self.pos), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<JsonNum<'a>, ParseError> {
+        let start = self.pos;
+        if self.b.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        match self.b.get(self.pos) {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.syntax()),
+        }
+        if self.b.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.syntax());
+            }
+        }
+        if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.syntax());
+            }
+        }
+        let s = core::str::from_utf8(self.slice(start, self.pos)).map_err(|_| self.syntax())?;
+        Ok(JsonNum(s))
+    }
+
+    fn string(&mut self) -> Result<JsonStr<'a>, ParseError> {
+        // at '"'
+        self.pos += 1;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            let Some(&c) = self.b.get(self.pos) else {
+                return Err(self.syntax());
+            };
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    let Some(&e) = self.b.get(self.pos + 1) else {
+                        return Err(self.syntax());
+                    };
+                    match e {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
+                        b'u' => {
+                            let hi = self
+                                .b
+                                .get(self.pos + 2..)
+                                .and_then(hex4)
+                                .ok_or(ParseError::Syntax { offset: self.pos })?;
+                            if (0xD800..0xDC00).contains(&hi) {
+                                // needs a low surrogate right after
+                                let lo = (self.b.get(self.pos + 6) == Some(&b'\\')
+                                    && self.b.get(self.pos + 7) == Some(&b'u'))
+                                .then(|| self.b.get(self.pos + 8..).and_then(hex4))
+                                .flatten()
+                                .ok_or(ParseError::Syntax { offset: self.pos })?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.syntax());
+                                }
+                                self.pos += 12;
+                            } else if (0xDC00..0xE000).contains(&hi) {
+                                return Err(self.syntax());
+                            } else {
+                                self.pos += 6;
+                            }
+                        }
+                        _ => return Err(self.syntax()),
+                    }
+                }
+                0..=0x1f => return Err(self.syntax()),
+                _ => self.pos += 1,
+            }
+        }
+        let raw = core::str::from_utf8(self.slice(start, self.pos))
+            .map_err(|_| ParseError::Syntax { offset: start })?;
+        self.pos += 1; // closing quote
+        Ok(JsonStr { raw, escaped })
+    }
+
+    /// Inside an object: the next member key (the `:` is consumed), or `None` at `}`.
+    pub fn next_key(&mut self) -> Result<Option<JsonStr<'a>>, ParseError> {
+        let fresh = core::mem::replace(&mut self.fresh, false);
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                self.depth = self.depth.saturating_sub(1);
+                return Ok(None);
+            }
+            Some(b',') if !fresh => {
+                self.pos += 1;
+            }
+            Some(b'"') if fresh => {}
+            _ => return Err(self.syntax()),
+        }
+        if self.peek() != Some(b'"') {
+            return Err(self.syntax());
+        }
+        let k = self.string()?;
+        if self.peek() != Some(b':') {
+            return Err(self.syntax());
+        }
+        self.pos += 1;
+        Ok(Some(k))
+    }
+
+    /// Inside an array: `true` if another element follows (positioned at it), `false` at `]`.
+    pub fn next_element(&mut self) -> Result<bool, ParseError> {
+        let fresh = core::mem::replace(&mut self.fresh, false);
+        match self.peek() {
+            Some(b']') => {
+                self.pos += 1;
+                self.depth = self.depth.saturating_sub(1);
+                Ok(false)
+            }
+            Some(b',') if !fresh => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if fresh => Ok(true),
+            _ => Err(self.syntax()),
+        }
+    }
+
+    /// Skip the remainder of a value whose first token was `v`.
+    pub fn skip(&mut self, v: Value<'a>) -> Result<(), ParseError> {
+        match v {
+            Value::Object => {
+                while self.next_key()?.is_some() {
+                    let inner = self.value()?;
+                    self.skip(inner)?;
+                }
+                Ok(())
+            }
+            Value::Array => {
+                while self.next_element()? {
+                    let inner = self.value()?;
+                    self.skip(inner)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Read and skip one whole value.
+    pub fn skip_value(&mut self) -> Result<(), ParseError> {
+        let v = self.value()?;
+        self.skip(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape() {
+        let mut l = Lexer::new(br#""http:\/\/a\"b\u00e9\ud83d\ude00\n""#);
+        let Value::Str(s) = l.value().unwrap() else {
+            panic!()
+        };
+        assert!(s.eq_str("http://a\"b\u{e9}\u{1F600}\n"));
+        let mut buf = [0u8; 32];
+        assert_eq!(
+            s.unescape_into(&mut buf).unwrap(),
+            "http://a\"b\u{e9}\u{1F600}\n"
+        );
+        assert_eq!(s.decoded_len(), "http://a\"b\u{e9}\u{1F600}\n".len());
+        let mut small = [0u8; 4];
+        assert!(s.unescape_into(&mut small).is_err());
+        assert!(s.to_heapless::<4>().is_err());
+        assert_eq!(
+            s.to_heapless::<32>().unwrap().as_str(),
+            "http://a\"b\u{e9}\u{1F600}\n"
+        );
+    }
+
+    #[test]
+    fn bad_strings() {
+        for bad in [
+            &br#""\x""#[..],
+            br#""\ud83d""#,
+            br#""\ude00""#,
+            br#""\u12""#,
+            b"\"a\nb\"",
+            b"\"abc",
+            b"\"\xff\"",
+        ] {
+            assert!(Lexer::new(bad).value().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        for (txt, ok) in [
+            ("0", true),
+            ("-1.5e+3", true),
+            ("01", true), // lexes "0", then trailing "1" fails at finish
+            ("-", false),
+            ("1.", false),
+            ("1e", false),
+        ] {
+            let mut l = Lexer::new(txt.as_bytes());
+            let r = l.value().and_then(|_| l.finish());
+            assert_eq!(r.is_ok(), ok && txt != "01", "{txt}");
+        }
+        assert_eq!(JsonNum("123").as_u64(), Some(123));
+        assert_eq!(JsonNum("-1").as_u64(), None);
+        assert_eq!(JsonNum("1.0").as_u64(), None);
+        assert_eq!(JsonNum("99999999999999999999").as_u64(), None);
+        assert_eq!(JsonNum("-7").as_i64(), Some(-7));
+    }
+
+    #[test]
+    fn skip_nested_and_depth() {
+        let mut l = Lexer::new(br#"{"a":[1,{"b":null},[true,false]],"c":"x"}"#);
+        l.skip_value().unwrap();
+        l.finish().unwrap();
+        let deep = [b'['; 40];
+        assert!(matches!(
+            Lexer::new(&deep).skip_value(),
+            Err(ParseError::TooDeep { .. })
+        ));
+        for bad in [
+            &b"{,}"[..],
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"[1 2]",
+            b"{1:2}",
+        ] {
+            assert!(Lexer::new(bad).skip_value().is_err(), "{bad:?}");
+        }
+    }
+}
