@@ -7,5 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod download;
+pub mod http;
 pub mod keyfile;
 pub mod logging;

@@ -1,0 +1,536 @@
+//! HTTP(S) and download tests against real local servers: the in-test HTTP server and
+//! `openssl s_server` with a test CA.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use common::http_server::{Behaviour, Server};
+use common::{Guard, free_port, make_pki, require_tool, test_bytes, wait_port};
+use eyas_linux::download::{DownloadRequest, Downloaded, download, hex};
+use eyas_linux::http::{Http, HttpError, HttpErrorKind, HttpSettings, Method};
+use sha2::{Digest, Sha256};
+
+fn settings() -> HttpSettings {
+    HttpSettings {
+        connect_timeout: Duration::from_secs(5),
+        api_timeout: Duration::from_secs(10),
+        download_read_timeout: Duration::from_secs(5),
+        ssl_verify: true,
+        ca_file: None,
+        client_cert: None,
+        proxy: None,
+    }
+}
+
+fn http() -> Http {
+    Http::new(&settings()).expect("agents")
+}
+
+fn artifact_server(data: &[u8]) -> Server {
+    let mut b = Behaviour::default();
+    b.routes.insert(
+        "/artifact".into(),
+        (200, data.to_vec(), Some("\"v1\"".into())),
+    );
+    Server::start(b)
+}
+
+struct Dl<'a> {
+    url: String,
+    dest: &'a Path,
+    expected: Option<u64>,
+    resume: bool,
+    keep_partial: bool,
+    rate_limit: u64,
+    low_speed: (Duration, u64),
+    cancel: AtomicBool,
+}
+
+impl<'a> Dl<'a> {
+    fn new(url: String, dest: &'a Path, expected: usize) -> Self {
+        Self {
+            url,
+            dest,
+            expected: Some(expected as u64),
+            resume: false,
+            keep_partial: false,
+            rate_limit: 0,
+            low_speed: (Duration::from_secs(60), 1),
+            cancel: AtomicBool::new(false),
+        }
+    }
+    fn run(&self, http: &Http) -> Result<Downloaded, HttpError> {
+        let req = DownloadRequest {
+            url: &self.url,
+            dest: self.dest,
+            expected_size: self.expected,
+            auth: Some("TargetToken secret-token"),
+            client_cert: true,
+            resume: self.resume,
+            keep_partial: self.keep_partial,
+            low_speed_time: self.low_speed.0,
+            low_speed_rate: self.low_speed.1,
+            rate_limit: self.rate_limit,
+            cancel: &self.cancel,
+        };
+        download(http, &req, &mut |_, _| {})
+    }
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[test]
+fn api_get_and_post_send_headers_and_return_any_status() {
+    let mut b = Behaviour::default();
+    b.routes.insert(
+        "/DEFAULT/controller/v1/dev".into(),
+        (
+            200,
+            br#"{"config":{"polling":{"sleep":"00:00:10"}}}"#.to_vec(),
+            None,
+        ),
+    );
+    b.routes.insert("/feedback".into(), (200, Vec::new(), None));
+    b.routes
+        .insert("/busy".into(), (429, b"slow down".to_vec(), None));
+    let server = Server::start(b);
+    let http = http();
+    let r = http
+        .api(
+            Method::Get,
+            &server.url("/DEFAULT/controller/v1/dev"),
+            Some("TargetToken abc"),
+            None,
+        )
+        .expect("GET");
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"{\"config\""));
+    let r = http
+        .api(
+            Method::Post,
+            &server.url("/feedback"),
+            Some("TargetToken abc"),
+            Some(b"{\"x\":1}"),
+        )
+        .expect("POST");
+    assert_eq!(r.status, 200);
+    let r = http
+        .api(Method::Get, &server.url("/busy"), None, None)
+        .expect("429 is a response");
+    assert_eq!(r.status, 429);
+    let r = http
+        .api(Method::Get, &server.url("/missing"), None, None)
+        .expect("404 is a response");
+    assert_eq!(r.status, 404);
+    let reqs = server.recorded();
+    assert_eq!(
+        reqs[0].headers.get("authorization").map(String::as_str),
+        Some("TargetToken abc")
+    );
+    assert!(
+        reqs[0]
+            .headers
+            .get("user-agent")
+            .is_some_and(|u| u.starts_with("eyas/"))
+    );
+    assert_eq!(reqs[1].method, "POST");
+    assert_eq!(reqs[1].body, b"{\"x\":1}");
+    assert!(
+        reqs[1]
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+    assert!(!reqs[2].headers.contains_key("authorization"));
+}
+
+#[test]
+fn connection_refused_is_a_transient_connect_error() {
+    let port = free_port();
+    let e = http()
+        .api(
+            Method::Get,
+            &format!("http://127.0.0.1:{port}/x"),
+            None,
+            None,
+        )
+        .expect_err("nothing listens");
+    assert_eq!(e.kind, HttpErrorKind::Connect, "{e}");
+    assert!(e.is_transient());
+}
+
+#[test]
+fn full_download_hashes_in_the_same_pass() {
+    let data = test_bytes(1_000_000, 1);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let d = Dl::new(server.url("/artifact"), &dest, data.len())
+        .run(&http())
+        .expect("download");
+    assert_eq!(d.bytes, data.len() as u64);
+    assert_eq!(d.sha256, sha256(&data));
+    assert_eq!(hex(&d.sha1), hex(&sha1_of(&data)));
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].headers.get("accept").map(String::as_str),
+        Some("application/octet-stream")
+    );
+    assert!(!reqs[0].headers.contains_key("range"));
+}
+
+fn sha1_of(data: &[u8]) -> [u8; 20] {
+    use sha1::Sha1;
+    Sha1::digest(data).into()
+}
+
+#[test]
+fn cut_mid_download_resumes_with_range_and_if_range() {
+    let data = test_bytes(1_000_000, 2);
+    let server = artifact_server(&data);
+    server.set(|b| b.cuts = vec![300_000]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.resume = true;
+    let d = dl.run(&http()).expect("resumed download");
+    assert_eq!(d.resumes, 1);
+    assert_eq!(d.sha256, sha256(&data));
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[1].headers.get("range").map(String::as_str),
+        Some("bytes=300000-")
+    );
+    assert_eq!(
+        reqs[1].headers.get("if-range").map(String::as_str),
+        Some("\"v1\"")
+    );
+}
+
+#[test]
+fn cut_without_resume_fails_as_transfer_error() {
+    let data = test_bytes(500_000, 3);
+    let server = artifact_server(&data);
+    server.set(|b| b.cuts = vec![100_000]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let e = Dl::new(server.url("/artifact"), &dest, data.len())
+        .run(&http())
+        .expect_err("cut");
+    assert_eq!(e.kind, HttpErrorKind::Transfer, "{e}");
+    assert_eq!(server.recorded().len(), 1);
+}
+
+#[test]
+fn changed_artifact_during_resume_restarts_from_zero() {
+    // If-Range does not match any more: the server answers 200 with the whole (new) body.
+    let data = test_bytes(400_000, 4);
+    let server = artifact_server(&data);
+    server.set(|b| b.cuts = vec![150_000]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let new = test_bytes(400_000, 5);
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.resume = true;
+    // Swap the content and ETag before the resume request arrives.
+    let swapped = std::thread::scope(|s| {
+        let h = s.spawn(|| dl.run(&http()));
+        common::wait_for("first request", Duration::from_secs(5), || {
+            !server.recorded().is_empty()
+        });
+        server.set(|b| {
+            b.routes.insert(
+                "/artifact".into(),
+                (200, new.clone(), Some("\"v2\"".into())),
+            );
+        });
+        h.join().expect("thread")
+    })
+    .expect("download");
+    assert_eq!(
+        swapped.sha256,
+        sha256(&new),
+        "must be the new content, not a splice"
+    );
+    assert_eq!(std::fs::read(&dest).expect("read"), new);
+}
+
+#[test]
+fn server_ignoring_range_restarts_cleanly() {
+    let data = test_bytes(300_000, 6);
+    let server = artifact_server(&data);
+    server.set(|b| {
+        b.cuts = vec![100_000];
+        b.ignore_range = true;
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.resume = true;
+    let d = dl.run(&http()).expect("download");
+    assert_eq!(d.sha256, sha256(&data));
+    assert_eq!(std::fs::read(&dest).expect("read").len(), data.len());
+}
+
+#[test]
+fn complete_partial_file_gets_416_and_is_accepted() {
+    let data = test_bytes(200_000, 7);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    std::fs::write(&dest, &data).expect("prefill");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.keep_partial = true;
+    let d = dl.run(&http()).expect("416 at end is success");
+    assert_eq!(d.reused, data.len() as u64);
+    assert_eq!(d.sha256, sha256(&data));
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].headers.get("range").map(String::as_str),
+        Some("bytes=200000-")
+    );
+}
+
+#[test]
+fn partial_file_from_earlier_run_is_continued_and_fully_hashed() {
+    let data = test_bytes(250_000, 8);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    std::fs::write(&dest, &data[..100_000]).expect("prefill");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.keep_partial = true;
+    let d = dl.run(&http()).expect("continued");
+    assert_eq!(d.reused, 100_000);
+    assert_eq!(d.sha256, sha256(&data));
+    // Without keep_partial the old bytes are discarded.
+    std::fs::write(&dest, b"garbage").expect("prefill");
+    let d = Dl::new(server.url("/artifact"), &dest, data.len())
+        .run(&http())
+        .expect("fresh");
+    assert_eq!(d.reused, 0);
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+}
+
+#[test]
+fn too_little_free_space_stops_before_the_first_request() {
+    let data = test_bytes(1000, 9);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, 0);
+    dl.expected = Some(u64::MAX / 4);
+    let e = dl.run(&http()).expect_err("no space");
+    assert_eq!(e.kind, HttpErrorKind::NoSpace, "{e}");
+    assert!(e.detail.contains("free"), "{e}");
+    assert!(server.recorded().is_empty());
+}
+
+#[test]
+fn http_errors_are_not_resumed() {
+    let server = Server::start(Behaviour::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/nope"), &dest, 10);
+    dl.resume = true;
+    let e = dl.run(&http()).expect_err("404");
+    assert_eq!(e.kind, HttpErrorKind::Status(404));
+    assert_eq!(server.recorded().len(), 1);
+}
+
+#[test]
+fn size_mismatch_with_hawkbit_is_refused() {
+    let data = test_bytes(1000, 10);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let e = Dl::new(server.url("/artifact"), &dest, 999)
+        .run(&http())
+        .expect_err("mismatch");
+    assert!(e.detail.contains("hawkBit said 999"), "{e}");
+}
+
+#[test]
+fn slow_transfer_is_aborted_by_low_speed_limit() {
+    let data = test_bytes(100_000, 11);
+    let server = artifact_server(&data);
+    server.set(|b| b.throttle = Some((200, Duration::from_millis(100)))); // ~2 kB/s
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.low_speed = (Duration::from_secs(1), 50_000);
+    let start = Instant::now();
+    let e = dl.run(&http()).expect_err("too slow");
+    assert_eq!(e.kind, HttpErrorKind::LowSpeed, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn stalled_transfer_hits_the_read_timeout() {
+    let data = test_bytes(100_000, 12);
+    let server = artifact_server(&data);
+    server.set(|b| b.throttle = Some((50_000, Duration::from_secs(4))));
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut s = settings();
+    s.download_read_timeout = Duration::from_millis(800);
+    let http = Http::new(&s).expect("agents");
+    let start = Instant::now();
+    let e = Dl::new(server.url("/artifact"), &dest, data.len())
+        .run(&http)
+        .expect_err("stall");
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn rate_cap_slows_the_download() {
+    let data = test_bytes(300_000, 13);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.rate_limit = 250_000;
+    let d = dl.run(&http()).expect("download");
+    assert!(
+        d.elapsed >= Duration::from_millis(1000),
+        "300 kB at 250 kB/s took only {:?}",
+        d.elapsed
+    );
+    assert_eq!(d.sha256, sha256(&data));
+}
+
+#[test]
+fn cancel_stops_the_download() {
+    let data = test_bytes(10_000, 14);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    let e = dl.run(&http()).expect_err("cancelled");
+    assert_eq!(e.kind, HttpErrorKind::Cancelled);
+}
+
+struct SServer {
+    _guard: Guard,
+    port: u16,
+}
+
+fn s_server(dir: &Path, pki: &common::Pki, extra: &[&str]) -> SServer {
+    require_tool("openssl");
+    let port = free_port();
+    let child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+        ])
+        .arg(&pki.server_cert)
+        .arg("-key")
+        .arg(&pki.server_key)
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    let guard = Guard(child);
+    wait_port(port, Duration::from_secs(10));
+    SServer {
+        _guard: guard,
+        port,
+    }
+}
+
+#[test]
+fn https_get_with_private_ca() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    std::fs::write(dir.path().join("hello.txt"), "hello over tls\n").expect("write");
+    let srv = s_server(dir.path(), &pki, &[]);
+    let url = format!("https://localhost:{}/hello.txt", srv.port);
+
+    let mut s = settings();
+    s.ca_file = Some(pki.ca.clone());
+    let r = Http::new(&s)
+        .expect("agents")
+        .api(Method::Get, &url, None, None)
+        .expect("https GET");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello over tls\n");
+
+    // The system roots do not know the test CA.
+    let e = http()
+        .api(Method::Get, &url, None, None)
+        .expect_err("unknown CA");
+    assert_eq!(e.kind, HttpErrorKind::Tls, "{e}");
+
+    // ssl_verify=false accepts it (rauc-hawkbit-updater semantics).
+    let mut s = settings();
+    s.ssl_verify = false;
+    let r = Http::new(&s)
+        .expect("agents")
+        .api(Method::Get, &url, None, None)
+        .expect("no verify");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn https_mutual_tls_client_certificate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    std::fs::write(dir.path().join("bundle.raucb"), test_bytes(50_000, 15)).expect("write");
+    let ca = pki.ca.to_string_lossy().into_owned();
+    let srv = s_server(dir.path(), &pki, &["-Verify", "1", "-CAfile", &ca]);
+    let url = format!("https://127.0.0.1:{}/bundle.raucb", srv.port);
+
+    let mut s = settings();
+    s.ca_file = Some(pki.ca.clone());
+    s.client_cert = Some((pki.client_cert.clone(), pki.client_key.clone()));
+    let http = Http::new(&s).expect("agents");
+    let out = tempfile::tempdir().expect("tmp");
+    let dest = out.path().join("b.raucb");
+    let mut dl = Dl::new(url.clone(), &dest, 50_000);
+    dl.expected = None;
+    let d = dl.run(&http).expect("mTLS download");
+    assert_eq!(d.sha256, sha256(&test_bytes(50_000, 15)));
+
+    // The same agent without the certificate (external host policy) is refused.
+    let req = DownloadRequest {
+        url: &url,
+        dest: &dest,
+        expected_size: None,
+        auth: None,
+        client_cert: false,
+        resume: false,
+        keep_partial: false,
+        low_speed_time: Duration::ZERO,
+        low_speed_rate: 0,
+        rate_limit: 0,
+        cancel: &AtomicBool::new(false),
+    };
+    assert!(
+        download(&http, &req, &mut |_, _| {}).is_err(),
+        "server requires a client certificate"
+    );
+}
