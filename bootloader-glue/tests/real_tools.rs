@@ -1,0 +1,331 @@
+//! Differential tests with the real tools, both directions: random variable sets written by eyas
+//! are read back by `fw_printenv` / `grub-editenv list` / `barebox-state`, and what those tools
+//! write is read back by eyas. These tests FAIL (not skip) when a tool is missing: CI installs
+//! them with `.ci/install-deps`.
+
+mod support;
+
+use eyas_bootloader_glue::file::{BareboxFile, GrubFile, UbootFile, UbootOptions};
+use std::collections::BTreeMap;
+use std::process::Command;
+use support::{Rng, TempDir, run, vectors};
+
+const ROUNDS: usize = 25;
+
+fn random_changes(
+    rng: &mut Rng,
+    model: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>)> {
+    let n = 1 + rng.below(6) as usize;
+    let keys: Vec<&String> = model.keys().collect();
+    (0..n)
+        .map(|_| {
+            let name = if !keys.is_empty() && rng.chance(60) {
+                keys[rng.below(keys.len() as u64) as usize].clone()
+            } else {
+                rng.name()
+            };
+            let value = if rng.chance(25) {
+                None
+            } else {
+                Some(uboot_safe(rng.value()))
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// mkenvimage treats a trailing backslash as a line continuation.
+fn uboot_safe(mut v: String) -> String {
+    if v.ends_with('\\') {
+        v.pop();
+        v.push('z');
+    }
+    v
+}
+
+fn apply_model(model: &mut BTreeMap<String, String>, ch: &[(String, Option<String>)]) {
+    for (n, v) in ch {
+        match v {
+            Some(v) if !v.is_empty() => {
+                model.insert(n.clone(), v.clone());
+            }
+            _ => {
+                model.remove(n);
+            }
+        }
+    }
+}
+
+fn parse_listing(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once('=').unwrap_or((l, ""));
+            (n.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn borrowed(ch: &[(String, Option<String>)]) -> Vec<(&str, Option<&str>)> {
+    ch.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect()
+}
+
+#[test]
+fn uboot_differential_with_fw_printenv_and_fw_setenv() {
+    let d = TempDir::new("uboot-diff");
+    let mut rng = Rng(0x5eed_0001);
+    let img = d.join("env.img");
+    let cfg = d.join("fw_env.config");
+    std::fs::write(
+        &cfg,
+        format!("{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n", p = img.display()),
+    )
+    .unwrap();
+    for round in 0..ROUNDS {
+        // Start from a mkenvimage image with random variables.
+        let mut model = BTreeMap::new();
+        let mut txt = String::new();
+        for _ in 0..1 + rng.below(8) {
+            let (n, v) = (rng.name(), uboot_safe(rng.value()));
+            txt += &format!("{n}={v}\n");
+            model.insert(n, v);
+        }
+        std::fs::write(d.join("env.txt"), &txt).unwrap();
+        run(Command::new("mkenvimage")
+            .args(["-r", "-s", "0x4000", "-o"])
+            .arg(d.join("c.env"))
+            .arg(d.join("env.txt")));
+        let c = std::fs::read(d.join("c.env")).unwrap();
+        std::fs::write(&img, [c.clone(), c].concat()).unwrap();
+
+        // eyas writes (one write for the whole change set), fw_printenv reads.
+        for _ in 0..3 {
+            let ch = random_changes(&mut rng, &model);
+            let mut env = UbootFile::open(&cfg, UbootOptions::default()).unwrap();
+            env.apply(&borrowed(&ch)).unwrap();
+            apply_model(&mut model, &ch);
+            let out = run(Command::new("fw_printenv").arg("-c").arg(&cfg));
+            assert_eq!(
+                parse_listing(&out),
+                model,
+                "round {round}: fw_printenv disagrees after eyas applied {ch:?}"
+            );
+        }
+        // fw_setenv writes (a script: several variables), eyas reads.
+        for _ in 0..3 {
+            let ch = random_changes(&mut rng, &model);
+            let script: String = ch
+                .iter()
+                .map(|(n, v)| format!("{n}={}\n", v.as_deref().unwrap_or("")))
+                .collect();
+            std::fs::write(d.join("script"), script).unwrap();
+            run(Command::new("fw_setenv")
+                .arg("-c")
+                .arg(&cfg)
+                .arg("-s")
+                .arg(d.join("script")));
+            apply_model(&mut model, &ch);
+            let mut env = UbootFile::open(&cfg, UbootOptions::default()).unwrap();
+            let got: BTreeMap<String, String> = env.read().unwrap().0.into_iter().collect();
+            assert_eq!(
+                got, model,
+                "round {round}: eyas disagrees after fw_setenv applied {ch:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn uboot_both_copies_bad_fw_printenv_and_eyas_both_refuse() {
+    let d = TempDir::new("uboot-bad");
+    let img = d.join("env.img");
+    let cfg = d.join("fw_env.config");
+    std::fs::write(
+        &cfg,
+        format!("{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n", p = img.display()),
+    )
+    .unwrap();
+    std::fs::write(&img, vec![0x55u8; 0x8000]).unwrap();
+    let out = Command::new("fw_printenv")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = UbootFile::open(&cfg, UbootOptions::default())
+        .unwrap()
+        .read()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no U-Boot env copy has a valid CRC"), "{err}");
+    assert!(err.contains("fw_env.config"), "{err}");
+    // With explicit defaults eyas writes a valid env that fw_printenv accepts.
+    let mut env = UbootFile::open(&cfg, UbootOptions::default()).unwrap();
+    env.apply_with_defaults(
+        &[("BOOT_A_LEFT", Some("3"))],
+        Some(&[("BOOT_ORDER", "A B"), ("BOOT_A_LEFT", "1")]),
+    )
+    .unwrap();
+    let out = run(Command::new("fw_printenv").arg("-c").arg(&cfg));
+    assert_eq!(out, "BOOT_A_LEFT=3\nBOOT_ORDER=A B\n");
+}
+
+#[test]
+fn grub_differential_with_grub_editenv() {
+    let d = TempDir::new("grub-diff");
+    let mut rng = Rng(0x5eed_0002);
+    let f = d.join("grubenv");
+    for round in 0..ROUNDS {
+        let _ = std::fs::remove_file(&f);
+        run(Command::new("grub-editenv").arg(&f).arg("create"));
+        let mut model = BTreeMap::new();
+        for _ in 0..4 {
+            let ch: Vec<(String, Option<String>)> = random_changes(&mut rng, &model);
+            // grub-editenv set with a value: same change set through eyas.
+            let g = GrubFile::new(&f);
+            match g.apply(&borrowed(&ch)) {
+                Ok(_) => apply_model(&mut model, &ch),
+                Err(e) => {
+                    assert!(e.to_string().contains("too small"), "{e}");
+                    continue;
+                }
+            }
+            let out = run(Command::new("grub-editenv").arg(&f).arg("list"));
+            assert_eq!(
+                parse_listing(&out),
+                model,
+                "round {round}: grub-editenv disagrees after eyas applied {ch:?}"
+            );
+        }
+        for _ in 0..4 {
+            let ch = random_changes(&mut rng, &model);
+            let sets: Vec<String> = ch
+                .iter()
+                .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
+                .collect();
+            let unsets: Vec<&String> = ch
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(n, _)| n)
+                .collect();
+            let before = std::fs::read(&f).unwrap();
+            if !sets.is_empty() {
+                let out = Command::new("grub-editenv")
+                    .arg(&f)
+                    .arg("set")
+                    .args(&sets)
+                    .output()
+                    .unwrap();
+                if !out.status.success() {
+                    // Block full: grub-editenv refuses; restore and skip this change set.
+                    std::fs::write(&f, &before).unwrap();
+                    continue;
+                }
+            }
+            if !unsets.is_empty() {
+                run(Command::new("grub-editenv")
+                    .arg(&f)
+                    .arg("unset")
+                    .args(&unsets));
+            }
+            for (n, v) in &ch {
+                if let Some(v) = v {
+                    model.insert(n.clone(), v.clone());
+                }
+            }
+            for n in unsets {
+                model.remove(n);
+            }
+            let got: BTreeMap<String, String> =
+                GrubFile::new(&f).read().unwrap().0.into_iter().collect();
+            assert_eq!(
+                got, model,
+                "round {round}: eyas disagrees after grub-editenv applied {ch:?}"
+            );
+        }
+    }
+}
+
+/// Runs `barebox-state -i dtb ARGS` with `img` behind the partuuid path, in a private mount
+/// namespace (boot-state.md §3.3) so the host's /dev is untouched.
+fn barebox_state(dir: &TempDir, img: &std::path::Path, args: &str) -> String {
+    let dtb = vectors().join("barebox/state-partuuid.dtb");
+    let script = format!(
+        "set -e\nmkdir -p {d}/olddev\nmount --bind /dev {d}/olddev\nmount -t tmpfs tmpfs /dev\n\
+         for n in null zero random urandom; do touch /dev/$n; mount --bind {d}/olddev/$n /dev/$n; done\n\
+         mkdir -p /dev/disk/by-partuuid\nln -sf {img} /dev/disk/by-partuuid/3a1b2c3d-0000-4000-8000-0123456789ab\n\
+         barebox-state -i {dtb} {args}\n",
+        d = dir.path().display(),
+        img = img.display(),
+        dtb = dtb.display()
+    );
+    std::fs::write(dir.join("bb.sh"), script).unwrap();
+    run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh"])
+        .arg(dir.join("bb.sh")))
+}
+
+const BB_VARS: [&str; 5] = [
+    "bootstate.system0.remaining_attempts",
+    "bootstate.system0.priority",
+    "bootstate.system1.remaining_attempts",
+    "bootstate.system1.priority",
+    "bootstate.last_chosen",
+];
+
+#[test]
+fn barebox_differential_with_barebox_state() {
+    let d = TempDir::new("bb-diff");
+    let mut rng = Rng(0x5eed_0003);
+    let img = d.join("state.img");
+    let dtb = vectors().join("barebox/state-partuuid.dtb");
+    std::fs::write(&img, vec![0u8; 0x8000]).unwrap();
+    for round in 0..12 {
+        // eyas writes, barebox-state reads.
+        let vals: Vec<u32> = (0..5)
+            .map(|_| {
+                if rng.chance(50) {
+                    rng.below(100) as u32
+                } else {
+                    rng.next() as u32
+                }
+            })
+            .collect();
+        let strs: Vec<String> = vals.iter().map(u32::to_string).collect();
+        let ch: Vec<(&str, Option<&str>)> = BB_VARS
+            .iter()
+            .zip(&strs)
+            .filter(|_| rng.chance(70))
+            .map(|(n, v)| (*n, Some(v.as_str())))
+            .collect();
+        let bb = BareboxFile::open(&dtb, None, &img).unwrap();
+        let expect = bb.apply(&ch).unwrap();
+        let out = barebox_state(&d, &img, "--dump-shell");
+        for (i, n) in BB_VARS.iter().enumerate() {
+            let key = format!("state_{}=", n.replace('.', "_"));
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .unwrap_or_else(|| panic!("{key} missing in {out}"));
+            let want = bb.desc().get(&expect, BB_VARS[i]).unwrap();
+            assert_eq!(
+                line[key.len()..].trim_matches('"'),
+                want.to_string(),
+                "round {round} {n}"
+            );
+        }
+        // barebox-state writes, eyas reads.
+        let vals: Vec<u32> = (0..5).map(|_| rng.next() as u32).collect();
+        let args: String = BB_VARS
+            .iter()
+            .zip(&vals)
+            .map(|(n, v)| format!("-s {n}={v} "))
+            .collect();
+        barebox_state(&d, &img, &args);
+        let got = bb.read().unwrap();
+        for (n, v) in BB_VARS.iter().zip(&vals) {
+            assert_eq!(bb.desc().get(&got, n), Some(*v), "round {round} {n}");
+        }
+    }
+}
