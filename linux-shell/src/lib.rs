@@ -11,3 +11,4 @@ pub mod download;
 pub mod http;
 pub mod keyfile;
 pub mod logging;
+pub mod rauc;

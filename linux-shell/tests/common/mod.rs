@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http_server;
+pub mod rauc_sandbox;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

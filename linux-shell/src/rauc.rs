@@ -1,0 +1,300 @@
+//! RAUC over D-Bus (`de.pengutronix.rauc.Installer` on the system bus, object `/`).
+//!
+//! The system bus address comes from `DBUS_SYSTEM_BUS_ADDRESS` when set (tests use a private
+//! `dbus-daemon`), else the standard socket. `install` subscribes to `Completed` and to
+//! `Progress` changes *before* calling `InstallBundle`, so no event can be missed, and reads
+//! `LastError` when the result is not 0 (RAUC sets it before emitting `Completed`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::{OwnedVariant as OwnedValue, Variant as Value};
+
+/// The RAUC installer interface as exposed by RAUC 1.8 (shared/reference/real-peers.md §2.5).
+#[zbus::proxy(
+    interface = "de.pengutronix.rauc.Installer",
+    default_service = "de.pengutronix.rauc",
+    default_path = "/"
+)]
+pub trait Installer {
+    /// Starts an install; the outcome arrives through `Completed`.
+    fn install_bundle(&self, source: &str, args: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+    /// `(state, slot)` → `(slot name, message)`.
+    fn mark(&self, state: &str, slot_identifier: &str) -> zbus::Result<(String, String)>;
+    /// Every slot with its status dictionary.
+    fn get_slot_status(&self) -> zbus::Result<Vec<(String, HashMap<String, OwnedValue>)>>;
+    /// The slot the bootloader will boot next.
+    fn get_primary(&self) -> zbus::Result<String>;
+    /// `(compatible, version)` of a bundle.
+    fn info(&self, bundle: &str) -> zbus::Result<(String, String)>;
+    /// `idle` or `installing`.
+    #[zbus(property)]
+    fn operation(&self) -> zbus::Result<String>;
+    /// The error of the last failed install (empty after success).
+    #[zbus(property)]
+    fn last_error(&self) -> zbus::Result<String>;
+    /// `(percentage, message, nesting depth)`.
+    #[zbus(property)]
+    fn progress(&self) -> zbus::Result<(i32, String, i32)>;
+    /// Bootname of the booted slot.
+    #[zbus(property)]
+    fn boot_slot(&self) -> zbus::Result<String>;
+    /// The system's compatible string.
+    #[zbus(property)]
+    fn compatible(&self) -> zbus::Result<String>;
+    /// Emitted when an install ends; 0 = success.
+    #[zbus(signal)]
+    fn completed(&self, result: i32) -> zbus::Result<()>;
+}
+
+/// A RAUC failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaucError {
+    /// The bus or the RAUC service cannot be reached.
+    Unavailable(String),
+    /// A D-Bus call was refused (e.g. `Unsupported key`, `Already processing a different method`).
+    Call(String),
+    /// The install ran and failed; the text is RAUC's `LastError`.
+    InstallFailed(String),
+    /// No `Completed` within the time limit.
+    Timeout(Duration),
+}
+
+impl fmt::Display for RaucError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(
+                f,
+                "RAUC is not reachable on the system bus ({e}); is rauc.service running and DBUS_SYSTEM_BUS_ADDRESS right?"
+            ),
+            Self::Call(e) => write!(f, "RAUC refused the call: {e}"),
+            Self::InstallFailed(e) => write!(f, "RAUC install failed: {e}"),
+            Self::Timeout(d) => write!(
+                f,
+                "RAUC did not finish the install within {} s",
+                d.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RaucError {}
+
+fn call_err(e: zbus::Error) -> RaucError {
+    match e {
+        zbus::Error::MethodError(name, detail, _) => {
+            RaucError::Call(format!("{}: {}", name.as_str(), detail.unwrap_or_default()))
+        }
+        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
+            RaucError::Unavailable(e.to_string())
+        }
+        zbus::Error::FDO(fdo) => match *fdo {
+            zbus::fdo::Error::ServiceUnknown(m) | zbus::fdo::Error::NameHasNoOwner(m) => {
+                RaucError::Unavailable(m)
+            }
+            other => RaucError::Call(other.to_string()),
+        },
+        other => RaucError::Call(other.to_string()),
+    }
+}
+
+/// One `Progress` update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// 0..=100.
+    pub percent: i32,
+    /// RAUC's message, e.g. `Copying image to rootfs.1`.
+    pub message: String,
+    /// Nesting depth (1 = top level).
+    pub depth: i32,
+}
+
+/// `Mark` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkState {
+    /// The slot booted fine.
+    Good,
+    /// Never boot it again.
+    Bad,
+    /// Boot it next.
+    Active,
+}
+
+impl MarkState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Bad => "bad",
+            Self::Active => "active",
+        }
+    }
+}
+
+/// A slot from `GetSlotStatus`, values rendered as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// e.g. `rootfs.1`.
+    pub name: String,
+    /// Every key RAUC reported (`bootname`, `state`, `boot-status`, `bundle.version`, …).
+    pub fields: BTreeMap<String, String>,
+}
+
+impl SlotStatus {
+    /// A field by key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+}
+
+fn value_text(v: &OwnedValue) -> String {
+    match &**v {
+        Value::Str(s) => s.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::U8(n) => n.to_string(),
+        Value::U16(n) => n.to_string(),
+        Value::U32(n) => n.to_string(),
+        Value::U64(n) => n.to_string(),
+        Value::I16(n) => n.to_string(),
+        Value::I32(n) => n.to_string(),
+        Value::I64(n) => n.to_string(),
+        Value::F64(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A connection to RAUC.
+#[derive(Debug, Clone)]
+pub struct Rauc {
+    proxy: InstallerProxy<'static>,
+}
+
+impl Rauc {
+    /// Connects to RAUC on the system bus (must run inside a Tokio runtime).
+    pub async fn connect() -> Result<Self, RaucError> {
+        Self::connect_to(None).await
+    }
+
+    /// Connects to RAUC on the bus at `address`, or on the system bus when `None`.
+    pub async fn connect_to(address: Option<&str>) -> Result<Self, RaucError> {
+        let unavailable = |e: zbus::Error| RaucError::Unavailable(e.to_string());
+        let conn = match address {
+            Some(a) => zbus::connection::Builder::address(a).build().await,
+            None => zbus::Connection::system().await,
+        }
+        .map_err(unavailable)?;
+        let proxy = InstallerProxy::new(&conn).await.map_err(call_err)?;
+        Ok(Self { proxy })
+    }
+
+    /// Installs `bundle` (a local file); `on_progress` sees every Progress change.
+    /// Returns `Err(InstallFailed(LastError))` when RAUC reports failure.
+    pub async fn install(
+        &self,
+        bundle: &Path,
+        limit: Duration,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<(), RaucError> {
+        let source = bundle.to_str().ok_or_else(|| {
+            RaucError::Call(format!("bundle path {} is not UTF-8", bundle.display()))
+        })?;
+        let mut completed = self.proxy.receive_completed().await.map_err(call_err)?;
+        let mut progress = self.proxy.receive_progress_changed().await;
+        self.proxy
+            .install_bundle(source, HashMap::new())
+            .await
+            .map_err(call_err)?;
+        let wait = async {
+            loop {
+                tokio::select! {
+                    signal = completed.next() => {
+                        let Some(signal) = signal else {
+                            return Err(RaucError::Unavailable("the D-Bus connection closed during the install".into()));
+                        };
+                        let result = signal.args().map_err(call_err)?.result;
+                        if result == 0 {
+                            return Ok(());
+                        }
+                        let last_error = self.proxy.last_error().await.map_err(call_err)?;
+                        return Err(RaucError::InstallFailed(if last_error.is_empty() {
+                            format!("result code {result} without LastError")
+                        } else {
+                            last_error
+                        }));
+                    }
+                    Some(change) = progress.next() => {
+                        if let Ok((percent, message, depth)) = change.get().await {
+                            on_progress(&Progress { percent, message, depth });
+                        }
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .map_err(|_| RaucError::Timeout(limit))?
+    }
+
+    /// `Mark(state, slot)`; `slot` is `booted`, `other` or a slot name. Returns RAUC's message.
+    pub async fn mark(&self, state: MarkState, slot: &str) -> Result<(String, String), RaucError> {
+        self.proxy
+            .mark(state.as_str(), slot)
+            .await
+            .map_err(call_err)
+    }
+
+    /// Every slot's status.
+    pub async fn slot_status(&self) -> Result<Vec<SlotStatus>, RaucError> {
+        let raw = self.proxy.get_slot_status().await.map_err(call_err)?;
+        Ok(raw
+            .into_iter()
+            .map(|(name, dict)| SlotStatus {
+                name,
+                fields: dict
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_text(v)))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Bootname of the booted slot (`BootSlot`).
+    pub async fn boot_slot(&self) -> Result<String, RaucError> {
+        self.proxy.boot_slot().await.map_err(call_err)
+    }
+
+    /// Name of the primary slot (`GetPrimary`).
+    pub async fn primary(&self) -> Result<String, RaucError> {
+        self.proxy.get_primary().await.map_err(call_err)
+    }
+
+    /// `Operation` property.
+    pub async fn operation(&self) -> Result<String, RaucError> {
+        self.proxy.operation().await.map_err(call_err)
+    }
+
+    /// `LastError` property.
+    pub async fn last_error(&self) -> Result<String, RaucError> {
+        self.proxy.last_error().await.map_err(call_err)
+    }
+
+    /// `Progress` property.
+    pub async fn progress(&self) -> Result<Progress, RaucError> {
+        let (percent, message, depth) = self.proxy.progress().await.map_err(call_err)?;
+        Ok(Progress {
+            percent,
+            message,
+            depth,
+        })
+    }
+
+    /// `(compatible, version)` of a bundle, checked by RAUC.
+    pub async fn bundle_info(&self, bundle: &Path) -> Result<(String, String), RaucError> {
+        self.proxy
+            .info(&bundle.to_string_lossy())
+            .await
+            .map_err(call_err)
+    }
+}

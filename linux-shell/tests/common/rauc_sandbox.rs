@@ -1,0 +1,266 @@
+//! A real RAUC 1.8 on a private system-type bus: test PKI, file-backed ext4 slots, a custom
+//! bootloader backend script with state files, and bundles made with `rauc bundle`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Guard, require_tool, run, wait_for};
+
+pub struct RaucSandbox {
+    pub dir: tempfile::TempDir,
+    pub bus_address: String,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    pub bootloader_dir: PathBuf,
+    // Dropped in reverse order: RAUC first, then the bus.
+    _rauc: Guard,
+    _dbus: Guard,
+}
+
+const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>ADDRESS</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
+impl RaucSandbox {
+    pub fn start() -> Self {
+        for tool in [
+            "rauc",
+            "dbus-daemon",
+            "busctl",
+            "mkfs.ext4",
+            "debugfs",
+            "openssl",
+            "mksquashfs",
+        ] {
+            require_tool(tool);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("eyas-rauc-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        for sub in ["pki", "mnt", "data", "bl", "rootA/etc"] {
+            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        make_rauc_pki(&d.join("pki"));
+        std::fs::write(d.join("rootA/etc/sw-version"), "1.0.0\n").expect("write");
+        let slot_a = d.join("slotA.img");
+        let slot_b = d.join("slotB.img");
+        mkfs(&d.join("rootA"), &slot_a);
+        std::fs::File::create(&slot_b)
+            .and_then(|f| f.set_len(8 << 20))
+            .expect("slotB");
+        let bl = d.join("bl");
+        let script = d.join("bootloader.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n# RAUC custom bootloader backend for tests: one state file per item.\nd={bl}\necho \"$*\" >> $d/calls.log\n\
+                 case \"$1\" in\n  get-primary) cat $d/primary 2>/dev/null || echo A ;;\n  set-primary) echo \"$2\" > $d/primary; echo good > $d/state.$2 ;;\n\
+                 get-state) cat $d/state.$2 2>/dev/null || echo good ;;\n  set-state) echo \"$3\" > $d/state.$2 ;;\n\
+                 get-current) cat $d/current 2>/dev/null || echo A ;;\n  *) echo \"unsupported: $*\" >&2; exit 1 ;;\nesac\n",
+                bl = bl.display()
+            ),
+        )
+        .expect("write script");
+        run(Command::new("chmod").arg("+x").arg(&script));
+        std::fs::write(
+            d.join("system.conf"),
+            format!(
+                "[system]\ncompatible=ota-agent-test\nbootloader=custom\nmountprefix={d}/mnt\ndata-directory={d}/data\nbundle-formats=plain\n\n\
+                 [handlers]\nbootloader-custom-backend={script}\n\n[keyring]\npath={d}/pki/ca.cert.pem\n\n\
+                 [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname=A\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname=B\n",
+                d = d.display(),
+                script = script.display(),
+                a = slot_a.display(),
+                b = slot_b.display()
+            ),
+        )
+        .expect("system.conf");
+        let bus_address = format!("unix:path={}/sysbus.sock", d.display());
+        std::fs::write(
+            d.join("bus.conf"),
+            BUS_CONF.replace("ADDRESS", &bus_address),
+        )
+        .expect("bus.conf");
+        let dbus = Guard(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}/bus.conf", d.display()))
+                .arg("--nofork")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start dbus-daemon"),
+        );
+        let sock = d.join("sysbus.sock");
+        wait_for("the private bus socket", Duration::from_secs(10), || {
+            sock.exists()
+        });
+        let log = std::fs::File::create(d.join("rauc.log")).expect("log");
+        let rauc = Guard(
+            Command::new("rauc")
+                .arg("service")
+                .arg(format!("--conf={}/system.conf", d.display()))
+                .arg("--override-boot-slot=A")
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)
+                .env_remove("DBUS_STARTER_BUS_TYPE")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start rauc service"),
+        );
+        wait_for(
+            "de.pengutronix.rauc on the private bus",
+            Duration::from_secs(15),
+            || {
+                Command::new("busctl")
+                    .args(["--system", "status", "de.pengutronix.rauc"])
+                    .env("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+        );
+        Self {
+            dir,
+            bus_address,
+            slot_a,
+            slot_b,
+            bootloader_dir: bl,
+            _rauc: rauc,
+            _dbus: dbus,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A signed bundle whose rootfs image holds /etc/sw-version = `version`.
+    pub fn bundle(&self, name: &str, version: &str, compatible: &str) -> PathBuf {
+        let d = self.path();
+        let work = d.join(format!("work-{name}"));
+        std::fs::create_dir_all(work.join("root/etc")).expect("mkdir");
+        std::fs::create_dir_all(work.join("bundle")).expect("mkdir");
+        std::fs::write(work.join("root/etc/sw-version"), format!("{version}\n")).expect("write");
+        mkfs(&work.join("root"), &work.join("bundle/rootfs.ext4"));
+        std::fs::write(
+            work.join("bundle/manifest.raucm"),
+            format!("[update]\ncompatible={compatible}\nversion={version}\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n"),
+        )
+        .expect("manifest");
+        let out = d.join(format!("{name}.raucb"));
+        run(Command::new("rauc")
+            .arg("bundle")
+            .arg(format!("--cert={}/pki/dev.cert.pem", d.display()))
+            .arg(format!("--key={}/pki/dev.key.pem", d.display()))
+            .arg(format!("--keyring={}/pki/ca.cert.pem", d.display()))
+            .arg(work.join("bundle"))
+            .arg(&out));
+        out
+    }
+
+    /// The version file inside a slot image, read with debugfs.
+    pub fn slot_version(&self, image: &Path) -> String {
+        let out = run(Command::new("debugfs")
+            .arg("-R")
+            .arg("cat /etc/sw-version")
+            .arg(image));
+        out.trim().to_owned()
+    }
+
+    pub fn bootloader_calls(&self) -> String {
+        std::fs::read_to_string(self.bootloader_dir.join("calls.log")).unwrap_or_default()
+    }
+
+    pub fn rauc_log(&self) -> String {
+        std::fs::read_to_string(self.path().join("rauc.log")).unwrap_or_default()
+    }
+}
+
+fn mkfs(root: &Path, image: &Path) {
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rootfs", "-d"])
+        .arg(root)
+        .arg(image)
+        .arg("4M"));
+}
+
+fn make_rauc_pki(pki: &Path) {
+    std::fs::write(
+        pki.join("openssl.cnf"),
+        "[ req ]\ndistinguished_name = dn\n[ dn ]\n[ v3_ca ]\nbasicConstraints = critical,CA:true\nkeyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\n[ v3_leaf ]\nbasicConstraints = critical,CA:false\nkeyUsage = critical,digitalSignature\n\
+         subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid,issuer\n",
+    )
+    .expect("openssl.cnf");
+    let ossl = |args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(pki));
+    };
+    ossl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key.pem",
+        "-out",
+        "ca.cert.pem",
+        "-days",
+        "400",
+        "-subj",
+        "/O=Test/CN=Test RAUC CA",
+        "-config",
+        "openssl.cnf",
+        "-extensions",
+        "v3_ca",
+    ]);
+    ossl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "dev.key.pem",
+        "-out",
+        "dev.csr.pem",
+        "-subj",
+        "/O=Test/CN=Test RAUC signer",
+        "-config",
+        "openssl.cnf",
+    ]);
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "dev.csr.pem",
+        "-CA",
+        "ca.cert.pem",
+        "-CAkey",
+        "ca.key.pem",
+        "-CAcreateserial",
+        "-out",
+        "dev.cert.pem",
+        "-days",
+        "400",
+        "-extfile",
+        "openssl.cnf",
+        "-extensions",
+        "v3_leaf",
+    ]);
+}
