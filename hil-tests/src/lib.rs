@@ -1,1 +1,9 @@
-//! eyas-hil-tests: the hawkBit test server and end-to-end scenario support.
+//! eyas-hil-tests: `hawkbit-sim`, a hawkBit test server faithful on the DDI and Management API paths eyas
+//! and other hawkBit clients use, plus helpers for end-to-end scenarios (a small load-generating HTTP
+//! client and simulated devices).
+//!
+//! Start it in-process with [`sim::Sim::start`]; see `hil-tests/README.md` for the binary, its flags and
+//! how it differs from real hawkBit.
+
+pub mod client;
+pub mod sim;

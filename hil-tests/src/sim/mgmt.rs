@@ -1,0 +1,1893 @@
+//! Management API subset (`/rest/v1`, HTTP Basic) — ddi-api.md §2.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::Shared;
+use super::artifacts::{self, Hasher, MAX_ARTIFACT_SIZE};
+use super::cron::MaintenanceWindow;
+use super::fiql::Expr;
+use super::http::{
+    Warnings, base_url, base64_decode, check_json_ct, json_get, json_resp, parse_body,
+};
+use super::model::{
+    Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, Failure, Metadata,
+    Res, Rollout, SoftwareModule, State, Target, parse_polling,
+};
+use super::time::now_ms;
+
+type Sh = AxState<Arc<Shared>>;
+type Q = Query<HashMap<String, String>>;
+
+/// Mgmt routes (with Basic auth).
+pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/rest/v1/softwaremodules", get(sm_list).post(sm_create))
+        .route(
+            "/rest/v1/softwaremodules/{id}",
+            get(sm_get).delete(sm_delete),
+        )
+        .route(
+            "/rest/v1/softwaremodules/{id}/artifacts",
+            get(artifact_list)
+                .post(artifact_upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/rest/v1/softwaremodules/{id}/artifacts/{aid}",
+            get(artifact_get),
+        )
+        .route(
+            "/rest/v1/softwaremodules/{id}/artifacts/{aid}/download",
+            get(artifact_download),
+        )
+        .route(
+            "/rest/v1/softwaremodules/{id}/metadata",
+            get(sm_metadata_list).post(sm_metadata_create),
+        )
+        .route("/rest/v1/distributionsets", get(ds_list).post(ds_create))
+        .route("/rest/v1/distributionsets/{id}", get(ds_get))
+        .route(
+            "/rest/v1/distributionsets/{id}/assignedTargets",
+            post(ds_assign_targets),
+        )
+        .route("/rest/v1/targets", get(target_list).post(target_create))
+        .route(
+            "/rest/v1/targets/{cid}",
+            get(target_get).delete(target_delete),
+        )
+        .route("/rest/v1/targets/{cid}/attributes", get(target_attributes))
+        .route(
+            "/rest/v1/targets/{cid}/assignedDS",
+            get(target_assigned_ds).post(target_assign),
+        )
+        .route(
+            "/rest/v1/targets/{cid}/installedDS",
+            get(target_installed_ds),
+        )
+        .route("/rest/v1/targets/{cid}/actions", get(target_actions))
+        .route(
+            "/rest/v1/targets/{cid}/actions/{aid}",
+            get(target_action).delete(target_action_cancel),
+        )
+        .route(
+            "/rest/v1/targets/{cid}/actions/{aid}/status",
+            get(target_action_status),
+        )
+        .route("/rest/v1/actions", get(actions_list))
+        .route("/rest/v1/system/configs", get(configs_list))
+        .route(
+            "/rest/v1/system/configs/{key}",
+            get(config_get).put(config_put).delete(config_delete),
+        )
+        .route("/rest/v1/rollouts", get(rollout_list).post(rollout_create))
+        .route("/rest/v1/rollouts/{id}", get(rollout_get))
+        .route("/rest/v1/rollouts/{id}/{op}", post(rollout_op))
+        .route("/rest/v1/rollouts/{id}/deploygroups", get(group_list))
+        .route("/rest/v1/rollouts/{id}/deploygroups/{gid}", get(group_get))
+        .route(
+            "/rest/v1/rollouts/{id}/deploygroups/{gid}/targets",
+            get(group_targets),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(shared, basic_auth))
+}
+
+async fn basic_auth(AxState(sh): Sh, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(base64_decode)
+        .and_then(|b| String::from_utf8(b).ok())
+        .is_some_and(|s| {
+            s.split_once(':')
+                .is_some_and(|(u, p)| u == sh.mgmt_user && p == sh.mgmt_password)
+        });
+    if ok {
+        next.run(req).await
+    } else {
+        let mut r = Failure::new(
+            401,
+            "hawkbit.server.error.unauthorized",
+            "Mgmt API needs HTTP Basic auth (default admin:admin)",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"hawkBit\""),
+        );
+        r
+    }
+}
+
+fn base(headers: &HeaderMap, sh: &Shared) -> String {
+    format!("{}/rest/v1", base_url(headers, &sh.host()))
+}
+
+fn id_of(s: &str, what: &str) -> Res<u64> {
+    s.parse()
+        .map_err(|_| Failure::bad(format!("{what} id '{s}' is not a number")))
+}
+
+fn done(r: Res<Response>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ------------------------------------------------------------------ field helpers
+
+fn obj<'a>(v: &'a Value, what: &str) -> Res<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| Failure::bad(format!("each {what} must be a JSON object")))
+}
+
+fn req_str<'a>(o: &'a Map<String, Value>, k: &str, what: &str) -> Res<&'a str> {
+    match o.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(Failure::bad(format!("{what}: '{k}' is required")))
+        }
+        Some(_) => Err(Failure::bad(format!("{what}: '{k}' must be a string"))),
+    }
+}
+
+fn opt_str<'a>(o: &'a Map<String, Value>, k: &str, what: &str) -> Res<Option<&'a str>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Failure::bad(format!("{what}: '{k}' must be a string"))),
+    }
+}
+
+fn opt_bool(o: &Map<String, Value>, k: &str, what: &str) -> Res<Option<bool>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Failure::bad(format!("{what}: '{k}' must be true or false"))),
+    }
+}
+
+fn opt_i64(o: &Map<String, Value>, k: &str, what: &str) -> Res<Option<i64>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Failure::bad(format!("{what}: '{k}' must be an integer"))),
+    }
+}
+
+fn expect_array(v: Value, example: &str) -> Res<Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(Failure::new(
+            400,
+            "hawkbit.server.error.rest.body.notReadable",
+            format!("this endpoint takes a JSON array (bulk create), e.g. {example}"),
+        )),
+    }
+}
+
+fn page(items: Vec<Value>, q: &HashMap<String, String>) -> Res<Value> {
+    let num = |k: &str, d: usize| -> Res<usize> {
+        q.get(k).map_or(Ok(d), |v| {
+            v.parse()
+                .map_err(|_| Failure::bad(format!("'{k}' must be a non-negative integer")))
+        })
+    };
+    let offset = num("offset", 0)?;
+    let limit = num("limit", 50)?.min(500);
+    let total = items.len();
+    let content: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    Ok(json!({ "content": content, "total": total, "size": content.len() }))
+}
+
+fn audit(created: i64, modified: i64) -> Value {
+    json!({ "createdBy": "admin", "createdAt": created, "lastModifiedBy": "admin", "lastModifiedAt": modified })
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+// ------------------------------------------------------------------ software modules
+
+fn type_name(k: &str) -> &str {
+    match k {
+        "os" => "OS",
+        "application" => "Application",
+        _ => k,
+    }
+}
+
+/// Creates a software module (shared with the programmatic API).
+#[allow(clippy::too_many_arguments)]
+pub fn create_module(
+    st: &mut State,
+    name: &str,
+    version: &str,
+    kind: &str,
+    description: &str,
+    vendor: &str,
+    encrypted: bool,
+    now: i64,
+) -> Res<u64> {
+    if !matches!(kind, "os" | "application" | "runtime") {
+        return Err(Failure::not_found(format!(
+            "software module type '{kind}' does not exist; the default types are 'os' and 'application'"
+        )));
+    }
+    if st
+        .modules
+        .values()
+        .any(|m| m.name == name && m.version == version && m.kind == kind)
+    {
+        return Err(Failure::new(
+            409,
+            "hawkbit.server.error.repo.entitiyAlreadyExists",
+            format!("software module {name}:{version} of type {kind} already exists"),
+        ));
+    }
+    let id = st.id();
+    st.modules.insert(
+        id,
+        SoftwareModule {
+            id,
+            name: name.into(),
+            version: version.into(),
+            kind: kind.into(),
+            description: description.into(),
+            vendor: vendor.into(),
+            encrypted,
+            artifacts: Vec::new(),
+            metadata: Vec::new(),
+            created_at: now,
+        },
+    );
+    Ok(id)
+}
+
+fn sm_json(b: &str, m: &SoftwareModule) -> Value {
+    merge(
+        json!({
+            "id": m.id, "name": m.name, "version": m.version, "type": m.kind, "typeName": type_name(&m.kind),
+            "description": m.description, "vendor": m.vendor, "encrypted": m.encrypted,
+            "locked": false, "deleted": false, "complete": true,
+            "_links": {
+                "self": { "href": format!("{b}/softwaremodules/{}", m.id) },
+                "artifacts": { "href": format!("{b}/softwaremodules/{}/artifacts", m.id) },
+                "type": { "href": format!("{b}/softwaremoduletypes/{}", m.kind) },
+                "metadata": { "href": format!("{b}/softwaremodules/{}/metadata?offset=0&limit=50", m.id) },
+            }
+        }),
+        audit(m.created_at, m.created_at),
+    )
+}
+
+async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"name":"rootfs","version":"1.2.0","type":"os"}]"#,
+        )?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            let o = obj(it, "software module")?;
+            w.unknown_fields(
+                "softwaremodule",
+                o,
+                &[
+                    "name",
+                    "version",
+                    "type",
+                    "description",
+                    "vendor",
+                    "encrypted",
+                ],
+                &[("moduleType", "type"), ("kind", "type")],
+            );
+            let id = create_module(
+                &mut st,
+                req_str(o, "name", "softwaremodule")?,
+                req_str(o, "version", "softwaremodule")?,
+                req_str(o, "type", "softwaremodule")?,
+                opt_str(o, "description", "softwaremodule")?.unwrap_or(""),
+                opt_str(o, "vendor", "softwaremodule")?.unwrap_or(""),
+                opt_bool(o, "encrypted", "softwaremodule")?.unwrap_or(false),
+                now,
+            )?;
+            created.push(id);
+        }
+        let b = base(&headers, &sh);
+        let out: Vec<Value> = created
+            .iter()
+            .filter_map(|i| st.modules.get(i))
+            .map(|m| sm_json(&b, m))
+            .collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
+async fn sm_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        Ok(json_get(
+            &headers,
+            &page(st.modules.values().map(|m| sm_json(&b, m)).collect(), &q)?,
+        ))
+    })())
+}
+
+fn module<'a>(st: &'a State, id: &str) -> Res<&'a SoftwareModule> {
+    let id = id_of(id, "software module")?;
+    st.modules
+        .get(&id)
+        .ok_or_else(|| Failure::not_found(format!("software module {id} not found")))
+}
+
+async fn sm_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(
+            &headers,
+            &sm_json(&base(&headers, &sh), module(&st, &id)?),
+        ))
+    })())
+}
+
+async fn sm_delete(AxState(sh): Sh, Path(id): Path<String>) -> Response {
+    done((|| {
+        let mut st = sh.state();
+        let m = module(&st, &id)?.id;
+        if st.sets.values().any(|d| d.modules.contains(&m)) {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.entityinuse",
+                format!("software module {m} is used by a distribution set"),
+            ));
+        }
+        if let Some(sm) = st.modules.remove(&m) {
+            for a in sm.artifacts {
+                let _ = std::fs::remove_file(a.path);
+            }
+        }
+        Ok(StatusCode::OK.into_response())
+    })())
+}
+
+async fn sm_metadata_create(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"key":"min-bootloader","value":"2024.01","targetVisible":true}]"#,
+        )?;
+        let mut st = sh.state();
+        let m = module(&st, &id)?.id;
+        let mut out = Vec::new();
+        let mut new = Vec::new();
+        for it in &items {
+            let o = obj(it, "metadata")?;
+            let md = Metadata {
+                key: req_str(o, "key", "metadata")?.into(),
+                value: opt_str(o, "value", "metadata")?.unwrap_or("").into(),
+                target_visible: opt_bool(o, "targetVisible", "metadata")?.unwrap_or(false),
+            };
+            out.push(json!({"key": md.key, "value": md.value, "targetVisible": md.target_visible}));
+            new.push(md);
+        }
+        if let Some(sm) = st.modules.get_mut(&m) {
+            for md in new {
+                if sm.metadata.iter().any(|x| x.key == md.key) {
+                    return Err(Failure::new(
+                        409,
+                        "hawkbit.server.error.repo.entitiyAlreadyExists",
+                        format!("metadata key '{}' exists", md.key),
+                    ));
+                }
+                sm.metadata.push(md);
+            }
+        }
+        Ok(json_resp(StatusCode::CREATED, &Value::Array(out)))
+    })())
+}
+
+async fn sm_metadata_list(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let m = module(&st, &id)?;
+        let items = m
+            .metadata
+            .iter()
+            .map(|x| json!({"key": x.key, "value": x.value, "targetVisible": x.target_visible}))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
+
+fn artifact_mgmt_json(b: &str, sm: u64, a: &super::model::Artifact) -> Value {
+    merge(
+        json!({
+            "id": a.id, "providedFilename": a.filename, "size": a.size,
+            "hashes": { "sha1": a.sha1, "md5": a.md5, "sha256": a.sha256 },
+            "_links": {
+                "self": { "href": format!("{b}/softwaremodules/{sm}/artifacts/{}", a.id) },
+                "download": { "href": format!("{b}/softwaremodules/{sm}/artifacts/{}/download", a.id) },
+            }
+        }),
+        audit(a.created_at, a.created_at),
+    )
+}
+
+async fn artifact_list(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let m = module(&st, &id)?;
+        let b = base(&headers, &sh);
+        Ok(json_get(
+            &headers,
+            &Value::Array(
+                m.artifacts
+                    .iter()
+                    .map(|a| artifact_mgmt_json(&b, m.id, a))
+                    .collect(),
+            ),
+        ))
+    })())
+}
+
+fn artifact_of<'a>(st: &'a State, id: &str, aid: &str) -> Res<(u64, &'a super::model::Artifact)> {
+    let m = module(st, id)?;
+    let aid = id_of(aid, "artifact")?;
+    let a = m
+        .artifacts
+        .iter()
+        .find(|a| a.id == aid)
+        .ok_or_else(|| Failure::not_found(format!("artifact {aid} not found")))?;
+    Ok((m.id, a))
+}
+
+async fn artifact_get(
+    AxState(sh): Sh,
+    Path((id, aid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let (sm, a) = artifact_of(&st, &id, &aid)?;
+        Ok(json_get(
+            &headers,
+            &artifact_mgmt_json(&base(&headers, &sh), sm, a),
+        ))
+    })())
+}
+
+async fn artifact_download(
+    AxState(sh): Sh,
+    Path((id, aid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let a = {
+            let st = sh.state();
+            artifact_of(&st, &id, &aid)?.1.clone()
+        };
+        Ok(artifacts::serve(
+            &a,
+            &headers,
+            false,
+            artifacts::StreamFaults::default(),
+        ))
+    })())
+}
+
+async fn artifact_upload(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let smid = match id_of(&id, "software module") {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    if !sh.state().modules.contains_key(&smid) {
+        return Failure::not_found(format!("software module {smid} not found")).into_response();
+    }
+    let mut mp = match mp {
+        Ok(m) => m,
+        Err(e) => {
+            return Failure::bad(format!(
+                "artifact upload must be multipart/form-data with a part named 'file': {e}"
+            ))
+            .into_response();
+        }
+    };
+    let tmp = artifacts::temp_path(&sh.storage);
+    let r = upload_inner(&sh, smid, &q, &headers, &mut mp, &tmp).await;
+    if r.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    done(r)
+}
+
+async fn upload_inner(
+    sh: &Arc<Shared>,
+    smid: u64,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    mp: &mut Multipart,
+    tmp: &std::path::Path,
+) -> Res<Response> {
+    let io = |e: std::io::Error| {
+        Failure::new(
+            500,
+            "hawkbit.server.error.artifact.uploadFailed",
+            format!("storing upload: {e}"),
+        )
+    };
+    let mut params: HashMap<String, String> = q.clone();
+    let mut file: Option<(String, super::artifacts::Hashes)> = None;
+    loop {
+        let field = mp
+            .next_field()
+            .await
+            .map_err(|e| Failure::bad(format!("malformed multipart body: {e}")))?;
+        let Some(mut field) = field else { break };
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            let fname = field.file_name().unwrap_or("").to_string();
+            let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;
+            let mut h = Hasher::default();
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| Failure::bad(format!("malformed multipart body: {e}")))?
+            {
+                h.update(&chunk);
+                if h.size > MAX_ARTIFACT_SIZE {
+                    return Err(Failure::new(
+                        413,
+                        "hawkbit.server.error.quota.artifactSize",
+                        "artifact larger than maxArtifactSize (1 GiB)",
+                    ));
+                }
+                out.write_all(&chunk).await.map_err(io)?;
+            }
+            out.flush().await.map_err(io)?;
+            file = Some((fname, h.finish()));
+        } else {
+            let v = field
+                .text()
+                .await
+                .map_err(|e| Failure::bad(format!("malformed multipart field '{name}': {e}")))?;
+            params.insert(name, v);
+        }
+    }
+    let (fname, h) = file.ok_or_else(|| {
+        Failure::bad("multipart body has no part named 'file' (curl -F file=@bundle.raucb)")
+    })?;
+    let filename = params
+        .get("filename")
+        .cloned()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(fname);
+    if filename.is_empty() {
+        return Err(Failure::bad(
+            "no file name: give the 'file' part a filename or pass filename=…",
+        ));
+    }
+    for (k, got) in [
+        ("md5sum", &h.md5),
+        ("sha1sum", &h.sha1),
+        ("sha256sum", &h.sha256),
+    ] {
+        if let Some(want) = params.get(k)
+            && !want.eq_ignore_ascii_case(got)
+        {
+            return Err(Failure::new(
+                400,
+                "hawkbit.server.error.artifact.hashMismatch",
+                format!("{k} mismatch: provided {want}, computed {got}"),
+            ));
+        }
+    }
+    let now = now_ms();
+    let mut st = sh.state();
+    let a = artifacts::register(&mut st, &sh.storage, smid, &filename, tmp, h, now)?;
+    Ok(json_resp(
+        StatusCode::CREATED,
+        &artifact_mgmt_json(&base(headers, sh), smid, &a),
+    ))
+}
+
+// ------------------------------------------------------------------ distribution sets
+
+/// Creates a distribution set (shared with the programmatic API).
+#[allow(clippy::too_many_arguments)]
+pub fn create_ds(
+    st: &mut State,
+    name: &str,
+    version: &str,
+    kind: &str,
+    description: &str,
+    modules: &[u64],
+    rms: bool,
+    now: i64,
+) -> Res<u64> {
+    if !matches!(kind, "os" | "app" | "os_app") {
+        return Err(Failure::not_found(format!(
+            "distribution set type '{kind}' does not exist; default types are os, app, os_app"
+        )));
+    }
+    for m in modules {
+        let sm = st
+            .modules
+            .get(m)
+            .ok_or_else(|| Failure::not_found(format!("software module {m} not found")))?;
+        let allowed = match kind {
+            "os" => sm.kind == "os",
+            "app" => sm.kind == "application",
+            _ => sm.kind == "os" || sm.kind == "application",
+        };
+        if !allowed {
+            return Err(Failure::bad(format!(
+                "software module {m} of type '{}' is not allowed in a DS of type '{kind}'",
+                sm.kind
+            )));
+        }
+    }
+    if modules
+        .iter()
+        .filter(|m| st.modules.get(m).is_some_and(|x| x.kind == "os"))
+        .count()
+        > 1
+    {
+        return Err(Failure::bad(
+            "a distribution set can hold at most one 'os' module",
+        ));
+    }
+    if st
+        .sets
+        .values()
+        .any(|d| d.name == name && d.version == version)
+    {
+        return Err(Failure::new(
+            409,
+            "hawkbit.server.error.repo.entitiyAlreadyExists",
+            format!("distribution set {name}:{version} already exists"),
+        ));
+    }
+    let id = st.id();
+    st.sets.insert(
+        id,
+        DistributionSet {
+            id,
+            name: name.into(),
+            version: version.into(),
+            kind: kind.into(),
+            description: description.into(),
+            modules: modules.to_vec(),
+            required_migration_step: rms,
+            created_at: now,
+        },
+    );
+    Ok(id)
+}
+
+fn ds_json(st: &State, b: &str, d: &DistributionSet) -> Value {
+    let complete = st.ds_complete(d);
+    merge(
+        json!({
+            "id": d.id, "name": d.name, "version": d.version, "type": d.kind,
+            "typeName": match d.kind.as_str() { "os" => "OS only", "app" => "App(s) only", _ => "OS with app(s)" },
+            "description": d.description, "complete": complete, "valid": true, "locked": false, "deleted": false,
+            "requiredMigrationStep": d.required_migration_step,
+            "modules": d.modules.iter().filter_map(|m| st.modules.get(m)).map(|m| sm_json(b, m)).collect::<Vec<_>>(),
+            "_links": {
+                "self": { "href": format!("{b}/distributionsets/{}", d.id) },
+                "modules": { "href": format!("{b}/distributionsets/{}/assignedSM?offset=0&limit=50", d.id) },
+                "type": { "href": format!("{b}/distributionsettypes/{}", d.kind) },
+                "metadata": { "href": format!("{b}/distributionsets/{}/metadata?offset=0&limit=50", d.id) },
+            }
+        }),
+        audit(d.created_at, d.created_at),
+    )
+}
+
+async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"name":"fw","version":"1.2.0","type":"os","modules":[{"id":7}]}]"#,
+        )?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            let o = obj(it, "distribution set")?;
+            w.unknown_fields(
+                "distributionset",
+                o,
+                &[
+                    "name",
+                    "version",
+                    "type",
+                    "description",
+                    "modules",
+                    "requiredMigrationStep",
+                ],
+                &[("softwareModules", "modules"), ("moduleIds", "modules")],
+            );
+            let mut mods = Vec::new();
+            if let Some(ms) = o.get("modules").filter(|m| !m.is_null()) {
+                let arr = ms.as_array().ok_or_else(|| {
+                    Failure::bad("distributionset: 'modules' must be an array like [{\"id\":7}]")
+                })?;
+                for m in arr {
+                    let id = m.get("id").and_then(Value::as_u64).ok_or_else(|| {
+                        Failure::bad(
+                            "distributionset: each module must be an object like {\"id\":7}",
+                        )
+                    })?;
+                    mods.push(id);
+                }
+            }
+            let id = create_ds(
+                &mut st,
+                req_str(o, "name", "distributionset")?,
+                req_str(o, "version", "distributionset")?,
+                opt_str(o, "type", "distributionset")?.unwrap_or("os_app"),
+                opt_str(o, "description", "distributionset")?.unwrap_or(""),
+                &mods,
+                opt_bool(o, "requiredMigrationStep", "distributionset")?.unwrap_or(false),
+                now,
+            )?;
+            created.push(id);
+        }
+        let b = base(&headers, &sh);
+        let out: Vec<Value> = created
+            .iter()
+            .filter_map(|i| st.sets.get(i))
+            .map(|d| ds_json(&st, &b, d))
+            .collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
+async fn ds_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        Ok(json_get(
+            &headers,
+            &page(st.sets.values().map(|d| ds_json(&st, &b, d)).collect(), &q)?,
+        ))
+    })())
+}
+
+async fn ds_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let id = id_of(&id, "distribution set")?;
+        let d = st
+            .sets
+            .get(&id)
+            .ok_or_else(|| Failure::not_found(format!("distribution set {id} not found")))?;
+        Ok(json_get(&headers, &ds_json(&st, &base(&headers, &sh), d)))
+    })())
+}
+
+// ------------------------------------------------------------------ targets
+
+fn target_json(st: &State, b: &str, t: &Target) -> Value {
+    let cid = &t.controller_id;
+    let mut v = merge(
+        json!({
+            "controllerId": cid, "name": t.name, "description": t.description, "securityToken": t.security_token,
+            "updateStatus": t.update_status, "requestAttributes": t.request_attributes,
+            "autoConfirmActive": t.auto_confirm.is_some(),
+            "_links": {
+                "self": { "href": format!("{b}/targets/{cid}") },
+                "assignedDS": { "href": format!("{b}/targets/{cid}/assignedDS") },
+                "installedDS": { "href": format!("{b}/targets/{cid}/installedDS") },
+                "attributes": { "href": format!("{b}/targets/{cid}/attributes") },
+                "actions": { "href": format!("{b}/targets/{cid}/actions?offset=0&limit=50&sort=id%3ADESC") },
+                "metadata": { "href": format!("{b}/targets/{cid}/metadata?offset=0&limit=50") },
+            }
+        }),
+        audit(t.created_at, t.modified_at),
+    );
+    if let Some(p) = t.last_poll {
+        let secs = parse_polling(&st.config.polling_time)
+            .map(|p| p.0)
+            .unwrap_or(300) as i64;
+        let overdue = super::time::parse_hms(&st.config.polling_overdue_time).unwrap_or(300) as i64;
+        let next = p + secs * 1000;
+        v["lastControllerRequestAt"] = json!(p);
+        v["pollStatus"] = json!({ "lastRequestAt": p, "nextExpectedRequestAt": next, "overdue": now_ms() > next + overdue * 1000 });
+    }
+    if let Some(ip) = &t.ip {
+        v["ipAddress"] = json!(ip);
+        v["address"] = json!(format!("http://{ip}"));
+    }
+    if let Some(a) = &t.address {
+        v["address"] = json!(a);
+    }
+    if let Some(i) = t.installation_date {
+        v["installedAt"] = json!(i);
+    }
+    v
+}
+
+async fn target_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"controllerId":"dev-01","name":"dev-01","securityToken":"…"}]"#,
+        )?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            let o = obj(it, "target")?;
+            w.unknown_fields(
+                "target",
+                o,
+                &[
+                    "controllerId",
+                    "name",
+                    "description",
+                    "securityToken",
+                    "address",
+                    "requestAttributes",
+                    "targetType",
+                    "group",
+                ],
+                &[
+                    ("id", "controllerId"),
+                    ("controllerid", "controllerId"),
+                    ("token", "securityToken"),
+                    ("targetToken", "securityToken"),
+                ],
+            );
+            let cid = req_str(o, "controllerId", "target")?;
+            let name = opt_str(o, "name", "target")?;
+            let t = st.create_target(
+                cid,
+                name,
+                opt_str(o, "description", "target")?.unwrap_or(""),
+                opt_str(o, "securityToken", "target")?,
+                opt_str(o, "address", "target")?,
+                now,
+            )?;
+            let cid = t.controller_id.clone();
+            if let Some(false) = opt_bool(o, "requestAttributes", "target")?
+                && let Some(t) = st.targets.get_mut(&cid)
+            {
+                t.request_attributes = false;
+            }
+            created.push(cid);
+        }
+        let b = base(&headers, &sh);
+        let out: Vec<Value> = created
+            .iter()
+            .filter_map(|c| st.targets.get(c))
+            .map(|t| target_json(&st, &b, t))
+            .collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
+async fn target_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let expr = match q.get("q") {
+            Some(s) if !s.is_empty() => Some(Expr::parse(s).map_err(Failure::bad)?),
+            _ => None,
+        };
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        let items = st
+            .query_targets(expr.as_ref())
+            .into_iter()
+            .map(|t| target_json(&st, &b, t))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
+
+fn target<'a>(st: &'a State, cid: &str) -> Res<&'a Target> {
+    st.targets
+        .get(cid)
+        .ok_or_else(|| Failure::not_found(format!("target '{cid}' not found")))
+}
+
+async fn target_get(AxState(sh): Sh, Path(cid): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(
+            &headers,
+            &target_json(&st, &base(&headers, &sh), target(&st, &cid)?),
+        ))
+    })())
+}
+
+async fn target_delete(AxState(sh): Sh, Path(cid): Path<String>) -> Response {
+    done((|| {
+        sh.state().delete_target(&cid)?;
+        Ok(StatusCode::OK.into_response())
+    })())
+}
+
+async fn target_attributes(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(&headers, &json!(target(&st, &cid)?.attributes)))
+    })())
+}
+
+async fn target_assigned_ds(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let t = target(&st, &cid)?;
+        Ok(match t.assigned_ds.and_then(|d| st.sets.get(&d)) {
+            Some(d) => json_get(&headers, &ds_json(&st, &base(&headers, &sh), d)),
+            None => StatusCode::NO_CONTENT.into_response(),
+        })
+    })())
+}
+
+async fn target_installed_ds(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let t = target(&st, &cid)?;
+        Ok(match t.installed_ds.and_then(|d| st.sets.get(&d)) {
+            Some(d) => json_get(&headers, &ds_json(&st, &base(&headers, &sh), d)),
+            None => StatusCode::NO_CONTENT.into_response(),
+        })
+    })())
+}
+
+const ASSIGN_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "forcetime",
+    "weight",
+    "confirmationRequired",
+    "maintenanceWindow",
+];
+const ASSIGN_HINTS: &[(&str, &str)] = &[
+    ("forceTime", "forcetime"),
+    ("actionType", "type"),
+    ("dsId", "id"),
+    ("distributionSetId", "id"),
+    ("maintenance", "maintenanceWindow"),
+];
+
+fn assign_opts(o: &Map<String, Value>, w: &mut Warnings, ctx: &str) -> Res<AssignOptions> {
+    w.unknown_fields(ctx, o, ASSIGN_FIELDS, ASSIGN_HINTS);
+    let kind = ActionType::parse(opt_str(o, "type", ctx)?.unwrap_or("forced"))?;
+    let forcetime = opt_i64(o, "forcetime", ctx)?.unwrap_or(0);
+    if kind == ActionType::TimeForced && forcetime <= 0 {
+        return Err(Failure::bad(format!(
+            "{ctx}: type 'timeforced' needs 'forcetime' (ms since epoch)"
+        )));
+    }
+    let weight = opt_i64(o, "weight", ctx)?;
+    if weight.is_some_and(|w| !(0..=1000).contains(&w)) {
+        return Err(Failure::bad(format!("{ctx}: 'weight' must be 0..1000")));
+    }
+    let window = match o.get("maintenanceWindow") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => {
+            let f = |k: &str| req_str(m, k, "maintenanceWindow");
+            Some(
+                MaintenanceWindow::new(f("schedule")?, f("duration")?, f("timezone")?).map_err(
+                    |e| Failure::new(400, "hawkbit.server.error.maintenanceScheduleInvalid", e),
+                )?,
+            )
+        }
+        Some(_) => {
+            return Err(Failure::bad(format!(
+                "{ctx}: 'maintenanceWindow' must be an object {{\"schedule\":\"0 0 2 ? * *\",\"duration\":\"01:00:00\",\"timezone\":\"+00:00\"}}"
+            )));
+        }
+    };
+    Ok(AssignOptions {
+        kind,
+        forcetime,
+        weight,
+        window,
+        confirmation_required: opt_bool(o, "confirmationRequired", ctx)?,
+    })
+}
+
+fn assign_response(b: &str, results: &[(String, Assigned)]) -> Value {
+    let assigned = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Assigned::New(_)))
+        .count();
+    let actions: Vec<Value> = results
+        .iter()
+        .filter_map(|(t, r)| match r {
+            Assigned::New(id) => Some(json!({"id": id, "_links": {"self": {"href": format!("{b}/targets/{t}/actions/{id}")}}})),
+            Assigned::Already(_) => None,
+        })
+        .collect();
+    json!({ "assigned": assigned, "alreadyAssigned": results.len() - assigned, "total": results.len(), "assignedActions": actions })
+}
+
+async fn target_assign(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let v = parse_body(&body)?;
+        let items = match v {
+            Value::Array(a) => a,
+            o @ Value::Object(_) => vec![o],
+            _ => {
+                return Err(Failure::bad(
+                    "assignedDS takes an object (or array) like {\"id\":5,\"type\":\"forced\"}",
+                ));
+            }
+        };
+        if items.len() != 1 {
+            return Err(Failure::new(
+                400,
+                "hawkbit.server.error.multiassignmentNotEnabled",
+                "exactly one distribution set per request: multi-assignment is not enabled",
+            ));
+        }
+        let offline = q.get("offline").is_some_and(|v| v == "true");
+        let mut w = Warnings::default();
+        let o = obj(&items[0], "assignment")?;
+        let ds = o.get("id").and_then(Value::as_u64).ok_or_else(|| {
+            Failure::bad("assignment: 'id' (distribution set id, integer) is required")
+        })?;
+        let opts = assign_opts(o, &mut w, "assignment")?;
+        let now = now_ms();
+        let mut st = sh.state();
+        let r = if offline {
+            st.assign_offline(&cid, ds, now)?
+        } else {
+            st.assign(&cid, ds, &opts, now)?
+        };
+        Ok(w.apply(json_resp(
+            StatusCode::OK,
+            &assign_response(&base(&headers, &sh), &[(cid.clone(), r)]),
+        )))
+    })())
+}
+
+async fn ds_assign_targets(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let ds = id_of(&id, "distribution set")?;
+        let items = expect_array(parse_body(&body)?, r#"[{"id":"dev-01","type":"forced"}]"#)?;
+        let offline = q.get("offline").is_some_and(|v| v == "true");
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut results = Vec::new();
+        for it in &items {
+            let o = obj(it, "assignment")?;
+            let cid = req_str(o, "id", "assignment (controllerId)")?.to_string();
+            let opts = assign_opts(o, &mut w, "assignedTargets")?;
+            let r = if offline {
+                st.assign_offline(&cid, ds, now)?
+            } else {
+                st.assign(&cid, ds, &opts, now)?
+            };
+            results.push((cid, r));
+        }
+        Ok(w.apply(json_resp(
+            StatusCode::OK,
+            &assign_response(&base(&headers, &sh), &results),
+        )))
+    })())
+}
+
+fn action_json(st: &State, b: &str, a: &Action) -> Value {
+    let t = &a.target;
+    let mut v = merge(
+        json!({
+            "id": a.id,
+            "type": if a.status == super::model::Status::Canceling || a.status == super::model::Status::Canceled { "cancel" } else { "update" },
+            "status": if a.active { "pending" } else { "finished" },
+            "detailStatus": a.status.name(),
+            "forceType": a.kind.name(),
+            "active": a.active,
+            "_links": {
+                "self": { "href": format!("{b}/targets/{t}/actions/{}", a.id) },
+                "target": { "href": format!("{b}/targets/{t}") },
+                "distributionset": { "href": format!("{b}/distributionsets/{}", a.ds) },
+                "status": { "href": format!("{b}/targets/{t}/actions/{}/status?offset=0&limit=50&sort=id%3ADESC", a.id) },
+            }
+        }),
+        audit(a.created_at, a.modified_at),
+    );
+    if a.forcetime > 0 {
+        v["forceTime"] = json!(a.forcetime);
+    }
+    if let Some(wt) = a.weight {
+        v["weight"] = json!(wt);
+    }
+    if let Some(c) = a.last_status_code {
+        v["lastStatusCode"] = json!(c);
+    }
+    if let Some(r) = a.rollout {
+        v["rollout"] = json!(r);
+        if let Some(ro) = st.rollouts.get(&r) {
+            v["rolloutName"] = json!(ro.name);
+        }
+    }
+    if let Some(w) = &a.window {
+        let mut mw =
+            json!({ "schedule": w.schedule, "duration": w.duration, "timezone": w.timezone });
+        if let Some(n) = w.next_start_ms(now_ms()) {
+            mw["nextStartAt"] = json!(n);
+        }
+        v["maintenanceWindow"] = mw;
+    }
+    v
+}
+
+async fn target_actions(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        target(&st, &cid)?;
+        let b = base(&headers, &sh);
+        let asc = q
+            .get("sort")
+            .is_some_and(|s| s.to_ascii_uppercase().ends_with(":ASC"));
+        let mut items: Vec<Value> = st
+            .actions
+            .values()
+            .filter(|a| a.target == cid)
+            .map(|a| action_json(&st, &b, a))
+            .collect();
+        if !asc {
+            items.reverse();
+        }
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
+
+async fn actions_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        Ok(json_get(
+            &headers,
+            &page(
+                st.actions
+                    .values()
+                    .map(|a| action_json(&st, &b, a))
+                    .collect(),
+                &q,
+            )?,
+        ))
+    })())
+}
+
+fn action_of<'a>(st: &'a State, cid: &str, aid: &str) -> Res<&'a Action> {
+    target(st, cid)?;
+    let id = id_of(aid, "action")?;
+    st.actions
+        .get(&id)
+        .filter(|a| a.target == cid)
+        .ok_or_else(|| Failure::not_found(format!("action {id} of target '{cid}' not found")))
+}
+
+async fn target_action(
+    AxState(sh): Sh,
+    Path((cid, aid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(
+            &headers,
+            &action_json(&st, &base(&headers, &sh), action_of(&st, &cid, &aid)?),
+        ))
+    })())
+}
+
+async fn target_action_cancel(
+    AxState(sh): Sh,
+    Path((cid, aid)): Path<(String, String)>,
+    Query(q): Q,
+) -> Response {
+    done((|| {
+        let id = id_of(&aid, "action")?;
+        let force = q.get("force").is_some_and(|v| v == "true");
+        sh.state().cancel_action(&cid, id, force, now_ms())?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })())
+}
+
+async fn target_action_status(
+    AxState(sh): Sh,
+    Path((cid, aid)): Path<(String, String)>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let a = action_of(&st, &cid, &aid)?;
+        let asc = q
+            .get("sort")
+            .is_some_and(|s| s.to_ascii_uppercase().ends_with(":ASC"));
+        let mut items: Vec<Value> = a
+            .history
+            .iter()
+            .map(|h| {
+                let mut v = json!({ "id": h.id, "type": h.status.name(), "messages": h.messages, "reportedAt": h.reported_at, "timestamp": h.timestamp });
+                if let Some(c) = h.code {
+                    v["code"] = json!(c);
+                }
+                v
+            })
+            .collect();
+        if !asc {
+            items.reverse();
+        }
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
+
+// ------------------------------------------------------------------ system configs
+
+const CONFIG_KEYS: &[&str] = &[
+    "pollingTime",
+    "pollingOverdueTime",
+    "authentication.targettoken.enabled",
+    "authentication.gatewaytoken.enabled",
+    "authentication.gatewaytoken.key",
+    "user.confirmation.flow.enabled",
+    "repository.actions.autoclose.enabled",
+];
+
+fn config_value(st: &State, key: &str) -> Option<Value> {
+    let c = &st.config;
+    Some(match key {
+        "pollingTime" => json!(c.polling_time),
+        "pollingOverdueTime" => json!(c.polling_overdue_time),
+        "authentication.targettoken.enabled" => json!(c.target_token_enabled),
+        "authentication.gatewaytoken.enabled" => json!(c.gateway_token_enabled),
+        "authentication.gatewaytoken.key" => json!(c.gateway_token_key),
+        "user.confirmation.flow.enabled" => json!(c.confirmation_flow),
+        "repository.actions.autoclose.enabled" => json!(c.autoclose),
+        _ => return None,
+    })
+}
+
+fn config_json(b: &str, key: &str, v: Value) -> Value {
+    json!({ "value": v, "global": false, "_links": { "self": { "href": format!("{b}/system/configs/{key}") } } })
+}
+
+/// Sets one tenant configuration value (shared with `/sim`).
+pub fn set_config(st: &mut State, key: &str, v: &Value) -> Res<()> {
+    let as_bool = || {
+        v.as_bool().ok_or_else(|| {
+            Failure::bad(format!(
+                "config '{key}' needs a boolean value: {{\"value\": true}}"
+            ))
+        })
+    };
+    let as_str = || {
+        v.as_str()
+            .ok_or_else(|| Failure::bad(format!("config '{key}' needs a string value")))
+    };
+    match key {
+        "pollingTime" => {
+            let s = as_str()?;
+            let (secs, _) = parse_polling(s).ok_or_else(|| {
+                Failure::bad(format!(
+                    "pollingTime '{s}' must be HH:MM:SS (optionally ~N%)"
+                ))
+            })?;
+            if secs < st.limits.min_polling_secs || secs > st.limits.max_polling_secs {
+                return Err(Failure::bad(format!(
+                    "pollingTime '{s}' is outside minPollingTime {} s .. maxPollingTime {} s",
+                    st.limits.min_polling_secs, st.limits.max_polling_secs
+                )));
+            }
+            st.config.polling_time = s.into();
+        }
+        "pollingOverdueTime" => {
+            let s = as_str()?;
+            super::time::parse_hms(s)
+                .ok_or_else(|| Failure::bad("pollingOverdueTime must be HH:MM:SS"))?;
+            st.config.polling_overdue_time = s.into();
+        }
+        "authentication.targettoken.enabled" => st.config.target_token_enabled = as_bool()?,
+        "authentication.gatewaytoken.enabled" => st.config.gateway_token_enabled = as_bool()?,
+        "authentication.gatewaytoken.key" => st.config.gateway_token_key = as_str()?.into(),
+        "user.confirmation.flow.enabled" => st.config.confirmation_flow = as_bool()?,
+        "repository.actions.autoclose.enabled" => st.config.autoclose = as_bool()?,
+        _ => {
+            return Err(Failure::not_found(format!(
+                "configuration key '{key}' is not supported; known: {}",
+                CONFIG_KEYS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn configs_list(AxState(sh): Sh, headers: HeaderMap) -> Response {
+    let st = sh.state();
+    let b = base(&headers, &sh);
+    let mut m = Map::new();
+    for k in CONFIG_KEYS {
+        if let Some(v) = config_value(&st, k) {
+            m.insert((*k).into(), config_json(&b, k, v));
+        }
+    }
+    json_get(&headers, &Value::Object(m))
+}
+
+async fn config_get(AxState(sh): Sh, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    let st = sh.state();
+    match config_value(&st, &key) {
+        Some(v) => json_get(&headers, &config_json(&base(&headers, &sh), &key, v)),
+        None => Failure::not_found(format!("configuration key '{key}' is not supported"))
+            .into_response(),
+    }
+}
+
+async fn config_put(
+    AxState(sh): Sh,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let v = parse_body(&body)?;
+        let val = v
+            .get("value")
+            .ok_or_else(|| Failure::bad("body must be {\"value\": …}"))?;
+        let mut st = sh.state();
+        set_config(&mut st, &key, val)?;
+        let cur = config_value(&st, &key).unwrap_or(Value::Null);
+        Ok(json_resp(
+            StatusCode::OK,
+            &config_json(&base(&headers, &sh), &key, cur),
+        ))
+    })())
+}
+
+async fn config_delete(AxState(sh): Sh, Path(key): Path<String>) -> Response {
+    done((|| {
+        let mut st = sh.state();
+        let default = match key.as_str() {
+            "pollingTime" | "pollingOverdueTime" => json!("00:05:00"),
+            "authentication.gatewaytoken.key" => json!(""),
+            k if CONFIG_KEYS.contains(&k) => json!(false),
+            _ => {
+                return Err(Failure::not_found(format!(
+                    "configuration key '{key}' is not supported"
+                )));
+            }
+        };
+        set_config(&mut st, &key, &default)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })())
+}
+
+// ------------------------------------------------------------------ rollouts
+
+fn threshold(o: &Map<String, Value>, k: &str, default: f64, ctx: &str) -> Res<f64> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Object(c)) => {
+            let cond = opt_str(c, "condition", k)?.unwrap_or("THRESHOLD");
+            if cond != "THRESHOLD" {
+                return Err(Failure::bad(format!(
+                    "{ctx}: {k}.condition '{cond}' is not supported; use \"THRESHOLD\""
+                )));
+            }
+            let e = match c.get("expression") {
+                Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+                Some(Value::Number(n)) => n.as_f64(),
+                _ => None,
+            }
+            .filter(|p| (0.0..=100.0).contains(p))
+            .ok_or_else(|| Failure::bad(format!("{ctx}: {k}.expression must be a percentage \"0\"..\"100\", e.g. {{\"condition\":\"THRESHOLD\",\"expression\":\"95\"}}")))?;
+            Ok(e)
+        }
+        Some(_) => Err(Failure::bad(format!(
+            "{ctx}: '{k}' must be an object {{\"condition\":\"THRESHOLD\",\"expression\":\"95\"}}"
+        ))),
+    }
+}
+
+fn action_field(
+    o: &Map<String, Value>,
+    k: &str,
+    allowed: &[&str],
+    default: &str,
+    ctx: &str,
+) -> Res<String> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(default.into()),
+        Some(Value::Object(c)) => {
+            let a = opt_str(c, "action", k)?.unwrap_or(default);
+            if allowed.contains(&a) {
+                Ok(a.into())
+            } else {
+                Err(Failure::bad(format!(
+                    "{ctx}: {k}.action '{a}' must be one of {}",
+                    allowed.join(", ")
+                )))
+            }
+        }
+        Some(_) => Err(Failure::bad(format!(
+            "{ctx}: '{k}' must be an object like {{\"action\":\"{default}\",\"expression\":\"\"}}"
+        ))),
+    }
+}
+
+fn conditions(o: &Map<String, Value>, inherit: Conditions, ctx: &str) -> Res<Conditions> {
+    let default_next = if inherit.success_next_group {
+        "NEXTGROUP"
+    } else {
+        "PAUSE"
+    };
+    Ok(Conditions {
+        success_pct: threshold(o, "successCondition", inherit.success_pct, ctx)?,
+        success_next_group: action_field(
+            o,
+            "successAction",
+            &["NEXTGROUP", "PAUSE"],
+            default_next,
+            ctx,
+        )? == "NEXTGROUP",
+        error_pct: {
+            action_field(o, "errorAction", &["PAUSE"], "PAUSE", ctx)?;
+            threshold(o, "errorCondition", inherit.error_pct, ctx)?
+        },
+    })
+}
+
+const ROLLOUT_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "distributionSetId",
+    "targetFilterQuery",
+    "amountGroups",
+    "groups",
+    "successCondition",
+    "successAction",
+    "errorCondition",
+    "errorAction",
+    "type",
+    "forcetime",
+    "startAt",
+    "weight",
+    "confirmationRequired",
+    "dynamic",
+    "dynamicGroupTemplate",
+];
+const ROLLOUT_HINTS: &[(&str, &str)] = &[
+    ("successThreshold", "successCondition.expression"),
+    ("errorThreshold", "errorCondition.expression"),
+    ("groupCount", "amountGroups"),
+    ("numberOfGroups", "amountGroups"),
+    ("groupsAmount", "amountGroups"),
+    ("distributionSet", "distributionSetId"),
+    ("dsId", "distributionSetId"),
+    ("filter", "targetFilterQuery"),
+    ("targetFilter", "targetFilterQuery"),
+    ("query", "targetFilterQuery"),
+    ("actionType", "type"),
+    ("forceTime", "forcetime"),
+];
+const GROUP_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "targetFilterQuery",
+    "targetPercentage",
+    "successCondition",
+    "successAction",
+    "errorCondition",
+    "errorAction",
+    "confirmationRequired",
+];
+const GROUP_HINTS: &[(&str, &str)] = &[
+    ("percentage", "targetPercentage"),
+    ("percent", "targetPercentage"),
+    ("successThreshold", "successCondition.expression"),
+    ("errorThreshold", "errorCondition.expression"),
+    ("filter", "targetFilterQuery"),
+];
+
+async fn rollout_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let v = parse_body(&body)?;
+        if v.is_array() {
+            return Err(Failure::new(
+                400,
+                "hawkbit.server.error.rest.body.notReadable",
+                "rollouts are created one at a time: send a single JSON object {\"name\":…,\"distributionSetId\":5,\"targetFilterQuery\":\"…\",\"amountGroups\":4}, not an array",
+            ));
+        }
+        let o = obj(&v, "rollout")?;
+        let ctx = "rollout";
+        let mut w = Warnings::default();
+        w.unknown_fields(ctx, o, ROLLOUT_FIELDS, ROLLOUT_HINTS);
+        let name = req_str(o, "name", ctx)?;
+        let ds = o
+            .get("distributionSetId")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Failure::bad("rollout: 'distributionSetId' (integer) is required"))?;
+        let filter = req_str(o, "targetFilterQuery", ctx)?;
+        if opt_bool(o, "dynamic", ctx)? == Some(true) {
+            return Err(Failure::bad(
+                "rollout: dynamic rollouts are not supported by hawkbit-sim",
+            ));
+        }
+        let kind = ActionType::parse(opt_str(o, "type", ctx)?.unwrap_or("forced"))?;
+        let forcetime = opt_i64(o, "forcetime", ctx)?.unwrap_or(0);
+        if kind == ActionType::TimeForced && forcetime <= 0 {
+            return Err(Failure::bad("rollout: type 'timeforced' needs 'forcetime'"));
+        }
+        let defaults = conditions(
+            o,
+            Conditions {
+                success_pct: 50.0,
+                success_next_group: true,
+                error_pct: 50.0,
+            },
+            ctx,
+        )?;
+        let amount = opt_i64(o, "amountGroups", ctx)?;
+        let groups_v = o.get("groups").filter(|g| !g.is_null());
+        let groups = match (amount, groups_v) {
+            (Some(_), Some(_)) => {
+                return Err(Failure::bad(
+                    "rollout: 'amountGroups' and 'groups' are mutually exclusive; give one",
+                ));
+            }
+            (_, Some(g)) => {
+                let arr = g.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                    Failure::bad("rollout: 'groups' must be a non-empty array of group objects")
+                })?;
+                if arr.len() > 500 {
+                    return Err(Failure::bad("rollout: at most 500 groups"));
+                }
+                let mut out = Vec::new();
+                for (i, g) in arr.iter().enumerate() {
+                    let go = obj(g, "group")?;
+                    w.unknown_fields("rollout group", go, GROUP_FIELDS, GROUP_HINTS);
+                    let pct = match go.get("targetPercentage") {
+                        None | Some(Value::Null) => 100.0,
+                        Some(p) => p.as_f64().filter(|p| *p > 0.0 && *p <= 100.0).ok_or_else(
+                            || {
+                                Failure::bad(
+                                    "rollout group: 'targetPercentage' must be a number in 1..100",
+                                )
+                            },
+                        )?,
+                    };
+                    out.push((
+                        opt_str(go, "name", "group")?
+                            .map_or_else(|| format!("group-{}", i + 1), String::from),
+                        opt_str(go, "description", "group")?
+                            .unwrap_or("")
+                            .to_string(),
+                        opt_str(go, "targetFilterQuery", "group")?
+                            .filter(|s| !s.is_empty())
+                            .map(String::from),
+                        pct,
+                        conditions(go, defaults, "rollout group")?,
+                        opt_bool(go, "confirmationRequired", "group")?,
+                    ));
+                }
+                out
+            }
+            (n, None) => {
+                let n = n.unwrap_or(1);
+                if !(1..=500).contains(&n) {
+                    return Err(Failure::bad("rollout: 'amountGroups' must be 1..500"));
+                }
+                (0..n)
+                    .map(|i| {
+                        (
+                            format!("group-{}", i + 1),
+                            String::new(),
+                            None,
+                            100.0 / n as f64,
+                            defaults,
+                            None,
+                        )
+                    })
+                    .collect()
+            }
+        };
+        let now = now_ms();
+        let mut st = sh.state();
+        let id = st.create_rollout(
+            name,
+            opt_str(o, "description", ctx)?.unwrap_or(""),
+            ds,
+            filter,
+            kind,
+            forcetime,
+            opt_i64(o, "startAt", ctx)?,
+            opt_i64(o, "weight", ctx)?,
+            opt_bool(o, "confirmationRequired", ctx)?,
+            groups,
+            now,
+        )?;
+        let r = st
+            .rollouts
+            .get(&id)
+            .ok_or_else(|| Failure::not_found("rollout vanished"))?;
+        Ok(w.apply(json_resp(
+            StatusCode::CREATED,
+            &rollout_json(&st, &base(&headers, &sh), r),
+        )))
+    })())
+}
+
+fn rollout_json(st: &State, b: &str, r: &Rollout) -> Value {
+    let id = r.id;
+    let total: usize = st.rollout_groups(id).iter().map(|g| g.targets.len()).sum();
+    let l = |op: &str| json!({ "href": format!("{b}/rollouts/{id}/{op}") });
+    let mut v = merge(
+        json!({
+            "id": id, "name": r.name, "description": r.description, "status": r.status,
+            "targetFilterQuery": r.filter, "distributionSetId": r.ds, "totalTargets": total,
+            "totalTargetsPerStatus": st.per_status(id, None), "totalGroups": r.groups.len(),
+            "type": r.kind.name(), "dynamic": false, "deleted": false, "confirmationRequired": r.confirmation_required,
+            "_links": {
+                "start": l("start"), "pause": l("pause"), "resume": l("resume"), "triggerNextGroup": l("triggerNextGroup"),
+                "approve": l("approve"), "deny": l("deny"),
+                "groups": { "href": format!("{b}/rollouts/{id}/deploygroups?offset=0&limit=50") },
+                "distributionset": { "href": format!("{b}/distributionsets/{}", r.ds) },
+                "self": { "href": format!("{b}/rollouts/{id}") },
+            }
+        }),
+        audit(r.created_at, r.modified_at),
+    );
+    if let Some(s) = r.start_at {
+        v["startAt"] = json!(s);
+    }
+    if r.forcetime > 0 {
+        v["forcetime"] = json!(r.forcetime);
+    }
+    if let Some(wt) = r.weight {
+        v["weight"] = json!(wt);
+    }
+    v
+}
+
+fn group_json(st: &State, b: &str, g: &super::model::Group, full: bool) -> Value {
+    let mut v = json!({
+        "id": g.id, "name": g.name, "description": g.description, "status": g.status,
+        "totalTargets": g.targets.len(), "targetPercentage": g.percentage,
+        "successCondition": { "condition": "THRESHOLD", "expression": fmt_pct(g.cond.success_pct) },
+        "successAction": { "action": if g.cond.success_next_group { "NEXTGROUP" } else { "PAUSE" }, "expression": "" },
+        "errorCondition": { "condition": "THRESHOLD", "expression": fmt_pct(g.cond.error_pct) },
+        "errorAction": { "action": "PAUSE", "expression": "" },
+        "confirmationRequired": g.confirmation_required,
+        "_links": { "self": { "href": format!("{b}/rollouts/{}/deploygroups/{}", g.rollout, g.id) } },
+    });
+    if let Some(f) = &g.filter {
+        v["targetFilterQuery"] = json!(f);
+    }
+    if full {
+        v["totalTargetsPerStatus"] = st.per_status(g.rollout, Some(g.id));
+    }
+    v
+}
+
+fn fmt_pct(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{}", p as i64)
+    } else {
+        format!("{p}")
+    }
+}
+
+fn rollout<'a>(st: &'a State, id: &str) -> Res<&'a Rollout> {
+    let id = id_of(id, "rollout")?;
+    st.rollouts
+        .get(&id)
+        .ok_or_else(|| Failure::not_found(format!("rollout {id} not found")))
+}
+
+async fn rollout_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        Ok(json_get(
+            &headers,
+            &page(
+                st.rollouts
+                    .values()
+                    .map(|r| rollout_json(&st, &b, r))
+                    .collect(),
+                &q,
+            )?,
+        ))
+    })())
+}
+
+async fn rollout_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(
+            &headers,
+            &rollout_json(&st, &base(&headers, &sh), rollout(&st, &id)?),
+        ))
+    })())
+}
+
+async fn rollout_op(AxState(sh): Sh, Path((id, op)): Path<(String, String)>) -> Response {
+    done((|| {
+        let now = now_ms();
+        let mut st = sh.state();
+        let id = rollout(&st, &id)?.id;
+        match op.as_str() {
+            "start" => st.start_rollout(id, now)?,
+            "pause" => st.pause_rollout(id, now)?,
+            "resume" => st.resume_rollout(id, now)?,
+            "triggerNextGroup" => st.trigger_next_group(id, now)?,
+            other => {
+                return Err(Failure::not_found(format!(
+                    "rollout operation '{other}' is not supported by hawkbit-sim (start, pause, resume, triggerNextGroup)"
+                )));
+            }
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })())
+}
+
+async fn group_list(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let r = rollout(&st, &id)?;
+        let full = q.get("representation").is_some_and(|v| v == "full");
+        let b = base(&headers, &sh);
+        let items = st
+            .rollout_groups(r.id)
+            .into_iter()
+            .map(|g| group_json(&st, &b, g, full))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
+
+fn group_of<'a>(st: &'a State, id: &str, gid: &str) -> Res<&'a super::model::Group> {
+    let r = rollout(st, id)?;
+    let gid = id_of(gid, "group")?;
+    st.groups
+        .get(&gid)
+        .filter(|g| g.rollout == r.id)
+        .ok_or_else(|| Failure::not_found(format!("group {gid} of rollout {} not found", r.id)))
+}
+
+async fn group_get(
+    AxState(sh): Sh,
+    Path((id, gid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        Ok(json_get(
+            &headers,
+            &group_json(&st, &base(&headers, &sh), group_of(&st, &id, &gid)?, true),
+        ))
+    })())
+}
+
+async fn group_targets(
+    AxState(sh): Sh,
+    Path((id, gid)): Path<(String, String)>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let st = sh.state();
+        let g = group_of(&st, &id, &gid)?;
+        let b = base(&headers, &sh);
+        let items = g
+            .targets
+            .iter()
+            .filter_map(|t| st.targets.get(t))
+            .map(|t| target_json(&st, &b, t))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
+    })())
+}
