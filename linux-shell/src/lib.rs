@@ -12,3 +12,4 @@ pub mod http;
 pub mod keyfile;
 pub mod logging;
 pub mod rauc;
+pub mod telemetry;

@@ -2,6 +2,7 @@
 //! small HTTP/1.1 server with Range support and fault injection.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod http_server;
 pub mod rauc_sandbox;
 
