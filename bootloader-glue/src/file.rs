@@ -533,12 +533,27 @@ impl BareboxFile {
     /// Applies `changes` (`name` = dotted variable name without the state name, e.g.
     /// `bootstate.system0.priority`; decimal values) to the current values (or defaults) and
     /// saves all buckets in order, each synced.
+    ///
+    /// Like `barebox-state -s`, a storage without any valid bucket gets the full state (defaults
+    /// plus changes) written even when the changes alter nothing; a valid storage whose values
+    /// would not change is not written.
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<barebox::Values, FileError> {
-        let mut values = self.read_or_defaults()?;
+        let (mut values, stored) = match self.read() {
+            Ok(v) => (v, true),
+            Err(FileError::Barebox {
+                err: barebox::StateError::NoValidBucket,
+                ..
+            }) => (self.desc.defaults(), false),
+            Err(e) => return Err(e),
+        };
+        let before = values.clone();
         for (n, v) in changes {
             self.desc
                 .set(&mut values, n, *v)
                 .map_err(|e| self.serr(e))?;
+        }
+        if stored && values == before {
+            return Ok(values);
         }
         let mut st =
             FileStorage::open_rw(&self.storage_path).map_err(io_err(&self.storage_path, "open"))?;

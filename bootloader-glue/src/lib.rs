@@ -15,6 +15,8 @@ pub mod uboot;
 
 #[cfg(feature = "std")]
 pub mod file;
+#[cfg(feature = "std")]
+pub mod rauc_backend;
 
 /// One variable change: `(name, Some(value))` sets, `(name, None)` deletes.
 ///
