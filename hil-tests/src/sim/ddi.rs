@@ -367,15 +367,16 @@ async fn deployment_base(
         ) {
             return Err(Failure::empty(404));
         }
-        if a.active {
-            st.log_retrieved(id, now);
-        }
-        let a = st.target_action(&cid, id)?;
+        let active = a.active;
         let base = links_base(&headers, &sh, &tenant, &cid);
         let mut v =
             json!({ "id": id.to_string(), "deployment": deployment_json(&st, a, &base, now) });
         if let Some(h) = action_history(a, &q)? {
             v["actionHistory"] = h;
+        }
+        // like hawkBit: RETRIEVED is registered after the response (and its history) was built
+        if active {
+            st.log_retrieved(id, now);
         }
         Ok(v)
     })();
@@ -867,9 +868,6 @@ async fn artifact_download(
         let m = st.modules.get(&sm).ok_or_else(|| Failure::empty(404))?;
         let what = format!("/{tenant}/controller/v1/{cid}/softwaremodules/{sm}/artifacts/{file}");
         if let Some(a) = m.artifacts.iter().find(|a| a.filename == file).cloned() {
-            if !head && !headers.contains_key(header::RANGE) {
-                st.log_download(&cid, sm, &what, now);
-            }
             drop(st);
             let faults = {
                 let mut fs = sh.faults();
@@ -897,7 +895,12 @@ async fn artifact_download(
                 }
                 sf
             };
-            return Ok(artifacts::serve(&a, &headers, head, faults));
+            let resp = artifacts::serve(&a, &headers, head, faults);
+            if !head && resp.status() == StatusCode::OK {
+                // a full-body download is logged (range requests are not, since hawkBit 0.8.0)
+                sh.state().log_download(&cid, sm, &what, now);
+            }
+            return Ok(resp);
         }
         if let Some(name) = file.strip_suffix(".MD5SUM")
             && let Some(a) = m.artifacts.iter().find(|a| a.filename == name).cloned()
