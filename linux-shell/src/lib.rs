@@ -12,4 +12,7 @@ pub mod http;
 pub mod keyfile;
 pub mod logging;
 pub mod rauc;
+pub mod record_store;
+pub mod service;
+pub mod status;
 pub mod telemetry;

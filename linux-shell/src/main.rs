@@ -1,13 +1,22 @@
 //! `eyas`: the OTA update agent for embedded Linux (hawkBit DDI + RAUC + ThingsBoard).
 //!
 //! This binary is the I/O shell around `eyas-core`: every protocol decision is made there; the
-//! modules here perform HTTP, D-Bus, MQTT, file and systemd work and feed results back.
-
-use eyas_linux::{cli, config, logging};
+//! modules of `eyas_linux` perform HTTP, D-Bus, MQTT, file and systemd work and feed results back.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use eyas_linux::{cli, config, logging, record_store::RecordStore, status};
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("eyas: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -27,12 +36,27 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    let config = loaded.config;
     match cli.command {
         Some(cli::Command::CheckConfig) => {
-            println!("{:#?}", loaded.config);
+            println!("{config:#?}");
             ExitCode::SUCCESS
         }
-        _ => {
+        Some(cli::Command::Status) => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let store = RecordStore::new(&config.eyas.record_path);
+            ExitCode::from(rt.block_on(status::run(&store, None)))
+        }
+        Some(cli::Command::Bootloader { .. }) => {
+            eprintln!(
+                "eyas: `eyas bootloader` is not available yet (eyas-bootloader-glue has no entry point)"
+            );
+            ExitCode::from(2)
+        }
+        None => {
             eprintln!("eyas: the agent loop is not wired yet");
             ExitCode::from(2)
         }
