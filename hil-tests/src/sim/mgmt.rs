@@ -540,9 +540,7 @@ async fn artifact_upload(
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    if !sh.state().modules.contains_key(&smid) {
-        return Failure::not_found(format!("software module {smid} not found")).into_response();
-    }
+    // the module is checked after the body was consumed (answering early breaks the client's pipe)
     let mut mp = match mp {
         Ok(m) => m,
         Err(e) => {

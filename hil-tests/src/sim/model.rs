@@ -1659,9 +1659,13 @@ impl State {
                 })
                 .map(|t| t.controller_id.clone())
                 .collect();
+            // Unfiltered groups: percent of all matching targets, computed as percent of the rest
+            // (group i takes round(pct_of_rest × remaining / 100); the last one takes the remainder).
+            // Groups with their own filter: percent of the targets matching that filter and not taken.
             let rest = 100.0 - used_pct;
-            let count = if i + 1 == n && g.filter.is_none() && (used_pct + pct - 100.0).abs() < 1e-6
-            {
+            let count = if g.filter.is_some() {
+                ((pct * candidates.len() as f64 / 100.0) + 0.5).floor() as usize
+            } else if i + 1 == n && (used_pct + pct - 100.0).abs() < 1e-6 {
                 candidates.len()
             } else if rest <= 0.0 {
                 0
@@ -1669,7 +1673,9 @@ impl State {
                 let pct_of_rest = (pct / rest * 100.0).min(100.0);
                 ((pct_of_rest * candidates.len() as f64 / 100.0) + 0.5).floor() as usize
             };
-            used_pct += pct;
+            if g.filter.is_none() {
+                used_pct += pct;
+            }
             let members: Vec<String> = candidates.into_iter().take(count).collect();
             taken.extend(members.iter().cloned());
             if let Some(g) = self.groups.get_mut(gid) {
