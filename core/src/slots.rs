@@ -312,51 +312,83 @@ pub struct BootState {
     present: u32,
 }
 
-/// One variable change: set `name` to `value`, or delete it if `value` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    name: String<MAX_VAR_NAME_LEN>,
-    value: Option<String<MAX_VALUE_LEN>>,
+/// Bytes of change text (names and values) one transition can hold: the worst case over the
+/// backends (Barebox: every priority, every remaining_attempts and last_chosen).
+pub const MAX_TRANSITION_TEXT: usize = max3(
+    "BOOT_ORDER".len() + MAX_VALUE_LEN + MAX_SLOTS * ("BOOT__LEFT".len() + MAX_BOOTNAME_LEN + 8),
+    MAX_SLOTS
+        * ("bootstate..priority".len()
+            + MAX_BOOTNAME_LEN
+            + 10
+            + "bootstate..remaining_attempts".len()
+            + MAX_BOOTNAME_LEN
+            + 10)
+        + "bootstate.last_chosen".len()
+        + 10,
+    "ORDER".len()
+        + MAX_VALUE_LEN
+        + MAX_SLOTS * ("_OK".len() + MAX_BOOTNAME_LEN + 1 + "_TRY".len() + MAX_BOOTNAME_LEN + 1),
+);
+
+const fn max3(a: usize, b: usize, c: usize) -> usize {
+    let m = if a > b { a } else { b };
+    if m > c { m } else { c }
 }
 
-impl Change {
-    /// The variable name as the backend spells it.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
+const _: () = assert!(MAX_TRANSITION_TEXT <= u16::MAX as usize);
 
-    /// The new value; `None` means delete the variable.
-    #[must_use]
-    pub fn value(&self) -> Option<&str> {
-        self.value.as_deref()
-    }
+/// Where one change's text sits in [`Transition`]'s text buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    name_end: u16,
+    /// `value_end == name_end` and `delete` = no value.
+    value_end: u16,
+    delete: bool,
 }
 
 /// The result of one operation: the variable changes to write in one atomic write, and the state
 /// after them.
+///
+/// The change text lives in one fixed buffer ([`MAX_TRANSITION_TEXT`] bytes) so that a transition
+/// stays small on an MCU stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    changes: Vec<Change, MAX_CHANGES>,
     state: BootState,
+    /// Variables the operation set, in the order it set them (rendered by `finish`).
+    touched: Vec<VarId, MAX_CHANGES>,
+    text: String<MAX_TRANSITION_TEXT>,
+    spans: Vec<Span, MAX_CHANGES>,
 }
 
 impl Transition {
-    /// The changes, as `(name, value)`; `value == None` means delete.
+    /// The changes, as `(name, value)`; `value == None` means delete. The order is the order in
+    /// which RAUC sets them; a storage layer that writes them together need not care.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
-        self.changes.iter().map(|c| (c.name(), c.value()))
+        let mut start = 0usize;
+        self.spans.iter().map(move |sp| {
+            let name_end = usize::from(sp.name_end);
+            let value_end = usize::from(sp.value_end);
+            let name = self.text.get(start..name_end).unwrap_or("");
+            let value = if sp.delete {
+                None
+            } else {
+                Some(self.text.get(name_end..value_end).unwrap_or(""))
+            };
+            start = value_end;
+            (name, value)
+        })
     }
 
-    /// The changes as [`Change`] records.
+    /// Number of changes.
     #[must_use]
-    pub fn change_list(&self) -> &[Change] {
-        &self.changes
+    pub fn len(&self) -> usize {
+        self.spans.len()
     }
 
     /// `true` if nothing has to be written.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.spans.is_empty()
     }
 
     /// The state after the changes are written.
@@ -774,7 +806,7 @@ impl BootState {
                 t.touch(self, VarId::Try(s));
             }
         }
-        Ok(t)
+        Ok(t.finish(self))
     }
 
     /// Mark `slot` bad (`rauc status mark-bad`; also the first step of an install into it).
@@ -811,7 +843,7 @@ impl BootState {
         if !t.state.has_bootable() {
             return Err(MarkBadError::LastBootableSlot);
         }
-        Ok(t)
+        Ok(t.finish(self))
     }
 
     /// Mark `slot` active (`rauc status mark-active`; the last step of an install into it): make it
@@ -854,7 +886,7 @@ impl BootState {
                 t.touch(self, VarId::Order);
             }
         }
-        Ok(t)
+        Ok(t.finish(self))
     }
 
     /// The bootloader's own step at power-on: choose a slot and consume one attempt (U-Boot
@@ -948,7 +980,7 @@ impl BootState {
         };
         BootStep {
             chosen,
-            transition: t,
+            transition: t.finish(self),
         }
     }
 
@@ -987,22 +1019,21 @@ impl BootState {
     pub fn all_vars(&self) -> Transition {
         let mut base = self.clone();
         base.present = 0;
-        let mut t = Transition {
-            changes: Vec::new(),
-            state: self.clone(),
-        };
+        let mut t = self.begin();
         for id in self.var_ids() {
             t.touch(&base, id);
         }
-        t
+        t.finish(&base)
     }
 
     // ---- internals ----
 
     fn begin(&self) -> Transition {
         Transition {
-            changes: Vec::new(),
             state: self.clone(),
+            touched: Vec::new(),
+            text: String::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -1124,28 +1155,45 @@ impl BootState {
 }
 
 impl Transition {
-    /// Records `id` as set by the operation: it becomes a change if it was absent in `old` or its
-    /// value differs. Calling it twice for one variable keeps one entry with the latest value.
-    fn touch(&mut self, old: &BootState, id: VarId) {
-        let name = self.state.var_name(id);
-        let new_value = self.state.var_value(id);
-        self.changes.retain(|c| c.name != name);
-        let was_present = old.present & id.bit() != 0;
-        let old_value = if was_present { old.var_value(id) } else { None };
-        self.state.present |= id.bit();
-        if new_value.is_none() {
-            self.state.present &= !id.bit();
+    /// Records `id` as set by the operation (rendered into changes by [`Transition::finish`]).
+    fn touch(&mut self, _old: &BootState, id: VarId) {
+        if !self.touched.contains(&id) {
+            // Capacity: an operation touches at most MAX_CHANGES distinct variables.
+            let _ = self.touched.push(id);
         }
-        if was_present && old_value == new_value {
-            return;
+    }
+
+    /// Renders the touched variables: one change for each that was absent in `old` or whose
+    /// value differs, and marks them present in the new state.
+    fn finish(mut self, old: &BootState) -> Self {
+        let touched = core::mem::take(&mut self.touched);
+        for &id in &touched {
+            let new_value = self.state.var_value(id);
+            let was_present = old.present & id.bit() != 0;
+            if new_value.is_some() {
+                self.state.present |= id.bit();
+            } else {
+                self.state.present &= !id.bit();
+            }
+            let changed = match (was_present, &new_value) {
+                (true, v) => old.var_value(id) != *v,
+                (false, v) => v.is_some(),
+            };
+            if changed {
+                let name = self.state.var_name(id);
+                // Capacity: MAX_TRANSITION_TEXT bounds every backend's full variable set.
+                let _ = self.text.push_str(&name);
+                let name_end = self.text.len() as u16;
+                if let Some(v) = &new_value {
+                    let _ = self.text.push_str(v);
+                }
+                let _ = self.spans.push(Span {
+                    name_end,
+                    value_end: self.text.len() as u16,
+                    delete: new_value.is_none(),
+                });
+            }
         }
-        if !was_present && new_value.is_none() {
-            return;
-        }
-        // Capacity: an operation touches at most MAX_CHANGES distinct variables.
-        let _ = self.changes.push(Change {
-            name,
-            value: new_value,
-        });
+        self
     }
 }

@@ -305,13 +305,12 @@ fn initial_writes_every_variable() {
         ]
     );
     let t = BootState::initial(Backend::Barebox, SYS).unwrap();
-    assert_eq!(t.change_list().len(), 4);
-    assert_eq!(t.change_list()[0].name(), "bootstate.system0.priority");
-    assert_eq!(t.change_list()[0].value(), Some("20"));
+    assert_eq!(t.len(), 4);
+    assert_eq!(changes(&t)[0], ch("bootstate.system0.priority", "20"));
     // all_vars of a read state rewrites everything with the same values.
     let st = t.into_state();
     let again = st.all_vars();
-    assert_eq!(again.change_list().len(), 4);
+    assert_eq!(again.len(), 4);
     assert_eq!(again.state(), &st);
 }
 
@@ -545,7 +544,8 @@ fn step(st: &BootState, op: Op) -> Option<(Transition, Option<usize>)> {
 }
 
 fn check_transition(vars: &mut Vars, cfg: Config, names: &[&str], t: &Transition) {
-    assert!(t.change_list().len() <= MAX_CHANGES);
+    assert!(t.len() <= MAX_CHANGES);
+    assert_eq!(t.changes().count(), t.len());
     for (k, v) in t.changes() {
         assert!(k.len() <= MAX_VAR_NAME_LEN);
         assert!(v.is_none_or(|v| v.len() <= MAX_VALUE_LEN));
@@ -654,5 +654,42 @@ proptest! {
     fn cmdline_never_panics(s in "\\PC{0,80}") {
         let st = BootState::initial(Backend::UBoot, AB).unwrap().into_state();
         let _ = st.booted_slot(&s);
+    }
+}
+
+#[test]
+fn worst_case_text_fits_in_a_transition() {
+    let names: Vec<String> = (0..MAX_SLOTS)
+        .map(|i| format!("{i}{}", "x".repeat(MAX_BOOTNAME_LEN - 1)))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let big = u32::MAX.to_string();
+    let mut v = Vars::new();
+    for n in &names {
+        v.insert(format!("bootstate.{n}.priority"), big.clone());
+        v.insert(format!("bootstate.{n}.remaining_attempts"), big.clone());
+        v.insert(format!("BOOT_{n}_LEFT"), "ffffffff".into());
+        v.insert(format!("{n}_OK"), "1".into());
+        v.insert(format!("{n}_TRY"), "1".into());
+    }
+    v.insert("bootstate.last_chosen".into(), big.clone());
+    let mut rev = names.clone();
+    rev.reverse();
+    v.insert("BOOT_ORDER".into(), rev.join(" "));
+    v.insert("ORDER".into(), rev.join(" "));
+    for (backend, count) in [
+        (Backend::Barebox, 2 * MAX_SLOTS + 1),
+        (Backend::UBoot, 1 + MAX_SLOTS),
+        (Backend::Grub, 1 + 2 * MAX_SLOTS),
+    ] {
+        let st = read(backend, &names, &v).unwrap();
+        let all = st.all_vars();
+        assert_eq!(all.len(), count, "{backend:?}");
+        let mut fresh = Vars::new();
+        apply(&mut fresh, &all);
+        for (k, val) in &fresh {
+            assert_eq!(v.get(k), Some(val), "{backend:?} {k}");
+        }
+        assert_eq!(&read(backend, &names, &fresh).unwrap(), all.state());
     }
 }
