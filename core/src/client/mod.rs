@@ -282,6 +282,8 @@ pub struct Client {
     actions: Deque<Act, ACTION_QUEUE_LEN>,
     url: String<MAX_REQUEST_URL_LEN>,
     record_buf: [u8; RECORD_MAX_LEN],
+    /// The latest `now` passed to any input.
+    last_now: Instant,
 }
 
 fn ident_ok(s: &str) -> bool {
@@ -379,6 +381,7 @@ impl Client {
             actions: Deque::new(),
             url: String::new(),
             record_buf: [0; RECORD_MAX_LEN],
+            last_now: Instant::ZERO,
         })
     }
 
@@ -406,6 +409,7 @@ impl Client {
     /// Restore after boot. Call once, right after [`Client::new`]. A record that fails its check
     /// is reported as [`Warning::RecordCorrupt`] and discarded (never trusted).
     pub fn handle_boot(&mut self, now: Instant, boot: BootReport<'_>) {
+        self.last_now = now;
         if let Some((_, version)) = boot.running {
             self.running_version.clear();
             push_clean(&mut self.running_version, version);
@@ -505,6 +509,7 @@ impl Client {
 
     /// Time passed: call when `poll_timeout()` is reached (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         if self.stopped.is_some() {
             return;
         }
@@ -561,10 +566,8 @@ impl Client {
         let transient =
             status >= 500 || status == 409 || (status == 429 && !self.is_feedback(kind));
         if transient {
+            // the same request is retried once the backoff delay has passed
             self.back_off(now);
-            if kind == InFlight::Poll {
-                self.schedule_poll(now);
-            }
             return Ok(());
         }
         match kind {
@@ -629,6 +632,7 @@ impl Client {
 
     /// Feed the result of an action.
     pub fn handle_event(&mut self, now: Instant, ev: Event<'_>) -> Result<(), EventError> {
+        self.last_now = now;
         if let Event::ConfirmationAnswer { action, accepted } = ev {
             if self.asked != Some(action) {
                 return Err(EventError::NoConfirmation);
@@ -889,7 +893,7 @@ impl Client {
             Some(InFlight::InstalledBase)
         } else if let Some(f) = self.fetch {
             Some(InFlight::Fetch(f))
-        } else if self.progress_fb.is_some() {
+        } else if self.progress_fb.is_some() && self.progress_allowed() {
             Some(InFlight::Progress)
         } else if self.config_due && !self.attrs.is_empty() {
             Some(InFlight::ConfigData)
@@ -1069,6 +1073,18 @@ impl Client {
         let d = self.jitter(d, u64::from(self.jitter_percent));
         self.poll_due = false;
         self.next_poll = Some(now + d);
+    }
+
+    /// An action became active: poll at most `active_poll_interval` from now (to see cancels).
+    fn tighten_poll(&mut self) {
+        if self.poll_override.is_some() || self.poll_due {
+            return;
+        }
+        let d = self.jitter(self.active_poll, u64::from(self.jitter_percent));
+        let t = self.last_now + d;
+        if self.next_poll.is_none_or(|n| n > t) {
+            self.next_poll = Some(t);
+        }
     }
 
     fn back_off(&mut self, now: Instant) {
@@ -1338,7 +1354,6 @@ impl Client {
                 j.download = d.download.unwrap_or(HandlingType::Forced);
                 j.update = d.update.unwrap_or(HandlingType::Forced);
                 j.window = d.maintenance_window;
-                j.rec.status_entries = j.rec.status_entries.saturating_add(0);
             }
             if self
                 .job
@@ -1371,6 +1386,8 @@ impl Client {
         }
         job.plan_valid = true;
         if fresh {
+            // the GET that brought this document logged RETRIEVED
+            job.rec.status_entries = job.rec.status_entries.saturating_add(1);
             job.rec.from_version = record_version(&self.running_version);
             let to = job
                 .chunks
@@ -1414,7 +1431,9 @@ impl Client {
             return;
         }
         self.ok(now);
-        if !(200..300).contains(&status) && status != 410 && status != 404 {
+        if status == 410 {
+            self.push(Act::Warning(Warning::ActionGone { action: id }));
+        } else if !(200..300).contains(&status) && status != 404 {
             self.refused(RequestKind::Feedback, status);
         }
         self.final_fb = None;
@@ -1471,12 +1490,19 @@ impl Client {
         j.chunks.get(usize::from(ci))
     }
 
+    /// Whether one more intermediate feedback fits the budget (keeping one entry spare for a
+    /// re-read of the deployment).
+    fn progress_allowed(&self) -> bool {
+        self.job.as_ref().is_some_and(|j| {
+            !j.quota_exhausted && j.rec.status_entries.saturating_add(2) <= self.budget
+        })
+    }
+
     fn queue_progress(&mut self, cnt: u32, of: u32, text: String<96>) {
-        let Some(j) = self.job.as_ref() else { return };
-        // one entry for this feedback, and keep one spare for a re-read of the deployment
-        if j.quota_exhausted || j.rec.status_entries.saturating_add(2) > self.budget {
+        if !self.progress_allowed() {
             return;
         }
+        let Some(j) = self.job.as_ref() else { return };
         self.progress_fb = Some(ProgressFb {
             action: j.id(),
             cnt,
@@ -1515,6 +1541,7 @@ impl Client {
         }
         j.awaiting = Awaiting::Download;
         self.push(Act::Download);
+        self.tighten_poll();
     }
 
     fn download_retry(&mut self, now: Instant, received: Option<u64>, status: Option<u16>) {
@@ -1593,6 +1620,7 @@ impl Client {
                         self.push(Act::Persist);
                         self.telemetry(TelemetryPhase::Installing, Some(0));
                         self.push(Act::Install);
+                        self.tighten_poll();
                     }
                 } else {
                     self.finish(true, reason::INSTALLED, None);
