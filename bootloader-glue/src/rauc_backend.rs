@@ -423,6 +423,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Option<Op<'_>> {
 
 /// Executes one operation; returns what to print on stdout (may be empty).
 pub fn execute(op: Op<'_>, cfg: &BackendConfig) -> Result<String, BackendError> {
+    if op == Op::GetCurrent {
+        return current(cfg);
+    }
     let mut store = Opened::open(cfg)?;
     let vars = store.vars()?;
     let names: Vec<&str> = cfg.bootnames.iter().map(String::as_str).collect();
@@ -466,15 +469,25 @@ pub fn execute(op: Op<'_>, cfg: &BackendConfig) -> Result<String, BackendError> 
             store.apply(&t)?;
             Ok(String::new())
         }
-        Op::GetCurrent => {
-            let cmdline = std::fs::read_to_string(&cfg.cmdline)
-                .map_err(|e| BackendError::NoCurrent(format!("{}: {e}", cfg.cmdline.display())))?;
-            match state.booted_slot(&cmdline) {
-                Ok(Booted::Slot(s)) => Ok(state.bootname(s).unwrap_or_default().to_string()),
-                Ok(_) => Err(BackendError::NoCurrent("the kernel command line says the system runs outside any slot (rauc.external / NFS root)".into())),
-                Err(e) => Err(BackendError::NoCurrent(format!("{e:?} in {}", cfg.cmdline.display()))),
-            }
-        }
+        Op::GetCurrent => current(cfg),
+    }
+}
+
+/// `get-current`: the booted bootname from the kernel command line (does not read the state, so
+/// it works even when the stored env is damaged).
+fn current(cfg: &BackendConfig) -> Result<String, BackendError> {
+    let names: Vec<&str> = cfg.bootnames.iter().map(String::as_str).collect();
+    let state = BootState::initial(cfg.slots_config(), &names)
+        .map_err(BackendError::State)?
+        .into_state();
+    let cmdline = std::fs::read_to_string(&cfg.cmdline)
+        .map_err(|e| BackendError::NoCurrent(format!("{}: {e}", cfg.cmdline.display())))?;
+    match state.booted_slot(&cmdline) {
+        Ok(Booted::Slot(s)) => Ok(state.bootname(s).unwrap_or_default().to_string()),
+        Ok(_) => Err(BackendError::NoCurrent(
+            "the kernel command line says the system runs outside any slot (rauc.external / NFS root)".into(),
+        )),
+        Err(e) => Err(BackendError::NoCurrent(format!("{e:?} in {}", cfg.cmdline.display()))),
     }
 }
 
