@@ -340,6 +340,8 @@ async fn next_chunk(st: &mut StreamState) -> Result<Option<Bytes>, std::io::Erro
         if st.sent == u64::MAX {
             return Ok(None);
         }
+        // let hyper flush what was sent before the abort (it flushes while the body is pending)
+        tokio::time::sleep(Duration::from_millis(100)).await;
         return Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
             "hawkbit-sim: injected connection cut",

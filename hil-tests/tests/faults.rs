@@ -1,0 +1,303 @@
+//! Fault injection (latency, error rate, connection cut, corruption, bandwidth, restart) and /sim controls.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Fx;
+use hil_tests::sim::{Faults, SimConfig};
+use serde_json::json;
+
+fn artifact_url(fx: &Fx, cid: &str, sm: u64) -> String {
+    format!(
+        "{}/softwaremodules/{sm}/artifacts/rootfs.raucb",
+        fx.ddi(cid)
+    )
+}
+
+fn big_deployment(fx: &Fx, cid: &str, size: usize) -> (String, u64, Vec<u8>) {
+    let tok = fx.target(cid);
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    let sm = fx
+        .sim()
+        .create_software_module("rootfs", cid, "os")
+        .unwrap();
+    fx.sim()
+        .add_artifact_bytes(sm, "rootfs.raucb", &data)
+        .unwrap();
+    let ds = fx
+        .sim()
+        .create_distribution_set("fw", cid, "os", &[sm])
+        .unwrap();
+    fx.sim().assign(cid, ds, Default::default()).unwrap();
+    (tok, sm, data)
+}
+
+#[test]
+fn latency_and_error_rate_per_target_and_global() {
+    let fx = Fx::new();
+    fx.target("slow");
+    fx.target("fine");
+    fx.sim().set_target_faults(
+        Some("slow"),
+        Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        },
+    );
+    let t = Instant::now();
+    assert_eq!(fx.ddi_get("slow", "tok-slow", "").status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(fx.ddi_get("fine", "tok-fine", "").status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "other targets unaffected"
+    );
+    // error rate 1.0 with 429 for one target, via the HTTP control API
+    let r = fx.call(
+        "PUT",
+        "/sim/faults/targets/fine",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"errorRate":1.0,"errorStatus":429}"#),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(fx.ddi_get("fine", "tok-fine", "").status, 429);
+    assert_eq!(
+        fx.mgmt("GET", "/targets", None).status,
+        200,
+        "Mgmt API is never faulted"
+    );
+    // global 50 % 503: both outcomes appear
+    let r = fx.call(
+        "PUT",
+        "/sim/faults",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"global":{"errorRate":0.5}}"#),
+    );
+    assert_eq!(r.status, 204);
+    let codes: Vec<u16> = (0..60)
+        .map(|_| fx.ddi_get("fine", "tok-fine", "").status)
+        .collect();
+    assert!(codes.contains(&503) && codes.contains(&200), "{codes:?}");
+    let got = fx.call("GET", "/sim/faults", &[], None).json();
+    assert_eq!(got["global"]["errorRate"], 0.5);
+    // validation
+    for bad in [
+        &br#"{"global":{"errorRate":2}}"#[..],
+        br#"{"global":{"latencyMs":-1}}"#,
+        br#"{"global":{"bogus":1}}"#,
+        b"nope",
+    ] {
+        assert_eq!(
+            fx.call(
+                "PUT",
+                "/sim/faults",
+                &[("Content-Type", "application/json")],
+                Some(bad)
+            )
+            .status,
+            400
+        );
+    }
+    assert_eq!(fx.call("DELETE", "/sim/faults", &[], None).status, 204);
+    assert_eq!(fx.ddi_get("fine", "tok-fine", "").status, 200);
+}
+
+#[test]
+fn connection_cut_then_resume_with_range() {
+    let fx = Fx::new();
+    let (tok, sm, data) = big_deployment(&fx, "cut", 200_000);
+    fx.sim().set_target_faults(
+        Some("cut"),
+        Faults {
+            cut_after_bytes: Some(70_000),
+            cut_count: Some(1),
+            ..Faults::default()
+        },
+    );
+    let auth = format!("TargetToken {tok}");
+    let url = artifact_url(&fx, "cut", sm);
+    let err = fx.req("GET", &url, &[("Authorization", &auth)], None);
+    assert!(err.is_err(), "body must be truncated");
+    // the cut happened exactly once: a resume with Range gets the rest
+    let r = fx.call(
+        "GET",
+        &url,
+        &[("Authorization", &auth), ("Range", "bytes=70000-")],
+        None,
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[70_000..]);
+    // raw socket check of the exact byte count
+    fx.sim().set_target_faults(
+        Some("cut"),
+        Faults {
+            cut_after_bytes: Some(12_345),
+            ..Faults::default()
+        },
+    );
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(fx.sim().addr()).unwrap();
+    let path = url.trim_start_matches(&fx.url);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(buf.len() - split, 12_345);
+    assert!(String::from_utf8_lossy(&buf[..split]).contains("content-length: 200000"));
+}
+
+#[test]
+fn corrupted_byte_at_offset() {
+    let fx = Fx::new();
+    let (tok, sm, data) = big_deployment(&fx, "bit", 150_000);
+    fx.sim().set_target_faults(
+        Some("bit"),
+        Faults {
+            corrupt_offset: Some(100_001),
+            ..Faults::default()
+        },
+    );
+    let auth = format!("TargetToken {tok}");
+    let r = fx.call(
+        "GET",
+        &artifact_url(&fx, "bit", sm),
+        &[("Authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.body.len(), data.len());
+    let diff: Vec<usize> = (0..data.len()).filter(|i| r.body[*i] != data[*i]).collect();
+    assert_eq!(diff, vec![100_001]);
+    assert_eq!(r.body[100_001], data[100_001] ^ 0xFF);
+    // ranges covering the offset are corrupted too, others are clean
+    let r = fx.call(
+        "GET",
+        &artifact_url(&fx, "bit", sm),
+        &[("Authorization", &auth), ("Range", "bytes=100000-100002")],
+        None,
+    );
+    assert_eq!(r.body[1], data[100_001] ^ 0xFF);
+    let r = fx.call(
+        "GET",
+        &artifact_url(&fx, "bit", sm),
+        &[("Authorization", &auth), ("Range", "bytes=0-99")],
+        None,
+    );
+    assert_eq!(r.body, &data[..100]);
+}
+
+#[test]
+fn bandwidth_cap() {
+    let fx = Fx::with(SimConfig {
+        rollout_interval: Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let (tok, sm, data) = big_deployment(&fx, "bw", 300_000);
+    fx.sim().set_target_faults(
+        Some("bw"),
+        Faults {
+            bandwidth_bytes_per_sec: Some(500_000),
+            ..Faults::default()
+        },
+    );
+    let t = Instant::now();
+    let r = fx.call(
+        "GET",
+        &artifact_url(&fx, "bw", sm),
+        &[("Authorization", &format!("TargetToken {tok}"))],
+        None,
+    );
+    let el = t.elapsed();
+    assert_eq!(r.body, data);
+    assert!(
+        el >= Duration::from_millis(550),
+        "300 kB at 500 kB/s took only {el:?}"
+    );
+    assert!(el < Duration::from_secs(5), "{el:?}");
+}
+
+#[test]
+fn simulated_restart_keeps_state() {
+    let fx = Fx::new();
+    fx.target("rs");
+    let r = fx.call(
+        "POST",
+        "/sim/restart",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"downMs":600}"#),
+    );
+    assert_eq!(r.status, 202);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        std::net::TcpStream::connect_timeout(&fx.sim().addr(), Duration::from_millis(200)).is_err(),
+        "port closed while down"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        fx.ddi_get("rs", "tok-rs", "").status,
+        200,
+        "back up, state kept"
+    );
+    // programmatic restart
+    fx.rt.block_on(fx.sim().restart(Duration::from_millis(100)));
+    assert_eq!(fx.ddi_get("rs", "tok-rs", "").status, 200);
+    assert_eq!(
+        fx.call("POST", "/sim/restart", &[], Some(b"{\"downMs\":\"x\"}"))
+            .status,
+        400
+    );
+}
+
+#[test]
+fn control_endpoints() {
+    let fx = Fx::new();
+    assert_eq!(
+        fx.call("GET", "/sim/health", &[], None).json(),
+        json!({"status": "ok"})
+    );
+    fx.target("x");
+    let s = fx.call("GET", "/sim/stats", &[], None).json();
+    assert_eq!(s["targets"], 1);
+    assert!(s["requests"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        fx.call(
+            "POST",
+            "/sim/maintenance",
+            &[],
+            Some(br#"{"window":"sometimes"}"#)
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        fx.call(
+            "POST",
+            "/sim/maintenance",
+            &[],
+            Some(br#"{"window":"open"}"#)
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        fx.call("DELETE", "/sim/faults/targets/x", &[], None).status,
+        204
+    );
+    // unknown paths: 404, never a panic
+    assert_eq!(fx.call("GET", "/nothing/here", &[], None).status, 404);
+    assert_eq!(
+        fx.call(
+            "GET",
+            "/DEFAULT/controller/v1/x/softwaremodules/abc/artifacts",
+            &[("Authorization", "TargetToken tok-x")],
+            None
+        )
+        .status,
+        400
+    );
+}
