@@ -1,0 +1,13 @@
+# eyas-bootloader-glue: the no_std build, clippy, and the crate's tests with the power-cut counts
+# printed (vectors, differential tests with fw_printenv/fw_setenv/grub-editenv/barebox-state,
+# power cuts over the RAUC cycle, real RAUC 1.8 with eyas-bootloader as its custom backend).
+set -euo pipefail
+echo "--- no_std build (codecs without std/alloc)"
+cargo build -p eyas-bootloader-glue --no-default-features --locked
+echo "--- clippy"
+cargo clippy -p eyas-bootloader-glue --all-targets --locked -- -D warnings
+echo "--- tests"
+cargo test -p eyas-bootloader-glue --locked -- --skip power_cuts
+echo "--- power cuts (cut points exercised)"
+cargo test -p eyas-bootloader-glue --locked --test power_cut -- --nocapture --test-threads=1 2>&1 | tee /tmp/eyas-glue-power-cut.log | grep -E 'cut points|test result'
+grep -q 'test result: ok' /tmp/eyas-glue-power-cut.log
