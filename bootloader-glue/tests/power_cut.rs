@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
-use support::{Rng, vectors};
+use support::{Rng, uboot_script, vectors};
 
 type Vars = BTreeMap<String, String>;
 
@@ -261,7 +261,7 @@ fn state_of(backend: Backend, names: &[&str], vars: &Vars) -> BootState {
     .expect("stored vars are a valid boot state")
 }
 
-type ChangeList = Vec<(String, Option<String>)>;
+use support::ChangeList;
 
 fn apply_vars(v: &Vars, ch: &ChangeList) -> Vars {
     let mut v = v.clone();
@@ -276,49 +276,6 @@ fn apply_vars(v: &Vars, ch: &ChangeList) -> Vars {
         }
     }
     v
-}
-
-/// An independent model of RAUC's contrib/uboot.sh: returns the chosen slot and the variables
-/// it changes before `saveenv` (one env write).
-fn uboot_script(vars: &Vars) -> (Option<&'static str>, ChangeList) {
-    let mut ch: ChangeList = Vec::new();
-    let get = |n: &str, default: &str, ch: &mut ChangeList| -> String {
-        match vars.get(n).filter(|v| !v.is_empty()) {
-            Some(v) => v.clone(),
-            None => {
-                ch.push((n.to_string(), Some(default.to_string())));
-                default.to_string()
-            }
-        }
-    };
-    let order = get("BOOT_ORDER", "A B", &mut ch);
-    let a = get("BOOT_A_LEFT", "3", &mut ch);
-    let b = get("BOOT_B_LEFT", "3", &mut ch);
-    let mut chosen = None;
-    for slot in order.split_whitespace() {
-        if chosen.is_some() {
-            break;
-        }
-        let (name, left) = match slot {
-            "A" => ("BOOT_A_LEFT", &a),
-            "B" => ("BOOT_B_LEFT", &b),
-            _ => continue,
-        };
-        // `test 0x${LEFT} -gt 0`, then `setexpr LEFT ${LEFT} - 1` (hex result).
-        let n = u32::from_str_radix(left, 16).unwrap_or(0);
-        if n > 0 {
-            ch.retain(|(c, _)| c != name);
-            ch.push((name.to_string(), Some(format!("{:x}", n - 1))));
-            chosen = Some(if slot == "A" { "A" } else { "B" });
-        }
-    }
-    if chosen.is_none() {
-        // No slot left: reset both counters, saveenv, reset the board.
-        ch.retain(|(c, _)| c != "BOOT_A_LEFT" && c != "BOOT_B_LEFT");
-        ch.push(("BOOT_A_LEFT".into(), Some("3".into())));
-        ch.push(("BOOT_B_LEFT".into(), Some("3".into())));
-    }
-    (chosen, ch)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -329,3 +329,95 @@ fn barebox_differential_with_barebox_state() {
         }
     }
 }
+
+/// The U-Boot boot-script model (RAUC contrib/uboot.sh: choose, decrement, saveenv, fallback)
+/// against a real env file, with eyas's RAUC backend for the Linux side and `fw_printenv` as the
+/// judge of every step: install B, B never gets marked good, U-Boot falls back to A.
+#[test]
+fn uboot_attempt_loop_on_a_file_judged_by_fw_printenv() {
+    use eyas_bootloader_glue::rauc_backend::{self, BackendConfig};
+    let d = TempDir::new("uboot-loop");
+    let img = d.join("env.img");
+    std::fs::copy(vectors().join("uboot/rauc18.vec0_initial.env"), &img).unwrap();
+    let cfg = d.join("fw_env.config");
+    std::fs::write(
+        &cfg,
+        format!("{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n", p = img.display()),
+    )
+    .unwrap();
+    let conf_text = format!(
+        "bootloader = uboot\nfw-env-config = {}\nbootnames = A B\n",
+        cfg.display()
+    );
+    let conf = BackendConfig::parse(&conf_text, &d.join("bootloader.conf")).unwrap();
+    let backend = |args: &[&str]| {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let rc = rauc_backend::run(args, &conf, &mut o, &mut e);
+        assert_eq!(rc, 0, "{args:?}: {}", String::from_utf8_lossy(&e));
+        String::from_utf8(o).unwrap()
+    };
+    let printenv = || parse_listing(&run(Command::new("fw_printenv").arg("-c").arg(&cfg)));
+    let boot = || {
+        let vars = printenv();
+        let (chosen, ch) = support::uboot_script(&vars);
+        // saveenv: one write of the script's changes.
+        UbootFile::open(&cfg, UbootOptions::default())
+            .unwrap()
+            .apply(&borrowed(&ch))
+            .unwrap();
+        chosen
+    };
+    assert_eq!(boot(), Some("A"));
+    backend(&["set-state", "A", "good"]);
+    // Install into B: mark it bad first, then active.
+    backend(&["set-state", "B", "bad"]);
+    assert_eq!(printenv()["BOOT_ORDER"], "A");
+    backend(&["set-primary", "B"]);
+    assert_eq!(backend(&["get-primary"]), "B\n");
+    let mut chosen = Vec::new();
+    for _ in 0..4 {
+        chosen.push(boot());
+    }
+    // Three trial boots of B without mark-good, then the fallback to A.
+    assert_eq!(chosen, [Some("B"), Some("B"), Some("B"), Some("A")]);
+    let v = printenv();
+    assert_eq!(
+        (
+            v["BOOT_ORDER"].as_str(),
+            v["BOOT_B_LEFT"].as_str(),
+            v["BOOT_A_LEFT"].as_str()
+        ),
+        ("B A", "0", "2")
+    );
+    assert_eq!(backend(&["get-primary"]), "A\n");
+    assert_eq!(backend(&["get-state", "B"]), "bad\n");
+    backend(&["set-state", "A", "good"]);
+    assert_eq!(printenv()["BOOT_A_LEFT"], "3");
+    // Both exhausted: the script resets both counters and resets the board.
+    let mut env = UbootFile::open(&cfg, UbootOptions::default()).unwrap();
+    env.apply(&[("BOOT_A_LEFT", Some("0")), ("BOOT_B_LEFT", Some("0"))])
+        .unwrap();
+    assert_eq!(boot(), None);
+    assert_eq!(boot(), Some("B"));
+}
+
+/// GRUB: a temporary file left behind by a crash mid-write changes nothing, and the next write
+/// replaces it; the block itself is only ever replaced by rename.
+#[test]
+fn grub_leftover_temp_file_is_harmless() {
+    let d = TempDir::new("grub-tmp");
+    let f = d.join("grubenv");
+    std::fs::copy(vectors().join("grub/grubenv.rauc"), &f).unwrap();
+    let tmp = d.join(".grubenv.eyas-tmp");
+    std::fs::write(&tmp, b"# GRUB Environment Block\nORDER=B").unwrap();
+    let g = GrubFile::new(&f);
+    assert_eq!(g.read().unwrap().get("ORDER"), Some("A B"));
+    assert!(g.apply(&[("ORDER", Some("B A"))]).unwrap());
+    assert!(!tmp.exists());
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        std::fs::read(vectors().join("grub/grubenv.rauc.2_markactive_other")).unwrap()[..]
+    );
+    let list = run(Command::new("grub-editenv").arg(&f).arg("list"));
+    assert!(list.starts_with("ORDER=B A\n"), "{list}");
+}
