@@ -650,30 +650,49 @@ impl Verifier {
             }
             _ => {}
         }
-        let manifest = match (self.policy, manifest) {
-            (Policy::Off, _) | (Policy::IfPresent, None) => None,
-            (Policy::Required, None) => return Err(VerifyError::ManifestMissing),
-            (_, Some(m)) => Some(m?),
-        };
-        let mut manifest_version = None;
-        if let Some(m) = manifest {
-            if m.compatible != compatible {
-                return Err(VerifyError::Incompatible);
-            }
-            if m.size != self.spec.size {
-                return Err(VerifyError::ManifestSizeMismatch);
-            }
-            if m.sha256 != sha256 {
-                return Err(VerifyError::ManifestDigestMismatch);
-            }
-            // Fits: decode checked the length.
-            manifest_version = String::try_from(m.version).ok();
-        }
-        Ok(Verified {
+        let mut v = Verified {
             size: self.received,
             sha256,
-            manifest_checked: manifest_version.is_some(),
-            manifest_version,
-        })
+            manifest_checked: false,
+            manifest_version: None,
+        };
+        v.check_manifest(self.policy, compatible, manifest)?;
+        Ok(v)
+    }
+}
+
+impl Verified {
+    /// Applies the manifest policy to an artifact whose size and digest already verified (what
+    /// [`Verifier::finish`] does last). Use it directly when the manifest artifact arrives after
+    /// the bundle was verified: finish the bundle with [`Policy::Off`], keep the [`Verified`], and
+    /// check the manifest once it is downloaded — still before installing.
+    ///
+    /// # Errors
+    /// [`VerifyError::ManifestMissing`], [`VerifyError::Manifest`], [`VerifyError::Incompatible`],
+    /// [`VerifyError::ManifestSizeMismatch`], [`VerifyError::ManifestDigestMismatch`].
+    pub fn check_manifest(
+        &mut self,
+        policy: Policy,
+        compatible: &str,
+        manifest: Option<Result<Manifest<'_>, ManifestError>>,
+    ) -> Result<(), VerifyError> {
+        let manifest = match (policy, manifest) {
+            (Policy::Off, _) | (Policy::IfPresent, None) => return Ok(()),
+            (Policy::Required, None) => return Err(VerifyError::ManifestMissing),
+            (_, Some(m)) => m?,
+        };
+        if manifest.compatible != compatible {
+            return Err(VerifyError::Incompatible);
+        }
+        if manifest.size != self.size {
+            return Err(VerifyError::ManifestSizeMismatch);
+        }
+        if manifest.sha256 != self.sha256 {
+            return Err(VerifyError::ManifestDigestMismatch);
+        }
+        self.manifest_checked = true;
+        // Fits: decode checked the length.
+        self.manifest_version = String::try_from(manifest.version).ok();
+        Ok(())
     }
 }

@@ -627,3 +627,33 @@ proptest! {
         prop_assert_eq!(Manifest::verify_signed(&file, &key.verifying_key().to_bytes()), Ok(m));
     }
 }
+
+#[test]
+fn manifest_checked_after_the_bundle() {
+    let bundle = vector("bundle.bin");
+    let file = vector("bundle.bin.manifest");
+    let key = vector_key();
+    let mut ok = run(&spec(10_000), Policy::Off, &bundle, 4096, None).unwrap();
+    assert!(!ok.manifest_checked);
+    assert_eq!(
+        ok.check_manifest(Policy::Required, "eyas-test", None),
+        Err(VerifyError::ManifestMissing)
+    );
+    assert_eq!(
+        ok.check_manifest(
+            Policy::Required,
+            "other",
+            Some(Manifest::verify_signed(&file, &key))
+        ),
+        Err(VerifyError::Incompatible)
+    );
+    assert!(!ok.manifest_checked);
+    ok.check_manifest(
+        Policy::Required,
+        "eyas-test",
+        Some(Manifest::verify_signed(&file, &key)),
+    )
+    .unwrap();
+    assert!(ok.manifest_checked);
+    assert_eq!(ok.manifest_version.as_deref(), Some("2026.11.0"));
+}
