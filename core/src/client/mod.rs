@@ -53,8 +53,9 @@ use heapless::{Deque, String, Vec};
 
 /// Longest `{server}/{tenant}/controller/v1/{id}`.
 pub const MAX_CONTROLLER_URL_LEN: usize = 256;
-/// Longest URL a [`Request`] carries (links are ≤ [`ddi::MAX_URL_LEN`]).
-pub const MAX_REQUEST_URL_LEN: usize = ddi::MAX_URL_LEN + 64;
+/// Longest URL the client builds itself (feedback, configData, installedBase); links from the
+/// server are ≤ [`ddi::MAX_URL_LEN`].
+pub const MAX_REQUEST_URL_LEN: usize = MAX_CONTROLLER_URL_LEN + 48;
 /// Longest `Authorization` value.
 pub const MAX_AUTH_LEN: usize = 192;
 /// Longest ETag kept for `If-None-Match` (longer ones are not used).
@@ -68,7 +69,10 @@ pub const MAX_PLAN_NAME_LEN: usize = 64;
 /// Longest artifact file name kept.
 pub const MAX_FILENAME_LEN: usize = 96;
 /// Longest serialized configData body kept by [`Client::set_attributes`].
-pub const MAX_CONFIG_BODY_LEN: usize = 1536;
+pub const MAX_CONFIG_BODY_LEN: usize = 1024;
+/// Bytes for all artifact file names and download URLs of one deployment together (more ⇒
+/// the action fails with a reason).
+pub const MAX_PLAN_TEXT_LEN: usize = 1536;
 /// Longest failure text sent in a final feedback (longer shell reasons are cut and marked).
 pub const MAX_REASON_LEN: usize = 200;
 /// Capacity of the action queue.
@@ -117,11 +121,17 @@ struct ChunkPlan {
     artifact_count: u8,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct TextRef {
+    off: u16,
+    len: u16,
+}
+
 #[derive(Debug, Clone)]
 struct ArtifactPlan {
     chunk: u8,
-    filename: String<MAX_FILENAME_LEN>,
-    url: String<{ ddi::MAX_URL_LEN }>,
+    filename: TextRef,
+    url: TextRef,
     size: u64,
     sha256: Option<[u8; 32]>,
     sha1: Option<[u8; 20]>,
@@ -138,13 +148,15 @@ enum Awaiting {
 
 #[derive(Debug)]
 struct Job {
-    href: String<{ ddi::MAX_URL_LEN }>,
+    /// Hash of the deploymentBase href (a changed `c=` means "re-read me").
+    href: u64,
     plan_valid: bool,
     download: HandlingType,
     update: HandlingType,
     window: Option<MaintenanceWindow>,
     chunks: Vec<ChunkPlan, MAX_PLAN_CHUNKS>,
     artifacts: Vec<ArtifactPlan, MAX_PLAN_ARTIFACTS>,
+    text: Vec<u8, MAX_PLAN_TEXT_LEN>,
     order: Vec<u8, MAX_PLAN_CHUNKS>,
     rec: Record,
     awaiting: Awaiting,
@@ -158,13 +170,14 @@ struct Job {
 impl Job {
     fn new(id: ActionId, phase: Phase) -> Self {
         Self {
-            href: String::new(),
+            href: 0,
             plan_valid: false,
             download: HandlingType::Forced,
             update: HandlingType::Forced,
             window: None,
             chunks: Vec::new(),
             artifacts: Vec::new(),
+            text: Vec::new(),
             order: Vec::new(),
             rec: Record::new(id, phase),
             awaiting: Awaiting::Nothing,
@@ -178,6 +191,34 @@ impl Job {
     fn id(&self) -> ActionId {
         self.rec.action_id
     }
+    fn text(&self, r: TextRef) -> &str {
+        let start = usize::from(r.off);
+        self.text
+            .get(start..start + usize::from(r.len))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// Append decoded `s` to the text arena.
+    fn push_text(&mut self, s: ddi::JsonStr<'_>) -> Option<TextRef> {
+        let off = self.text.len();
+        let mut tmp = [0u8; 4];
+        for c in s.chars() {
+            if self
+                .text
+                .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes())
+                .is_err()
+            {
+                self.text.truncate(off);
+                return None;
+            }
+        }
+        Some(TextRef {
+            off: u16::try_from(off).ok()?,
+            len: u16::try_from(self.text.len() - off).ok()?,
+        })
+    }
+
     fn before_install(&self) -> bool {
         matches!(self.rec.phase, Phase::Downloading | Phase::AwaitingWindow)
     }
@@ -271,7 +312,8 @@ pub struct Client {
     cancel_reply: Option<(ActionId, CancelReply)>,
     confirm_reply: Option<(ActionId, Confirmation)>,
     asked: Option<ActionId>,
-    confirm_href: String<{ ddi::MAX_URL_LEN }>,
+    /// Hash of the confirmationBase href last acted on.
+    confirm_href: u64,
     installed_base: Option<(String<MAX_PLAN_NAME_LEN>, String<MAX_PLAN_NAME_LEN>)>,
     attrs: Vec<u8, MAX_CONFIG_BODY_LEN>,
     config_due: bool,
@@ -309,6 +351,24 @@ fn push_clean<const N: usize>(out: &mut String<N>, s: &str) {
         }
         let _ = out.push(c);
     }
+}
+
+/// FNV-1a, to remember hrefs without storing them.
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn href_hash(h: ddi::JsonStr<'_>) -> u64 {
+    let mut tmp = [0u8; 4];
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for c in h.chars() {
+        for &b in c.encode_utf8(&mut tmp).as_bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 fn copy_str<const N: usize>(s: ddi::JsonStr<'_>) -> Option<String<N>> {
@@ -371,7 +431,7 @@ impl Client {
             cancel_reply: None,
             confirm_reply: None,
             asked: None,
-            confirm_href: String::new(),
+            confirm_href: 0,
             installed_base: None,
             attrs: Vec::new(),
             config_due: false,
@@ -771,13 +831,13 @@ impl Client {
                     action: j.id(),
                     chunk: a.chunk,
                     artifact: idx,
-                    url: &a.url,
+                    url: j.text(a.url),
                     authorization: if self.send_auth_on_download {
                         self.auth.as_deref()
                     } else {
                         None
                     },
-                    filename: &a.filename,
+                    filename: j.text(a.filename),
                     size: a.size,
                     sha256: a.sha256,
                     sha1: a.sha1,
@@ -859,7 +919,11 @@ impl Client {
         Ok(Some(Request {
             kind,
             method,
-            url: &this.url,
+            url: if matches!(what, InFlight::Fetch(_)) {
+                &this.link
+            } else {
+                &this.url
+            },
             authorization: this.auth.as_deref(),
             if_none_match: if what == InFlight::Poll && !this.etag.is_empty() {
                 Some(&this.etag)
@@ -937,7 +1001,6 @@ impl Client {
                 (RequestKind::Poll, Method::Get, 0)
             }
             InFlight::Fetch(f) => {
-                u(url.push_str(&self.link).map_err(|_| core::fmt::Error))?;
                 let kind = match f {
                     Fetch::Deployment => RequestKind::DeploymentBase,
                     Fetch::Cancel => RequestKind::CancelAction,
@@ -1211,20 +1274,15 @@ impl Client {
         if let Some(h) = b.cancel_action {
             self.set_link(Fetch::Cancel, h);
         } else if let Some(h) = b.confirmation_base {
-            let same = h.eq_str(&self.confirm_href);
-            if !same || self.asked.is_none() {
-                self.confirm_href.clear();
-                if h.to_heapless::<{ ddi::MAX_URL_LEN }>()
-                    .map(|s| self.confirm_href = s)
-                    .is_ok()
-                {
-                    self.set_link(Fetch::Confirmation, h);
-                }
+            let hash = href_hash(h);
+            if hash != self.confirm_href || self.asked.is_none() {
+                self.confirm_href = hash;
+                self.set_link(Fetch::Confirmation, h);
             }
         } else if let Some(h) = b.deployment_base {
             let refetch = match &self.job {
                 None => true,
-                Some(j) => !j.plan_valid || !h.eq_str(&j.href),
+                Some(j) => !j.plan_valid || href_hash(h) != j.href,
             };
             if refetch {
                 self.set_link(Fetch::Deployment, h);
@@ -1334,7 +1392,7 @@ impl Client {
 
     #[inline(never)]
     fn on_deployment(&mut self, d: &DeploymentBase<'_>) {
-        let href = self.link.clone();
+        let href = fnv1a(self.link.bytes());
         // another action while one is being installed: finish ours first
         if let Some(j) = &self.job
             && j.id() != d.id
@@ -1573,8 +1631,8 @@ impl Client {
     fn fail_artifact(&mut self, code: u8, what: &str, status: Option<u16>, detail: &str) {
         let mut text: String<MAX_REASON_LEN> = String::new();
         let _ = write!(text, "{}", reason::text(code));
-        if let Some(a) = self.current_artifact() {
-            let _ = write!(text, " for {}", a.filename);
+        if let (Some(a), Some(j)) = (self.current_artifact(), self.job.as_ref()) {
+            let _ = write!(text, " for {}", j.text(a.filename));
         }
         if !what.is_empty() {
             let _ = write!(text, ": {what}");
@@ -1780,6 +1838,7 @@ fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MAX_REASON_LE
 fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
     job.chunks.clear();
     job.artifacts.clear();
+    job.text.clear();
     job.order.clear();
     if d.chunk_count() == 0 {
         return Err(PlanError::NoChunks);
@@ -1811,13 +1870,16 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
         let version = copy_str(c.version).ok_or(PlanError::TooLong("chunk version"))?;
         let first = job.artifacts.len() as u8;
         for (ai, a) in c.artifacts().enumerate() {
-            let filename: String<MAX_FILENAME_LEN> =
-                copy_str(a.filename).ok_or(PlanError::TooLong("artifact file name"))?;
-            let url = a
-                .download_url
-                .ok_or(PlanError::NoDownloadLink(ci, ai))?
-                .to_heapless()
-                .map_err(|_| PlanError::TooLong("download URL"))?;
+            if a.filename.decoded_len() > MAX_FILENAME_LEN {
+                return Err(PlanError::TooLong("artifact file name"));
+            }
+            let link = a.download_url.ok_or(PlanError::NoDownloadLink(ci, ai))?;
+            let filename = job
+                .push_text(a.filename)
+                .ok_or(PlanError::TooLong("file names and URLs together"))?;
+            let url = job
+                .push_text(link)
+                .ok_or(PlanError::TooLong("file names and URLs together"))?;
             let plan = ArtifactPlan {
                 chunk: ci as u8,
                 filename,
