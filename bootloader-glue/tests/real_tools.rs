@@ -250,7 +250,20 @@ fn grub_differential_with_grub_editenv() {
 /// Runs `barebox-state -i dtb ARGS` with `img` behind the partuuid path, in a private mount
 /// namespace (boot-state.md §3.3) so the host's /dev is untouched.
 fn barebox_state(dir: &TempDir, img: &std::path::Path, args: &str) -> String {
-    let dtb = vectors().join("barebox/state-partuuid.dtb");
+    barebox_state_with(
+        dir,
+        &vectors().join("barebox/state-partuuid.dtb"),
+        img,
+        args,
+    )
+}
+
+fn barebox_state_with(
+    dir: &TempDir,
+    dtb: &std::path::Path,
+    img: &std::path::Path,
+    args: &str,
+) -> String {
     let script = format!(
         "set -e\nmkdir -p {d}/olddev\nmount --bind /dev {d}/olddev\nmount -t tmpfs tmpfs /dev\n\
          for n in null zero random urandom; do touch /dev/$n; mount --bind {d}/olddev/$n /dev/$n; done\n\
@@ -420,4 +433,45 @@ fn grub_leftover_temp_file_is_harmless() {
     );
     let list = run(Command::new("grub-editenv").arg(&f).arg("list"));
     assert!(list.starts_with("ORDER=B A\n"), "{list}");
+}
+
+/// The optional bootchooser variable `attempts_locked` (newer barebox): a state description with
+/// it, compiled by dtc, is read by eyas, and a value eyas writes is what barebox-state reads.
+#[test]
+fn barebox_attempts_locked_variable() {
+    let d = TempDir::new("bb-locked");
+    let dts = std::fs::read_to_string(vectors().join("barebox/state-partuuid.dts")).unwrap();
+    let dts = dts.replace(
+        "last_chosen@10 { reg = <0x10 0x4>; type = \"uint32\"; };",
+        "last_chosen@10 { reg = <0x10 0x4>; type = \"uint32\"; };\n\t\t\tattempts_locked@14 { reg = <0x14 0x4>; type = \"uint32\"; default = <0>; };",
+    );
+    assert!(dts.contains("attempts_locked"));
+    std::fs::write(d.join("locked.dts"), dts).unwrap();
+    let dtb = d.join("locked.dtb");
+    run(Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(d.join("locked.dts")));
+    let img = d.join("state.img");
+    std::fs::write(&img, vec![0u8; 0x8000]).unwrap();
+    let bb = BareboxFile::open(&dtb, None, &img).unwrap();
+    assert_eq!(bb.desc().data_len, 24);
+    bb.apply(&[
+        ("bootstate.attempts_locked", Some("1")),
+        ("bootstate.system1.priority", Some("10")),
+    ])
+    .unwrap();
+    let out = barebox_state_with(
+        &d,
+        &dtb,
+        &img,
+        "-g bootstate.attempts_locked -g bootstate.system1.priority",
+    );
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "10"]);
+    barebox_state_with(&d, &dtb, &img, "-s bootstate.attempts_locked=0");
+    assert_eq!(
+        bb.desc()
+            .get(&bb.read().unwrap(), "bootstate.attempts_locked"),
+        Some(0)
+    );
 }
