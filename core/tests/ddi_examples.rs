@@ -449,6 +449,18 @@ fn deployment_capacities_are_typed_errors() {
 }
 
 #[test]
+fn peek_action_id_survives_deeper_errors() {
+    let chunk = r#"{"part":"os","version":"1","name":"n"}"#;
+    let many = vec![chunk; MAX_CHUNKS + 1].join(",");
+    let doc = format!(r#"{{"deployment":{{"chunks":[{many}]}},"id":"77"}}"#);
+    assert!(parse_deployment_base(doc.as_bytes()).is_err());
+    assert_eq!(peek_action_id(doc.as_bytes()), Some(ActionId(77)));
+    assert_eq!(peek_action_id(br#"{"deployment":{"#), None);
+    assert_eq!(peek_action_id(br#"{"id":"x"}"#), None);
+    assert_eq!(peek_action_id(br#"[1]"#), None);
+}
+
+#[test]
 fn cancel_action_example_and_errors() {
     let c = parse_cancel_action(br#"{ "id": "42", "cancelAction": { "stopId": "42" } }"#).unwrap();
     assert_eq!(

@@ -272,6 +272,27 @@ fn too_many_artifacts_is_a_typed_failure() {
 }
 
 #[test]
+fn deployment_over_parser_capacity_is_closed_naming_the_field() {
+    let mut s = Sim::new(Knobs::default());
+    let chunks = (0..eyas_core::ddi::MAX_CHUNKS + 1)
+        .map(|i| chunk("bApp", &i.to_string(), &[]))
+        .collect();
+    s.server.assign(10, Kind::Forced, None, chunks);
+    s.drive_bounded(MAX, finished(10));
+    assert_eq!(s.server.action(10).st, St::Error);
+    let f = last_final(&s, 10);
+    assert!(
+        f.contains("field `deployment.chunks` exceeds capacity 16"),
+        "{f}"
+    );
+    assert!(
+        s.dev
+            .count(|d| matches!(d, Did::Warning(Warning::MalformedResponse { .. })))
+            == 1
+    );
+}
+
+#[test]
 fn download_only_closes_with_downloaded() {
     let mut s = Sim::new(Knobs::default());
     s.server.assign(

@@ -44,7 +44,7 @@ pub use types::*;
 use crate::ddi::{
     self, ActionFeedback, ActionId, CancelFeedback, CancelReply, ConfigData, ConfigDataError,
     Confirmation, ConfirmationFeedback, DeploymentBase, Execution, Finished, HandlingType,
-    InstalledBase, MaintenanceWindow, Progress, WriteError,
+    InstalledBase, MaintenanceWindow, Progress,
 };
 use crate::record::{Phase, RECORD_MAX_LEN, Record, Slot, record_version};
 use crate::time::{Duration, Instant};
@@ -76,7 +76,7 @@ pub const MAX_PLAN_TEXT_LEN: usize = 1536;
 /// Longest failure text sent in a final feedback (longer shell reasons are cut and marked).
 pub const MAX_REASON_LEN: usize = 200;
 /// Capacity of the action queue.
-pub const ACTION_QUEUE_LEN: usize = 12;
+pub const ACTION_QUEUE_LEN: usize = 16;
 /// A request body buffer of this size always suffices for [`Client::poll_request`].
 pub const REQUEST_BUF_LEN: usize = MAX_CONFIG_BODY_LEN + 64;
 
@@ -551,17 +551,22 @@ impl Client {
     /// Set the attributes sent with `PUT configData` (checked now against hawkBit's rules).
     /// They are sent once after boot and whenever the server asks for them.
     pub fn set_attributes(&mut self, attrs: &[(&str, &str)]) -> Result<(), ConfigDataError> {
-        let mut buf = [0u8; MAX_CONFIG_BODY_LEN];
-        let n = ConfigData {
+        let cd = ConfigData {
             mode: self.config_mode,
             data: attrs,
-        }
-        .write(&mut buf)?;
+        };
+        cd.validate()?; // keep the old attributes if the new ones are invalid
+        // written straight into the client's buffer (no 1 KiB stack temporary)
         self.attrs.clear();
-        let body = buf.get(..n).unwrap_or(&[]);
-        self.attrs
-            .extend_from_slice(body)
-            .map_err(|_| ConfigDataError::Write(WriteError::BufferTooSmall { capacity: n }))?;
+        let _ = self.attrs.resize(MAX_CONFIG_BODY_LEN, 0);
+        let r = cd.write(&mut self.attrs);
+        match r {
+            Ok(n) => self.attrs.truncate(n),
+            Err(e) => {
+                self.attrs.clear();
+                return Err(e);
+            }
+        }
         self.config_due = true;
         self.attrs_requested = false;
         Ok(())
@@ -1334,7 +1339,10 @@ impl Client {
         match f {
             Fetch::Deployment => match ddi::parse_deployment_base(r.body) {
                 Ok(d) => self.on_deployment(&d),
-                Err(error) => self.malformed(now, RequestKind::DeploymentBase, error),
+                Err(error) => {
+                    self.malformed(now, RequestKind::DeploymentBase, error);
+                    self.reject_deployment(r.body, error);
+                }
             },
             Fetch::Cancel => match ddi::parse_cancel_action(r.body) {
                 Ok(c) => self.on_cancel(c),
@@ -1351,6 +1359,36 @@ impl Client {
         self.push(Act::Warning(Warning::MalformedResponse { request, error }));
         self.etag.clear();
         self.back_off(now);
+    }
+
+    /// A well-formed deployment this device cannot represent (capacity, type or value error):
+    /// close it as failed, naming the field, instead of re-reading it forever.
+    fn reject_deployment(&mut self, body: &[u8], error: ddi::ParseError) {
+        if matches!(
+            error,
+            ddi::ParseError::Syntax { .. } | ddi::ParseError::TooDeep { .. }
+        ) {
+            return; // maybe a cut transfer: retried with backoff
+        }
+        let Some(id) = ddi::peek_action_id(body) else {
+            return;
+        };
+        match &self.job {
+            Some(j) if j.id() != id => return,
+            Some(j) if !j.before_install() => return,
+            _ => {}
+        }
+        let job = self
+            .job
+            .get_or_insert_with(|| Job::new(id, Phase::Downloading));
+        job.plan_valid = true;
+        let mut text: String<MAX_REASON_LEN> = String::new();
+        let _ = write!(
+            text,
+            "{}: deployment rejected: {error}",
+            reason::text(reason::UNSUPPORTED)
+        );
+        self.finish(false, reason::UNSUPPORTED, Some(&text));
     }
 
     fn on_cancel(&mut self, c: ddi::CancelAction) {

@@ -23,7 +23,7 @@ pub use parse::{
     Artifact, ArtifactIter, AutoConfirmState, CancelAction, Chunk, ChunkIter, ConfirmationBase,
     ControllerBase, DeploymentBase, MetadataEntry, MetadataIter, parse_cancel_action,
     parse_confirmation_action, parse_confirmation_base, parse_controller_base,
-    parse_deployment_base, parse_installed_base, parse_sleep,
+    parse_deployment_base, parse_installed_base, parse_sleep, peek_action_id,
 };
 pub use write::{
     ActionFeedback, AttributeField, AutoConfirmActivation, CancelFeedback, CancelReply, ConfigData,

@@ -779,6 +779,24 @@ fn parse_deployment_like<'a>(
     Ok(out)
 }
 
+/// The top-level `id` of a document whose full parse failed (e.g. a capacity or type error
+/// deeper inside), so the rejection can be reported against the right action. `None` if the
+/// document is not even well-formed up to its `id`.
+pub fn peek_action_id(body: &[u8]) -> Option<ActionId> {
+    let mut l = Lexer::new(body);
+    if l.value().ok()? != Value::Object {
+        return None;
+    }
+    while let Some(k) = l.next_key().ok()? {
+        let v = l.value().ok()?;
+        if k.eq_str("id") {
+            return action_id(v, "id").ok();
+        }
+        l.skip(v).ok()?;
+    }
+    None
+}
+
 /// Parse `GET deploymentBase/{actionId}`.
 #[inline(never)]
 pub fn parse_deployment_base(body: &[u8]) -> Result<DeploymentBase<'_>, ParseError> {
