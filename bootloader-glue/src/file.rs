@@ -21,6 +21,9 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// Largest U-Boot env copy accepted from a `fw_env.config` (buffers are allocated per copy).
+pub const MAX_ENV_SIZE: usize = 16 << 20;
+
 /// A file or block device as a [`Storage`] (no erase; `sync` = fsync).
 #[derive(Debug)]
 pub struct FileStorage {
@@ -274,10 +277,13 @@ impl UbootFile {
                 offset,
             });
         }
-        let size = usize::try_from(cfg.first.env_size).map_err(|_| FileError::Unsupported {
-            path: config_path.to_path_buf(),
-            why: "env size does not fit in memory",
-        })?;
+        let size = usize::try_from(cfg.first.env_size)
+            .ok()
+            .filter(|&s| s <= MAX_ENV_SIZE)
+            .ok_or_else(|| FileError::Unsupported {
+                path: config_path.to_path_buf(),
+                why: "env size is larger than 16 MiB; check the size column of fw_env.config (it is hex)",
+            })?;
         let mut it = locs.into_iter();
         let copy0 = it.next().ok_or(FileError::Config {
             path: config_path.to_path_buf(),

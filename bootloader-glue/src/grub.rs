@@ -207,14 +207,17 @@ where
                 changed = true;
             }
             (None, Some(v)) => {
-                let new_len = name.len() + 1 + escaped_len(v) + 1;
+                // A malformed block may end its last line without a newline: start a new line.
+                let lf = usize::from(out[pad - 1] != b'\n');
+                let new_len = lf + name.len() + 1 + escaped_len(v) + 1;
                 if pad + new_len > size {
                     return Err(GrubError::BlockTooSmall {
                         needed: pad + new_len,
                         size,
                     });
                 }
-                write_line(&mut out[pad..pad + new_len], name, v);
+                out[pad] = b'\n';
+                write_line(&mut out[pad + lf..pad + new_len], name, v);
                 changed = true;
             }
         }

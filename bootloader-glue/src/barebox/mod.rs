@@ -50,6 +50,8 @@ pub const MAX_NAME: usize = 96;
 pub const MAX_DATA: usize = 512;
 /// Deepest group nesting below the state node.
 pub const MAX_GROUP_DEPTH: usize = 8;
+/// Largest `backend-stridesize` accepted (a bucket is read into memory whole).
+pub const MAX_STRIDE: u32 = 1 << 20;
 /// The bootchooser prefix RAUC hard-codes.
 pub const BOOTSTATE: &str = "bootstate";
 
@@ -236,6 +238,9 @@ impl StateDesc {
         }
         if (stride as usize) < DIRECT_META_LEN + RAW_HEADER_LEN + desc.data_len {
             return Err(StateError::StrideTooSmall);
+        }
+        if stride > MAX_STRIDE {
+            return Err(StateError::TooLarge("backend-stridesize"));
         }
         Ok(desc)
     }
