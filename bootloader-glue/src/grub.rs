@@ -96,13 +96,18 @@ fn line_end(b: &[u8], mut p: usize) -> usize {
     b.len()
 }
 
-/// Start of the `#` padding: the first byte of the trailing run of `#` that follows a newline.
+/// Start of the free space: right after the last complete (unescaped-newline-terminated) line.
+/// In a well-formed block that is where the `#` padding begins; in a malformed one, an
+/// unterminated trailing line (never a variable) is treated as free space.
 fn padding_start(b: &[u8]) -> usize {
-    let mut end = b.len();
-    while end > SIGNATURE.len() && b[end - 1] == PAD {
-        end -= 1;
+    let mut p = SIGNATURE.len();
+    loop {
+        let end = line_end(b, p);
+        if end >= b.len() {
+            return p.min(b.len());
+        }
+        p = end + 1;
     }
-    end
 }
 
 impl<'a> GrubEnv<'a> {
@@ -207,17 +212,15 @@ where
                 changed = true;
             }
             (None, Some(v)) => {
-                // A malformed block may end its last line without a newline: start a new line.
-                let lf = usize::from(out[pad - 1] != b'\n');
-                let new_len = lf + name.len() + 1 + escaped_len(v) + 1;
+                let new_len = name.len() + 1 + escaped_len(v) + 1;
                 if pad + new_len > size {
                     return Err(GrubError::BlockTooSmall {
                         needed: pad + new_len,
                         size,
                     });
                 }
-                out[pad] = b'\n';
-                write_line(&mut out[pad + lf..pad + new_len], name, v);
+                write_line(&mut out[pad..pad + new_len], name, v);
+                out[pad + new_len..].fill(PAD);
                 changed = true;
             }
         }
@@ -293,5 +296,24 @@ mod tests {
             GrubEnv::parse(b"# GRUB Env").unwrap_err(),
             GrubError::InvalidSignature
         );
+    }
+
+    #[test]
+    fn unterminated_last_line_is_free_space() {
+        // Also after a trailing escape, which would otherwise swallow the next newline.
+        let blk = [SIGNATURE, b"A=1\nX\\", &[PAD; 32]].concat();
+        let mut o = vec![0u8; blk.len()];
+        assert!(apply(&blk, [("B", Some("2"))].into_iter(), &mut o).unwrap());
+        let e = GrubEnv::parse(&o).unwrap();
+        assert_eq!(e.get("B").unwrap().as_plain_str(), Some("2"));
+        assert_eq!(e.get("A").unwrap().as_plain_str(), Some("1"));
+        assert!(o.starts_with(&[SIGNATURE, b"A=1\nB=2\n###"].concat()));
+        assert!(o.ends_with(b"###"));
+        let full = [SIGNATURE, b"A=1\n"].concat();
+        let mut o = vec![0u8; full.len()];
+        assert!(matches!(
+            apply(&full, [("B", Some("2"))].into_iter(), &mut o),
+            Err(GrubError::BlockTooSmall { .. })
+        ));
     }
 }
