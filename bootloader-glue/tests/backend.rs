@@ -8,7 +8,7 @@ use eyas_bootloader_glue::rauc_backend::{
 };
 use std::path::Path;
 use std::process::Command;
-use support::{TempDir, run, vectors};
+use support::{TempDir, run};
 
 struct Env {
     dir: TempDir,
@@ -18,7 +18,7 @@ struct Env {
 fn uboot_env(start_vector: &str) -> Env {
     let dir = TempDir::new("backend");
     let img = dir.join("uboot.env");
-    std::fs::copy(vectors().join(start_vector), &img).unwrap();
+    support::copy_vector(start_vector, &img);
     let fw = dir.join("fw_env.config");
     std::fs::write(
         &fw,

@@ -179,7 +179,7 @@ fn current_flags(img: &Path) -> u8 {
 fn rauc18_custom_backend_uboot() {
     let tmp = TempDir::new("rauc-uboot-env");
     let img = tmp.join("uboot.env");
-    std::fs::copy(vectors().join("uboot/rauc18.vec0b_A_left1.env"), &img).unwrap();
+    support::copy_vector("uboot/rauc18.vec0b_A_left1.env", &img);
     let fwcfg = tmp.join("fw_env.config");
     std::fs::write(
         &fwcfg,
@@ -259,7 +259,7 @@ fn rauc18_custom_backend_uboot() {
 fn rauc18_custom_backend_grub_matches_rauc_grub_backend_bytes() {
     let tmp = TempDir::new("rauc-grub-env");
     let env = tmp.join("grubenv");
-    std::fs::copy(vectors().join("grub/grubenv.rauc.A_TRY1"), &env).unwrap();
+    support::copy_vector("grub/grubenv.rauc.A_TRY1", &env);
     let conf = format!(
         "bootloader = grub\ngrubenv = {}\nbootnames = A B\n",
         env.display()

@@ -351,7 +351,7 @@ fn uboot_attempt_loop_on_a_file_judged_by_fw_printenv() {
     use eyas_bootloader_glue::rauc_backend::{self, BackendConfig};
     let d = TempDir::new("uboot-loop");
     let img = d.join("env.img");
-    std::fs::copy(vectors().join("uboot/rauc18.vec0_initial.env"), &img).unwrap();
+    support::copy_vector("uboot/rauc18.vec0_initial.env", &img);
     let cfg = d.join("fw_env.config");
     std::fs::write(
         &cfg,
@@ -420,7 +420,7 @@ fn uboot_attempt_loop_on_a_file_judged_by_fw_printenv() {
 fn grub_leftover_temp_file_is_harmless() {
     let d = TempDir::new("grub-tmp");
     let f = d.join("grubenv");
-    std::fs::copy(vectors().join("grub/grubenv.rauc"), &f).unwrap();
+    support::copy_vector("grub/grubenv.rauc", &f);
     let tmp = d.join(".grubenv.eyas-tmp");
     std::fs::write(&tmp, b"# GRUB Environment Block\nORDER=B").unwrap();
     let g = GrubFile::new(&f);

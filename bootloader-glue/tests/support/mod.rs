@@ -140,3 +140,13 @@ pub fn uboot_script(vars: &Vars) -> (Option<&'static str>, ChangeList) {
     }
     (chosen, ch)
 }
+
+/// Copies a test vector to `dst` as a new, writable file (CI's shared/ copy has no write bits,
+/// and `fs::copy` would carry them over).
+pub fn copy_vector(rel: &str, dst: &Path) {
+    let p = vectors().join(rel);
+    let bytes =
+        std::fs::read(&p).unwrap_or_else(|e| panic!("test vector {} missing: {e}", p.display()));
+    let _ = std::fs::remove_file(dst);
+    std::fs::write(dst, bytes).unwrap();
+}
