@@ -28,6 +28,28 @@
 //! U-Boot's `env export` do), CRC over the full data area, flags = current + 1 (incremental,
 //! 255 wraps to 0) or 1 (boolean), and goes to the **non-current** copy only. See
 //! [`store::UbootStore`] for the storage side.
+//!
+//! # Example (no_std, caller-owned buffers)
+//! ```
+//! use eyas_bootloader_glue::uboot::{self, EnvFormat, Tail};
+//! const SIZE: usize = 0x100;
+//! let fmt = EnvFormat::redundant(SIZE);
+//! let mut img = [0u8; 2 * SIZE];
+//! let vars = [("BOOT_ORDER", "A B"), ("BOOT_A_LEFT", "3"), ("BOOT_B_LEFT", "3")];
+//! uboot::make_copy(&fmt, vars.iter().copied(), 0xFF, 1, &mut img[..SIZE]).unwrap();
+//! img.copy_within(..SIZE, SIZE);
+//! let (c0, c1) = img.split_at(SIZE);
+//! let cur = uboot::decode(&fmt, c0, c1).unwrap();
+//! // mark-bad B as ONE write: both variables in the same new copy.
+//! let changes = [("BOOT_ORDER", Some("A")), ("BOOT_B_LEFT", Some("0"))];
+//! let mut out = [0u8; SIZE];
+//! let target = uboot::build_copy(&fmt, Some(&cur), c0, changes.iter().copied(), Tail::Fill(0), &mut out).unwrap();
+//! assert_eq!(target, 1); // never the current copy
+//! assert_eq!(out[4], 2); // flags = current + 1
+//! let new = uboot::decode(&fmt, c0, &out).unwrap();
+//! assert_eq!(new.current, 1);
+//! assert_eq!(new.env.get_str("BOOT_ORDER"), Some("A"));
+//! ```
 
 pub mod config;
 pub mod store;
