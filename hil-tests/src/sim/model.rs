@@ -589,6 +589,8 @@ pub struct State {
     pub sets: BTreeMap<u64, DistributionSet>,
     /// Actions.
     pub actions: BTreeMap<u64, Action>,
+    /// Action ids per target (index; every poll looks up the target's actions).
+    action_index: std::collections::HashMap<String, Vec<u64>>,
     /// Rollouts.
     pub rollouts: BTreeMap<u64, Rollout>,
     /// Rollout groups.
@@ -615,6 +617,7 @@ impl State {
             modules: BTreeMap::new(),
             sets: BTreeMap::new(),
             actions: BTreeMap::new(),
+            action_index: std::collections::HashMap::new(),
             rollouts: BTreeMap::new(),
             groups: BTreeMap::new(),
             window_override: None,
@@ -714,6 +717,7 @@ impl State {
             .remove(id)
             .ok_or_else(|| Failure::not_found(format!("target '{id}' not found")))?;
         self.actions.retain(|_, a| a.target != id);
+        self.action_index.remove(id);
         Ok(())
     }
 
@@ -787,10 +791,19 @@ impl State {
         }
     }
 
+    /// All actions of a target (via the index).
+    pub fn actions_of<'a>(&'a self, target: &str) -> impl Iterator<Item = &'a Action> + 'a {
+        self.action_index
+            .get(target)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|id| self.actions.get(id))
+    }
+
     /// The action the device sees: active, highest weight, then oldest.
     pub fn current_action(&self, target: &str) -> Option<&Action> {
-        self.actions
-            .values()
+        self.actions_of(target)
             .filter(|a| a.target == target && a.active)
             .min_by_key(|a| (std::cmp::Reverse(a.weight.unwrap_or(0)), a.id))
     }
@@ -822,9 +835,7 @@ impl State {
             return Err(Failure::not_found(format!("target '{target}' not found")));
         }
         self.check_ds_assignable(ds)?;
-        if let Some(a) = self
-            .actions
-            .values()
+        if let Some(a) = self.actions_of(target)
             .find(|a| a.target == target && a.active && a.ds == ds && a.status != Status::Canceling)
         {
             return Ok(Assigned::Already(a.id));
@@ -921,6 +932,7 @@ impl State {
         let confirmation_required = opts
             .confirmation_required
             .unwrap_or(self.config.confirmation_flow);
+        self.action_index.entry(target.to_string()).or_default().push(id);
         self.actions.insert(
             id,
             Action {
@@ -952,9 +964,7 @@ impl State {
             return;
         };
         let (target, ds, confirm) = (a.target.clone(), a.ds, a.confirmation_required);
-        let others: Vec<u64> = self
-            .actions
-            .values()
+        let others: Vec<u64> = self.actions_of(&target)
             .filter(|o| o.target == target && o.active && o.id != id)
             .map(|o| o.id)
             .collect();
@@ -1111,9 +1121,7 @@ impl State {
 
     /// Auto-cancels the current action when its maintenance schedule lapsed.
     pub fn check_lapsed_windows(&mut self, target: &str, now: i64) {
-        let lapsed: Vec<u64> = self
-            .actions
-            .values()
+        let lapsed: Vec<u64> = self.actions_of(target)
             .filter(|a| a.target == target && a.active && a.status != Status::Canceling)
             .filter(|a| a.window.as_ref().is_some_and(|w| w.lapsed(now)))
             .filter(|a| {
@@ -1185,9 +1193,7 @@ impl State {
 
     /// DOWNLOAD entry for a non-range artifact GET.
     pub fn log_download(&mut self, target: &str, module: u64, what: &str, now: i64) {
-        let ids: Vec<u64> = self
-            .actions
-            .values()
+        let ids: Vec<u64> = self.actions_of(target)
             .filter(|a| a.target == target && a.active)
             .filter(|a| {
                 self.sets
@@ -1212,8 +1218,7 @@ impl State {
     /// May the target download this module (module of an active or installed action)?
     pub fn may_download(&self, target: &str, module: u64) -> bool {
         let installed = self.targets.get(target).and_then(|t| t.installed_ds);
-        self.actions
-            .values()
+        self.actions_of(target)
             .filter(|a| a.target == target && (a.active || Some(a.ds) == installed))
             .any(|a| {
                 self.sets
@@ -1456,9 +1461,7 @@ impl State {
             remark: remark.clone(),
             activated_at: now,
         });
-        let waiting: Vec<u64> = self
-            .actions
-            .values()
+        let waiting: Vec<u64> = self.actions_of(target)
             .filter(|a| a.target == target && a.active && a.status == Status::WaitForConfirmation)
             .map(|a| a.id)
             .collect();
