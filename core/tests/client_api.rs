@@ -1,0 +1,264 @@
+//! Error paths of the `Client` API itself (misuse by the shell, bad configuration, small buffers).
+
+use eyas_core::client::*;
+use eyas_core::ddi::ActionId;
+use eyas_core::record::{Phase, Record, Slot};
+use eyas_core::time::Instant;
+
+fn cfg() -> ClientConfig<'static> {
+    let mut c = ClientConfig::new("https://hb.example/", "DEFAULT", "dev-01");
+    c.authorization = Some("TargetToken abc");
+    c
+}
+
+fn booted(c: &mut Client) {
+    c.handle_boot(
+        Instant::from_secs(1),
+        BootReport {
+            record: None,
+            booted_slot: Some(Slot::A),
+            healthy: true,
+            running: None,
+        },
+    );
+}
+
+#[test]
+fn config_errors() {
+    let mut c = cfg();
+    c.tenant = "";
+    assert_eq!(Client::new(&c).err(), Some(ClientConfigError::BadIdentity));
+    let mut c = cfg();
+    c.controller_id = "dev/01";
+    assert_eq!(Client::new(&c).err(), Some(ClientConfigError::BadIdentity));
+    let long = "h".repeat(MAX_CONTROLLER_URL_LEN);
+    let mut c = cfg();
+    c.server_url = &long;
+    assert_eq!(Client::new(&c).err(), Some(ClientConfigError::UrlTooLong));
+    let auth = "a".repeat(MAX_AUTH_LEN + 1);
+    let mut c = cfg();
+    c.authorization = Some(&auth);
+    assert_eq!(Client::new(&c).err(), Some(ClientConfigError::AuthTooLong));
+}
+
+#[test]
+fn first_request_is_the_base_poll_with_auth() {
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.kind, RequestKind::Poll);
+    assert_eq!(r.method, Method::Get);
+    assert_eq!(r.url, "https://hb.example/DEFAULT/controller/v1/dev-01");
+    assert_eq!(r.authorization, Some("TargetToken abc"));
+    assert_eq!(r.if_none_match, None);
+    assert!(r.body.is_empty());
+    // one request at a time
+    assert_eq!(
+        c.poll_request(Instant::from_secs(1), &mut buf).unwrap(),
+        None
+    );
+    c.handle_response(
+        Instant::from_secs(2),
+        Response {
+            status: 200,
+            etag: Some("\"abc\""),
+            body: br#"{"config":{"polling":{"sleep":"00:00:40"}}}"#,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.handle_response(
+            Instant::from_secs(2),
+            Response {
+                status: 200,
+                etag: None,
+                body: b""
+            }
+        ),
+        Err(ResponseError::NoRequestInFlight)
+    );
+    assert_eq!(
+        c.handle_transport_error(Instant::from_secs(2)),
+        Err(ResponseError::NoRequestInFlight)
+    );
+    let t = c.poll_timeout().unwrap();
+    let secs = (t - Instant::from_secs(2)).as_secs();
+    assert!((36..=44).contains(&secs), "{secs}");
+    assert_eq!(
+        c.poll_request(Instant::from_secs(3), &mut buf).unwrap(),
+        None,
+        "not due yet"
+    );
+    c.handle_timeout(t);
+    let r = c.poll_request(t, &mut buf).unwrap().unwrap();
+    assert_eq!(r.if_none_match, Some("\"abc\""));
+}
+
+#[test]
+fn events_out_of_phase_are_typed_errors() {
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    let now = Instant::from_secs(1);
+    assert_eq!(
+        c.handle_event(now, Event::DownloadComplete),
+        Err(EventError::NoDownload)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::DownloadProgress { received: 1 }),
+        Err(EventError::NoDownload)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::DownloadInterrupted { received: 1 }),
+        Err(EventError::NoDownload)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::DownloadFailed { http_status: None }),
+        Err(EventError::NoDownload)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::Verified),
+        Err(EventError::NoVerify)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::VerifyFailed { reason: "x" }),
+        Err(EventError::NoVerify)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::Installed { slot: None }),
+        Err(EventError::NoInstall)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::InstallProgress { percent: 3 }),
+        Err(EventError::NoInstall)
+    );
+    assert_eq!(
+        c.handle_event(now, Event::InstallFailed { reason: "x" }),
+        Err(EventError::NoInstall)
+    );
+    assert_eq!(
+        c.handle_event(
+            now,
+            Event::ConfirmationAnswer {
+                action: ActionId(1),
+                accepted: true
+            }
+        ),
+        Err(EventError::NoConfirmation)
+    );
+}
+
+#[test]
+fn small_request_buffer_is_an_error_and_the_request_stays_queued() {
+    let mut c = Client::new(&cfg()).unwrap();
+    c.set_attributes(&[("k", "v")]).unwrap();
+    booted(&mut c);
+    let mut tiny = [0u8; 8];
+    assert_eq!(
+        c.poll_request(Instant::from_secs(1), &mut tiny),
+        Err(RequestError::BufferTooSmall { capacity: 8 })
+    );
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.kind, RequestKind::ConfigData);
+    assert_eq!(r.content_type, Some("application/json"));
+}
+
+#[test]
+fn invalid_attributes_keep_the_previous_ones() {
+    let mut c = Client::new(&cfg()).unwrap();
+    c.set_attributes(&[("good", "1")]).unwrap();
+    assert!(c.set_attributes(&[]).is_err());
+    assert!(c.set_attributes(&[("k", "<tab>\t")]).is_err());
+    booted(&mut c);
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.body, br#"{"mode":"merge","data":{"good":"1"}}"#);
+}
+
+#[test]
+fn corrupt_record_is_reported_and_cleared() {
+    let mut rec = Record::new(ActionId(5), Phase::Rebooting);
+    rec.target_slot = Some(Slot::B);
+    let mut buf = [0u8; 160];
+    let bytes = rec.encode(&mut buf).unwrap().to_vec();
+    let mut bad = bytes.clone();
+    bad[3] ^= 0xff;
+    let mut c = Client::new(&cfg()).unwrap();
+    c.handle_boot(
+        Instant::from_secs(1),
+        BootReport {
+            record: Some(&bad),
+            booted_slot: Some(Slot::B),
+            healthy: true,
+            running: None,
+        },
+    );
+    assert!(matches!(
+        c.poll_action(),
+        Some(Action::Warning(Warning::RecordCorrupt(_)))
+    ));
+    assert_eq!(c.poll_action(), Some(Action::ClearRecord));
+    assert_eq!(c.current_action(), None, "not trusted");
+    // the intact record yields a success report for action 5 right away
+    let mut c = Client::new(&cfg()).unwrap();
+    c.handle_boot(
+        Instant::from_secs(1),
+        BootReport {
+            record: Some(&bytes),
+            booted_slot: Some(Slot::B),
+            healthy: true,
+            running: None,
+        },
+    );
+    assert_eq!(c.current_action(), Some(ActionId(5)));
+    let mut out = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.url,
+        "https://hb.example/DEFAULT/controller/v1/dev-01/deploymentBase/5/feedback"
+    );
+    let body = std::str::from_utf8(r.body).unwrap();
+    assert!(
+        body.starts_with(r#"{"status":{"execution":"closed","result":{"finished":"success"}"#),
+        "{body}"
+    );
+    assert!(body.contains("slot B"));
+}
+
+#[test]
+fn rollback_without_slot_info_from_the_shell_is_a_failure() {
+    let mut rec = Record::new(ActionId(6), Phase::Rebooting);
+    rec.target_slot = Some(Slot::B);
+    let mut buf = [0u8; 160];
+    let bytes = rec.encode(&mut buf).unwrap().to_vec();
+    let mut c = Client::new(&cfg()).unwrap();
+    c.handle_boot(
+        Instant::from_secs(1),
+        BootReport {
+            record: Some(&bytes),
+            booted_slot: None,
+            healthy: true,
+            running: Some(("fw", "1.0")),
+        },
+    );
+    let mut out = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut out)
+        .unwrap()
+        .unwrap();
+    let body = std::str::from_utf8(r.body).unwrap();
+    assert!(body.contains(r#""finished":"failure""#), "{body}");
+}
