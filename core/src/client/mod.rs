@@ -24,6 +24,49 @@
 //! `now` must be monotonic. Long-running actions (downloads, installs) run in the shell while
 //! the client keeps polling (at most every `active_poll_interval`) so a cancel is noticed.
 //!
+//! ```no_run
+//! use eyas_core::client::*;
+//! use eyas_core::time::Instant;
+//! # fn clock() -> Instant { Instant::ZERO }
+//! # fn http(_: &Request<'_>) -> Result<(u16, Option<String>, Vec<u8>), ()> { Err(()) }
+//! # fn load_record() -> Option<Vec<u8>> { None }
+//! let mut cfg = ClientConfig::new("https://hb.example", "DEFAULT", "dev-01");
+//! cfg.authorization = Some("TargetToken 4f2c…");
+//! let mut client = Client::new(&cfg).expect("valid config");
+//! client.set_attributes(&[("hw_revision", "2")]).expect("valid attributes");
+//! let record = load_record();
+//! client.handle_boot(clock(), BootReport {
+//!     record: record.as_deref(),
+//!     booted_slot: None, // from the bootloader / RAUC
+//!     healthy: true,     // health check passed and the slot was marked good
+//!     running: Some(("fw", "1.1.0")),
+//! });
+//! let mut buf = vec![0u8; REQUEST_BUF_LEN];
+//! loop {
+//!     while let Some(action) = client.poll_action() {
+//!         match action {
+//!             Action::PersistRecord(bytes) => { /* write + fsync before going on */ }
+//!             Action::Download(a) => { /* start a ranged download of a.url */ }
+//!             Action::Reboot { .. } => { /* reboot now */ }
+//!             _ => { /* … see the Action docs */ }
+//!         }
+//!     }
+//!     let now = clock();
+//!     if let Some(req) = client.poll_request(now, &mut buf).expect("buffer is big enough") {
+//!         match http(&req) {
+//!             Ok((status, etag, body)) => {
+//!                 let _ = client.handle_response(now, Response { status, etag: etag.as_deref(), body: &body });
+//!             }
+//!             Err(()) => { let _ = client.handle_transport_error(now); }
+//!         }
+//!         continue;
+//!     }
+//!     // sleep until client.poll_timeout() or until a download/install event arrives,
+//!     // then feed it with client.handle_event(now, …) / client.handle_timeout(now)
+//!     client.handle_timeout(clock());
+//! }
+//! ```
+//!
 //! # Behaviour
 //!
 //! Polling follows the server's `sleep` clamped to `[poll_min, poll_max]` (or
