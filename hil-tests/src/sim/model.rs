@@ -59,6 +59,18 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.empty_body {
+            write!(f, "HTTP {}", self.status)
+        } else {
+            write!(f, "HTTP {} {}: {}", self.status, self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// Result of a transition.
 pub type Res<T> = Result<T, Failure>;
 
