@@ -975,3 +975,49 @@ fn many_seeds_random_faults_never_break_invariants() {
         s.assert_clean();
     }
 }
+
+#[test]
+fn happy_path_request_transcript() {
+    let mut k = Knobs::default();
+    k.step = 50;
+    let mut s = Sim::new(k);
+    os_only(&mut s, 50, Kind::Forced, &[8192]);
+    s.drive_bounded(MAX, finished(50));
+    s.run_for(Duration::from_secs(10));
+    let lines: Vec<String> = s
+        .server
+        .log
+        .iter()
+        .map(|l| {
+            let path = l.url.trim_start_matches(BASE);
+            let path = path.split('?').next().unwrap_or(path);
+            let what = if l.body.contains("\"closed\"") {
+                " closed"
+            } else if l.body.contains("\"proceeding\"") {
+                " proceeding"
+            } else {
+                ""
+            };
+            format!(
+                "{:?} {}{what} -> {}",
+                l.method,
+                if path.is_empty() { "/" } else { path },
+                l.status
+            )
+        })
+        .collect();
+    let want = [
+        "Put /configData -> 200",
+        "Get / -> 200",
+        "Get /deploymentBase/50 -> 200",
+        "Post /deploymentBase/50/feedback proceeding -> 200", // "Downloading 1 artifact(s)"
+        "Post /deploymentBase/50/feedback proceeding -> 200", // "Downloading: 50%"
+        "Post /deploymentBase/50/feedback proceeding -> 200", // "Installing: 50%"
+        // reboot into slot B, health check passed
+        "Post /deploymentBase/50/feedback closed -> 200",
+        "Put /configData -> 200", // once after boot (the server asks again after FINISHED anyway)
+        "Get / -> 200",
+        "Get / -> 304",
+    ];
+    assert_eq!(lines, want, "{lines:#?}");
+}
