@@ -219,6 +219,8 @@ pub struct ApiResponse {
     pub status: u16,
     /// `Retry-After` in seconds, when the server sent one.
     pub retry_after: Option<Duration>,
+    /// `ETag` header.
+    pub etag: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -290,37 +292,57 @@ impl Http {
         auth: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<ApiResponse, HttpError> {
+        self.request(&ApiRequest {
+            method,
+            url,
+            authorization: auth,
+            if_none_match: None,
+            body,
+        })
+    }
+
+    /// One DDI API call with every header the core may ask for.
+    pub fn request(&self, req: &ApiRequest<'_>) -> Result<ApiResponse, HttpError> {
         let accept = "application/hal+json, application/json;charset=UTF-8";
-        let result = match method {
+        let url = req.url;
+        let result = match req.method {
             Method::Get => {
-                let mut req = self.api.get(url).header("Accept", accept);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
+                let mut b = self.api.get(url).header("Accept", accept);
+                if let Some(a) = req.authorization {
+                    b = b.header("Authorization", a);
                 }
-                req.call()
+                if let Some(tag) = req.if_none_match {
+                    b = b.header("If-None-Match", tag);
+                }
+                b.call()
             }
             Method::Put | Method::Post => {
-                let mut req = if method == Method::Put {
+                let mut b = if req.method == Method::Put {
                     self.api.put(url)
                 } else {
                     self.api.post(url)
                 }
                 .header("Accept", accept)
                 .header("Content-Type", "application/json;charset=UTF-8");
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
+                if let Some(a) = req.authorization {
+                    b = b.header("Authorization", a);
                 }
-                req.send(body.unwrap_or(b"{}"))
+                b.send(req.body.unwrap_or(b"{}"))
             }
         };
         let mut response = result.map_err(|e| HttpError::from_ureq(url, &e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let etag = header("etag");
         let body = response
             .body_mut()
             .with_config()
@@ -330,9 +352,25 @@ impl Http {
         Ok(ApiResponse {
             status,
             retry_after,
+            etag,
             body,
         })
     }
+}
+
+/// A DDI API request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRequest<'a> {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: &'a str,
+    /// `Authorization` value.
+    pub authorization: Option<&'a str>,
+    /// `If-None-Match` value.
+    pub if_none_match: Option<&'a str>,
+    /// JSON body for PUT/POST.
+    pub body: Option<&'a [u8]>,
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, HttpError> {

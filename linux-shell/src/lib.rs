@@ -5,9 +5,11 @@
 //! file, systemd notification — and hand the results back. Only this crate knows about sockets,
 //! D-Bus, MQTT, files and processes.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod download;
+pub mod hooks;
 pub mod http;
 pub mod keyfile;
 pub mod logging;

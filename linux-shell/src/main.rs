@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use eyas_linux::{cli, config, logging, record_store::RecordStore, status};
+use eyas_linux::{agent, cli, config, logging, record_store::RecordStore, status};
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
@@ -18,8 +18,39 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// `eyas bootloader …`: RAUC's custom-backend protocol, delegated to eyas-bootloader-glue.
+/// The backend settings come from `[eyas] bootloader_config` when the main configuration loads,
+/// else from `$EYAS_BOOTLOADER_CONF` / `/etc/eyas/bootloader.conf` (RAUC passes no `-c`).
+fn bootloader(cli: &cli::Cli, args: &[String]) -> ExitCode {
+    use eyas_bootloader_glue::rauc_backend::{BackendConfig, CONF_ENV};
+    let from_main = config::load(&cli.config)
+        .ok()
+        .map(|l| l.config.eyas.bootloader_config);
+    let loaded = match from_main {
+        Some(path) if std::env::var_os(CONF_ENV).is_none() => BackendConfig::load(&path),
+        _ => BackendConfig::load_default(),
+    };
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("eyas bootloader: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = eyas_bootloader_glue::rauc_backend::run(
+        args,
+        &cfg,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Bootloader { args }) = &cli.command {
+        return bootloader(&cli, args);
+    }
     let loaded = match config::load(&cli.config) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -50,15 +81,18 @@ fn main() -> ExitCode {
             let store = RecordStore::new(&config.eyas.record_path);
             ExitCode::from(rt.block_on(status::run(&store, None)))
         }
-        Some(cli::Command::Bootloader { .. }) => {
-            eprintln!(
-                "eyas: `eyas bootloader` is not available yet (eyas-bootloader-glue has no entry point)"
-            );
-            ExitCode::from(2)
-        }
+        // Handled before the configuration is loaded.
+        Some(cli::Command::Bootloader { .. }) => ExitCode::from(2),
         None => {
-            eprintln!("eyas: the agent loop is not wired yet");
-            ExitCode::from(2)
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let options = agent::RunOptions {
+                run_once: cli.run_once,
+                bus_address: None,
+            };
+            ExitCode::from(rt.block_on(agent::run(&config, options)))
         }
     }
 }

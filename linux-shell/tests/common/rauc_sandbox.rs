@@ -14,7 +14,7 @@ pub struct RaucSandbox {
     pub slot_b: PathBuf,
     pub bootloader_dir: PathBuf,
     // Dropped in reverse order: RAUC first, then the bus.
-    _rauc: Guard,
+    rauc: Option<Guard>,
     _dbus: Guard,
 }
 
@@ -108,42 +108,28 @@ impl RaucSandbox {
         wait_for("the private bus socket", Duration::from_secs(10), || {
             sock.exists()
         });
-        let log = std::fs::File::create(d.join("rauc.log")).expect("log");
-        let rauc = Guard(
-            Command::new("rauc")
-                .arg("service")
-                .arg(format!("--conf={}/system.conf", d.display()))
-                .arg("--override-boot-slot=A")
-                .env("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)
-                .env_remove("DBUS_STARTER_BUS_TYPE")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("start rauc service"),
-        );
-        wait_for(
-            "de.pengutronix.rauc on the private bus",
-            Duration::from_secs(15),
-            || {
-                Command::new("busctl")
-                    .args(["--system", "status", "de.pengutronix.rauc"])
-                    .env("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            },
-        );
+        let rauc = start_rauc(d, &bus_address, "A");
         Self {
             dir,
             bus_address,
             slot_a,
             slot_b,
             bootloader_dir: bl,
-            _rauc: rauc,
+            rauc: Some(rauc),
             _dbus: dbus,
         }
+    }
+
+    /// "Reboots" into `boot_slot`: restarts the RAUC service as if that slot had booted.
+    pub fn reboot_into(&mut self, boot_slot: &str) {
+        self.rauc = None;
+        let bus = self.bus_address.clone();
+        wait_for(
+            "the old RAUC to leave the bus",
+            Duration::from_secs(10),
+            || !rauc_on_bus(&bus),
+        );
+        self.rauc = Some(start_rauc(self.dir.path(), &self.bus_address, boot_slot));
     }
 
     pub fn path(&self) -> &Path {
@@ -190,6 +176,43 @@ impl RaucSandbox {
     pub fn rauc_log(&self) -> String {
         std::fs::read_to_string(self.path().join("rauc.log")).unwrap_or_default()
     }
+}
+
+fn start_rauc(d: &Path, bus_address: &str, boot_slot: &str) -> Guard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("rauc.log"))
+        .expect("log");
+    let rauc = Guard(
+        Command::new("rauc")
+            .arg("service")
+            .arg(format!("--conf={}/system.conf", d.display()))
+            .arg(format!("--override-boot-slot={boot_slot}"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
+            .env_remove("DBUS_STARTER_BUS_TYPE")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start rauc service"),
+    );
+    wait_for(
+        "de.pengutronix.rauc on the private bus",
+        Duration::from_secs(15),
+        || rauc_on_bus(bus_address),
+    );
+    rauc
+}
+
+fn rauc_on_bus(bus_address: &str) -> bool {
+    Command::new("busctl")
+        .args(["--system", "status", "de.pengutronix.rauc"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn mkfs(root: &Path, image: &Path) {

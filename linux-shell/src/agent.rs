@@ -1,0 +1,1064 @@
+//! The main loop: `eyas_core::client::Client` ↔ HTTP ↔ RAUC ↔ record ↔ telemetry.
+//!
+//! The core decides everything; this loop follows its drain order after every input
+//! (`poll_action` until `None`, then `poll_request`, then `poll_timeout`). Long work (downloads,
+//! RAUC installs, hooks) runs in background tasks whose results come back over a channel and are
+//! fed in with `handle_event`, so the core keeps polling (and notices cancels) meanwhile.
+//!
+//! Files: every artifact is stored as `<dir of bundle_download_location>/<artifact file name>`
+//! (names that could leave the directory are refused). Success is reported by the core only
+//! after the next boot: on start-up eyas reads the record, asks RAUC which slot booted, runs the
+//! health check, marks the slot good, and hands that verdict to `Client::handle_boot`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use eyas_core::client::{
+    Action, ArtifactRef, BootReport, Client, ClientConfig, ConfirmationPolicy, Event, InstallKind,
+    InstallRef, REQUEST_BUF_LEN, StopReason, Telemetry as CoreTelemetry, TelemetryPhase, Warning,
+};
+use eyas_core::ddi::ActionId;
+use eyas_core::record::{Phase, Record, Slot};
+use eyas_core::time::{Duration as CoreDuration, Instant as CoreInstant};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Confirmation, SignaturePolicy};
+use crate::download::{self, DownloadRequest, Downloaded, artifact_path, send_credentials};
+use crate::http::{ApiRequest, Http, HttpError, HttpErrorKind, HttpSettings, Method};
+use crate::rauc::{MarkState, Rauc};
+use crate::record_store::RecordStore;
+use crate::telemetry::{self, OtaStatus, Telemetry};
+use crate::{hooks, service};
+
+/// How long a RAUC install may take.
+const INSTALL_LIMIT: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+struct OwnedArtifact {
+    action: ActionId,
+    artifact: u8,
+    url: String,
+    authorization: Option<String>,
+    filename: String,
+    size: u64,
+    sha256: Option<[u8; 32]>,
+    sha1: Option<[u8; 20]>,
+    range_start: Option<u64>,
+}
+
+impl From<&ArtifactRef<'_>> for OwnedArtifact {
+    fn from(a: &ArtifactRef<'_>) -> Self {
+        Self {
+            action: a.action,
+            artifact: a.artifact,
+            url: a.url.to_owned(),
+            authorization: a.authorization.map(str::to_owned),
+            filename: a.filename.to_owned(),
+            size: a.size,
+            sha256: a.sha256,
+            sha1: a.sha1,
+            range_start: a.range_start,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct OwnedInstall {
+    action: ActionId,
+    part: String,
+    kind: InstallKind,
+    name: String,
+    version: String,
+    first_artifact: u8,
+    artifact_count: u8,
+}
+
+impl From<&InstallRef<'_>> for OwnedInstall {
+    fn from(i: &InstallRef<'_>) -> Self {
+        Self {
+            action: i.action,
+            part: i.part.to_owned(),
+            kind: i.kind,
+            name: i.name.to_owned(),
+            version: i.version.to_owned(),
+            first_artifact: i.first_artifact,
+            artifact_count: i.artifact_count,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Work {
+    Persist(Vec<u8>),
+    Clear,
+    Download(OwnedArtifact),
+    Abort(ActionId),
+    Verify(OwnedArtifact),
+    Install(OwnedInstall),
+    Hook(OwnedInstall),
+    Reboot(Option<Slot>),
+    Ask(ActionId),
+    Attributes,
+    Telemetry(CoreTelemetry),
+    Warning(Warning),
+    Stopped(StopReason),
+}
+
+fn own(action: &Action<'_>) -> Work {
+    match action {
+        Action::PersistRecord(bytes) => Work::Persist(bytes.to_vec()),
+        Action::ClearRecord => Work::Clear,
+        Action::Download(a) => Work::Download(a.into()),
+        Action::AbortDownload { action } => Work::Abort(*action),
+        Action::Verify(a) => Work::Verify(a.into()),
+        Action::Install(i) => Work::Install(i.into()),
+        Action::RunConfigHook(i) => Work::Hook(i.into()),
+        Action::Reboot { target_slot, .. } => Work::Reboot(*target_slot),
+        Action::AskConfirmation { action } => Work::Ask(*action),
+        Action::AttributesRequested => Work::Attributes,
+        Action::Telemetry(t) => Work::Telemetry(*t),
+        Action::Warning(w) => Work::Warning(*w),
+        Action::Stopped(s) => Work::Stopped(*s),
+    }
+}
+
+/// Results of background work.
+#[derive(Debug)]
+enum Done {
+    DownloadProgress(u64),
+    Download {
+        key: (ActionId, u8),
+        received: u64,
+        result: Result<Downloaded, HttpError>,
+    },
+    InstallProgress(u8),
+    Install(Result<Option<Slot>, String>),
+    Confirmation(ActionId, bool),
+}
+
+/// Slot letter from a RAUC bootname.
+pub fn slot_from_bootname(name: &str) -> Option<Slot> {
+    match name {
+        "A" | "a" => Some(Slot::A),
+        "B" | "b" => Some(Slot::B),
+        _ => None,
+    }
+}
+
+/// The core's configuration, derived from the file.
+fn client_config<'a>(
+    config: &'a Config,
+    server_url: &'a str,
+    auth: Option<&'a str>,
+) -> ClientConfig<'a> {
+    let c = &config.client;
+    let mut cc = ClientConfig::new(server_url, &c.tenant_id, &c.target_name);
+    cc.authorization = auth;
+    // The shell applies the per-host policy itself (`download::send_credentials`).
+    cc.send_auth_on_download = true;
+    if let Some(min) = config.eyas.poll_min {
+        cc.poll_min = core_duration(min);
+    }
+    if let Some(max) = config.eyas.poll_max {
+        cc.poll_max = core_duration(max);
+    }
+    cc.active_poll_interval = CoreDuration::from_secs(10);
+    cc.backoff_initial = core_duration(c.retry_wait.min(Duration::from_secs(5)));
+    cc.backoff_max = core_duration(c.retry_wait);
+    cc.download_retries = if c.resume_downloads { 10 } else { 0 };
+    cc.confirmation = match config.eyas.confirmation {
+        Confirmation::Auto => ConfirmationPolicy::Auto,
+        Confirmation::Deny | Confirmation::Command(_) => ConfirmationPolicy::AskShell,
+    };
+    cc.seed = c
+        .target_name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    cc
+}
+
+fn core_duration(d: Duration) -> CoreDuration {
+    CoreDuration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Options that do not come from the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `-r`: one poll, finish what it brings, exit.
+    pub run_once: bool,
+    /// D-Bus address instead of the system bus (tests).
+    pub bus_address: Option<String>,
+}
+
+struct Agent<'c> {
+    config: &'c Config,
+    options: RunOptions,
+    server_origin: String,
+    http: Arc<Http>,
+    rauc: Option<Rauc>,
+    store: RecordStore,
+    telemetry: Option<Telemetry>,
+    download_dir: PathBuf,
+    epoch: std::time::Instant,
+    done_tx: mpsc::UnboundedSender<Done>,
+    busy: bool,
+    cancel: Arc<AtomicBool>,
+    files: HashMap<(ActionId, u8), PathBuf>,
+    digests: HashMap<(ActionId, u8), Downloaded>,
+    failed: bool,
+    /// An OS install asked for a reboot (run-once then ends).
+    awaiting_reboot: bool,
+    /// Why the loop must end (401, record not writable).
+    halt: Option<String>,
+}
+
+/// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
+/// Returns the process exit code.
+pub async fn run(config: &Config, options: RunOptions) -> u8 {
+    if config.eyas.manifest_signature != SignaturePolicy::Off {
+        tracing::error!(
+            "{}: manifest_signature={:?} is not wired into the agent yet; set it to off",
+            config.path.display(),
+            config.eyas.manifest_signature
+        );
+        return 2;
+    }
+    let http = match Http::new(&HttpSettings::from_config(config)) {
+        Ok(h) => Arc::new(h),
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let Some(location) = config.client.bundle_download_location.as_deref() else {
+        tracing::error!("bundle_download_location is not set");
+        return 2;
+    };
+    let download_dir = location
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let scheme = if config.client.ssl { "https" } else { "http" };
+    let server_url = format!("{scheme}://{}", config.client.hawkbit_server);
+    let auth = config.client.auth.header();
+    let mut client = match Client::new(&client_config(config, &server_url, auth.as_deref())) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                "{}: cannot set up the DDI client: {e:?}",
+                config.path.display()
+            );
+            return 2;
+        }
+    };
+    let attrs: Vec<(&str, &str)> = config
+        .device
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if let Err(e) = client.set_attributes(&attrs) {
+        tracing::error!(
+            "{}: [device] attributes are not acceptable to hawkBit: {e:?}",
+            config.path.display()
+        );
+        return 2;
+    }
+    let telemetry = match &config.eyas.mqtt {
+        Some(m) => match Telemetry::spawn(m, &config.client.target_name) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("telemetry: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let rauc = match Rauc::connect_to(options.bus_address.as_deref()).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("{e}; installs will fail until RAUC is reachable");
+            None
+        }
+    };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent {
+        config,
+        options,
+        server_origin: server_url,
+        http,
+        rauc,
+        store: RecordStore::new(&config.eyas.record_path),
+        telemetry,
+        download_dir,
+        epoch: std::time::Instant::now(),
+        done_tx,
+        busy: false,
+        cancel: Arc::new(AtomicBool::new(false)),
+        files: HashMap::new(),
+        digests: HashMap::new(),
+        failed: false,
+        awaiting_reboot: false,
+        halt: None,
+    };
+    agent.boot(&mut client).await;
+    service::ready("polling hawkBit");
+    if let Some(interval) = service::watchdog_interval() {
+        tokio::spawn(service::watchdog(interval));
+    }
+    let shutdown = service::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut buf = vec![0u8; REQUEST_BUF_LEN];
+    let mut polled = false;
+    loop {
+        agent.drain_actions(&mut client).await;
+        if let Some(reason) = &agent.halt {
+            tracing::error!("stopping: {reason}");
+            break;
+        }
+        let now = agent.now();
+        let request = match client.poll_request(now, &mut buf) {
+            Ok(r) => r.map(|r| {
+                (
+                    r.kind,
+                    match r.method {
+                        eyas_core::client::Method::Get => Method::Get,
+                        eyas_core::client::Method::Post => Method::Post,
+                        eyas_core::client::Method::Put => Method::Put,
+                    },
+                    r.url.to_owned(),
+                    r.authorization.map(str::to_owned),
+                    r.if_none_match.map(str::to_owned),
+                    r.body.to_vec(),
+                )
+            }),
+            Err(e) => {
+                tracing::error!("internal: the core cannot build a request: {e:?}");
+                None
+            }
+        };
+        if let Some((kind, method, url, authorization, if_none_match, body)) = request {
+            tracing::debug!("{kind:?}: {method:?} {}", crate::http::redact_url(&url));
+            let http = agent.http.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                http.request(&ApiRequest {
+                    method,
+                    url: &url,
+                    authorization: authorization.as_deref(),
+                    if_none_match: if_none_match.as_deref(),
+                    body: if method == Method::Get {
+                        None
+                    } else {
+                        Some(&body)
+                    },
+                })
+            })
+            .await;
+            let now = agent.now();
+            match result {
+                Ok(Ok(resp)) => {
+                    if resp.status == 401 {
+                        tracing::error!(
+                            "hawkBit answered 401 to {kind:?}: check auth_token / gateway_token"
+                        );
+                    } else if resp.status >= 400 {
+                        tracing::warn!("hawkBit answered {} to {kind:?}", resp.status);
+                    }
+                    if matches!(kind, eyas_core::client::RequestKind::Poll) {
+                        polled = true;
+                    }
+                    let _ = client.handle_response(
+                        now,
+                        eyas_core::client::Response {
+                            status: resp.status,
+                            etag: resp.etag.as_deref(),
+                            body: &resp.body,
+                        },
+                    );
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("{kind:?} failed: {e}");
+                    let _ = client.handle_transport_error(now);
+                    if agent.options.run_once
+                        && matches!(kind, eyas_core::client::RequestKind::Poll)
+                    {
+                        return 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("internal: request task failed: {e}");
+                    let _ = client.handle_transport_error(now);
+                }
+            }
+            continue;
+        }
+        if agent.options.run_once
+            && ((polled && !agent.busy && client.current_action().is_none())
+                || agent.awaiting_reboot)
+        {
+            break;
+        }
+        let sleep_for = client
+            .poll_timeout()
+            .map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
+            });
+        tokio::select! {
+            () = tokio::time::sleep(sleep_for) => {
+                let now = agent.now();
+                client.handle_timeout(now);
+            }
+            Some(done) = done_rx.recv() => agent.handle_done(&mut client, done),
+            signal = &mut shutdown => {
+                tracing::info!("{signal}: stopping");
+                break;
+            }
+        }
+    }
+    service::stopping();
+    agent.cancel.store(true, Ordering::Relaxed);
+    if let Some(t) = &agent.telemetry {
+        if !t.flush(Duration::from_secs(3)).await {
+            tracing::warn!("telemetry: {} messages not delivered at exit", t.queued());
+        }
+        t.stop();
+    }
+    if agent.halt.is_some() || agent.failed {
+        1
+    } else {
+        0
+    }
+}
+
+impl Agent<'_> {
+    fn now(&self) -> CoreInstant {
+        CoreInstant::from_millis(
+            u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
+        )
+    }
+
+    fn publish(&self, message: &serde_json::Value) {
+        if let Some(t) = &self.telemetry {
+            t.send(message);
+        }
+    }
+
+    /// Record + RAUC + health check → `handle_boot`.
+    async fn boot(&mut self, client: &mut Client) {
+        let record = match self.store.load() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}; starting without a record");
+                None
+            }
+        };
+        let pending = record.as_deref().and_then(|b| Record::decode(b).ok());
+        let (booted, running) = match &self.rauc {
+            Some(r) => {
+                let booted = r.boot_slot().await.ok();
+                let version = match r.slot_status().await {
+                    Ok(slots) => slots
+                        .iter()
+                        .find(|s| s.get("state") == Some("booted"))
+                        .and_then(|s| s.get("bundle.version").map(str::to_owned)),
+                    Err(_) => None,
+                };
+                (booted, version)
+            }
+            None => (None, None),
+        };
+        let booted_slot = booted.as_deref().and_then(slot_from_bootname);
+        let mut healthy = false;
+        if let Some(rec) = &pending
+            && rec.phase == Phase::Rebooting
+        {
+            if rec.target_slot.is_some() && rec.target_slot == booted_slot {
+                healthy = self.health_check().await;
+            } else {
+                tracing::warn!(
+                    "booted slot {} is not the update's target {}: the bootloader fell back",
+                    booted.as_deref().unwrap_or("?"),
+                    rec.target_slot.map_or("?", Slot::as_str)
+                );
+            }
+        }
+        let version = running.clone().unwrap_or_default();
+        tracing::info!(
+            "booted slot {} running {}; pending action: {}",
+            booted.as_deref().unwrap_or("?"),
+            if version.is_empty() { "?" } else { &version },
+            pending
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |r| r.action_id.to_string())
+        );
+        self.publish(&telemetry::current_software(
+            "rootfs",
+            &version,
+            booted.as_deref().unwrap_or(""),
+        ));
+        let now = self.now();
+        client.handle_boot(
+            now,
+            BootReport {
+                record: record.as_deref(),
+                booted_slot,
+                healthy,
+                running: running.as_deref().map(|v| ("rootfs", v)),
+            },
+        );
+    }
+
+    /// Health check command (if any) then `Mark good booted`.
+    async fn health_check(&self) -> bool {
+        if let Some(cmd) = &self.config.eyas.health_check_command {
+            match hooks::run(cmd, &[], self.config.eyas.health_check_timeout).await {
+                Ok(()) => tracing::info!("health check passed"),
+                Err(e) => {
+                    tracing::error!("health check failed: {e}");
+                    return false;
+                }
+            }
+        }
+        let Some(rauc) = &self.rauc else {
+            tracing::error!("cannot mark the new slot good: RAUC is not reachable");
+            return false;
+        };
+        match rauc.mark(MarkState::Good, "booted").await {
+            Ok((slot, msg)) => {
+                tracing::info!("{slot}: {msg}");
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot mark the booted slot good: {e}");
+                false
+            }
+        }
+    }
+
+    async fn drain_actions(&mut self, client: &mut Client) {
+        loop {
+            let Some(work) = client.poll_action().map(|a| own(&a)) else {
+                return;
+            };
+            self.handle(client, work).await;
+        }
+    }
+
+    async fn handle(&mut self, client: &mut Client, work: Work) {
+        match work {
+            Work::Persist(bytes) => {
+                if let Err(e) = self.store.store(&bytes) {
+                    // Without a durable record a reboot would lose the action: stop here.
+                    self.halt = Some(format!(
+                        "{e}; without a durable record a reboot would lose the action"
+                    ));
+                }
+            }
+            Work::Clear => {
+                if let Err(e) = self.store.clear() {
+                    tracing::warn!("{e}");
+                }
+            }
+            Work::Download(a) => self.start_download(client, a),
+            Work::Abort(action) => {
+                self.cancel.store(true, Ordering::Relaxed);
+                let keys: Vec<_> = self
+                    .files
+                    .keys()
+                    .filter(|k| k.0 == action)
+                    .copied()
+                    .collect();
+                for k in keys {
+                    if let Some(p) = self.files.remove(&k) {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                    self.digests.remove(&k);
+                }
+            }
+            Work::Verify(a) => {
+                let now = self.now();
+                match self.verify(&a) {
+                    Ok(()) => {
+                        let _ = client.handle_event(now, Event::Verified);
+                    }
+                    Err(reason) => {
+                        tracing::error!("{reason}");
+                        self.publish(&telemetry::status(
+                            OtaStatus::Failure,
+                            Some(("verify", &reason)),
+                        ));
+                        let _ = client.handle_event(now, Event::VerifyFailed { reason: &reason });
+                    }
+                }
+            }
+            Work::Install(i) => self.start_install(client, i),
+            Work::Hook(i) => self.start_hook(client, i),
+            Work::Reboot(target) => self.reboot(target).await,
+            Work::Ask(action) => self.ask(action),
+            Work::Attributes => {
+                let attrs: Vec<(&str, &str)> = self
+                    .config
+                    .device
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                if let Err(e) = client.set_attributes(&attrs) {
+                    tracing::warn!("[device] attributes refused by the core: {e:?}");
+                }
+            }
+            Work::Telemetry(t) => self.telemetry_sample(t),
+            Work::Warning(w) => tracing::warn!("{w:?}"),
+            Work::Stopped(StopReason::Unauthorized) => {
+                self.halt = Some(
+                    "hawkBit refused the credentials (401); check auth_token / gateway_token"
+                        .to_owned(),
+                );
+            }
+            Work::Stopped(other) => self.halt = Some(format!("the DDI client stopped: {other:?}")),
+        }
+    }
+
+    fn telemetry_sample(&mut self, t: CoreTelemetry) {
+        let status = match t.phase {
+            TelemetryPhase::Idle
+            | TelemetryPhase::WaitingConfirmation
+            | TelemetryPhase::AwaitingWindow => OtaStatus::Idle,
+            TelemetryPhase::Downloading => OtaStatus::Downloading,
+            TelemetryPhase::Installing => OtaStatus::Installing,
+            TelemetryPhase::Rebooting => OtaStatus::Rebooting,
+            TelemetryPhase::Succeeded => OtaStatus::Success,
+            TelemetryPhase::Failed | TelemetryPhase::Canceled => OtaStatus::Failure,
+        };
+        if t.phase == TelemetryPhase::Failed {
+            self.failed = true;
+        }
+        let text = format!(
+            "{:?}{}",
+            t.phase,
+            t.percent.map(|p| format!(" {p}%")).unwrap_or_default()
+        );
+        service::status(&text);
+        let error =
+            (t.phase == TelemetryPhase::Canceled).then_some(("canceled", "action canceled"));
+        let mut msg = telemetry::status(status, error);
+        if let (Some(p), Some(values)) = (
+            t.percent,
+            msg.get_mut("values").and_then(|v| v.as_object_mut()),
+        ) {
+            values.insert("ota_progress".into(), p.into());
+        }
+        self.publish(&msg);
+    }
+
+    fn start_download(&mut self, client: &mut Client, a: OwnedArtifact) {
+        let key = (a.action, a.artifact);
+        let dest = match artifact_path(&self.download_dir, &a.filename) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e}");
+                let now = self.now();
+                let _ = client.handle_event(now, Event::DownloadFailed { http_status: None });
+                return;
+            }
+        };
+        if let Some(n) = a.range_start
+            && let Ok(f) = std::fs::OpenOptions::new().write(true).open(&dest)
+        {
+            let _ = f.set_len(n);
+        }
+        self.files.insert(key, dest.clone());
+        self.cancel = Arc::new(AtomicBool::new(false));
+        self.busy = true;
+        let send = send_credentials(
+            &a.url,
+            &self.server_origin,
+            self.config.client.send_download_authentication,
+        );
+        let http = self.http.clone();
+        let tx = self.done_tx.clone();
+        let cancel = self.cancel.clone();
+        let c = &self.config.client;
+        let (low_time, low_rate, limit) =
+            (c.low_speed_time, c.low_speed_rate, c.download_speed_limit);
+        tracing::info!(
+            "downloading {} ({} bytes) to {}",
+            a.filename,
+            a.size,
+            dest.display()
+        );
+        tokio::task::spawn_blocking(move || {
+            let auth = if send {
+                a.authorization.as_deref()
+            } else {
+                None
+            };
+            let req = DownloadRequest {
+                url: &a.url,
+                dest: &dest,
+                expected_size: Some(a.size),
+                auth,
+                client_cert: send,
+                resume: false,
+                keep_partial: a.range_start.is_some(),
+                low_speed_time: low_time,
+                low_speed_rate: low_rate,
+                rate_limit: limit,
+                cancel: &cancel,
+            };
+            let mut last = 0u64;
+            let step = (a.size / 100).max(1 << 20);
+            let progress_tx = tx.clone();
+            let result = download::download(&http, &req, &mut |done, _| {
+                if done >= last + step {
+                    last = done;
+                    let _ = progress_tx.send(Done::DownloadProgress(done));
+                }
+            });
+            let received = std::fs::metadata(&dest).map_or(0, |m| m.len());
+            let _ = tx.send(Done::Download {
+                key,
+                received,
+                result,
+            });
+        });
+    }
+
+    fn verify(&mut self, a: &OwnedArtifact) -> Result<(), String> {
+        let key = (a.action, a.artifact);
+        let digests = match self.digests.get(&key) {
+            Some(d) => d.clone(),
+            None => {
+                // Downloaded by an earlier run: hash the file once more.
+                let path =
+                    artifact_path(&self.download_dir, &a.filename).map_err(|e| e.to_string())?;
+                hash_file(&path)?
+            }
+        };
+        if digests.bytes != a.size {
+            return Err(format!(
+                "{}: size {} but hawkBit announced {}",
+                a.filename, digests.bytes, a.size
+            ));
+        }
+        if let Some(want) = a.sha256 {
+            if digests.sha256 != want {
+                return Err(format!(
+                    "{}: SHA-256 mismatch: got {} expected {}",
+                    a.filename,
+                    download::hex(&digests.sha256),
+                    download::hex(&want)
+                ));
+            }
+        } else if let Some(want) = a.sha1 {
+            if digests.sha1 != want {
+                return Err(format!(
+                    "{}: SHA-1 mismatch: got {} expected {}",
+                    a.filename,
+                    download::hex(&digests.sha1),
+                    download::hex(&want)
+                ));
+            }
+        } else {
+            return Err(format!(
+                "{}: hawkBit sent neither SHA-256 nor SHA-1; refusing to install",
+                a.filename
+            ));
+        }
+        tracing::info!("{}: checksum OK", a.filename);
+        if let Ok(p) = artifact_path(&self.download_dir, &a.filename) {
+            self.files.insert(key, p);
+        }
+        Ok(())
+    }
+
+    fn chunk_files(&self, i: &OwnedInstall) -> Vec<PathBuf> {
+        (i.first_artifact..i.first_artifact.saturating_add(i.artifact_count))
+            .filter_map(|n| self.files.get(&(i.action, n)).cloned())
+            .collect()
+    }
+
+    fn start_install(&mut self, client: &mut Client, i: OwnedInstall) {
+        let files = self.chunk_files(&i);
+        let bundle = files
+            .iter()
+            .find(|p| !p.to_string_lossy().ends_with(".manifest"))
+            .cloned();
+        let (Some(bundle), Some(rauc)) = (bundle, self.rauc.clone()) else {
+            let reason = if self.rauc.is_none() {
+                "RAUC is not reachable on D-Bus".to_owned()
+            } else {
+                format!("no downloaded bundle for {} {}", i.name, i.version)
+            };
+            tracing::error!("{reason}");
+            let now = self.now();
+            let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
+            return;
+        };
+        self.busy = true;
+        let tx = self.done_tx.clone();
+        let reboot = i.kind == InstallKind::RaucReboot;
+        tracing::info!(
+            "installing {} {} from {} with RAUC",
+            i.name,
+            i.version,
+            bundle.display()
+        );
+        self.publish(&telemetry::target_software(&i.name, &i.version));
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let mut on_progress = move |p: &crate::rauc::Progress| {
+                tracing::info!("RAUC: {:3}% {}", p.percent, p.message);
+                let _ = progress_tx.send(Done::InstallProgress(
+                    u8::try_from(p.percent.clamp(0, 100)).unwrap_or(0),
+                ));
+            };
+            let result = match rauc.install(&bundle, INSTALL_LIMIT, &mut on_progress).await {
+                Ok(()) if reboot => match rauc.primary().await {
+                    Ok(primary) => {
+                        let slots = rauc.slot_status().await.unwrap_or_default();
+                        let bootname = slots
+                            .iter()
+                            .find(|s| s.name == primary)
+                            .and_then(|s| s.get("bootname"));
+                        Ok(bootname.and_then(slot_from_bootname))
+                    }
+                    Err(e) => Err(format!("installed, but cannot read the primary slot: {e}")),
+                },
+                Ok(()) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            };
+            if result.is_ok() {
+                let _ = std::fs::remove_file(&bundle);
+            }
+            let _ = tx.send(Done::Install(result));
+        });
+    }
+
+    fn start_hook(&mut self, client: &mut Client, i: OwnedInstall) {
+        let Some(handler) = self
+            .config
+            .eyas
+            .part_handlers
+            .iter()
+            .find(|h| h.part == i.part)
+            .cloned()
+        else {
+            let reason = format!(
+                "no handler configured for part {:?} (set part.{}.command in [eyas])",
+                i.part, i.part
+            );
+            tracing::error!("{reason}");
+            let now = self.now();
+            let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
+            return;
+        };
+        let files: Vec<String> = self
+            .chunk_files(&i)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.busy = true;
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let result = hooks::run(&handler.command, &files, handler.timeout)
+                .await
+                .map(|()| None);
+            let _ = tx.send(Done::Install(result));
+        });
+    }
+
+    async fn reboot(&mut self, target: Option<Slot>) {
+        self.awaiting_reboot = true;
+        self.publish(&telemetry::status(OtaStatus::Rebooting, None));
+        if let Some(t) = &self.telemetry {
+            let _ = t.flush(Duration::from_secs(3)).await;
+        }
+        if !self.config.client.post_update_reboot {
+            tracing::info!(
+                "slot {} is installed; reboot to finish the update (post_update_reboot=false, so eyas does not reboot)",
+                target.map_or("?", Slot::as_str)
+            );
+            service::status("installed; waiting for a reboot");
+            return;
+        }
+        tracing::info!("rebooting into slot {}", target.map_or("?", Slot::as_str));
+        service::stopping();
+        if let Err(e) = hooks::run(
+            &self.config.eyas.reboot_command,
+            &[],
+            Duration::from_secs(60),
+        )
+        .await
+        {
+            tracing::error!("reboot command failed: {e}");
+        }
+    }
+
+    fn ask(&mut self, action: ActionId) {
+        let tx = self.done_tx.clone();
+        match &self.config.eyas.confirmation {
+            Confirmation::Auto => {
+                let _ = tx.send(Done::Confirmation(action, true));
+            }
+            Confirmation::Deny => {
+                let _ = tx.send(Done::Confirmation(action, false));
+            }
+            Confirmation::Command(cmd) => {
+                let cmd = cmd.clone();
+                tokio::spawn(async move {
+                    let ok = hooks::run(&cmd, &[action.to_string()], Duration::from_secs(3600))
+                        .await
+                        .is_ok();
+                    let _ = tx.send(Done::Confirmation(action, ok));
+                });
+            }
+        }
+    }
+
+    fn handle_done(&mut self, client: &mut Client, done: Done) {
+        let now = self.now();
+        let result = match done {
+            Done::DownloadProgress(received) => {
+                client.handle_event(now, Event::DownloadProgress { received })
+            }
+            Done::Download {
+                key,
+                received,
+                result,
+            } => {
+                self.busy = false;
+                match result {
+                    Ok(d) => {
+                        tracing::info!(
+                            "downloaded {} bytes in {} ms ({} resumes)",
+                            d.bytes,
+                            d.elapsed.as_millis(),
+                            d.resumes
+                        );
+                        self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
+                        self.digests.insert(key, d);
+                        client.handle_event(now, Event::DownloadComplete)
+                    }
+                    Err(e) if e.kind == HttpErrorKind::Cancelled => Ok(()),
+                    Err(e) => {
+                        tracing::warn!("download failed: {e}");
+                        let ev = match e.kind {
+                            HttpErrorKind::Status(code) => Event::DownloadFailed {
+                                http_status: Some(code),
+                            },
+                            _ if e.is_transient() && received > 0 => {
+                                Event::DownloadInterrupted { received }
+                            }
+                            _ => Event::DownloadFailed { http_status: None },
+                        };
+                        self.publish(&telemetry::status(
+                            OtaStatus::Failure,
+                            Some(("download", &e.detail)),
+                        ));
+                        client.handle_event(now, ev)
+                    }
+                }
+            }
+            Done::InstallProgress(percent) => {
+                client.handle_event(now, Event::InstallProgress { percent })
+            }
+            Done::Install(result) => {
+                self.busy = false;
+                match result {
+                    Ok(slot) => client.handle_event(now, Event::Installed { slot }),
+                    Err(reason) => {
+                        tracing::error!("{reason}");
+                        self.publish(&telemetry::status(
+                            OtaStatus::Failure,
+                            Some(("install", &reason)),
+                        ));
+                        client.handle_event(now, Event::InstallFailed { reason: &reason })
+                    }
+                }
+            }
+            Done::Confirmation(action, accepted) => {
+                client.handle_event(now, Event::ConfirmationAnswer { action, accepted })
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!("event not expected by the core: {e:?}");
+        }
+    }
+}
+
+fn hash_file(path: &Path) -> Result<Downloaded, String> {
+    use sha1::Sha1;
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut s256, mut s1) = (Sha256::new(), Sha1::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        s256.update(&buf[..n]);
+        s1.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok(Downloaded {
+        bytes,
+        sha256: s256.finalize().into(),
+        sha1: s1.finalize().into(),
+        elapsed: start.elapsed(),
+        resumes: 0,
+        reused: bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootnames_map_to_slots() {
+        assert_eq!(slot_from_bootname("A"), Some(Slot::A));
+        assert_eq!(slot_from_bootname("B"), Some(Slot::B));
+        assert_eq!(slot_from_bootname("system0"), None);
+    }
+
+    #[test]
+    fn client_config_follows_the_file() {
+        let text = "[client]\nhawkbit_server=h:8080\ntarget_name=dev\nauth_token=t\nbundle_download_location=/tmp/b\nresume_downloads=true\nretry_wait=60\n\
+                    [device]\na=b\n[eyas]\npoll_min=20\npoll_max=600\nconfirmation=deny\n";
+        let cfg = crate::config::parse(Path::new("/x.conf"), text)
+            .expect("valid")
+            .config;
+        let cc = client_config(&cfg, "http://h:8080", Some("TargetToken t"));
+        assert_eq!(cc.poll_min, CoreDuration::from_secs(20));
+        assert_eq!(cc.poll_max, CoreDuration::from_secs(600));
+        assert_eq!(cc.download_retries, 10);
+        assert_eq!(cc.backoff_max, CoreDuration::from_secs(60));
+        assert_eq!(cc.confirmation, ConfirmationPolicy::AskShell);
+        assert!(Client::new(&cc).is_ok());
+    }
+
+    #[test]
+    fn hashing_a_file_matches_known_digests() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").expect("write");
+        let d = hash_file(&p).expect("hash");
+        assert_eq!(
+            download::hex(&d.sha256),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            download::hex(&d.sha1),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! End to end: hawkbit-sim (in process) + real RAUC 1.8 (private bus) + real mosquitto + the
+//! `eyas` binary in run-once mode, across a simulated reboot.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::broker::{Broker, TOKEN};
+use common::rauc_sandbox::RaucSandbox;
+use hil_tests::sim::{Sim, SimConfig};
+
+fn config(
+    dir: &Path,
+    port: u16,
+    target: &str,
+    token: &str,
+    mqtt_port: u16,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("eyas.conf");
+    std::fs::create_dir_all(dir.join("dl")).expect("mkdir");
+    std::fs::write(
+        &path,
+        format!(
+            "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
+             bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n\
+             [device]\nproduct=eyas-e2e\nhw_revision=1\n\
+             [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt_port}\nmqtt_access_token={TOKEN}\n{extra}",
+            d = dir.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+async fn eyas_run_once(conf: &Path, bus: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
+    cmd.arg("-r")
+        .arg("-d")
+        .arg("-c")
+        .arg(conf)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus);
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || cmd.output()),
+    )
+    .await
+    .expect("eyas -r finished in time")
+    .expect("join")
+    .expect("run eyas");
+    eprintln!(
+        "--- eyas stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_is_reported_only_after_the_new_slot_booted() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let port = sim.addr().port();
+    let token = sim.create_target("dev-e2e", None).expect("target");
+    let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
+    let sm = sim
+        .create_software_module("rootfs", "1.1.0", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "rootfs-1.1.0.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.0", "os", &[sm])
+        .expect("ds");
+    let action = sim
+        .assign("dev-e2e", ds, Default::default())
+        .expect("assign");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(work.path(), port, "dev-e2e", &token, broker.port, "");
+
+    // Run 1: download, verify, install into slot B, persist the record, ask for a reboot.
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0), "first run");
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0", "RAUC wrote slot B");
+    assert!(
+        work.path().join("record.bin").exists(),
+        "the record survives the reboot"
+    );
+    assert_ne!(
+        sim.action_status(action).as_deref(),
+        Some("finished"),
+        "no success before the reboot"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&token), "the token must never be logged");
+
+    // "Reboot" into slot B, then run 2: mark good, report success.
+    sb.reboot_into("B");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0), "second run");
+    common::wait_for("the action to finish", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("finished")
+    });
+    assert!(
+        sb.bootloader_calls().contains("set-state B good"),
+        "{}",
+        sb.bootloader_calls()
+    );
+    assert!(
+        !work.path().join("record.bin").exists(),
+        "record cleared after the final report"
+    );
+    let messages = sim.action_messages(action).join("\n");
+    assert!(messages.contains("booted"), "{messages}");
+
+    let lines = observer.wait_lines(3, Duration::from_secs(10)).join("\n");
+    assert!(lines.contains("\"DOWNLOADING\""), "{lines}");
+    assert!(lines.contains("\"sw_state\":\"UPDATED\""), "{lines}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_artifact_fails_without_touching_rauc() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target("dev-bad", None).expect("target");
+    let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
+    let sm = sim
+        .create_software_module("rootfs", "1.1.0", "os")
+        .expect("module");
+    let artifact = sim
+        .add_artifact_file(sm, "rootfs.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.0", "os", &[sm])
+        .expect("ds");
+    let action = sim
+        .assign("dev-bad", ds, Default::default())
+        .expect("assign");
+    // Corrupt the stored artifact behind the server's back: hashes no longer match.
+    let mut bytes = std::fs::read(&artifact.path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&artifact.path, bytes).expect("write");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-bad",
+        &token,
+        broker.port,
+        "",
+    );
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(1));
+    common::wait_for("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    });
+    assert!(
+        !sb.bootloader_calls().contains("set-primary"),
+        "RAUC must not have activated anything"
+    );
+    sim.shutdown().await;
+}
