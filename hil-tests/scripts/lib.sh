@@ -1,0 +1,52 @@
+# Shared helpers for the hawkbit-sim scripts (sourced, not executed).
+# HAWKBIT_URL and HAWKBIT_AUTH must be set by the caller.
+
+# json_get FILTER: reads JSON on stdin, prints a value addressed like  .a.b.0.c  (python3, no jq needed)
+json_get() {
+  python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in [p for p in sys.argv[1].split(".") if p]:
+    v = v[int(k)] if isinstance(v, list) else v.get(k)
+    if v is None:
+        break
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+' "$1"
+}
+
+# mgmt METHOD PATH [JSON-BODY]: Management API call; prints the body, fails on HTTP >= 400.
+mgmt() {
+  local method=$1 path=$2 body=${3-}
+  local out code
+  out=$(mktemp)
+  if [ -n "$body" ]; then
+    code=$(curl -sS -o "$out" -w '%{http_code}' -u "$HAWKBIT_AUTH" -X "$method" \
+      -H 'Content-Type: application/json' -H 'Accept: application/hal+json' --data-binary "$body" "$HAWKBIT_URL/rest/v1$path")
+  else
+    code=$(curl -sS -o "$out" -w '%{http_code}' -u "$HAWKBIT_AUTH" -X "$method" -H 'Accept: application/hal+json' "$HAWKBIT_URL/rest/v1$path")
+  fi
+  cat "$out"; rm -f "$out"
+  if [ "$code" -ge 400 ]; then
+    echo "mgmt: $method $path -> HTTP $code" >&2
+    return 1
+  fi
+}
+
+# start_sim WORKDIR [ARGS…]: starts target/…/hawkbit-sim on a free port; sets SIM_PID and HAWKBIT_URL.
+start_sim() {
+  local dir=$1; shift
+  "$SIM_BIN" --listen 127.0.0.1:0 "$@" >"$dir/sim.out" 2>"$dir/sim.err" &
+  SIM_PID=$!
+  for _ in $(seq 1 100); do
+    if grep -q 'listening on' "$dir/sim.out" 2>/dev/null; then
+      HAWKBIT_URL=$(sed -n 's/^hawkbit-sim listening on //p' "$dir/sim.out" | head -1)
+      export HAWKBIT_URL
+      return 0
+    fi
+    kill -0 "$SIM_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "start_sim: hawkbit-sim did not start:" >&2
+  cat "$dir/sim.err" >&2
+  return 1
+}
