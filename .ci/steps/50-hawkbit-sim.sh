@@ -1,0 +1,28 @@
+# hawkbit-sim checks that are not plain `cargo test` (those run in 20-workspace-tests):
+#  1. SWUpdate 2022.12 (Debian) as a real second DDI client: signed .swu, full deployment, final status via Mgmt API;
+#  2. the release workflow (hil-tests/scripts/release.sh, real hawkBit syntax) with 40 simulated devices,
+#     once rolling out to the end and once paused by the 5 % error threshold;
+#  3. the 10,000-target poll benchmark (loopback, 5 s), reporting p50/p99 and requests/s.
+set -euo pipefail
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+cargo build -q -p eyas-hil-tests --bins --locked
+export SIM_BIN=$PWD/$TARGET_DIR/debug/hawkbit-sim DEV_BIN=$PWD/$TARGET_DIR/debug/sim-devices
+case "$TARGET_DIR" in /*) export SIM_BIN=$TARGET_DIR/debug/hawkbit-sim DEV_BIN=$TARGET_DIR/debug/sim-devices ;; esac
+passed=0 failed=0
+check() {
+  local name=$1; shift
+  echo "--- $name"
+  if "$@"; then passed=$((passed + 1)); echo "--- $name: ok"; else failed=$((failed + 1)); echo "--- $name: FAILED"; fi
+}
+check swupdate-e2e bash hil-tests/scripts/swupdate-e2e.sh
+check release-finished env DEMO_EXPECT=finished bash hil-tests/scripts/demo.sh
+check release-paused env DEMO_EXPECT=paused DEMO_FAIL=2 bash hil-tests/scripts/demo.sh
+# benchmark: optimised but without the size-focused LTO of the release profile (build time)
+bench() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+    CARGO_PROFILE_RELEASE_PANIC=unwind cargo build -q -p eyas-hil-tests --release --locked --bin hawkbit-sim-bench &&
+    "$TARGET_DIR/release/hawkbit-sim-bench" --targets 10000 --connections 64 --duration-secs 5
+}
+check poll-benchmark bench
+echo "hawkbit-sim checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# eyas demo (first version): hawkbit-sim + a fleet of simulated devices + the release workflow.
+# Real eyas devices (QEMU) join later. Env: DEMO_DEVICES (40), DEMO_FAIL (device numbers that fail, e.g. 7),
+# DEMO_KEEP=1 keeps the simulator running at the end, DEMO_EXPECT=finished|paused makes the outcome a check (CI).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SIM_BIN=${SIM_BIN:-$TARGET_DIR/debug/hawkbit-sim}
+DEV_BIN=${DEV_BIN:-$TARGET_DIR/debug/sim-devices}
+N=${DEMO_DEVICES:-40}
+export HAWKBIT_AUTH=admin:admin
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+echo "demo: building hawkbit-sim and sim-devices"
+(cd "$ROOT" && cargo build -q -p eyas-hil-tests --bins)
+W=$(mktemp -d /tmp/eyas-demo.XXXXXX)
+SIM_PID="" DEV_PID=""
+cleanup() {
+  [ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null || true
+  if [ "${DEMO_KEEP:-0}" != 1 ] && [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null || true; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+start_sim "$W" --polling-time 00:00:01 --min-polling-time 00:00:01 --rollout-interval-ms 500
+echo "demo: hawkbit-sim on $HAWKBIT_URL (Mgmt API admin:admin)"
+
+# fleet provisioning: targets with known tokens (hawkBit syntax)
+body=$(python3 -c "import json; print(json.dumps([{'controllerId': 'sim-%03d' % i, 'name': 'sim-%03d' % i, 'securityToken': 'tok-sim-%03d' % i} for i in range($N)]))")
+mgmt POST /targets "$body" >/dev/null
+echo "demo: $N targets registered; starting simulated devices"
+"$DEV_BIN" --url "$HAWKBIT_URL" --prefix sim- --count "$N" --fail "${DEMO_FAIL:-}" --max-poll-ms 500 --work-ms 300 \
+  --duration-secs 600 >"$W/devices.log" 2>&1 &
+DEV_PID=$!
+
+head -c 2097152 /dev/urandom >"$W/rootfs-demo.raucb"
+rc=0
+bash "$HERE/release.sh" "$W/rootfs-demo.raucb" "1.0.$(date +%s)" || rc=$?
+echo "demo: device log (last lines):"; tail -5 "$W/devices.log" | sed 's/^/  /'
+case $rc in
+  0) outcome=finished; echo "demo: OK — all groups rolled out" ;;
+  3) outcome=paused; echo "demo: rollout paused by the error threshold (as configured)" ;;
+  *) echo "demo: FAILED (release.sh exit $rc)"; exit "$rc" ;;
+esac
+if [ -n "${DEMO_EXPECT:-}" ] && [ "$outcome" != "$DEMO_EXPECT" ]; then
+  echo "demo: expected the rollout to end '$DEMO_EXPECT', got '$outcome'" >&2
+  exit 1
+fi
