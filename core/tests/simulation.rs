@@ -1021,3 +1021,46 @@ fn happy_path_request_transcript() {
     ];
     assert_eq!(lines, want, "{lines:#?}");
 }
+
+#[test]
+fn restored_artifacts_are_verified_again_and_refetched_if_lost() {
+    // cut while downloading artifact 1: artifact 0 is re-verified, not re-downloaded
+    let mut s = Sim::new(Knobs::default());
+    os_only(&mut s, 60, Kind::Forced, &[5000, 5000]);
+    s.power_cut = Some(cut_once(|d, c| {
+        c.record().is_some_and(|r| r.next_artifact == 1)
+            && matches!(d.did.last(), Some((_, Did::Download { artifact: 1, .. })))
+    }));
+    s.drive_bounded(MAX, finished(60));
+    assert_eq!(s.server.action(60).st, St::Finished);
+    let seq: Vec<String> = s
+        .dev
+        .did
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Did::Download { artifact, .. } => Some(format!("dl{artifact}")),
+            Did::Verify(a) => Some(format!("v{a}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seq, ["dl0", "v0", "dl1", "v0", "dl1", "v1"]);
+
+    // files lost while waiting for the window: verification fails, download again, install
+    let mut s = Sim::new(Knobs::default());
+    s.server.assign(
+        61,
+        Kind::Forced,
+        Some(false),
+        vec![chunk("os", "1.7", &[3000, 2000])],
+    );
+    s.server.os_target_version.insert(61, "1.7".into());
+    s.drive_bounded(MAX, |s| s.record_phase() == Some(Phase::AwaitingWindow));
+    s.dev.files.clear();
+    s.boot();
+    s.server.action_mut(61).window = Some(true);
+    s.drive_bounded(MAX, finished(61));
+    assert_eq!(s.server.action(61).st, St::Finished, "{}", summary(&s));
+    assert_eq!(s.dev.count(|d| matches!(d, Did::Download { .. })), 4);
+    assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 1);
+    s.assert_clean();
+}

@@ -208,6 +208,9 @@ struct Job {
     resume_from: Option<u64>,
     quota_exhausted: bool,
     last_step: u8,
+    /// After a restore: re-verify stored artifacts `cursor..verify_end` before going on.
+    verify_cursor: Option<u8>,
+    verify_end: u8,
 }
 
 impl Job {
@@ -229,10 +232,16 @@ impl Job {
             resume_from: None,
             quota_exhausted: false,
             last_step: 0,
+            verify_cursor: None,
+            verify_end: 0,
         }
     }
     fn id(&self) -> ActionId {
         self.rec.action_id
+    }
+    /// Index of the artifact being downloaded or verified.
+    fn artifact_index(&self) -> u8 {
+        self.verify_cursor.unwrap_or(self.rec.next_artifact)
     }
     fn text(&self, r: TextRef) -> &str {
         let start = usize::from(r.off);
@@ -794,6 +803,14 @@ impl Client {
                 if awaiting != Awaiting::Verify {
                     return Err(EventError::NoVerify);
                 }
+                if let Some(c) = self.job.as_ref().and_then(|j| j.verify_cursor) {
+                    if let Some(j) = self.job.as_mut() {
+                        j.awaiting = Awaiting::Nothing;
+                        j.verify_cursor = Some(c.saturating_add(1));
+                    }
+                    self.reverify_next();
+                    return Ok(());
+                }
                 if let Some(j) = self.job.as_mut() {
                     j.awaiting = Awaiting::Nothing;
                     j.rec.next_artifact = j.rec.next_artifact.saturating_add(1);
@@ -807,6 +824,18 @@ impl Client {
             Event::VerifyFailed { reason } => {
                 if awaiting != Awaiting::Verify {
                     return Err(EventError::NoVerify);
+                }
+                if let Some(j) = self.job.as_mut()
+                    && let Some(c) = j.verify_cursor.take()
+                {
+                    // a stored artifact did not survive the reboot: download again from there
+                    j.awaiting = Awaiting::Nothing;
+                    j.rec.phase = Phase::Downloading;
+                    j.rec.next_artifact = c;
+                    j.resume_from = None;
+                    self.push(Act::Persist);
+                    self.advance();
+                    return Ok(());
                 }
                 self.fail_artifact(reason::VERIFY_FAILED, "", None, reason);
             }
@@ -873,7 +902,7 @@ impl Client {
             Act::ClearRecord => Action::ClearRecord,
             Act::Download | Act::Verify => {
                 let j = self.job.as_ref()?;
-                let idx = j.rec.next_artifact;
+                let idx = j.artifact_index();
                 let a = j.artifacts.get(usize::from(idx))?;
                 let r = ArtifactRef {
                     action: j.id(),
@@ -1542,21 +1571,48 @@ impl Client {
             let _ = write!(text, "Downloading {n} artifact(s)");
             self.queue_progress(0, 100, text);
         }
+        if !fresh && let Some(j) = self.job.as_mut() {
+            // restored from the record: first re-verify what the shell stored before the reboot
+            let end = match j.rec.phase {
+                Phase::Downloading => j.rec.next_artifact,
+                _ => u8::try_from(j.artifacts.len()).unwrap_or(u8::MAX),
+            };
+            if end > 0 {
+                j.verify_cursor = Some(0);
+                j.verify_end = end;
+                self.reverify_next();
+                return;
+            }
+        }
+        self.continue_phase();
+    }
+
+    /// Go on in the recorded phase (after a restore, once the stored artifacts re-verified).
+    fn continue_phase(&mut self) {
         if self
-            .job
-            .as_ref()
-            .is_some_and(|j| j.rec.phase == Phase::Installing)
-        {
-            // resumed after a power cut during install
-            self.advance();
-        } else if self
             .job
             .as_ref()
             .is_some_and(|j| j.rec.phase == Phase::AwaitingWindow)
         {
             self.after_downloads();
         } else {
+            // Downloading, or Installing after a power cut during the install
             self.advance();
+        }
+    }
+
+    fn reverify_next(&mut self) {
+        let Some(j) = self.job.as_mut() else { return };
+        match j.verify_cursor {
+            Some(c) if c < j.verify_end => {
+                j.awaiting = Awaiting::Verify;
+                self.push(Act::Verify);
+            }
+            Some(_) => {
+                j.verify_cursor = None;
+                self.continue_phase();
+            }
+            None => {}
         }
     }
 
@@ -1617,7 +1673,7 @@ impl Client {
         if !j.plan_valid {
             return None;
         }
-        j.artifacts.get(usize::from(j.rec.next_artifact))
+        j.artifacts.get(usize::from(j.artifact_index()))
     }
 
     fn current_chunk(&self) -> Option<&ChunkPlan> {
@@ -1731,7 +1787,7 @@ impl Client {
     /// Decide the next step of the job.
     fn advance(&mut self) {
         let Some(j) = self.job.as_ref() else { return };
-        if !j.plan_valid || self.final_fb.is_some() {
+        if !j.plan_valid || self.final_fb.is_some() || j.verify_cursor.is_some() {
             return;
         }
         match j.rec.phase {
