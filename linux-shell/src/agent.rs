@@ -23,9 +23,10 @@ use eyas_core::client::{
 use eyas_core::ddi::ActionId;
 use eyas_core::record::{Phase, Record, Slot};
 use eyas_core::time::{Duration as CoreDuration, Instant as CoreInstant};
+use eyas_core::verify::{ArtifactSpec, is_manifest_for};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Confirmation, SignaturePolicy};
+use crate::config::{Config, Confirmation};
 use crate::download::{self, DownloadRequest, Downloaded, artifact_path, send_credentials};
 use crate::http::{ApiRequest, Http, HttpError, HttpErrorKind, HttpSettings, Method};
 use crate::rauc::{MarkState, Rauc};
@@ -210,6 +211,7 @@ struct Agent<'c> {
     cancel: Arc<AtomicBool>,
     files: HashMap<(ActionId, u8), PathBuf>,
     digests: HashMap<(ActionId, u8), Downloaded>,
+    specs: HashMap<(ActionId, u8), ArtifactSpec>,
     failed: bool,
     /// An OS install asked for a reboot (run-once then ends).
     awaiting_reboot: bool,
@@ -220,14 +222,6 @@ struct Agent<'c> {
 /// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
 /// Returns the process exit code.
 pub async fn run(config: &Config, options: RunOptions) -> u8 {
-    if config.eyas.manifest_signature != SignaturePolicy::Off {
-        tracing::error!(
-            "{}: manifest_signature={:?} is not wired into the agent yet; set it to off",
-            config.path.display(),
-            config.eyas.manifest_signature
-        );
-        return 2;
-    }
     let http = match Http::new(&HttpSettings::from_config(config)) {
         Ok(h) => Arc::new(h),
         Err(e) => {
@@ -300,6 +294,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         cancel: Arc::new(AtomicBool::new(false)),
         files: HashMap::new(),
         digests: HashMap::new(),
+        specs: HashMap::new(),
         failed: false,
         awaiting_reboot: false,
         halt: None,
@@ -670,6 +665,14 @@ impl Agent<'_> {
             let _ = f.set_len(n);
         }
         self.files.insert(key, dest.clone());
+        self.specs.insert(
+            key,
+            ArtifactSpec {
+                size: a.size,
+                sha256: a.sha256,
+                sha1: a.sha1,
+            },
+        );
         self.cancel = Arc::new(AtomicBool::new(false));
         self.busy = true;
         let send = send_credentials(
@@ -775,18 +778,41 @@ impl Agent<'_> {
     }
 
     fn chunk_files(&self, i: &OwnedInstall) -> Vec<PathBuf> {
+        self.chunk_entries(i).into_iter().map(|(_, p)| p).collect()
+    }
+
+    fn chunk_entries(&self, i: &OwnedInstall) -> Vec<((ActionId, u8), PathBuf)> {
         (i.first_artifact..i.first_artifact.saturating_add(i.artifact_count))
-            .filter_map(|n| self.files.get(&(i.action, n)).cloned())
+            .filter_map(|n| {
+                self.files
+                    .get(&(i.action, n))
+                    .map(|p| ((i.action, n), p.clone()))
+            })
             .collect()
     }
 
     fn start_install(&mut self, client: &mut Client, i: OwnedInstall) {
-        let files = self.chunk_files(&i);
-        let bundle = files
+        let entries = self.chunk_entries(&i);
+        let name_of = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let bundle = entries
             .iter()
-            .find(|p| !p.to_string_lossy().ends_with(".manifest"))
+            .find(|(_, p)| !name_of(p).ends_with(eyas_core::verify::MANIFEST_SUFFIX))
             .cloned();
-        let (Some(bundle), Some(rauc)) = (bundle, self.rauc.clone()) else {
+        let manifest = bundle.as_ref().and_then(|(_, b)| {
+            let b = name_of(b);
+            entries
+                .iter()
+                .find(|(_, p)| is_manifest_for(&b, &name_of(p)))
+                .map(|(_, p)| p.clone())
+        });
+        let spec = bundle
+            .as_ref()
+            .and_then(|(k, _)| self.specs.get(k).copied());
+        let (Some((_, bundle)), Some(rauc), Some(spec)) = (bundle, self.rauc.clone(), spec) else {
             let reason = if self.rauc.is_none() {
                 "RAUC is not reachable on D-Bus".to_owned()
             } else {
@@ -797,6 +823,8 @@ impl Agent<'_> {
             let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
             return;
         };
+        let signature_policy = self.config.eyas.manifest_signature;
+        let keys = self.config.eyas.manifest_public_keys.clone();
         self.busy = true;
         let tx = self.done_tx.clone();
         let reboot = i.kind == InstallKind::RaucReboot;
@@ -808,6 +836,33 @@ impl Agent<'_> {
         );
         self.publish(&telemetry::target_software(&i.name, &i.version));
         tokio::spawn(async move {
+            if signature_policy != crate::config::SignaturePolicy::Off {
+                let compatible = match rauc.compatible().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Done::Install(Err(e.to_string())));
+                        return;
+                    }
+                };
+                let b = bundle.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    crate::manifest::check_bundle(
+                        &b,
+                        &spec,
+                        manifest.as_deref(),
+                        signature_policy,
+                        &keys,
+                        &compatible,
+                    )
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("manifest check task failed: {e}")));
+                if let Err(reason) = checked {
+                    let _ = tx.send(Done::Install(Err(reason)));
+                    return;
+                }
+                tracing::info!("signed manifest OK");
+            }
             let progress_tx = tx.clone();
             let mut on_progress = move |p: &crate::rauc::Progress| {
                 tracing::info!("RAUC: {:3}% {}", p.percent, p.message);

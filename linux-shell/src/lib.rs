@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod http;
 pub mod keyfile;
 pub mod logging;
+pub mod manifest;
 pub mod rauc;
 pub mod record_store;
 pub mod service;

@@ -275,6 +275,11 @@ impl Rauc {
         self.proxy.operation().await.map_err(call_err)
     }
 
+    /// `Compatible` property (the system's compatible string).
+    pub async fn compatible(&self) -> Result<String, RaucError> {
+        self.proxy.compatible().await.map_err(call_err)
+    }
+
     /// `LastError` property.
     pub async fn last_error(&self) -> Result<String, RaucError> {
         self.proxy.last_error().await.map_err(call_err)

@@ -165,3 +165,81 @@ async fn corrupt_artifact_fails_without_touching_rauc() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_manifest_refuses_unsigned_and_installs_signed_bundles() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let keys = tempfile::tempdir().expect("tmp");
+    let signer = common::signing::Signer::new(keys.path(), "release");
+    let extra = format!(
+        "manifest_signature=required\nmanifest_public_keys={}\n",
+        signer.public_hex()
+    );
+    let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
+
+    // Unsigned: refused before RAUC activates anything.
+    let token = sim.create_target("dev-unsigned", None).expect("target");
+    let sm = sim
+        .create_software_module("rootfs", "1.1.0", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "update.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.0", "os", &[sm])
+        .expect("ds");
+    let action = sim
+        .assign("dev-unsigned", ds, Default::default())
+        .expect("assign");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-unsigned",
+        &token,
+        broker.port,
+        &extra,
+    );
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest-missing"));
+    common::wait_for("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    });
+    assert!(
+        !sb.bootloader_calls().contains("set-primary"),
+        "{}",
+        sb.bootloader_calls()
+    );
+
+    // Signed: installs.
+    let manifest = signer.sign(&bundle, "ota-agent-test", "1.1.0");
+    let token = sim.create_target("dev-signed", None).expect("target");
+    let sm = sim
+        .create_software_module("rootfs", "1.1.1", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "update.raucb", &bundle)
+        .expect("artifact");
+    sim.add_artifact_file(sm, "update.raucb.manifest", &manifest)
+        .expect("manifest artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.1", "os", &[sm])
+        .expect("ds");
+    sim.assign("dev-signed", ds, Default::default())
+        .expect("assign");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-signed",
+        &token,
+        broker.port,
+        &extra,
+    );
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signed manifest OK"));
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    sim.shutdown().await;
+}

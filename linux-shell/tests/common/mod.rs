@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod http_server;
 pub mod rauc_sandbox;
+pub mod signing;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
