@@ -81,6 +81,8 @@ pub struct Record {
     pub next_chunk: u8,
     /// Status entries this action has (probably) created server-side so far.
     pub status_entries: u16,
+    /// Bytes of artifact `next_artifact` known to be stored (checkpoint for a resume by range).
+    pub resume_offset: u64,
 }
 
 /// Errors decoding or encoding a record.
@@ -164,6 +166,7 @@ impl Record {
             next_artifact: 0,
             next_chunk: 0,
             status_entries: 0,
+            resume_offset: 0,
         }
     }
 
@@ -233,6 +236,7 @@ mod tests {
         r.next_artifact = 1;
         r.next_chunk = 1;
         r.status_entries = 999;
+        r.resume_offset = u64::MAX;
         r
     }
 

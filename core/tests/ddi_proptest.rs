@@ -267,6 +267,7 @@ proptest! {
         r.next_artifact = na;
         r.next_chunk = nc;
         r.status_entries = st;
+        r.resume_offset = u64::from(st) * 0x1_0001;
         let mut buf = [0u8; RECORD_MAX_LEN];
         let bytes = r.encode(&mut buf).unwrap().to_vec();
         prop_assert_eq!(Record::decode(&bytes).unwrap(), r);

@@ -1064,3 +1064,33 @@ fn restored_artifacts_are_verified_again_and_refetched_if_lost() {
     assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 1);
     s.assert_clean();
 }
+
+#[test]
+fn reboot_mid_download_resumes_by_range_from_the_checkpoint() {
+    let mut k = Knobs::default();
+    k.step = 10;
+    let mut s = Sim::new(k);
+    s.dev.rate = 1000;
+    os_only(&mut s, 62, Kind::Forced, &[20_000]);
+    s.power_cut = Some(cut_once(|d, _| {
+        d.files.get(&0).is_some_and(|f| f.len() >= 13_000)
+    }));
+    s.drive_bounded(MAX, finished(62));
+    assert_eq!(s.power_cuts, 1);
+    assert_eq!(s.server.action(62).st, St::Finished);
+    let dls: Vec<Option<u64>> = s
+        .dev
+        .did
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Did::Download { range, .. } => Some(*range),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dls.len(), 2);
+    assert_eq!(dls[0], None);
+    let resumed = dls[1].expect("resumed by range");
+    assert!((10_000..=13_000).contains(&resumed), "{resumed}");
+    assert_eq!(s.server.full_downloads[&62], 1);
+    s.assert_clean();
+}

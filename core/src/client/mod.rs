@@ -771,7 +771,14 @@ impl Client {
                     return Err(EventError::NoDownload);
                 }
                 let size = self.current_artifact().map_or(0, |a| a.size);
-                self.step_progress(percent(received, size), "Downloading");
+                if self.step_progress(percent(received, size), "Downloading")
+                    && let Some(j) = self.job.as_mut()
+                    && j.verify_cursor.is_none()
+                {
+                    // checkpoint for a resume by range after a reboot
+                    j.rec.resume_offset = received;
+                    self.push(Act::Persist);
+                }
             }
             Event::DownloadComplete => {
                 if awaiting != Awaiting::Download {
@@ -814,6 +821,7 @@ impl Client {
                 if let Some(j) = self.job.as_mut() {
                     j.awaiting = Awaiting::Nothing;
                     j.rec.next_artifact = j.rec.next_artifact.saturating_add(1);
+                    j.rec.resume_offset = 0;
                     j.dl_retries = 0;
                     j.resume_from = None;
                     j.last_step = 0;
@@ -832,6 +840,7 @@ impl Client {
                     j.awaiting = Awaiting::Nothing;
                     j.rec.phase = Phase::Downloading;
                     j.rec.next_artifact = c;
+                    j.rec.resume_offset = 0;
                     j.resume_from = None;
                     self.push(Act::Persist);
                     self.advance();
@@ -1572,6 +1581,9 @@ impl Client {
             self.queue_progress(0, 100, text);
         }
         if !fresh && let Some(j) = self.job.as_mut() {
+            if j.rec.phase == Phase::Downloading && j.rec.resume_offset > 0 {
+                j.resume_from = Some(j.rec.resume_offset);
+            }
             // restored from the record: first re-verify what the shell stored before the reboot
             let end = match j.rec.phase {
                 Phase::Downloading => j.rec.next_artifact,
@@ -1706,12 +1718,16 @@ impl Client {
         });
     }
 
-    fn step_progress(&mut self, pct: u8, what: &str) {
+    /// Report progress when `pct` crossed into a new `progress_step_percent` bucket; returns
+    /// whether it did.
+    fn step_progress(&mut self, pct: u8, what: &str) -> bool {
         let step = self.step_percent;
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job.as_mut() else {
+            return false;
+        };
         let bucket = pct / step;
         if bucket <= j.last_step {
-            return;
+            return false;
         }
         j.last_step = bucket;
         let mut text: String<96> = String::new();
@@ -1723,6 +1739,7 @@ impl Client {
             TelemetryPhase::Downloading
         };
         self.telemetry(phase, Some(pct));
+        true
     }
 
     fn start_download(&mut self) {
@@ -1753,6 +1770,12 @@ impl Client {
         }
         if let Some(r) = received.filter(|&r| r > 0) {
             j.resume_from = Some(r);
+            j.rec.resume_offset = r;
+        }
+        if status == Some(416) {
+            // range not satisfiable: our offset is wrong, start the artifact over
+            j.resume_from = None;
+            j.rec.resume_offset = 0;
         }
         let d = initial
             .saturating_mul(1u64 << j.dl_retries.min(20))

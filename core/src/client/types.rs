@@ -245,7 +245,9 @@ pub struct ArtifactRef<'a> {
     pub sha1: Option<[u8; 20]>,
     /// MD5.
     pub md5: Option<[u8; 16]>,
-    /// `Some(n)`: keep the first `n` bytes already stored and request `Range: bytes=n-`.
+    /// `Some(n)`: resume: keep the first `n` bytes already stored and request
+    /// `Range: bytes=n-`. After a reboot `n` is a checkpoint: if fewer bytes survived, resume
+    /// from what is there (verification catches anything else). `None`: start from byte 0.
     pub range_start: Option<u64>,
 }
 
