@@ -806,7 +806,8 @@ impl BootState {
                 t.touch(self, VarId::Try(s));
             }
         }
-        Ok(t.finish(self))
+        t.finish(self);
+        Ok(t)
     }
 
     /// Mark `slot` bad (`rauc status mark-bad`; also the first step of an install into it).
@@ -843,7 +844,8 @@ impl BootState {
         if !t.state.has_bootable() {
             return Err(MarkBadError::LastBootableSlot);
         }
-        Ok(t.finish(self))
+        t.finish(self);
+        Ok(t)
     }
 
     /// Mark `slot` active (`rauc status mark-active`; the last step of an install into it): make it
@@ -886,7 +888,8 @@ impl BootState {
                 t.touch(self, VarId::Order);
             }
         }
-        Ok(t.finish(self))
+        t.finish(self);
+        Ok(t)
     }
 
     /// The bootloader's own step at power-on: choose a slot and consume one attempt (U-Boot
@@ -978,9 +981,10 @@ impl BootState {
                 pick
             }
         };
+        t.finish(self);
         BootStep {
             chosen,
-            transition: t.finish(self),
+            transition: t,
         }
     }
 
@@ -1023,7 +1027,8 @@ impl BootState {
         for id in self.var_ids() {
             t.touch(&base, id);
         }
-        t.finish(&base)
+        t.finish(&base);
+        t
     }
 
     // ---- internals ----
@@ -1165,7 +1170,7 @@ impl Transition {
 
     /// Renders the touched variables: one change for each that was absent in `old` or whose
     /// value differs, and marks them present in the new state.
-    fn finish(mut self, old: &BootState) -> Self {
+    fn finish(&mut self, old: &BootState) {
         let touched = core::mem::take(&mut self.touched);
         for &id in &touched {
             let new_value = self.state.var_value(id);
@@ -1194,6 +1199,5 @@ impl Transition {
                 });
             }
         }
-        self
     }
 }

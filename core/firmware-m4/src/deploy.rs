@@ -1,0 +1,461 @@
+//! One hawkBit deployment driven through `eyas_core::client::Client`, with a tiny in-firmware
+//! hawkBit (three canned documents) and a simulated device: artifacts are streamed through
+//! `verify`, the signed manifest is checked, the A/B switch is computed by `slots` on a U-Boot
+//! environment, and the bootloader's own step decides what boots after the reboot.
+
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
+
+use cortex_m_semihosting::{hprint, hprintln};
+use eyas_core::client::{
+    Action, BootReport, Client, ClientConfig, ClientConfigError, Event, InstallKind,
+    REQUEST_BUF_LEN, Response,
+};
+use eyas_core::record::{RECORD_MAX_LEN, Slot};
+use eyas_core::slots::{Backend, BootState, Booted, Transition};
+use eyas_core::time::{Duration, Instant};
+use eyas_core::verify::{
+    ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, Policy, Verified, Verifier,
+};
+use heapless::{String, Vec};
+
+use crate::{BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, bundle_byte};
+
+const SERVER: &str = "http://hb.example";
+const BASE_WITH_ACTION: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{"deploymentBase":{"href":"http:\/\/hb.example\/DEFAULT\/controller\/v1\/dev-01\/deploymentBase\/42?c=7"}}}"#;
+const BASE_IDLE: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{}}"#;
+
+/// The client lives in static RAM (it is long-lived device state), as does its request buffer.
+/// Holds `Client::new`'s `Result` itself, so the constructor can write straight into static RAM
+/// (a `Result<Client, _>` temporary on the stack would cost twice `size_of::<Client>()`).
+static mut CLIENT: MaybeUninit<Result<Client, ClientConfigError>> = MaybeUninit::uninit();
+
+type ClientSlot = Result<Client, ClientConfigError>;
+static mut REQUEST_BUF: [u8; REQUEST_BUF_LEN] = [0; REQUEST_BUF_LEN];
+
+type Env = Vec<(String<24>, String<24>), 8>;
+
+/// The simulated device: U-Boot environment, persisted record, downloaded-artifact results.
+struct Device {
+    env: Env,
+    record: [u8; RECORD_MAX_LEN],
+    record_len: Option<usize>,
+    cmdline_slot: &'static str,
+    bundle: Option<Verifier>,
+    bundle_ok: Option<Verified>,
+    manifest_buf: [u8; MAX_MANIFEST_LEN],
+    manifest_len: usize,
+    manifest_verifier: Option<Verifier>,
+    key: [u8; 32],
+}
+
+#[derive(Clone, Copy)]
+enum Pending {
+    DownloadComplete,
+    Verified,
+    VerifyFailed(&'static str),
+    Installed(Slot),
+    InstallFailed(&'static str),
+}
+
+fn lookup<'e>(env: &'e Env, name: &str) -> Option<&'e str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn apply(env: &mut Env, what: &str, t: &Transition) {
+    hprint!("  slots: {} ->", what);
+    for (name, value) in t.changes() {
+        hprint!(" {}={}", name, value.unwrap_or("<delete>"));
+        env.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            if let (Ok(k), Ok(v)) = (String::try_from(name), String::try_from(v)) {
+                let _ = env.push((k, v));
+            }
+        }
+    }
+    hprintln!("");
+}
+
+fn read_state(env: &Env) -> Option<BootState> {
+    BootState::from_vars(Backend::UBoot, &["A", "B"], |n: &str| lookup(env, n)).ok()
+}
+
+fn slot_of(i: usize) -> Slot {
+    if i == 0 { Slot::A } else { Slot::B }
+}
+
+fn client_config() -> ClientConfig<'static> {
+    let mut cfg = ClientConfig::new(SERVER, "DEFAULT", "dev-01");
+    cfg.authorization = Some("TargetToken firmware-m4");
+    cfg
+}
+
+/// Constructs the client in its static slot; called once.
+#[inline(never)]
+fn new_client() -> &'static mut ClientSlot {
+    // SAFETY: single-threaded firmware, called once: the returned reference is the only one.
+    let slot = unsafe { &mut *addr_of_mut!(CLIENT) };
+    slot.write(Client::new(&client_config()))
+}
+
+/// A fresh client in place of the old one (after a power-on), written in place.
+#[inline(never)]
+fn renew_client(slot: &mut ClientSlot) -> Option<&mut Client> {
+    // SAFETY: `slot` is a valid, exclusive place; the old value needs no drop (no resources).
+    unsafe { core::ptr::write(slot, Client::new(&client_config())) };
+    slot.as_mut().ok()
+}
+
+// One out-of-line wrapper per client input/output, so the stack report shows each one's cost.
+#[inline(never)]
+fn cl_handle_boot(client: &mut Client, now: Instant, boot: BootReport<'_>) {
+    client.handle_boot(now, boot);
+}
+#[inline(never)]
+fn cl_handle_event(client: &mut Client, now: Instant, ev: Event<'_>) {
+    let _ = client.handle_event(now, ev);
+}
+#[inline(never)]
+fn cl_handle_response(client: &mut Client, now: Instant, status: u16, body: &[u8]) {
+    let _ = client.handle_response(
+        now,
+        Response {
+            status,
+            etag: None,
+            body,
+        },
+    );
+}
+#[inline(never)]
+fn cl_handle_timeout(client: &mut Client, now: Instant) {
+    client.handle_timeout(now);
+}
+#[inline(never)]
+fn cl_poll_request(
+    client: &mut Client,
+    now: Instant,
+    buf: &mut [u8; REQUEST_BUF_LEN],
+    finished: &mut Option<bool>,
+) -> Option<(u16, &'static [u8])> {
+    let req = client.poll_request(now, buf).ok()??;
+    Some(serve(req.url, req.body, finished))
+}
+
+/// The bootloader and the first moments of the new system: choose-and-decrement, health check,
+/// mark good, hand the record to a fresh client.
+#[inline(never)]
+fn power_on(dev: &mut Device, now: Instant, slot: &mut ClientSlot) -> Option<()> {
+    let st = read_state(&dev.env)?;
+    let step = st.boot();
+    let chosen = step.chosen?;
+    apply(&mut dev.env, "bootloader boot", &step.transition);
+    dev.cmdline_slot = if chosen == 0 {
+        "root=/dev/mmcblk0p2 rauc.slot=A"
+    } else {
+        "root=/dev/mmcblk0p3 rauc.slot=B"
+    };
+    let st = read_state(&dev.env)?;
+    let Ok(Booted::Slot(booted)) = st.booted_slot(dev.cmdline_slot) else {
+        return None;
+    };
+    hprintln!(
+        "  boot: bootloader chose {}; cmdline says {}",
+        chosen,
+        booted
+    );
+    // Health check passed: mark the booted slot good (before reporting).
+    let good = st.mark_good(booted).ok()?;
+    apply(&mut dev.env, "mark-good booted", &good);
+    // A fresh client after every power-on, as a new process would be.
+    let client = renew_client(slot)?;
+    cl_handle_boot(
+        client,
+        now,
+        BootReport {
+            record: dev.record_len.map(|n| &dev.record[..n]),
+            booted_slot: Some(slot_of(booted)),
+            healthy: true,
+            running: Some(("rootfs", "2026.10.0")),
+        },
+    );
+    Some(())
+}
+
+#[inline(never)]
+fn stream_artifact(dev: &mut Device, is_manifest: bool, spec: &ArtifactSpec) -> Pending {
+    let Ok(mut v) = Verifier::new(spec, Policy::Off) else {
+        return Pending::VerifyFailed("no-digest");
+    };
+    if is_manifest {
+        let mut col = ManifestCollector::new(&mut dev.manifest_buf);
+        for chunk in MANIFEST.chunks(29) {
+            if v.update(chunk).is_err() || col.feed(chunk).is_err() {
+                return Pending::VerifyFailed("manifest-too-long");
+            }
+        }
+        dev.manifest_len = col.bytes().len();
+        dev.manifest_verifier = Some(v);
+    } else {
+        let mut chunk = [0u8; 61];
+        let mut pos = 0;
+        while pos < BUNDLE_LEN {
+            let n = chunk.len().min(BUNDLE_LEN - pos);
+            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                *b = bundle_byte(pos + k);
+            }
+            if v.update(&chunk[..n]).is_err() {
+                return Pending::VerifyFailed("too-long");
+            }
+            pos += n;
+        }
+        dev.bundle = Some(v);
+    }
+    Pending::DownloadComplete
+}
+
+#[inline(never)]
+fn verify_artifact(dev: &mut Device, is_manifest: bool) -> Pending {
+    if !is_manifest {
+        let Some(v) = dev.bundle.take() else {
+            return Pending::VerifyFailed("not-downloaded");
+        };
+        return match v.finish(COMPATIBLE, None) {
+            Ok(ok) => {
+                dev.bundle_ok = Some(ok);
+                Pending::Verified
+            }
+            Err(e) => Pending::VerifyFailed(e.as_str()),
+        };
+    }
+    let Some(v) = dev.manifest_verifier.take() else {
+        return Pending::VerifyFailed("not-downloaded");
+    };
+    if let Err(e) = v.finish(COMPATIBLE, None) {
+        return Pending::VerifyFailed(e.as_str());
+    }
+    let Some(bundle) = dev.bundle_ok.as_mut() else {
+        return Pending::VerifyFailed("manifest-before-bundle");
+    };
+    let m = Manifest::verify_signed(&dev.manifest_buf[..dev.manifest_len], &dev.key);
+    match bundle.check_manifest(Policy::Required, COMPATIBLE, Some(m)) {
+        Ok(()) => {
+            hprintln!(
+                "  verify: signed manifest ok, version {}",
+                bundle.manifest_version.as_deref().unwrap_or("?")
+            );
+            Pending::Verified
+        }
+        Err(e) => Pending::VerifyFailed(e.as_str()),
+    }
+}
+
+/// Install = the RAUC sequence on the inactive slot: mark it bad, write it, mark it active.
+#[inline(never)]
+fn install(dev: &mut Device) -> Pending {
+    if !dev.bundle_ok.as_ref().is_some_and(|v| v.manifest_checked) {
+        return Pending::InstallFailed("manifest-missing");
+    }
+    let Some(st) = read_state(&dev.env) else {
+        return Pending::InstallFailed("boot-state");
+    };
+    let Ok(Booted::Slot(booted)) = st.booted_slot(dev.cmdline_slot) else {
+        return Pending::InstallFailed("booted-slot");
+    };
+    let target = 1 - booted;
+    let Ok(bad) = st.mark_bad(target) else {
+        return Pending::InstallFailed("mark-bad");
+    };
+    apply(&mut dev.env, "mark-bad target (before writing)", &bad);
+    hprintln!(
+        "  install: writing {} bytes into slot {}",
+        BUNDLE_LEN,
+        target
+    );
+    let Ok(active) = bad.state().mark_active(target) else {
+        return Pending::InstallFailed("mark-active");
+    };
+    apply(&mut dev.env, "mark-active target", &active);
+    Pending::Installed(slot_of(target))
+}
+
+/// Canned hawkBit: returns (status, body) and notes the final feedback.
+fn serve(url: &str, body: &[u8], finished: &mut Option<bool>) -> (u16, &'static [u8]) {
+    if url.contains("/feedback") {
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        if has(b"\"closed\"") {
+            *finished = Some(has(b"\"success\""));
+        }
+        (200, b"")
+    } else if url.contains("/deploymentBase/") {
+        (200, DEPLOYMENT)
+    } else if finished.is_none() {
+        (200, BASE_WITH_ACTION)
+    } else {
+        (200, BASE_IDLE)
+    }
+}
+
+/// Drains `poll_action`: does the device work for each action (queueing its result as a
+/// [`Pending`] event) and returns whether a reboot was requested (`None`: the client stopped).
+#[inline(never)]
+fn drain_actions(
+    client: &mut Client,
+    dev: &mut Device,
+    pending: &mut Vec<Pending, 4>,
+) -> Option<bool> {
+    let mut reboot = false;
+    while let Some(a) = client.poll_action() {
+        match a {
+            Action::PersistRecord(b) => {
+                let n = b.len().min(RECORD_MAX_LEN);
+                dev.record[..n].copy_from_slice(&b[..n]);
+                dev.record_len = Some(n);
+            }
+            Action::ClearRecord => dev.record_len = None,
+            Action::Download(r) => {
+                let is_manifest = r.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX);
+                hprintln!("  action: download {} ({} bytes)", r.filename, r.size);
+                let spec = ArtifactSpec {
+                    size: r.size,
+                    sha256: r.sha256,
+                    sha1: r.sha1,
+                };
+                let p = stream_artifact(dev, is_manifest, &spec);
+                let _ = pending.push(p);
+            }
+            Action::Verify(r) => {
+                let is_manifest = r.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX);
+                hprintln!("  action: verify {}", r.filename);
+                let p = verify_artifact(dev, is_manifest);
+                let _ = pending.push(p);
+            }
+            Action::Install(r) => {
+                hprintln!(
+                    "  action: install chunk {} ({}) {}",
+                    r.chunk,
+                    r.name,
+                    r.version
+                );
+                let p = if r.kind == InstallKind::RaucReboot {
+                    install(dev)
+                } else {
+                    Pending::InstallFailed("unsupported")
+                };
+                let _ = pending.push(p);
+            }
+            Action::RunConfigHook(_) => {
+                let _ = pending.push(Pending::InstallFailed("unsupported"));
+            }
+            Action::Reboot { .. } => {
+                hprintln!("  action: reboot");
+                reboot = true;
+            }
+            Action::Telemetry(_) | Action::AbortDownload { .. } => {}
+            Action::AskConfirmation { .. } | Action::AttributesRequested => {}
+            Action::Warning(w) => hprintln!("  warning: {:?}", w),
+            Action::Stopped(s) => {
+                hprintln!("  stopped: {:?}", s);
+                return None;
+            }
+        }
+    }
+    Some(reboot)
+}
+
+/// Runs the deployment; returns `true` if hawkBit got `closed/success` after the reboot.
+#[inline(never)]
+pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
+    hprintln!("size_of Client={}", core::mem::size_of::<Client>());
+    let mut dev = Device {
+        env: Vec::new(),
+        record: [0; RECORD_MAX_LEN],
+        record_len: None,
+        cmdline_slot: "root=/dev/mmcblk0p2 rauc.slot=A",
+        bundle: None,
+        bundle_ok: None,
+        manifest_buf: [0; MAX_MANIFEST_LEN],
+        manifest_len: 0,
+        manifest_verifier: None,
+        key,
+    };
+    let Some(init) = BootState::initial(Backend::UBoot, &["A", "B"]).ok() else {
+        return false;
+    };
+    apply(&mut dev.env, "provision", &init);
+    let mut now = Instant::from_secs(1_000);
+    let slot = new_client();
+    if power_on(&mut dev, now, slot).is_none() {
+        c.check("first boot", false);
+        return false;
+    }
+    // SAFETY: single-threaded; this is the only reference to the buffer.
+    let buf: &mut [u8; REQUEST_BUF_LEN] = unsafe { &mut *addr_of_mut!(REQUEST_BUF) };
+    let mut pending: Vec<Pending, 4> = Vec::new();
+    let mut finished: Option<bool> = None;
+    let mut requests = 0u32;
+    let mut booted_b = false;
+    for _ in 0..2_000 {
+        if finished.is_some() {
+            break;
+        }
+        let Ok(client) = slot.as_mut() else {
+            return false;
+        };
+        // 1. actions
+        let reboot = match drain_actions(client, &mut dev, &mut pending) {
+            Some(r) => r,
+            None => return false,
+        };
+        if reboot {
+            now = now + Duration::from_secs(30);
+            if power_on(&mut dev, now, slot).is_none() {
+                c.check("reboot into the new slot", false);
+                return false;
+            }
+            booted_b = dev.cmdline_slot.ends_with("rauc.slot=B");
+            continue;
+        }
+        // 2. results of the device's work
+        if !pending.is_empty() {
+            let p = pending.remove(0);
+            let ev = match p {
+                Pending::DownloadComplete => Event::DownloadComplete,
+                Pending::Verified => Event::Verified,
+                Pending::VerifyFailed(reason) => {
+                    hprintln!("  verify failed: {}", reason);
+                    Event::VerifyFailed { reason }
+                }
+                Pending::Installed(slot) => Event::Installed { slot: Some(slot) },
+                Pending::InstallFailed(reason) => Event::InstallFailed { reason },
+            };
+            cl_handle_event(client, now, ev);
+            continue;
+        }
+        // 3. the request in flight
+        if let Some((status, body)) = cl_poll_request(client, now, buf, &mut finished) {
+            requests += 1;
+            cl_handle_response(client, now, status, body);
+            continue;
+        }
+        // 4. nothing to do: sleep until the client's next timer
+        now = client
+            .poll_timeout()
+            .filter(|t| *t > now)
+            .unwrap_or(now + Duration::from_secs(1));
+        cl_handle_timeout(client, now);
+    }
+    hprintln!(
+        "deploy: {} requests, hawkBit final feedback: {:?}",
+        requests,
+        finished
+    );
+    let st = read_state(&dev.env);
+    let b_good = st
+        .as_ref()
+        .is_some_and(|s| s.is_good(1) && s.primary() == Some(1));
+    c.check(
+        "client deployment: closed/success after reboot into B",
+        finished == Some(true) && booted_b && b_good,
+    );
+    finished == Some(true)
+}
