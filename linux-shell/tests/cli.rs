@@ -122,3 +122,140 @@ fn status_shows_record_and_rauc_slots() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("RAUC is not reachable"));
 }
+
+#[test]
+fn daemon_notifies_systemd_pings_the_watchdog_and_stops_on_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = write_config(dir.path(), "");
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let child = eyas()
+        .arg("-c")
+        .arg(&conf)
+        .arg("-s")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}/none.sock", dir.path().display()),
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start eyas");
+    let guard = common::Guard(child);
+    let mut seen = String::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 512];
+    while start.elapsed() < Duration::from_secs(10)
+        && !(seen.contains("READY=1") && seen.matches("WATCHDOG=1").count() >= 2)
+    {
+        if let Ok(n) = sock.recv(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    }
+    assert!(seen.contains("READY=1"), "{seen}");
+    assert!(seen.matches("WATCHDOG=1").count() >= 2, "{seen}");
+    let pid = guard.0.id().to_string();
+    let mut guard = guard;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "eyas did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("STOPPING=1"), "{seen}");
+    let mut stderr = String::new();
+    if let Some(mut e) = guard.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    assert!(!stderr.contains("SECRET_TOKEN_123"), "{stderr}");
+}
+
+#[test]
+fn bootloader_subcommand_delegates_to_bootloader_glue() {
+    common::require_tool("grub-editenv");
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = dir.path().join("grubenv");
+    common::run(Command::new("grub-editenv").arg(&env).arg("create"));
+    common::run(Command::new("grub-editenv").arg(&env).args([
+        "set",
+        "ORDER=A B",
+        "A_OK=1",
+        "A_TRY=0",
+        "B_OK=1",
+        "B_TRY=0",
+    ]));
+    let bl_conf = dir.path().join("bootloader.conf");
+    std::fs::write(
+        &bl_conf,
+        format!(
+            "bootloader = grub\ngrubenv = {}\nbootnames = A B\n",
+            env.display()
+        ),
+    )
+    .expect("write");
+    // The main configuration names the backend configuration ([eyas] bootloader_config) …
+    let conf = write_config(
+        dir.path(),
+        &format!("bootloader_config={}\n", bl_conf.display()),
+    );
+    let bl = |args: &[&str]| {
+        eyas()
+            .arg("-c")
+            .arg(&conf)
+            .arg("bootloader")
+            .args(args)
+            .env_remove("EYAS_BOOTLOADER_CONF")
+            .output()
+            .expect("run eyas")
+    };
+    let out = bl(&["get-primary"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "A");
+    assert!(bl(&["set-primary", "B"]).status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bl(&["get-primary"]).stdout).trim(),
+        "B"
+    );
+    let listed = common::run(Command::new("grub-editenv").arg(&env).arg("list"));
+    assert!(listed.contains("ORDER=B A"), "{listed}");
+    assert_eq!(bl(&["frobnicate"]).status.code(), Some(2), "usage error");
+    // … and RAUC, which passes no -c, finds it through EYAS_BOOTLOADER_CONF.
+    let out = eyas()
+        .args(["-c", "/nonexistent.conf", "bootloader", "get-state", "B"])
+        .env("EYAS_BOOTLOADER_CONF", &bl_conf)
+        .output()
+        .expect("run eyas");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "good");
+}
