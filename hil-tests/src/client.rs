@@ -21,7 +21,10 @@ pub struct Response {
 impl Response {
     /// First header value by (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -41,11 +44,21 @@ fn bad(msg: impl Into<String>) -> io::Error {
 impl Conn {
     /// A connection to `addr` (connects lazily).
     pub fn new(addr: SocketAddr) -> Self {
-        Self { addr, stream: None, max_body: 256 << 20 }
+        Self {
+            addr,
+            stream: None,
+            max_body: 256 << 20,
+        }
     }
 
     /// Sends a request and reads the whole response. A stale keep-alive connection is retried once.
-    pub async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
         let reused = self.stream.is_some();
         match self.try_request(method, path, headers, body).await {
             Ok(r) => Ok(r),
@@ -57,13 +70,21 @@ impl Conn {
         }
     }
 
-    async fn try_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+    async fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
         if self.stream.is_none() {
             let s = TcpStream::connect(self.addr).await?;
             s.set_nodelay(true)?;
             self.stream = Some(BufReader::new(s));
         }
-        let Some(stream) = self.stream.as_mut() else { return Err(bad("no connection")) };
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(bad("no connection"));
+        };
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -98,12 +119,19 @@ async fn read_line(s: &mut BufReader<TcpStream>) -> io::Result<String> {
     let mut line = String::new();
     let n = s.read_line(&mut line).await?;
     if n == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-async fn read_response(s: &mut BufReader<TcpStream>, head: bool, max: usize) -> io::Result<(Response, bool)> {
+async fn read_response(
+    s: &mut BufReader<TcpStream>,
+    head: bool,
+    max: usize,
+) -> io::Result<(Response, bool)> {
     let status_line = read_line(s).await?;
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
@@ -122,14 +150,16 @@ async fn read_response(s: &mut BufReader<TcpStream>, head: bool, max: usize) -> 
         }
     }
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let keep = version == "HTTP/1.1" && !get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let keep = version == "HTTP/1.1"
+        && !get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let mut body = Vec::new();
     if !(head || status == 204 || status == 304 || (100..200).contains(&status)) {
         if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
             loop {
                 let size_line = read_line(s).await?;
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| bad("bad chunk size"))?;
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| bad("bad chunk size"))?;
                 if size == 0 {
                     while !read_line(s).await?.is_empty() {}
                     break;
@@ -151,10 +181,24 @@ async fn read_response(s: &mut BufReader<TcpStream>, head: bool, max: usize) -> 
             s.read_exact(&mut body).await?;
         } else {
             s.read_to_end(&mut body).await?;
-            return Ok((Response { status, headers, body }, false));
+            return Ok((
+                Response {
+                    status,
+                    headers,
+                    body,
+                },
+                false,
+            ));
         }
     }
-    Ok((Response { status, headers, body }, keep))
+    Ok((
+        Response {
+            status,
+            headers,
+            body,
+        },
+        keep,
+    ))
 }
 
 /// Splits `http://host:port/path?q` into (`host:port`, `/path?q`).
@@ -170,7 +214,10 @@ pub fn split_url(url: &str) -> Option<(&str, &str)> {
 mod tests {
     #[test]
     fn split() {
-        assert_eq!(super::split_url("http://127.0.0.1:8080/a/b?c=1"), Some(("127.0.0.1:8080", "/a/b?c=1")));
+        assert_eq!(
+            super::split_url("http://127.0.0.1:8080/a/b?c=1"),
+            Some(("127.0.0.1:8080", "/a/b?c=1"))
+        );
         assert_eq!(super::split_url("http://h"), Some(("h", "/")));
         assert_eq!(super::split_url("https://h/x"), None);
     }

@@ -62,7 +62,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sim = match server_rt.block_on(Sim::start(SimConfig { seed: Some(1), ..SimConfig::default() })) {
+    let sim = match server_rt.block_on(Sim::start(SimConfig {
+        seed: Some(1),
+        ..SimConfig::default()
+    })) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -90,16 +93,28 @@ fn main() -> ExitCode {
             let _ = sim.assign(&id, ds, AssignOptions::default());
         }
     }
-    eprintln!("set-up: {} targets in {:.2} s", a.targets, setup.elapsed().as_secs_f64());
+    eprintln!(
+        "set-up: {} targets in {:.2} s",
+        a.targets,
+        setup.elapsed().as_secs_f64()
+    );
     let addr = sim.addr();
     let tenant = sim.tenant().to_string();
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let (targets, conns, max, dur) = (a.targets, a.connections, a.max_requests, Duration::from_secs(a.duration_secs));
+    let (targets, conns, max, dur) = (
+        a.targets,
+        a.connections,
+        a.max_requests,
+        Duration::from_secs(a.duration_secs),
+    );
     // the load generator runs on its own single-threaded runtime in another OS thread
     let (done2, errors2) = (done.clone(), errors.clone());
     let lg = std::thread::spawn(move || -> (Vec<u32>, f64, usize) {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(r) => r,
             Err(_) => return (Vec::new(), 0.0, 0),
         };
@@ -121,7 +136,15 @@ fn main() -> ExitCode {
                         let path = format!("/{tenant}/controller/v1/bench-{i:05}");
                         let auth = format!("TargetToken tok-{i:05}");
                         let t = Instant::now();
-                        match conn.request("GET", &path, &[("Authorization", &auth), ("Accept", "application/hal+json")], b"").await {
+                        match conn
+                            .request(
+                                "GET",
+                                &path,
+                                &[("Authorization", &auth), ("Accept", "application/hal+json")],
+                                b"",
+                            )
+                            .await
+                        {
                             Ok(r) if r.status == 200 => {}
                             _ => {
                                 errors.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +179,12 @@ fn main() -> ExitCode {
     lat.sort_unstable();
     let n = lat.len();
     let errs = errors.load(Ordering::Relaxed);
-    let (p50, p90, p99, pmax) = (pct(&lat, 0.5), pct(&lat, 0.9), pct(&lat, 0.99), pct(&lat, 1.0));
+    let (p50, p90, p99, pmax) = (
+        pct(&lat, 0.5),
+        pct(&lat, 0.9),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0),
+    );
     let rps = if secs > 0.0 { n as f64 / secs } else { 0.0 };
     println!(
         "hawkbit-sim-bench: targets={} connections={} requests={} errors={} duration={:.2}s rps={:.0} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms distinct_targets_polled>={}",

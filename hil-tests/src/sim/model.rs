@@ -847,7 +847,8 @@ impl State {
             return Err(Failure::not_found(format!("target '{target}' not found")));
         }
         self.check_ds_assignable(ds)?;
-        if let Some(a) = self.actions_of(target)
+        if let Some(a) = self
+            .actions_of(target)
             .find(|a| a.target == target && a.active && a.ds == ds && a.status != Status::Canceling)
         {
             return Ok(Assigned::Already(a.id));
@@ -944,7 +945,10 @@ impl State {
         let confirmation_required = opts
             .confirmation_required
             .unwrap_or(self.config.confirmation_flow);
-        self.action_index.entry(target.to_string()).or_default().push(id);
+        self.action_index
+            .entry(target.to_string())
+            .or_default()
+            .push(id);
         self.actions.insert(
             id,
             Action {
@@ -976,7 +980,8 @@ impl State {
             return;
         };
         let (target, ds, confirm) = (a.target.clone(), a.ds, a.confirmation_required);
-        let others: Vec<u64> = self.actions_of(&target)
+        let others: Vec<u64> = self
+            .actions_of(&target)
             .filter(|o| o.target == target && o.active && o.id != id)
             .map(|o| o.id)
             .collect();
@@ -1133,7 +1138,8 @@ impl State {
 
     /// Auto-cancels the current action when its maintenance schedule lapsed.
     pub fn check_lapsed_windows(&mut self, target: &str, now: i64) {
-        let lapsed: Vec<u64> = self.actions_of(target)
+        let lapsed: Vec<u64> = self
+            .actions_of(target)
             .filter(|a| a.target == target && a.active && a.status != Status::Canceling)
             .filter(|a| a.window.as_ref().is_some_and(|w| w.lapsed(now)))
             .filter(|a| {
@@ -1205,7 +1211,8 @@ impl State {
 
     /// DOWNLOAD entry for a non-range artifact GET.
     pub fn log_download(&mut self, target: &str, module: u64, what: &str, now: i64) {
-        let ids: Vec<u64> = self.actions_of(target)
+        let ids: Vec<u64> = self
+            .actions_of(target)
             .filter(|a| a.target == target && a.active)
             .filter(|a| {
                 self.sets
@@ -1473,7 +1480,8 @@ impl State {
             remark: remark.clone(),
             activated_at: now,
         });
-        let waiting: Vec<u64> = self.actions_of(target)
+        let waiting: Vec<u64> = self
+            .actions_of(target)
             .filter(|a| a.target == target && a.active && a.status == Status::WaitForConfirmation)
             .map(|a| a.id)
             .collect();
