@@ -37,7 +37,7 @@ impl RaucSandbox {
         for tool in [
             "rauc",
             "dbus-daemon",
-            "busctl",
+            "dbus-send",
             "mkfs.ext4",
             "debugfs",
             "openssl",
@@ -206,13 +206,22 @@ fn start_rauc(d: &Path, bus_address: &str, boot_slot: &str) -> Guard {
 }
 
 fn rauc_on_bus(bus_address: &str) -> bool {
-    Command::new("busctl")
-        .args(["--system", "status", "de.pengutronix.rauc"])
+    // dbus-send (package dbus-bin) rather than busctl, which needs systemd installed.
+    Command::new("dbus-send")
+        .args([
+            "--system",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:de.pengutronix.rauc",
+        ])
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("boolean true")
+        })
 }
 
 fn mkfs(root: &Path, image: &Path) {
