@@ -194,11 +194,11 @@ fn main() -> ExitCode {
         eprintln!("hawkbit-sim-bench: FAILED ({errs} errors, {n} requests)");
         return ExitCode::FAILURE;
     }
-    if let Some(limit) = a.max_p99_ms {
-        if p99 > limit {
-            eprintln!("hawkbit-sim-bench: FAILED p99 {p99:.2} ms > {limit} ms");
-            return ExitCode::FAILURE;
-        }
+    if let Some(limit) = a.max_p99_ms
+        && p99 > limit
+    {
+        eprintln!("hawkbit-sim-bench: FAILED p99 {p99:.2} ms > {limit} ms");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

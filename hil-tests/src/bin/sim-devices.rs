@@ -137,23 +137,22 @@ async fn device(a: Args, n: usize, fails: bool) -> usize {
                     .map(|(_, p)| p.to_string())
                     .unwrap_or_default();
                 let action = path.split('?').next().unwrap_or("").to_string();
-                if handled.as_deref() != Some(action.as_str()) {
-                    if let Some(ok) =
+                if handled.as_deref() != Some(action.as_str())
+                    && let Some(ok) =
                         install(&mut conn, &auth, &path, &action, &h, fails, a.work_ms, &id).await
-                    {
-                        handled = Some(action);
-                        deployments += 1;
-                        println!(
-                            "{id}: deployment {} -> {}",
-                            handled
-                                .as_deref()
-                                .unwrap_or("")
-                                .rsplit('/')
-                                .next()
-                                .unwrap_or(""),
-                            if ok { "success" } else { "failure" }
-                        );
-                    }
+                {
+                    handled = Some(action);
+                    deployments += 1;
+                    println!(
+                        "{id}: deployment {} -> {}",
+                        handled
+                            .as_deref()
+                            .unwrap_or("")
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(""),
+                        if ok { "success" } else { "failure" }
+                    );
                 }
             }
         }
