@@ -475,3 +475,82 @@ fn barebox_attempts_locked_variable() {
         Some(0)
     );
 }
+
+/// eyas (tail = `LikeFwSetenv`) and `fw_setenv NAME VALUE …` produce the same image byte for byte
+/// from the same start, for random variable sets and changes (several variables per write).
+#[test]
+fn uboot_writes_are_byte_identical_to_fw_setenv() {
+    let d = TempDir::new("uboot-bytes");
+    let mut rng = Rng(0x5eed_0004);
+    let (ours, theirs) = (d.join("ours.img"), d.join("theirs.img"));
+    let (cfg_o, cfg_t) = (d.join("ours.config"), d.join("theirs.config"));
+    std::fs::write(
+        &cfg_o,
+        format!("{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n", p = ours.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg_t,
+        format!(
+            "{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n",
+            p = theirs.display()
+        ),
+    )
+    .unwrap();
+    let mut compared = 0;
+    for round in 0..ROUNDS {
+        let mut model = BTreeMap::new();
+        let mut txt = String::new();
+        for _ in 0..1 + rng.below(8) {
+            let (n, v) = (rng.name(), uboot_safe(rng.value()));
+            txt += &format!("{n}={v}\n");
+            model.insert(n, v);
+        }
+        std::fs::write(d.join("env.txt"), &txt).unwrap();
+        run(Command::new("mkenvimage")
+            .args(["-r", "-s", "0x4000", "-o"])
+            .arg(d.join("c.env"))
+            .arg(d.join("env.txt")));
+        let c = std::fs::read(d.join("c.env")).unwrap();
+        std::fs::write(&ours, [c.clone(), c.clone()].concat()).unwrap();
+        std::fs::write(&theirs, [c.clone(), c].concat()).unwrap();
+        for step in 0..4 {
+            // fw_setenv takes NAME VALUE pairs; a name without value deletes (only as the last).
+            let mut ch = random_changes(&mut rng, &model);
+            ch.retain(|(_, v)| v.is_some());
+            // fw_setenv's getopt would take a value like "-D" for an option.
+            for (_, v) in &mut ch {
+                if let Some(x) = v.as_mut().filter(|x| x.starts_with('-')) {
+                    x.replace_range(0..1, "m");
+                }
+            }
+            if ch.is_empty() {
+                continue;
+            }
+            let mut args: Vec<String> = Vec::new();
+            for (n, v) in &ch {
+                args.push(n.clone());
+                args.push(v.clone().unwrap_or_default());
+            }
+            run(Command::new("fw_setenv").arg("-c").arg(&cfg_t).args(&args));
+            UbootFile::open(&cfg_o, UbootOptions::default())
+                .unwrap()
+                .apply(&borrowed(&ch))
+                .unwrap();
+            apply_model(&mut model, &ch);
+            let (a, b) = (
+                std::fs::read(&ours).unwrap(),
+                std::fs::read(&theirs).unwrap(),
+            );
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            assert!(
+                diff.is_empty(),
+                "round {round} step {step}: {} bytes differ from fw_setenv, first at {:#x}; changes {ch:?}",
+                diff.len(),
+                diff[0]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "{compared}");
+}
