@@ -111,12 +111,11 @@ fn main() -> ExitCode {
     // the load generator runs on its own single-threaded runtime in another OS thread
     let (done2, errors2) = (done.clone(), errors.clone());
     let lg = std::thread::spawn(move || -> (Vec<u32>, f64, usize) {
-        let rt = match tokio::runtime::Builder::new_current_thread()
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        {
-            Ok(r) => r,
-            Err(_) => return (Vec::new(), 0.0, 0),
+        else {
+            return (Vec::new(), 0.0, 0);
         };
         rt.block_on(async move {
             let start = Instant::now();
