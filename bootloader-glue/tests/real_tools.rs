@@ -554,3 +554,103 @@ fn uboot_writes_are_byte_identical_to_fw_setenv() {
     }
     assert!(compared > 50, "{compared}");
 }
+
+/// eyas and `barebox-state -s …` produce the same state image byte for byte.
+#[test]
+fn barebox_writes_are_byte_identical_to_barebox_state() {
+    let d = TempDir::new("bb-bytes");
+    let mut rng = Rng(0x5eed_0005);
+    let dtb = vectors().join("barebox/state-partuuid.dtb");
+    let (ours, theirs) = (d.join("ours.img"), d.join("theirs.img"));
+    let start = if rng.chance(50) {
+        vec![0u8; 0x8000]
+    } else {
+        vec![0xFFu8; 0x8000]
+    };
+    std::fs::write(&ours, &start).unwrap();
+    std::fs::write(&theirs, &start).unwrap();
+    let bb = BareboxFile::open(&dtb, None, &ours).unwrap();
+    for round in 0..10 {
+        let vals: Vec<String> = (0..5)
+            .map(|_| (rng.next() as u32 % 1000).to_string())
+            .collect();
+        let ch: Vec<(&str, Option<&str>)> = BB_VARS
+            .iter()
+            .zip(&vals)
+            .filter(|_| rng.chance(60))
+            .map(|(n, v)| (*n, Some(v.as_str())))
+            .collect();
+        if ch.is_empty() {
+            continue;
+        }
+        bb.apply(&ch).unwrap();
+        let args: String = ch
+            .iter()
+            .map(|(n, v)| format!("-s {n}={} ", v.unwrap()))
+            .collect();
+        barebox_state(&d, &theirs, &args);
+        assert!(
+            std::fs::read(&ours).unwrap() == std::fs::read(&theirs).unwrap(),
+            "round {round}: images differ after {ch:?}"
+        );
+    }
+}
+
+/// eyas and `grub-editenv FILE set …` / `unset …` produce the same block byte for byte.
+#[test]
+fn grub_writes_are_byte_identical_to_grub_editenv() {
+    let d = TempDir::new("grub-bytes");
+    let mut rng = Rng(0x5eed_0006);
+    let (ours, theirs) = (d.join("ours"), d.join("theirs"));
+    let mut compared = 0;
+    for round in 0..ROUNDS {
+        for f in [&ours, &theirs] {
+            let _ = std::fs::remove_file(f);
+            run(Command::new("grub-editenv").arg(f).arg("create"));
+        }
+        let mut model = BTreeMap::new();
+        for step in 0..4 {
+            let ch = random_changes(&mut rng, &model);
+            let (sets, unsets): (Vec<_>, Vec<_>) = ch.iter().partition(|(_, v)| v.is_some());
+            let before = std::fs::read(&theirs).unwrap();
+            let set_args: Vec<String> = sets
+                .iter()
+                .map(|(n, v)| format!("{n}={}", v.as_deref().unwrap_or("")))
+                .collect();
+            if !set_args.is_empty()
+                && !Command::new("grub-editenv")
+                    .arg(&theirs)
+                    .arg("set")
+                    .args(&set_args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            {
+                std::fs::write(&theirs, before).unwrap();
+                continue; // block full: grub-editenv refuses, and so must eyas
+            }
+            let unset_args: Vec<&String> = unsets.iter().map(|(n, _)| n).collect();
+            if !unset_args.is_empty() {
+                run(Command::new("grub-editenv")
+                    .arg(&theirs)
+                    .arg("unset")
+                    .args(&unset_args));
+            }
+            // Same order as the two grub-editenv calls: all sets, then all unsets.
+            let ordered: Vec<(&str, Option<&str>)> = sets
+                .iter()
+                .chain(unsets.iter())
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect();
+            GrubFile::new(&ours).apply(&ordered).unwrap();
+            apply_model(&mut model, &ch);
+            assert!(
+                std::fs::read(&ours).unwrap() == std::fs::read(&theirs).unwrap(),
+                "round {round} step {step}: blocks differ after {ch:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "{compared}");
+}
