@@ -138,3 +138,34 @@ async fn queue_overflow_drops_the_oldest_and_counts() {
     assert_eq!(seqs, [2, 3, 4]);
     t.stop();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn tls_to_the_broker_with_a_private_ca() {
+    let pki_dir = tempfile::tempdir().expect("tmp");
+    let pki = common::make_pki(pki_dir.path());
+    let (broker, tls_port) = Broker::start_tls(&pki);
+    let observer = broker.observer();
+    let mut cfg = config(tls_port, TOKEN, 16);
+    cfg.tls = true;
+    cfg.ca_file = Some(pki.ca.clone());
+    let t = Telemetry::spawn(&cfg, "dev-tls").expect("spawn");
+    t.send(&json!({"values": {"over": "tls"}}));
+    wait_async("delivery over TLS", Duration::from_secs(10), || {
+        t.delivered() == 1
+    })
+    .await;
+    let lines = observer.wait_lines(1, Duration::from_secs(10));
+    assert_eq!(parse(&lines[0])["values"]["over"], "tls");
+    t.stop();
+
+    // Without the private CA the broker's certificate is refused: nothing is delivered.
+    let mut cfg = config(tls_port, TOKEN, 16);
+    cfg.tls = true;
+    let t = Telemetry::spawn(&cfg, "dev-tls-bad").expect("spawn");
+    t.send(&json!({"values": {"over": "untrusted"}}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(t.delivered(), 0);
+    assert!(!t.is_connected());
+    assert_eq!(observer.lines().len(), 1);
+    t.stop();
+}

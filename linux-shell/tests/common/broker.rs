@@ -19,6 +19,23 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Also listens with TLS on a second port (returned) using the server leaf of `pki`.
+    pub fn start_tls(pki: &super::Pki) -> (Self, u16) {
+        let tls_port = free_port();
+        let b = Self::start_with(&format!(
+            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+            pki.ca.display(),
+            pki.server_cert.display(),
+            pki.server_key.display()
+        ));
+        wait_port(tls_port, Duration::from_secs(10));
+        (b, tls_port)
+    }
+
+    fn start_with(extra: &str) -> Self {
         require_tool("mosquitto");
         require_tool("mosquitto_sub");
         let dir = tempfile::Builder::new()
@@ -36,7 +53,7 @@ impl Broker {
             d.join("mosquitto.conf"),
             format!(
                 "per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous true\nacl_file {d}/acl\nuser root\n\
-                 persistence true\npersistence_location {d}/\nautosave_interval 1\nlog_dest file {d}/broker.log\nlog_type all\n",
+                 persistence true\npersistence_location {d}/\nautosave_interval 1\nlog_dest file {d}/broker.log\nlog_type all\n{extra}",
                 d = d.display()
             ),
         )
