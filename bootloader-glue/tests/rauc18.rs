@@ -38,6 +38,16 @@ impl Sandbox {
 
     /// Sets up slots, system.conf, the backend wrapper and starts bus + service.
     fn start(tag: &str, bootloader_conf: &str, boot_slot: &str, bootnames: [&str; 2]) -> Self {
+        Self::start_with(tag, bootloader_conf, boot_slot, bootnames, None)
+    }
+
+    fn start_with(
+        tag: &str,
+        bootloader_conf: &str,
+        boot_slot: &str,
+        bootnames: [&str; 2],
+        keyring: Option<&Path>,
+    ) -> Self {
         let dir = TempDir::new(tag);
         let d = dir.path().display().to_string();
         std::fs::write(
@@ -74,10 +84,12 @@ impl Sandbox {
             dir.join("system.conf"),
             format!(
                 "[system]\ncompatible=eyas-test\nbootloader=custom\nmountprefix={d}/mnt\nstatusfile={d}/data/status.raucs\n\n\
-                 [handlers]\nbootloader-custom-backend={d}/backend.sh\n\n\
+                 {keyring}[handlers]\nbootloader-custom-backend={d}/backend.sh\n\n\
                  [slot.rootfs.0]\ndevice={d}/rootfs0.img\ntype=raw\nbootname={}\n\n\
                  [slot.rootfs.1]\ndevice={d}/rootfs1.img\ntype=raw\nbootname={}\n",
-                bootnames[0], bootnames[1]
+                bootnames[0],
+                bootnames[1],
+                keyring = keyring.map(|k| format!("[keyring]\npath={}\n\n", k.display())).unwrap_or_default()
             ),
         )
         .unwrap();
@@ -341,4 +353,95 @@ fn rauc18_custom_backend_barebox_matches_rauc_barebox_backend_bytes() {
     let bb = BareboxFile::open(&dtb, None, &img).unwrap();
     let v = bb.read().unwrap();
     assert_eq!(bb.desc().get(&v, "bootstate.system1.priority"), Some(0));
+}
+
+/// A signed plain bundle with one 64 KiB raw image (self-signed test certificate).
+fn make_bundle(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let cnf = dir.join("openssl.cnf");
+    std::fs::write(
+        &cnf,
+        "[ req ]\ndistinguished_name = dn\n[ dn ]\n[ v3_ca ]\nbasicConstraints = critical,CA:true\nkeyUsage = critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier = hash\n",
+    )
+    .unwrap();
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/O=eyas test/CN=eyas test signer",
+            "-extensions",
+            "v3_ca",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .arg("-config")
+        .arg(&cnf));
+    let content = dir.join("bundle");
+    std::fs::create_dir_all(&content).unwrap();
+    let image: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(content.join("rootfs.img"), &image).unwrap();
+    std::fs::write(
+        content.join("manifest.raucm"),
+        "[update]\ncompatible=eyas-test\nversion=1.1.0\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.img\n",
+    )
+    .unwrap();
+    let bundle = dir.join("update.raucb");
+    run(Command::new("rauc")
+        .arg("bundle")
+        .arg(format!("--cert={}", cert.display()))
+        .arg(format!("--key={}", key.display()))
+        .arg(&content)
+        .arg(&bundle));
+    (bundle, cert, image)
+}
+
+/// A real `rauc install` into slot B through eyas-bootloader: RAUC marks B bad before writing
+/// and active afterwards, each one U-Boot env write; the env then boots B with fresh attempts.
+#[test]
+fn rauc18_install_with_custom_backend_uboot() {
+    let tmp = TempDir::new("rauc-install-env");
+    let img = tmp.join("uboot.env");
+    support::copy_vector("uboot/rauc18.vec_1_markgood_booted.env", &img);
+    let fwcfg = tmp.join("fw_env.config");
+    std::fs::write(
+        &fwcfg,
+        format!("{p} 0x0000 0x4000\n{p} 0x4000 0x4000\n", p = img.display()),
+    )
+    .unwrap();
+    let (bundle, cert, image) = make_bundle(&tmp);
+    let conf = format!(
+        "bootloader = uboot\nfw-env-config = {}\nbootnames = A B\n",
+        fwcfg.display()
+    );
+    let sb = Sandbox::start_with("rauc-install", &conf, "A", ["A", "B"], Some(&cert));
+    assert_eq!(current_flags(&img), 3);
+    let out = sb.rauc(&["install", &bundle.display().to_string()]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(
+        fw_printenv(&fwcfg),
+        "BOOT_A_LEFT=3\nBOOT_B_LEFT=3\nBOOT_ORDER=B A\n"
+    );
+    assert_eq!(
+        current_flags(&img),
+        5,
+        "mark-bad B before writing + mark-active B after: two env writes"
+    );
+    let slot = std::fs::read(sb.dir.join("rootfs1.img")).unwrap();
+    assert!(
+        slot[..image.len()] == image[..],
+        "the image landed in slot B"
+    );
+    let calls = sb.calls();
+    let sets: Vec<&str> = calls.lines().filter(|l| l.starts_with("set-")).collect();
+    assert_eq!(sets, ["set-state B bad", "set-primary B"], "{calls}");
 }
