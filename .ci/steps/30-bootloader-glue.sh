@@ -9,5 +9,5 @@ cargo clippy -p eyas-bootloader-glue --all-targets --locked -- -D warnings
 echo "--- tests"
 cargo test -p eyas-bootloader-glue --locked -- --skip power_cuts
 echo "--- power cuts (cut points exercised)"
-cargo test -p eyas-bootloader-glue --locked --test power_cut -- --nocapture --test-threads=1 2>&1 | tee /tmp/eyas-glue-power-cut.log | grep -E 'cut points|test result'
+cargo test -p eyas-bootloader-glue --locked --test power_cut -- --nocapture --test-threads=1 2>&1 | tee /tmp/eyas-glue-power-cut.log | grep -E 'cut points|cuts landed|test result'
 grep -q 'test result: ok' /tmp/eyas-glue-power-cut.log
