@@ -385,6 +385,11 @@ pub fn read_state(cfg: &BackendConfig) -> Result<BootState, BackendError> {
     BootState::from_vars(cfg.slots_config(), &names, |n| vars.get(n)).map_err(BackendError::State)
 }
 
+/// Writes one `eyas_core::slots` transition (computed from [`read_state`]) in one write.
+pub fn apply_transition(cfg: &BackendConfig, t: &Transition) -> Result<(), BackendError> {
+    Opened::open(cfg)?.apply(t)
+}
+
 fn slot(cfg: &BackendConfig, state: &BootState, bn: &str) -> Result<usize, BackendError> {
     let _ = cfg;
     state

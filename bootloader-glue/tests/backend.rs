@@ -226,3 +226,17 @@ fn binary_reads_config_from_env_var() {
     assert_eq!(out.status.code(), Some(EXIT_ERROR));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.conf"));
 }
+
+#[test]
+fn read_state_and_apply_transition_for_the_shell() {
+    let e = uboot_env("uboot/rauc18.vec0b_A_left1.env");
+    let st = rauc_backend::read_state(&e.cfg).unwrap();
+    assert_eq!(st.attempts_left(0), Some(1));
+    let t = st.mark_good(0).unwrap();
+    rauc_backend::apply_transition(&e.cfg, &t).unwrap();
+    assert_eq!(rauc_backend::read_state(&e.cfg).unwrap(), *t.state());
+    assert_eq!(
+        fw_printenv(&e.dir),
+        "BOOT_A_LEFT=3\nBOOT_B_LEFT=3\nBOOT_ORDER=A B\n"
+    );
+}
