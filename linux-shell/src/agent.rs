@@ -34,6 +34,24 @@ use crate::record_store::RecordStore;
 use crate::telemetry::{self, OtaStatus, Telemetry};
 use crate::{hooks, service};
 
+/// How long to wait for RAUC at start-up when an update awaits its post-reboot verdict.
+const RAUC_BOOT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Connects to RAUC, retrying every second for up to `patience`.
+async fn connect_rauc(bus_address: Option<&str>, patience: Duration) -> Option<Rauc> {
+    let start = std::time::Instant::now();
+    loop {
+        match Rauc::connect_to(bus_address).await {
+            Ok(r) => return Some(r),
+            Err(e) if start.elapsed() >= patience => {
+                tracing::warn!("{e}");
+                return None;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
 /// How long a RAUC install may take.
 const INSTALL_LIMIT: Duration = Duration::from_secs(3600);
 
@@ -271,13 +289,27 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         },
         None => None,
     };
-    let rauc = match Rauc::connect_to(options.bus_address.as_deref()).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!("{e}; installs will fail until RAUC is reachable");
-            None
-        }
+    // After an OS update the verdict needs RAUC (which slot booted, mark good): wait for it a
+    // while rather than report a false fallback; otherwise RAUC is only needed for installs.
+    let store = RecordStore::new(&config.eyas.record_path);
+    let pending_reboot = store
+        .load()
+        .ok()
+        .flatten()
+        .and_then(|b| Record::decode(&b).ok())
+        .is_some_and(|r| r.phase == Phase::Rebooting);
+    let patience = if pending_reboot {
+        RAUC_BOOT_PATIENCE
+    } else {
+        Duration::ZERO
     };
+    let rauc = connect_rauc(options.bus_address.as_deref(), patience).await;
+    if pending_reboot && rauc.is_none() {
+        tracing::error!(
+            "an update waits for its post-reboot verdict but RAUC is not reachable; exiting so that the service manager retries"
+        );
+        return 1;
+    }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
         config,
@@ -285,7 +317,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         server_origin: server_url,
         http,
         rauc,
-        store: RecordStore::new(&config.eyas.record_path),
+        store,
         telemetry,
         download_dir,
         epoch: std::time::Instant::now(),
@@ -589,7 +621,13 @@ impl Agent<'_> {
                     }
                 }
             }
-            Work::Install(i) => self.start_install(client, i),
+            Work::Install(i) => {
+                if self.rauc.is_none() {
+                    self.rauc =
+                        connect_rauc(self.options.bus_address.as_deref(), Duration::ZERO).await;
+                }
+                self.start_install(client, i);
+            }
             Work::Hook(i) => self.start_hook(client, i),
             Work::Reboot(target) => self.reboot(target).await,
             Work::Ask(action) => self.ask(action),
@@ -988,10 +1026,10 @@ impl Agent<'_> {
                 match result {
                     Ok(d) => {
                         tracing::info!(
-                            "downloaded {} bytes in {} ms ({} resumes)",
+                            "downloaded {} bytes in {} ms ({} bytes kept from an interrupted attempt)",
                             d.bytes,
                             d.elapsed.as_millis(),
-                            d.resumes
+                            d.reused
                         );
                         self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
                         self.digests.insert(key, d);

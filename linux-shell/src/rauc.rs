@@ -186,6 +186,11 @@ impl Rauc {
         }
         .map_err(unavailable)?;
         let proxy = InstallerProxy::new(&conn).await.map_err(call_err)?;
+        // Proxies are lazy: probe once so that "bus up, RAUC not on it" is reported here.
+        proxy.operation().await.map_err(|e| match call_err(e) {
+            RaucError::Call(m) => RaucError::Unavailable(m),
+            other => other,
+        })?;
         Ok(Self { proxy })
     }
 

@@ -35,6 +35,10 @@ fn config(
     path
 }
 
+async fn eyas_run_once_owned(conf: std::path::PathBuf, bus: String) -> Output {
+    eyas_run_once(&conf, &bus).await
+}
+
 async fn eyas_run_once(conf: &Path, bus: &str) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
     cmd.arg("-r")
@@ -96,8 +100,24 @@ async fn update_is_reported_only_after_the_new_slot_booted() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(&token), "the token must never be logged");
 
-    // "Reboot" into slot B, then run 2: mark good, report success.
+    // "Reboot" into slot B. While RAUC is not up yet, eyas must not judge the update.
+    sb.stop_rauc();
+    let started = std::time::Instant::now();
+    let waiting = tokio::spawn(eyas_run_once_owned(conf.clone(), sb.bus_address.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
     sb.reboot_into("B");
+    let out = waiting.await.expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "eyas waited for RAUC, then judged the update"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    common::wait_for("the action to finish", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("finished")
+    });
+
+    // Run 2 (a later start): nothing pending any more.
     let out = eyas_run_once(&conf, &sb.bus_address).await;
     assert_eq!(out.status.code(), Some(0), "second run");
     common::wait_for("the action to finish", Duration::from_secs(10), || {
@@ -241,5 +261,56 @@ async fn required_manifest_refuses_unsigned_and_installs_signed_bundles() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signed manifest OK"));
     assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_download_is_resumed_by_range_when_resume_downloads_is_set() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target("dev-cut", None).expect("target");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", "ota-agent-test", 2_500_000);
+    let size = std::fs::metadata(&bundle).expect("bundle").len();
+    assert!(size > 2_000_000, "bundle is only {size} bytes");
+    let sm = sim
+        .create_software_module("rootfs", "1.2.0", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "big.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.2.0", "os", &[sm])
+        .expect("ds");
+    sim.assign("dev-cut", ds, Default::default())
+        .expect("assign");
+    sim.set_target_faults(
+        Some("dev-cut"),
+        hil_tests::sim::Faults {
+            cut_after_bytes: Some(1_000_000),
+            cut_count: Some(1),
+            ..Default::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cut",
+        &token,
+        broker.port,
+        "",
+    );
+    let text = std::fs::read_to_string(&conf)
+        .expect("read")
+        .replace("retry_wait=5\n", "retry_wait=5\nresume_downloads=true\n");
+    std::fs::write(&conf, text).expect("write");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("download failed") || stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
     sim.shutdown().await;
 }

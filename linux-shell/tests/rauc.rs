@@ -178,3 +178,13 @@ async fn missing_bus_is_reported_as_unavailable() {
     assert!(matches!(err, RaucError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("rauc.service"), "{err}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn bus_without_rauc_is_reported_as_unavailable() {
+    let mut sb = RaucSandbox::start();
+    sb.stop_rauc();
+    let err = Rauc::connect_to(Some(&sb.bus_address))
+        .await
+        .expect_err("RAUC is gone");
+    assert!(matches!(err, RaucError::Unavailable(_)), "{err:?}");
+}

@@ -120,6 +120,15 @@ impl RaucSandbox {
         }
     }
 
+    /// Stops the RAUC service (the bus stays up).
+    pub fn stop_rauc(&mut self) {
+        self.rauc = None;
+        let bus = self.bus_address.clone();
+        wait_for("RAUC to leave the bus", Duration::from_secs(10), || {
+            !rauc_on_bus(&bus)
+        });
+    }
+
     /// "Reboots" into `boot_slot`: restarts the RAUC service as if that slot had booted.
     pub fn reboot_into(&mut self, boot_slot: &str) {
         self.rauc = None;
@@ -138,11 +147,26 @@ impl RaucSandbox {
 
     /// A signed bundle whose rootfs image holds /etc/sw-version = `version`.
     pub fn bundle(&self, name: &str, version: &str, compatible: &str) -> PathBuf {
+        self.bundle_with_filler(name, version, compatible, 0)
+    }
+
+    /// Like `bundle`, with `filler` bytes of incompressible data in the image (a bigger bundle).
+    pub fn bundle_with_filler(
+        &self,
+        name: &str,
+        version: &str,
+        compatible: &str,
+        filler: usize,
+    ) -> PathBuf {
         let d = self.path();
         let work = d.join(format!("work-{name}"));
         std::fs::create_dir_all(work.join("root/etc")).expect("mkdir");
         std::fs::create_dir_all(work.join("bundle")).expect("mkdir");
         std::fs::write(work.join("root/etc/sw-version"), format!("{version}\n")).expect("write");
+        if filler > 0 {
+            std::fs::write(work.join("root/filler.bin"), super::test_bytes(filler, 99))
+                .expect("filler");
+        }
         mkfs(&work.join("root"), &work.join("bundle/rootfs.ext4"));
         std::fs::write(
             work.join("bundle/manifest.raucm"),
