@@ -1132,3 +1132,28 @@ fn artifact_download_ranges_and_md5sum() {
     );
     assert_eq!(fx.call("GET", &url, &[], None).status, 401);
 }
+
+#[test]
+fn poll_interval_shortened_before_a_window_opens() {
+    let fx = Fx::new();
+    // a daily window starting ~150 s from now (UTC); default pollingTime 5 min
+    let start = hil_tests::sim::time::now_ms() / 1000 + 150;
+    let (h, m, s) = ((start / 3600) % 24, (start / 60) % 60, start % 60);
+    let (tok, _, _, _) = fx.deployment(
+        "soon",
+        json!({"maintenanceWindow": {"schedule": format!("{s} {m} {h} ? * *"), "duration": "00:10:00", "timezone": "+00:00"}}),
+    );
+    let sleep = fx.ddi_get("soon", &tok, "").json()["config"]["polling"]["sleep"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secs = hil_tests::sim::time::parse_hms(&sleep).unwrap();
+    // ≈ (windowStart − now) / 3 = 50 s, never below minPollingTime (30 s)
+    assert!((45..=50).contains(&secs), "{sleep}");
+    // a target without a window keeps the tenant value
+    fx.target("plain");
+    assert_eq!(
+        fx.ddi_get("plain", "tok-plain", "").json()["config"]["polling"]["sleep"],
+        "00:05:00"
+    );
+}

@@ -605,3 +605,22 @@ fn system_configs() {
         401
     );
 }
+
+#[test]
+fn large_upload_is_streamed_to_disk_and_served_back() {
+    let fx = Fx::new();
+    let sm = fx.sim().create_software_module("big", "1", "os").unwrap();
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+    let (ct, body) = multipart(&data, "big.bin", &[]);
+    let r = upload(&fx, sm, "", &ct, &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["size"], 5_000_000);
+    let aid = r.json()["id"].as_u64().unwrap();
+    let dl = fx.mgmt(
+        "GET",
+        &format!("/softwaremodules/{sm}/artifacts/{aid}/download"),
+        None,
+    );
+    assert_eq!(dl.body.len(), data.len());
+    assert!(dl.body == data);
+}

@@ -173,7 +173,7 @@ fn validate(f: &Faults) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn faults_clear(AxState(sh): Sh) -> Response {
+async fn faults_clear(AxState(sh): Sh, _body: Bytes) -> Response {
     *sh.faults() = FaultSet::default();
     StatusCode::NO_CONTENT.into_response()
 }
@@ -196,7 +196,7 @@ async fn faults_target(AxState(sh): Sh, Path(cid): Path<String>, body: Bytes) ->
     })())
 }
 
-async fn faults_target_delete(AxState(sh): Sh, Path(cid): Path<String>) -> Response {
+async fn faults_target_delete(AxState(sh): Sh, Path(cid): Path<String>, _body: Bytes) -> Response {
     sh.faults().targets.remove(&cid);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -242,7 +242,7 @@ async fn restart(AxState(sh): Sh, body: Bytes) -> Response {
     })())
 }
 
-async fn tick(AxState(sh): Sh) -> Response {
+async fn tick(AxState(sh): Sh, _body: Bytes) -> Response {
     sh.state().rollout_tick(now_ms());
     StatusCode::NO_CONTENT.into_response()
 }

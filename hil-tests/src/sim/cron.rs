@@ -41,19 +41,19 @@ impl Field {
             if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
                 return Ok(name_base + i as u32);
             }
-            let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+            let v: u32 = s.parse().map_err(|_| {
+                if s.contains(['L', 'W', '#']) {
+                    format!("'{s}': L, W and # are not supported by hawkbit-sim")
+                } else {
+                    format!("'{s}' is not a number")
+                }
+            })?;
             if v < min || v > max {
                 return Err(format!("{v} is outside {min}-{max}"));
             }
             Ok(v)
         };
         for part in text.split(',') {
-            if part.contains(['L', 'W', '#']) && !names.iter().any(|n| n.eq_ignore_ascii_case(part))
-            {
-                return Err(format!(
-                    "'{part}': L, W and # are not supported by hawkbit-sim"
-                ));
-            }
             let (range, step) = match part.split_once('/') {
                 Some((r, s)) => {
                     let s: u32 = s.parse().map_err(|_| format!("bad step in '{part}'"))?;
@@ -298,7 +298,13 @@ mod tests {
         assert!(!w.is_open(utc_secs(2026, 11, 28, 10, 31, 0) * 1000));
         let past = MaintenanceWindow::new("0 0 0 1 1 ? 2020", "01:00:00", "Z").unwrap();
         assert!(past.lapsed(utc_secs(2026, 1, 1, 0, 0, 0) * 1000));
-        assert!(Cron::parse("0 0 0 L * ?").is_err());
+        assert!(
+            Cron::parse("0 0 0 L * ?")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(Cron::parse("0 0 0 ? JUL-AUG MON#2").is_err());
+        assert!(Cron::parse("0 0 0 ? JUL-AUG MON-FRI").is_ok());
         assert!(Cron::parse("0 0 0 * * *").is_err());
         assert!(Cron::parse("0 0 0 ? *").is_err());
     }

@@ -801,6 +801,7 @@ async fn deactivate_auto_confirm(
     AxState(sh): Sh,
     Path((tenant, cid)): Path<(String, String)>,
     headers: HeaderMap,
+    _body: Bytes,
 ) -> Response {
     let r = (|| -> Res<()> {
         let now = now_ms();

@@ -373,7 +373,7 @@ async fn sm_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> 
     })())
 }
 
-async fn sm_delete(AxState(sh): Sh, Path(id): Path<String>) -> Response {
+async fn sm_delete(AxState(sh): Sh, Path(id): Path<String>, _body: Bytes) -> Response {
     done((|| {
         let mut st = sh.state();
         let m = module(&st, &id)?.id;
@@ -963,7 +963,7 @@ async fn target_get(AxState(sh): Sh, Path(cid): Path<String>, headers: HeaderMap
     })())
 }
 
-async fn target_delete(AxState(sh): Sh, Path(cid): Path<String>) -> Response {
+async fn target_delete(AxState(sh): Sh, Path(cid): Path<String>, _body: Bytes) -> Response {
     done((|| {
         sh.state().delete_target(&cid)?;
         Ok(StatusCode::OK.into_response())
@@ -1276,6 +1276,7 @@ async fn target_action_cancel(
     AxState(sh): Sh,
     Path((cid, aid)): Path<(String, String)>,
     Query(q): Q,
+    _body: Bytes,
 ) -> Response {
     done((|| {
         let id = id_of(&aid, "action")?;
@@ -1438,7 +1439,7 @@ async fn config_put(
     })())
 }
 
-async fn config_delete(AxState(sh): Sh, Path(key): Path<String>) -> Response {
+async fn config_delete(AxState(sh): Sh, Path(key): Path<String>, _body: Bytes) -> Response {
     done((|| {
         let mut st = sh.state();
         let default = match key.as_str() {
@@ -1807,7 +1808,11 @@ async fn rollout_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap
     })())
 }
 
-async fn rollout_op(AxState(sh): Sh, Path((id, op)): Path<(String, String)>) -> Response {
+async fn rollout_op(
+    AxState(sh): Sh,
+    Path((id, op)): Path<(String, String)>,
+    _body: Bytes,
+) -> Response {
     done((|| {
         let now = now_ms();
         let mut st = sh.state();
