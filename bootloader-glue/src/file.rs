@@ -538,7 +538,7 @@ impl BareboxFile {
 
     /// Applies `changes` (`name` = dotted variable name without the state name, e.g.
     /// `bootstate.system0.priority`; decimal values) to the current values (or defaults) and
-    /// saves all buckets in order, each synced.
+    /// saves all buckets (in reverse order), each synced.
     ///
     /// Like `barebox-state -s`, a storage without any valid bucket gets the full state (defaults
     /// plus changes) written even when the changes alter nothing; a valid storage whose values

@@ -20,11 +20,17 @@
 //! |---|---|
 //! | load | the first bucket, in order, whose meta, magic, length and both CRCs check |
 //! | no valid bucket | [`StateError::NoValidBucket`]; barebox then uses the defaults, and so does [`StateDesc::defaults`] when asked |
-//! | save | all three buckets in order, each written and synced before the next |
+//! | save | all three buckets in **reverse** order (2, 1, 0), each written and synced before the next |
 //!
-//! A power cut while bucket `k` is written leaves bucket `k` invalid, so a load takes either the
-//! new bucket `k-1` or the old bucket `k+1`: old or new state, never a mix. Unlike dt-utils,
-//! [`load`] never writes (it does not "refresh" the other buckets); the next save rewrites them.
+//! Why reverse: a load takes the first valid bucket `j`, and buckets before `j` are invalid.
+//! While bucket `k > j` is written, bucket `j` (the old state) still wins; while `k ≤ j` is
+//! written, every bucket after `k` already holds the new state, and every bucket before `k` is
+//! invalid, so a torn bucket `k` yields the new state. Old or new, never older, even when earlier
+//! cuts left the buckets different and nothing "refreshed" them. barebox and dt-utils save in
+//! forward order and rely on refreshing differing buckets at load time; with forward order and no
+//! refresh, a cut in bucket 0 after an earlier cut that left `[new, old, old]` would fall back
+//! two states (the random-walk power-cut test found exactly that). The final bytes are the same
+//! as `barebox-state`'s. [`load`] never writes.
 
 pub mod fdt;
 
@@ -546,7 +552,8 @@ pub fn load<S: Storage>(
     })
 }
 
-/// Saves `values` to all buckets in order; each bucket is written and synced before the next.
+/// Saves `values` to all buckets in reverse order (see the module docs); each bucket is written
+/// and synced before the next.
 /// `buf` must hold one stride.
 pub fn save<S: Storage>(
     desc: &StateDesc,
@@ -555,7 +562,7 @@ pub fn save<S: Storage>(
     buf: &mut [u8],
 ) -> Result<(), SaveError<S::Error>> {
     let n = encode_bucket(desc, values, buf).map_err(SaveError::State)?;
-    for b in 0..BUCKETS {
+    for b in (0..BUCKETS).rev() {
         let off = b as u64 * u64::from(desc.stride);
         if let Some(es) = st.erase_size() {
             if es == 0 || !off.is_multiple_of(es) || !u64::from(desc.stride).is_multiple_of(es) {
