@@ -6,7 +6,8 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use eyas_core::verify::{
     ArtifactSpec, EncodeError, HashAlgo, KeyError, MAX_COMPATIBLE_LEN, MAX_MANIFEST_LEN,
     MAX_RECORD_LEN, MAX_VERSION_LEN, Manifest, ManifestCollector, ManifestError, NewError, Policy,
-    UpdateError, Verifier, VerifyError, is_manifest_for, public_key_from_spki_der,
+    UpdateError, Verifier, VerifyError, ed25519_verify_strict, is_manifest_for,
+    public_key_from_spki_der,
 };
 use proptest::prelude::*;
 
@@ -656,4 +657,145 @@ fn manifest_checked_after_the_bundle() {
     .unwrap();
     assert!(ok.manifest_checked);
     assert_eq!(ok.manifest_version.as_deref(), Some("2026.11.0"));
+}
+
+// ---------------------------------------------------------------- Ed25519 against ed25519-dalek
+
+fn dalek_strict(msg: &[u8], sig: &[u8; 64], key: &[u8; 32]) -> Result<(), ManifestError> {
+    let k =
+        ed25519_dalek::VerifyingKey::from_bytes(key).map_err(|_| ManifestError::BadPublicKey)?;
+    k.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+        .map_err(|_| ManifestError::BadSignature)
+}
+
+#[test]
+fn rfc8032_vectors() {
+    // RFC 8032 §7.1 TEST 1 and TEST 2 (the public key is derived and the signature recomputed by
+    // ed25519-dalek's signer too, so a mistyped vector fails loudly).
+    let cases: [(&str, &str, &[u8], &str); 2] = [
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            b"",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            &[0x72],
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+    ];
+    for (secret, public, msg, sig) in cases {
+        let sk = SigningKey::from_bytes(&hex(secret));
+        let pk: [u8; 32] = hex(public);
+        let sig: [u8; 64] = hex(sig);
+        assert_eq!(sk.verifying_key().to_bytes(), pk);
+        assert_eq!(sk.sign(msg).to_bytes(), sig);
+        assert_eq!(ed25519_verify_strict(msg, &sig, &pk), Ok(()));
+        let mut bad = sig;
+        bad[63] ^= 0x01;
+        assert_eq!(
+            ed25519_verify_strict(msg, &bad, &pk),
+            Err(ManifestError::BadSignature)
+        );
+    }
+}
+
+#[test]
+fn strict_rules_match_dalek_on_edge_cases() {
+    let sk = test_key();
+    let pk = sk.verifying_key().to_bytes();
+    let msg = b"edge cases";
+    let sig = sk.sign(msg).to_bytes();
+    assert_eq!(ed25519_verify_strict(msg, &sig, &pk), Ok(()));
+    // s + l: same point equation, non-canonical scalar -> rejected by both.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut s_plus_l = sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+        s_plus_l[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    assert_eq!(carry, 0);
+    assert_eq!(
+        dalek_strict(msg, &s_plus_l, &pk),
+        Err(ManifestError::BadSignature)
+    );
+    assert_eq!(
+        ed25519_verify_strict(msg, &s_plus_l, &pk),
+        Err(ManifestError::BadSignature)
+    );
+    // Small-order key (the identity) and small-order R.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    for (sig, key) in [
+        (sig, identity),
+        (
+            {
+                let mut x = sig;
+                x[..32].copy_from_slice(&identity);
+                x
+            },
+            pk,
+        ),
+    ] {
+        assert_eq!(
+            ed25519_verify_strict(msg, &sig, &key),
+            dalek_strict(msg, &sig, &key)
+        );
+        assert!(ed25519_verify_strict(msg, &sig, &key).is_err());
+    }
+    // A key that is not a point.
+    let not_a_point = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_err())
+        .unwrap();
+    assert_eq!(
+        ed25519_verify_strict(msg, &sig, &not_a_point),
+        Err(ManifestError::BadPublicKey)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// Valid signatures, and the same with one bit flipped in the message, signature or key:
+    /// exactly the verdicts of ed25519-dalek's verify_strict.
+    #[test]
+    fn same_verdicts_as_dalek_verify_strict(
+        seed in any::<[u8; 32]>(),
+        msg in proptest::collection::vec(any::<u8>(), 0..200),
+        flip in proptest::option::of((0usize..3, any::<usize>(), 0u8..8)),
+    ) {
+        let sk = SigningKey::from_bytes(&seed);
+        let mut pk = sk.verifying_key().to_bytes();
+        let mut sig = sk.sign(&msg).to_bytes();
+        let mut msg = msg;
+        if let Some((what, pos, bit)) = flip {
+            match what {
+                0 if !msg.is_empty() => { let n = msg.len(); msg[pos % n] ^= 1 << bit; }
+                1 => sig[pos % 64] ^= 1 << bit,
+                _ => pk[pos % 32] ^= 1 << bit,
+            }
+        }
+        let ours = ed25519_verify_strict(&msg, &sig, &pk);
+        prop_assert_eq!(ours, dalek_strict(&msg, &sig, &pk));
+        if flip.is_none() {
+            prop_assert_eq!(ours, Ok(()));
+        }
+    }
+
+    /// Random signatures and keys: the same verdicts too (mostly rejections of both kinds).
+    #[test]
+    fn random_inputs_same_verdicts(sig in any::<[u8; 32]>(), s in any::<[u8; 32]>(), key in any::<[u8; 32]>(), msg in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut full = [0u8; 64];
+        full[..32].copy_from_slice(&sig);
+        full[32..].copy_from_slice(&s);
+        prop_assert_eq!(ed25519_verify_strict(&msg, &full, &key), dalek_strict(&msg, &full, &key));
+    }
 }

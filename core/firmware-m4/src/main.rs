@@ -267,6 +267,47 @@ fn print_changes(what: &str, t: &Transition) {
     hprintln!("");
 }
 
+/// Applies one operation: prints its change set and returns the new state (one transition live).
+#[inline(never)]
+fn step(
+    st: &BootState,
+    what: &str,
+    op: impl FnOnce(&BootState) -> Option<Transition>,
+) -> Option<BootState> {
+    let t = op(st)?;
+    print_changes(what, &t);
+    Some(t.into_state())
+}
+
+/// RAUC's install sequence on slot B: mark it bad before writing, mark it active after.
+#[inline(never)]
+fn install_into_b(st: BootState) -> Option<BootState> {
+    let st = step(&st, "mark-bad B (before writing it)", |s| {
+        s.mark_bad(1).ok()
+    })?;
+    step(&st, "mark-active B (after install)", |s| {
+        s.mark_active(1).ok()
+    })
+}
+
+/// Four power-ons without anyone marking B good: the bootloader's choices.
+#[inline(never)]
+fn trial_boots(mut st: BootState) -> [Option<usize>; 4] {
+    let mut chosen = [None; 4];
+    for slot in &mut chosen {
+        st = boot_once(&st, slot);
+    }
+    chosen
+}
+
+#[inline(never)]
+fn boot_once(st: &BootState, chosen: &mut Option<usize>) -> BootState {
+    let step = st.boot();
+    *chosen = step.chosen;
+    print_changes("bootloader boot", &step.transition);
+    step.transition.into_state()
+}
+
 /// Step 4: A/B accounting on a U-Boot environment.
 #[inline(never)]
 fn slots_flow(c: &mut Checks) {
@@ -287,24 +328,11 @@ fn slots_flow(c: &mut Checks) {
     };
     let booted = st.booted_slot("console=ttyAMA0 root=/dev/mmcblk0p2 rauc.slot=A rootwait");
     c.check("booted slot from cmdline", booted == Ok(Booted::Slot(0)));
-    let Ok(bad) = st.mark_bad(1) else {
-        c.check("mark-bad other", false);
+    let Some(st) = install_into_b(st) else {
+        c.check("mark-bad / mark-active", false);
         return;
     };
-    print_changes("mark-bad B (before writing it)", &bad);
-    let Ok(active) = bad.state().mark_active(1) else {
-        c.check("mark-active", false);
-        return;
-    };
-    print_changes("mark-active B (after install)", &active);
-    let mut st = active.into_state();
-    let mut chosen = [None; 4];
-    for slot in &mut chosen {
-        let step = st.boot();
-        *slot = step.chosen;
-        print_changes("bootloader boot", &step.transition);
-        st = step.transition.into_state();
-    }
+    let chosen = trial_boots(st);
     hprint!("slots: boots chose");
     for c in chosen {
         match c {
@@ -322,19 +350,20 @@ fn slots_flow(c: &mut Checks) {
     c.check("mark-good after a good boot", st);
 }
 
+#[inline(never)]
 fn active_state_after_good_boot() -> bool {
     let Ok(t) = BootState::initial(Backend::UBoot, &["A", "B"]) else {
         return false;
     };
-    let Ok(t) = t.state().mark_active(1) else {
+    let Some(st) = step(t.state(), "mark-active B", |s| s.mark_active(1).ok()) else {
         return false;
     };
-    let step = t.state().boot();
-    let Ok(good) = step.transition.state().mark_good(1) else {
+    let mut chosen = None;
+    let st = boot_once(&st, &mut chosen);
+    let Some(st) = step(&st, "mark-good B", |s| s.mark_good(1).ok()) else {
         return false;
     };
-    print_changes("mark-good B", &good);
-    step.chosen == Some(1) && good.state().attempts_left(1) == Some(3)
+    chosen == Some(1) && st.attempts_left(1) == Some(3)
 }
 
 #[inline(never)]
