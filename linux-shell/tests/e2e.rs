@@ -314,3 +314,92 @@ async fn cut_download_is_resumed_by_range_when_resume_downloads_is_set() {
     assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
     sim.shutdown().await;
 }
+
+/// Installs 1.1.0 for `target` (run 1) and returns (sim, action, config path, work dir).
+async fn installed_awaiting_reboot(
+    sb: &RaucSandbox,
+    broker: &Broker,
+    target: &str,
+    extra: &str,
+) -> (
+    hil_tests::sim::SimHandle,
+    u64,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target(target, None).expect("target");
+    let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
+    let sm = sim
+        .create_software_module("rootfs", "1.1.0", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "rootfs.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.0", "os", &[sm])
+        .expect("ds");
+    let action = sim.assign(target, ds, Default::default()).expect("assign");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        target,
+        &token,
+        broker.port,
+        extra,
+    );
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0), "install run");
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    (sim, action, conf, work)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_health_check_reports_failure_and_does_not_mark_good() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let (sim, action, conf, _work) = installed_awaiting_reboot(
+        &sb,
+        &broker,
+        "dev-sick",
+        "health_check_command=exit 7\nhealth_check_timeout=5\n",
+    )
+    .await;
+    sb.reboot_into("B");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("health check failed"));
+    common::wait_for("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    });
+    assert!(
+        !sb.bootloader_calls().contains("set-state B good"),
+        "{}",
+        sb.bootloader_calls()
+    );
+    let lines = observer.wait_lines(1, Duration::from_secs(10)).join("\n");
+    common::wait_for("FAILED telemetry", Duration::from_secs(10), || {
+        observer.lines().join("\n").contains("\"FAILED\"")
+    });
+    assert!(!lines.contains("\"UPDATED\""), "{lines}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let (sim, action, conf, _work) =
+        installed_awaiting_reboot(&sb, &broker, "dev-fallback", "").await;
+    // The new slot did not come up: the bootloader booted A again.
+    sb.reboot_into("A");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(1));
+    common::wait_for("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    });
+    let messages = sim.action_messages(action).join("\n");
+    assert!(messages.contains("fell back"), "{messages}");
+    sim.shutdown().await;
+}
