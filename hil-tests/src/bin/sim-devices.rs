@@ -22,16 +22,16 @@ struct Args {
     /// Tenant.
     #[arg(long, default_value = "DEFAULT")]
     tenant: String,
-    /// controllerId prefix; devices are <prefix>000 … .
+    /// controllerId prefix; devices are PREFIX000, PREFIX001, …
     #[arg(long, default_value = "sim-")]
     prefix: String,
     /// Number of devices.
     #[arg(long, default_value_t = 20)]
     count: usize,
-    /// Authenticate with this gateway token (else TargetToken <token-prefix><id>).
+    /// Authenticate with this gateway token (else TargetToken TOKEN_PREFIX+ID).
     #[arg(long)]
     gateway_token: Option<String>,
-    /// Target token prefix: device <id> uses TargetToken <token-prefix><id>.
+    /// Target token prefix: device ID uses TargetToken TOKEN_PREFIX+ID.
     #[arg(long, default_value = "tok-")]
     token_prefix: String,
     /// Comma-separated device numbers that report failure (e.g. 3,17).
