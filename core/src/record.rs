@@ -155,7 +155,7 @@ pub fn record_version(s: &str) -> heapless::String<RECORD_VERSION_LEN> {
 
 impl Record {
     /// A fresh record for `action_id` in `phase`.
-    pub fn new(action_id: ActionId, phase: Phase) -> Self {
+    pub const fn new(action_id: ActionId, phase: Phase) -> Self {
         Self {
             action_id,
             phase,

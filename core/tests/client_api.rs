@@ -262,3 +262,44 @@ fn rollback_without_slot_info_from_the_shell_is_a_failure() {
     let body = std::str::from_utf8(r.body).unwrap();
     assert!(body.contains(r#""finished":"failure""#), "{body}");
 }
+
+/// A `static` can hold a client built at compile time; it produces nothing until configured.
+static UNCONFIGURED: Client = Client::unconfigured();
+
+#[test]
+fn unconfigured_then_configured_in_place() {
+    assert_eq!(UNCONFIGURED.stopped(), Some(StopReason::NotConfigured));
+    let mut c = Client::unconfigured();
+    booted(&mut c);
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    assert_eq!(
+        c.poll_request(Instant::from_secs(1), &mut buf).unwrap(),
+        None
+    );
+    assert_eq!(c.poll_timeout(), None);
+    let mut bad = cfg();
+    bad.tenant = "a b";
+    assert_eq!(c.configure(&bad), Err(ClientConfigError::BadIdentity));
+    assert_eq!(c.stopped(), Some(StopReason::NotConfigured));
+    c.configure(&cfg()).unwrap();
+    assert_eq!(c.stopped(), None);
+    booted(&mut c);
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.url, "https://hb.example/DEFAULT/controller/v1/dev-01");
+    // reconfiguring resets the state (the request in flight is forgotten)
+    c.configure(&cfg()).unwrap();
+    assert_eq!(
+        c.handle_response(
+            Instant::from_secs(2),
+            Response {
+                status: 200,
+                etag: None,
+                body: b""
+            }
+        ),
+        Err(ResponseError::NoRequestInFlight)
+    );
+}

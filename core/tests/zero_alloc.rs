@@ -62,7 +62,18 @@ struct Shell {
     closed_success: bool,
 }
 
+/// The client lives in a `static` built at compile time, as on the firmware (no 7 KiB value
+/// ever passes through the stack).
+static CLIENT: std::sync::Mutex<Client> = std::sync::Mutex::new(Client::unconfigured());
+
 fn run_flow() -> Shell {
+    let mut guard = CLIENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    run_flow_with(&mut guard)
+}
+
+fn run_flow_with(client: &mut Client) -> Shell {
     let mut cfg = ClientConfig::new("http://hb", "DEFAULT", "dev");
     cfg.authorization = Some("TargetToken x");
     let mut sh = Shell {
@@ -79,7 +90,7 @@ fn run_flow() -> Shell {
     };
     let mut buf = [0u8; REQUEST_BUF_LEN];
     let mut now = Instant::from_secs(10);
-    let mut client = Client::new(&cfg).unwrap();
+    client.configure(&cfg).unwrap();
     client.handle_boot(
         now,
         BootReport {
@@ -113,7 +124,7 @@ fn run_flow() -> Shell {
         if sh.reboot {
             sh.reboot = false;
             booted_b = true;
-            client = Client::new(&cfg).unwrap();
+            client.configure(&cfg).unwrap(); // in place, as the firmware does
             let rec = sh.record;
             let len = sh.record_len;
             client.handle_boot(
@@ -244,4 +255,73 @@ fn client_size_is_modest() {
     println!("size_of::<Client>() = {size}");
     // regression guard: the firmware keeps one Client in a static (see ARCHITECTURE.md)
     assert!(size <= 7 * 1024, "Client is {size} bytes");
+}
+
+/// Upper bound of the stack a whole update flow needs (client + this test's shell loop), found
+/// by running the flow in child processes whose worker thread gets a given stack size, next to
+/// a baseline thread that only holds one `Client`. Debug builds need far more stack than the
+/// firmware's opt-level "z" build; the numbers are printed
+/// (`cargo test --release --test zero_alloc -- --nocapture stack` for the optimized figures).
+#[test]
+fn stack_needed_by_a_whole_flow() {
+    if let Ok(size) = std::env::var("EYAS_STACK_PROBE") {
+        let size: usize = size.parse().unwrap();
+        let baseline = std::env::var("EYAS_STACK_BASELINE").is_ok();
+        let ok = std::thread::Builder::new()
+            .stack_size(size)
+            .spawn(move || {
+                if baseline {
+                    let c = std::hint::black_box(Client::new(&ClientConfig::new("h", "t", "c")));
+                    c.is_ok()
+                } else {
+                    run_flow().closed_success
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(ok);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let probe = |kib: usize, baseline: bool| {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([
+            "--exact",
+            "stack_needed_by_a_whole_flow",
+            "--test-threads=1",
+        ])
+        .env("EYAS_STACK_PROBE", (kib * 1024).to_string());
+        if baseline {
+            cmd.env("EYAS_STACK_BASELINE", "1");
+        }
+        cmd.output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    let smallest = |baseline: bool| {
+        let (mut lo, mut hi) = (16usize, 512usize); // glibc's minimum thread stack is 16 KiB
+        assert!(probe(hi, baseline), "does not even fit {hi} KiB of stack");
+        if probe(lo, baseline) {
+            return lo;
+        }
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if probe(mid, baseline) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    };
+    let base = smallest(true);
+    let flow = smallest(false);
+    println!(
+        "whole flow fits in {flow} KiB of thread stack; a thread holding one Client in {base} KiB ({} build)",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    assert!(flow <= 256);
 }

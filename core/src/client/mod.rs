@@ -191,6 +191,8 @@ enum Awaiting {
 
 #[derive(Debug)]
 struct Job {
+    /// `false`: no action (the rest is stale).
+    active: bool,
     /// Hash of the deploymentBase href (a changed `c=` means "re-read me").
     href: u64,
     plan_valid: bool,
@@ -214,8 +216,9 @@ struct Job {
 }
 
 impl Job {
-    fn new(id: ActionId, phase: Phase) -> Self {
+    const fn empty() -> Self {
         Self {
+            active: false,
             href: 0,
             plan_valid: false,
             download: HandlingType::Forced,
@@ -225,7 +228,7 @@ impl Job {
             artifacts: Vec::new(),
             text: Vec::new(),
             order: Vec::new(),
-            rec: Record::new(id, phase),
+            rec: Record::new(ActionId(0), Phase::Downloading),
             awaiting: Awaiting::Nothing,
             dl_retries: 0,
             resume_at: None,
@@ -236,6 +239,30 @@ impl Job {
             verify_end: 0,
         }
     }
+
+    /// Start a new action in place (no multi-KiB temporary on the stack).
+    fn reset(&mut self, id: ActionId, phase: Phase) {
+        self.active = true;
+        self.href = 0;
+        self.plan_valid = false;
+        self.download = HandlingType::Forced;
+        self.update = HandlingType::Forced;
+        self.window = None;
+        self.chunks.clear();
+        self.artifacts.clear();
+        self.text.clear();
+        self.order.clear();
+        self.rec = Record::new(id, phase);
+        self.awaiting = Awaiting::Nothing;
+        self.dl_retries = 0;
+        self.resume_at = None;
+        self.resume_from = None;
+        self.quota_exhausted = false;
+        self.last_step = 0;
+        self.verify_cursor = None;
+        self.verify_end = 0;
+    }
+
     fn id(&self) -> ActionId {
         self.rec.action_id
     }
@@ -372,7 +399,7 @@ pub struct Client {
     attrs_requested: bool,
     running_version: String<MAX_PLAN_NAME_LEN>,
 
-    job: Option<Job>,
+    job: Job,
     actions: Deque<Act, ACTION_QUEUE_LEN>,
     url: String<MAX_REQUEST_URL_LEN>,
     record_buf: [u8; RECORD_MAX_LEN],
@@ -429,45 +456,36 @@ fn copy_str<const N: usize>(s: ddi::JsonStr<'_>) -> Option<String<N>> {
 
 impl Client {
     /// A client for one device. Call [`Client::handle_boot`] next (even without a record).
+    ///
+    /// The client is about 7 KiB; on a small stack prefer a `static` built with
+    /// [`Client::unconfigured`] and then [`Client::configure`] in place.
     pub fn new(cfg: &ClientConfig<'_>) -> Result<Self, ClientConfigError> {
-        if !ident_ok(cfg.tenant) || !ident_ok(cfg.controller_id) {
-            return Err(ClientConfigError::BadIdentity);
-        }
-        let mut controller_url = String::new();
-        write!(
-            controller_url,
-            "{}/{}/controller/v1/{}",
-            cfg.server_url.trim_end_matches('/'),
-            cfg.tenant,
-            cfg.controller_id
-        )
-        .map_err(|_| ClientConfigError::UrlTooLong)?;
-        let auth = match cfg.authorization {
-            Some(a) => Some(String::try_from(a).map_err(|_| ClientConfigError::AuthTooLong)?),
-            None => None,
-        };
-        Ok(Self {
-            controller_url,
-            auth,
-            send_auth_on_download: cfg.send_auth_on_download,
-            poll_override: cfg.poll_override,
-            poll_min: cfg.poll_min,
-            poll_max: cfg.poll_max,
-            active_poll: cfg.active_poll_interval,
-            jitter_percent: cfg.jitter_percent.min(50),
-            rng: if cfg.seed == 0 {
-                0x9e37_79b9_7f4a_7c15
-            } else {
-                cfg.seed
-            },
-            confirmation: cfg.confirmation,
-            budget: cfg.progress_budget.min(MAX_PROGRESS_BUDGET),
-            step_percent: cfg.progress_step_percent.clamp(1, 100),
-            backoff_initial: cfg.backoff_initial,
-            backoff_max: cfg.backoff_max,
-            download_retries: cfg.download_retries,
-            boot_attempts: cfg.boot_attempts.max(1),
-            config_mode: cfg.config_mode,
+        let mut c = Self::unconfigured();
+        c.configure(cfg)?;
+        Ok(c)
+    }
+
+    /// A client that does nothing until [`Client::configure`] is called; `const`, so it can
+    /// initialise a `static` without any stack.
+    pub const fn unconfigured() -> Self {
+        Self {
+            controller_url: String::new(),
+            auth: None,
+            send_auth_on_download: true,
+            poll_override: None,
+            poll_min: Duration::from_secs(30),
+            poll_max: Duration::from_secs(24 * 3600),
+            active_poll: Duration::from_secs(60),
+            jitter_percent: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            confirmation: ConfirmationPolicy::Auto,
+            budget: 0,
+            step_percent: 25,
+            backoff_initial: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(600),
+            download_retries: 0,
+            boot_attempts: 1,
+            config_mode: ddi::ConfigMode::Merge,
             server_sleep: Duration::from_secs(300),
             next_poll: None,
             poll_due: true,
@@ -475,7 +493,7 @@ impl Client {
             failures: 0,
             not_before: Instant::ZERO,
             in_flight: None,
-            stopped: None,
+            stopped: Some(StopReason::NotConfigured),
             fetch: None,
             link: String::new(),
             final_fb: None,
@@ -489,12 +507,92 @@ impl Client {
             config_due: false,
             attrs_requested: false,
             running_version: String::new(),
-            job: None,
+            job: Job::empty(),
             actions: Deque::new(),
             url: String::new(),
             record_buf: [0; RECORD_MAX_LEN],
             last_now: Instant::ZERO,
-        })
+        }
+    }
+
+    /// (Re)configure in place and reset all state, as if freshly created. On error the client
+    /// is left unconfigured (it produces nothing).
+    pub fn configure(&mut self, cfg: &ClientConfig<'_>) -> Result<(), ClientConfigError> {
+        self.stopped = Some(StopReason::NotConfigured);
+        if !ident_ok(cfg.tenant) || !ident_ok(cfg.controller_id) {
+            return Err(ClientConfigError::BadIdentity);
+        }
+        self.controller_url.clear();
+        write!(
+            self.controller_url,
+            "{}/{}/controller/v1/{}",
+            cfg.server_url.trim_end_matches('/'),
+            cfg.tenant,
+            cfg.controller_id
+        )
+        .map_err(|_| ClientConfigError::UrlTooLong)?;
+        self.auth = match cfg.authorization {
+            Some(a) => Some(String::try_from(a).map_err(|_| ClientConfigError::AuthTooLong)?),
+            None => None,
+        };
+        self.send_auth_on_download = cfg.send_auth_on_download;
+        self.poll_override = cfg.poll_override;
+        self.poll_min = cfg.poll_min;
+        self.poll_max = cfg.poll_max;
+        self.active_poll = cfg.active_poll_interval;
+        self.jitter_percent = cfg.jitter_percent.min(50);
+        self.rng = if cfg.seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            cfg.seed
+        };
+        self.confirmation = cfg.confirmation;
+        self.budget = cfg.progress_budget.min(MAX_PROGRESS_BUDGET);
+        self.step_percent = cfg.progress_step_percent.clamp(1, 100);
+        self.backoff_initial = cfg.backoff_initial;
+        self.backoff_max = cfg.backoff_max;
+        self.download_retries = cfg.download_retries;
+        self.boot_attempts = cfg.boot_attempts.max(1);
+        self.config_mode = cfg.config_mode;
+        // runtime state
+        self.server_sleep = Duration::from_secs(300);
+        self.next_poll = None;
+        self.poll_due = true;
+        self.etag.clear();
+        self.failures = 0;
+        self.not_before = Instant::ZERO;
+        self.in_flight = None;
+        self.fetch = None;
+        self.link.clear();
+        self.final_fb = None;
+        self.progress_fb = None;
+        self.cancel_reply = None;
+        self.confirm_reply = None;
+        self.asked = None;
+        self.confirm_href = 0;
+        self.installed_base = None;
+        self.attrs.clear();
+        self.config_due = false;
+        self.attrs_requested = false;
+        self.running_version.clear();
+        self.job.active = false;
+        self.actions.clear();
+        self.url.clear();
+        self.last_now = Instant::ZERO;
+        self.stopped = None;
+        Ok(())
+    }
+
+    fn job(&self) -> Option<&Job> {
+        self.job.active.then_some(&self.job)
+    }
+
+    fn job_mut(&mut self) -> Option<&mut Job> {
+        if self.job.active {
+            Some(&mut self.job)
+        } else {
+            None
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -507,12 +605,12 @@ impl Client {
 
     /// The action being worked on, if any.
     pub fn current_action(&self) -> Option<ActionId> {
-        self.job.as_ref().map(Job::id)
+        self.job().map(Job::id)
     }
 
     /// The current persistent record (what the last `PersistRecord` carried).
     pub fn record(&self) -> Option<&Record> {
-        self.job.as_ref().map(|j| &j.rec)
+        self.job().map(|j| &j.rec)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -540,10 +638,9 @@ impl Client {
                 return;
             }
         };
-        let mut job = Job::new(rec.action_id, rec.phase);
-        job.rec = rec;
-        let phase = job.rec.phase;
-        self.job = Some(job);
+        self.job.reset(rec.action_id, rec.phase);
+        let phase = rec.phase;
+        self.job.rec = rec;
         match phase {
             Phase::Rebooting => self.boot_verdict(boot),
             Phase::Reporting { success, reason } => {
@@ -555,7 +652,7 @@ impl Client {
                 self.set_final(exec, success, reason, None);
             }
             Phase::Installing => {
-                let attempts = self.job.as_ref().map_or(0, |j| j.rec.attempt);
+                let attempts = self.job().map_or(0, |j| j.rec.attempt);
                 if attempts >= self.boot_attempts {
                     self.finish(false, reason::INTERRUPTED, None);
                 }
@@ -566,7 +663,7 @@ impl Client {
     }
 
     fn boot_verdict(&mut self, boot: BootReport<'_>) {
-        let Some(job) = self.job.as_ref() else { return };
+        let Some(job) = self.job() else { return };
         let target = job.rec.target_slot;
         let on_target = match (target, boot.booted_slot) {
             (Some(t), Some(b)) => t == b,
@@ -635,12 +732,11 @@ impl Client {
             self.next_poll = None;
         }
         let resume = self
-            .job
-            .as_ref()
+            .job()
             .and_then(|j| j.resume_at)
             .is_some_and(|t| now >= t);
         if resume {
-            if let Some(j) = self.job.as_mut() {
+            if let Some(j) = self.job_mut() {
                 j.resume_at = None;
             }
             self.start_download();
@@ -658,7 +754,7 @@ impl Client {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        add(self.job.as_ref().and_then(|j| j.resume_at));
+        add(self.job().and_then(|j| j.resume_at));
         if self.in_flight.is_none() && self.has_pending_request() {
             add(Some(self.not_before));
         }
@@ -764,7 +860,7 @@ impl Client {
             ));
             return Ok(());
         }
-        let awaiting = self.job.as_ref().map_or(Awaiting::Nothing, |j| j.awaiting);
+        let awaiting = self.job().map_or(Awaiting::Nothing, |j| j.awaiting);
         match ev {
             Event::DownloadProgress { received } => {
                 if awaiting != Awaiting::Download {
@@ -772,7 +868,7 @@ impl Client {
                 }
                 let size = self.current_artifact().map_or(0, |a| a.size);
                 if self.step_progress(percent(received, size), "Downloading")
-                    && let Some(j) = self.job.as_mut()
+                    && let Some(j) = self.job_mut()
                     && j.verify_cursor.is_none()
                 {
                     // checkpoint for a resume by range after a reboot
@@ -784,7 +880,7 @@ impl Client {
                 if awaiting != Awaiting::Download {
                     return Err(EventError::NoDownload);
                 }
-                if let Some(j) = self.job.as_mut() {
+                if let Some(j) = self.job_mut() {
                     j.awaiting = Awaiting::Verify;
                 }
                 self.push(Act::Verify);
@@ -810,15 +906,15 @@ impl Client {
                 if awaiting != Awaiting::Verify {
                     return Err(EventError::NoVerify);
                 }
-                if let Some(c) = self.job.as_ref().and_then(|j| j.verify_cursor) {
-                    if let Some(j) = self.job.as_mut() {
+                if let Some(c) = self.job().and_then(|j| j.verify_cursor) {
+                    if let Some(j) = self.job_mut() {
                         j.awaiting = Awaiting::Nothing;
                         j.verify_cursor = Some(c.saturating_add(1));
                     }
                     self.reverify_next();
                     return Ok(());
                 }
-                if let Some(j) = self.job.as_mut() {
+                if let Some(j) = self.job_mut() {
                     j.awaiting = Awaiting::Nothing;
                     j.rec.next_artifact = j.rec.next_artifact.saturating_add(1);
                     j.rec.resume_offset = 0;
@@ -833,7 +929,7 @@ impl Client {
                 if awaiting != Awaiting::Verify {
                     return Err(EventError::NoVerify);
                 }
-                if let Some(j) = self.job.as_mut()
+                if let Some(j) = self.job_mut()
                     && let Some(c) = j.verify_cursor.take()
                 {
                     // a stored artifact did not survive the reboot: download again from there
@@ -888,10 +984,10 @@ impl Client {
             let act = self.actions.pop_front()?;
             // materialize; skip items that no longer apply
             let ok = match act {
-                Act::Persist => self.job.is_some(),
+                Act::Persist => self.job().is_some(),
                 Act::Download | Act::Verify => self.current_artifact().is_some(),
                 Act::Install => self.current_chunk().is_some(),
-                Act::Reboot => self.job.is_some(),
+                Act::Reboot => self.job().is_some(),
                 _ => true,
             };
             if !ok {
@@ -904,13 +1000,15 @@ impl Client {
     fn materialize(&mut self, act: Act) -> Option<Action<'_>> {
         Some(match act {
             Act::Persist => {
-                let rec = &self.job.as_ref()?.rec;
-                let bytes = rec.encode(&mut self.record_buf).ok()?;
+                if !self.job.active {
+                    return None;
+                }
+                let bytes = self.job.rec.encode(&mut self.record_buf).ok()?;
                 Action::PersistRecord(bytes)
             }
             Act::ClearRecord => Action::ClearRecord,
             Act::Download | Act::Verify => {
-                let j = self.job.as_ref()?;
+                let j = self.job()?;
                 let idx = j.artifact_index();
                 let a = j.artifacts.get(usize::from(idx))?;
                 let r = ArtifactRef {
@@ -941,7 +1039,7 @@ impl Client {
                 }
             }
             Act::Install => {
-                let j = self.job.as_ref()?;
+                let j = self.job()?;
                 let ci = *j.order.get(usize::from(j.rec.next_chunk))?;
                 let c = j.chunks.get(usize::from(ci))?;
                 let r = InstallRef {
@@ -963,7 +1061,7 @@ impl Client {
                 }
             }
             Act::Reboot => {
-                let j = self.job.as_ref()?;
+                let j = self.job()?;
                 Action::Reboot {
                     action: j.id(),
                     target_slot: j.rec.target_slot,
@@ -996,7 +1094,7 @@ impl Client {
         let (kind, method, len) = self.build(what, buf)?;
         self.in_flight = Some(what);
         if let (InFlight::Progress | InFlight::Fetch(Fetch::Deployment), Some(j)) =
-            (what, self.job.as_mut())
+            (what, self.job_mut())
         {
             j.rec.status_entries = j.rec.status_entries.saturating_add(1);
         }
@@ -1213,7 +1311,7 @@ impl Client {
         let mut d = self
             .poll_override
             .unwrap_or_else(|| self.server_sleep.clamp_to(self.poll_min, self.poll_max));
-        let active = self.job.as_ref().is_some_and(|j| {
+        let active = self.job().is_some_and(|j| {
             j.awaiting != Awaiting::Nothing || matches!(j.rec.phase, Phase::Installing)
         });
         if active && self.poll_override.is_none() {
@@ -1366,14 +1464,14 @@ impl Client {
                 self.set_link(Fetch::Confirmation, h);
             }
         } else if let Some(h) = b.deployment_base {
-            let refetch = match &self.job {
+            let refetch = match self.job() {
                 None => true,
                 Some(j) => !j.plan_valid || href_hash(h) != j.href,
             };
             if refetch {
                 self.set_link(Fetch::Deployment, h);
             }
-        } else if let Some(j) = &self.job {
+        } else if let Some(j) = self.job() {
             // no action link: the server no longer offers the action
             let gone =
                 j.before_install() || (matches!(j.rec.phase, Phase::Installing) && !j.plan_valid);
@@ -1385,8 +1483,8 @@ impl Client {
     }
 
     fn drop_job(&mut self, id: ActionId, warn: bool) {
-        if self.job.as_ref().is_some_and(|j| j.id() == id) {
-            self.job = None;
+        if self.job().is_some_and(|j| j.id() == id) {
+            self.job.active = false;
             self.progress_fb = None;
             self.push(Act::Abort(id));
             self.push(Act::ClearRecord);
@@ -1454,15 +1552,15 @@ impl Client {
         let Some(id) = ddi::peek_action_id(body) else {
             return;
         };
-        match &self.job {
+        match self.job() {
             Some(j) if j.id() != id => return,
             Some(j) if !j.before_install() => return,
             _ => {}
         }
-        let job = self
-            .job
-            .get_or_insert_with(|| Job::new(id, Phase::Downloading));
-        job.plan_valid = true;
+        if !self.job.active {
+            self.job.reset(id, Phase::Downloading);
+        }
+        self.job.plan_valid = true;
         let mut text: String<MAX_REASON_LEN> = String::new();
         let _ = write!(
             text,
@@ -1473,7 +1571,7 @@ impl Client {
     }
 
     fn on_cancel(&mut self, c: ddi::CancelAction) {
-        let reply = match &self.job {
+        let reply = match self.job() {
             Some(j) if j.id() == c.stop_id => {
                 if j.before_install() && self.final_fb.is_none() {
                     self.drop_job(c.stop_id, false);
@@ -1513,7 +1611,7 @@ impl Client {
     fn on_deployment(&mut self, d: &DeploymentBase<'_>) {
         let href = fnv1a(self.link.bytes());
         // another action while one is being installed: finish ours first
-        if let Some(j) = &self.job
+        if let Some(j) = self.job()
             && j.id() != d.id
         {
             if j.before_install() {
@@ -1523,22 +1621,21 @@ impl Client {
                 return;
             }
         }
-        let existing_valid = self.job.as_ref().is_some_and(|j| j.plan_valid);
+        let existing_valid = self.job().is_some_and(|j| j.plan_valid);
         if existing_valid {
             // re-read (c= changed): update handling and maybe open the window
-            if let Some(j) = self.job.as_mut() {
+            if let Some(j) = self.job_mut() {
                 j.href = href;
                 j.download = d.download.unwrap_or(HandlingType::Forced);
                 j.update = d.update.unwrap_or(HandlingType::Forced);
                 j.window = d.maintenance_window;
             }
             if self
-                .job
-                .as_ref()
+                .job()
                 .is_some_and(|j| j.rec.phase == Phase::AwaitingWindow)
             {
                 self.after_downloads();
-            } else if self.job.as_ref().is_some_and(|j| {
+            } else if self.job().is_some_and(|j| {
                 j.rec.phase == Phase::Downloading
                     && j.awaiting == Awaiting::Nothing
                     && j.resume_at.is_none()
@@ -1547,10 +1644,11 @@ impl Client {
             }
             return;
         }
-        let fresh = self.job.is_none();
-        let job = self
-            .job
-            .get_or_insert_with(|| Job::new(d.id, Phase::Downloading));
+        let fresh = self.job().is_none();
+        if !self.job.active {
+            self.job.reset(d.id, Phase::Downloading);
+        }
+        let job = &mut self.job;
         job.href = href;
         job.download = d.download.unwrap_or(HandlingType::Forced);
         job.update = d.update.unwrap_or(HandlingType::Forced);
@@ -1575,12 +1673,12 @@ impl Client {
                 .unwrap_or_default();
             job.rec.to_version = to;
             self.push(Act::Persist);
-            let n = self.job.as_ref().map_or(0, |j| j.artifacts.len());
+            let n = self.job().map_or(0, |j| j.artifacts.len());
             let mut text: String<96> = String::new();
             let _ = write!(text, "Downloading {n} artifact(s)");
             self.queue_progress(0, 100, text);
         }
-        if !fresh && let Some(j) = self.job.as_mut() {
+        if !fresh && let Some(j) = self.job_mut() {
             if j.rec.phase == Phase::Downloading && j.rec.resume_offset > 0 {
                 j.resume_from = Some(j.rec.resume_offset);
             }
@@ -1602,8 +1700,7 @@ impl Client {
     /// Go on in the recorded phase (after a restore, once the stored artifacts re-verified).
     fn continue_phase(&mut self) {
         if self
-            .job
-            .as_ref()
+            .job()
             .is_some_and(|j| j.rec.phase == Phase::AwaitingWindow)
         {
             self.after_downloads();
@@ -1614,7 +1711,7 @@ impl Client {
     }
 
     fn reverify_next(&mut self) {
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job_mut() else { return };
         match j.verify_cursor {
             Some(c) if c < j.verify_end => {
                 j.awaiting = Awaiting::Verify;
@@ -1644,8 +1741,8 @@ impl Client {
             self.refused(RequestKind::Feedback, status);
         }
         self.final_fb = None;
-        if self.job.as_ref().is_some_and(|j| j.id() == id) {
-            self.job = None;
+        if self.job().is_some_and(|j| j.id() == id) {
+            self.job.active = false;
             self.push(Act::ClearRecord);
         }
         self.etag.clear();
@@ -1659,7 +1756,7 @@ impl Client {
             200..=299 => self.ok(now),
             429 | 403 => {
                 // quota: stop intermediate feedback for this action, no retry
-                if let (Some(j), Some(id)) = (self.job.as_mut(), id)
+                if let (Some(j), Some(id)) = (self.job_mut(), id)
                     && j.id() == id
                 {
                     j.quota_exhausted = true;
@@ -1681,7 +1778,7 @@ impl Client {
     // internals: job progress
 
     fn current_artifact(&self) -> Option<&ArtifactPlan> {
-        let j = self.job.as_ref()?;
+        let j = self.job()?;
         if !j.plan_valid {
             return None;
         }
@@ -1689,7 +1786,7 @@ impl Client {
     }
 
     fn current_chunk(&self) -> Option<&ChunkPlan> {
-        let j = self.job.as_ref()?;
+        let j = self.job()?;
         if !j.plan_valid {
             return None;
         }
@@ -1700,7 +1797,7 @@ impl Client {
     /// Whether one more intermediate feedback fits the budget (keeping one entry spare for a
     /// re-read of the deployment).
     fn progress_allowed(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| {
+        self.job().is_some_and(|j| {
             !j.quota_exhausted && j.rec.status_entries.saturating_add(2) <= self.budget
         })
     }
@@ -1709,7 +1806,7 @@ impl Client {
         if !self.progress_allowed() {
             return;
         }
-        let Some(j) = self.job.as_ref() else { return };
+        let Some(j) = self.job() else { return };
         self.progress_fb = Some(ProgressFb {
             action: j.id(),
             cnt,
@@ -1722,7 +1819,7 @@ impl Client {
     /// whether it did.
     fn step_progress(&mut self, pct: u8, what: &str) -> bool {
         let step = self.step_percent;
-        let Some(j) = self.job.as_mut() else {
+        let Some(j) = self.job_mut() else {
             return false;
         };
         let bucket = pct / step;
@@ -1743,7 +1840,7 @@ impl Client {
     }
 
     fn start_download(&mut self) {
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job_mut() else { return };
         if !j.plan_valid || j.rec.phase != Phase::Downloading {
             return;
         }
@@ -1759,7 +1856,7 @@ impl Client {
     fn download_retry(&mut self, now: Instant, received: Option<u64>, status: Option<u16>) {
         let retries = self.download_retries;
         let (initial, max) = (self.backoff_initial, self.backoff_max);
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job_mut() else { return };
         if j.dl_retries >= retries {
             let (what, code) = match status {
                 Some(s) => ("HTTP", Some(s)),
@@ -1783,7 +1880,7 @@ impl Client {
         j.dl_retries += 1;
         j.awaiting = Awaiting::Nothing;
         let d = self.jitter(d, 20);
-        if let Some(j) = self.job.as_mut() {
+        if let Some(j) = self.job_mut() {
             j.resume_at = Some(now + d);
         }
     }
@@ -1791,7 +1888,7 @@ impl Client {
     fn fail_artifact(&mut self, code: u8, what: &str, status: Option<u16>, detail: &str) {
         let mut text: String<MAX_REASON_LEN> = String::new();
         let _ = write!(text, "{}", reason::text(code));
-        if let (Some(a), Some(j)) = (self.current_artifact(), self.job.as_ref()) {
+        if let (Some(a), Some(j)) = (self.current_artifact(), self.job()) {
             let _ = write!(text, " for {}", j.text(a.filename));
         }
         if !what.is_empty() {
@@ -1809,7 +1906,7 @@ impl Client {
 
     /// Decide the next step of the job.
     fn advance(&mut self) {
-        let Some(j) = self.job.as_ref() else { return };
+        let Some(j) = self.job() else { return };
         if !j.plan_valid || self.final_fb.is_some() || j.verify_cursor.is_some() {
             return;
         }
@@ -1830,7 +1927,7 @@ impl Client {
             Phase::Installing => {
                 if usize::from(j.rec.next_chunk) < j.order.len() {
                     if j.awaiting == Awaiting::Nothing {
-                        if let Some(j) = self.job.as_mut() {
+                        if let Some(j) = self.job_mut() {
                             j.rec.attempt = j.rec.attempt.saturating_add(1);
                             j.awaiting = Awaiting::Install;
                             j.last_step = 0;
@@ -1849,7 +1946,7 @@ impl Client {
     }
 
     fn after_downloads(&mut self) {
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job_mut() else { return };
         let window_closed =
             j.update == HandlingType::Skip || j.window == Some(MaintenanceWindow::Unavailable);
         if window_closed {
@@ -1877,7 +1974,7 @@ impl Client {
 
     fn installed(&mut self, slot: Option<Slot>) {
         let kind = self.current_chunk().map(|c| c.kind);
-        let Some(j) = self.job.as_mut() else { return };
+        let Some(j) = self.job_mut() else { return };
         j.awaiting = Awaiting::Nothing;
         if kind == Some(InstallKind::RaucReboot) {
             j.rec.target_slot = slot;
@@ -1899,7 +1996,7 @@ impl Client {
         } else {
             Execution::Closed
         };
-        if let Some(j) = self.job.as_mut() {
+        if let Some(j) = self.job_mut() {
             j.rec.phase = Phase::Reporting {
                 success,
                 reason: code,

@@ -354,6 +354,8 @@ pub enum Warning {
 pub enum StopReason {
     /// `401`: authentication missing or invalid. Fix the configuration and create a new client.
     Unauthorized,
+    /// Built with [`Client::unconfigured`](super::Client::unconfigured) and not configured yet.
+    NotConfigured,
 }
 
 /// Work for the shell, from [`Client::poll_action`](super::Client::poll_action).
