@@ -303,3 +303,34 @@ fn unconfigured_then_configured_in_place() {
         Err(ResponseError::NoRequestInFlight)
     );
 }
+
+#[test]
+fn extreme_durations_do_not_overflow() {
+    let mut c = cfg();
+    c.poll_override = Some(eyas_core::time::Duration::MAX);
+    c.jitter_percent = 255;
+    c.backoff_initial = eyas_core::time::Duration::MAX;
+    c.backoff_max = eyas_core::time::Duration::MAX;
+    let mut c = Client::new(&c).unwrap();
+    booted(&mut c);
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let now = Instant::from_millis(u64::MAX - 10);
+    assert!(c.poll_request(now, &mut buf).unwrap().is_some());
+    c.handle_transport_error(now).unwrap();
+    assert!(c.poll_timeout().is_some());
+    c.handle_timeout(Instant::from_millis(u64::MAX));
+    let _ = c
+        .poll_request(Instant::from_millis(u64::MAX), &mut buf)
+        .unwrap()
+        .unwrap();
+    c.handle_response(
+        Instant::from_millis(u64::MAX),
+        Response {
+            status: 200,
+            etag: None,
+            body: br#"{"config":{"polling":{"sleep":"99999999:00:00"}}}"#,
+        },
+    )
+    .unwrap();
+    assert!(c.poll_timeout().is_some());
+}

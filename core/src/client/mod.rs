@@ -1303,8 +1303,9 @@ impl Client {
         if span == 0 {
             return d;
         }
-        let off = self.next_rand() % (2 * span + 1);
-        Duration::from_millis(d.as_millis() - span + off)
+        // pct ≤ 100, so span ≤ d: no underflow; saturate at the far end of time
+        let off = self.next_rand() % span.saturating_mul(2).saturating_add(1);
+        Duration::from_millis((d.as_millis() - span).saturating_add(off))
     }
 
     fn schedule_poll(&mut self, now: Instant) {
