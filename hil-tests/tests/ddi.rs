@@ -598,6 +598,11 @@ fn closed_success_failure_and_410() {
     let r = fx.ddi_send("POST", "old", &tok3, &format!("/deploymentBase/{a3}/feedback"), &json!({"timestamp": 1_000, "status": {"execution": "closed", "result": {"finished": "success"}}}));
     assert_eq!(r.status, 200);
     assert_eq!(fx.mgmt("GET", "/targets/old/installedDS", None).status, 204);
+    assert_eq!(
+        fx.mgmt("GET", "/targets/old", None).json()["updateStatus"],
+        "pending",
+        "assigned != installed"
+    );
 }
 
 #[test]

@@ -1338,7 +1338,13 @@ impl State {
                     t.installed_action = Some(id);
                 }
                 t.request_attributes = true;
-                self.resync_target(target, now);
+                // the assignment stays; IN_SYNC only if assigned == installed (an old timestamp keeps it pending)
+                t.update_status = if t.assigned_ds == t.installed_ds {
+                    "in_sync"
+                } else {
+                    "pending"
+                };
+                t.modified_at = now;
             }
             Status::Error => {
                 a.active = false;
