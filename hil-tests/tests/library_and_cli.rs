@@ -12,6 +12,11 @@ use serde_json::{Value, json};
 async fn async_caller_drives_a_deployment() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let token = sim.create_target("dev-01", None).unwrap();
+    assert!(
+        sim.set_config("pollingTime", json!("00:00:05")).is_err(),
+        "below minPollingTime"
+    );
+    sim.set_config("pollingTime", json!("00:01:00")).unwrap();
     assert_eq!(token.len(), 32);
     let sm = sim.create_software_module("rootfs", "1.0", "os").unwrap();
     let art = sim.add_artifact_bytes(sm, "b.raucb", b"payload").unwrap();
@@ -34,6 +39,7 @@ async fn async_caller_drives_a_deployment() {
         .unwrap();
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["config"]["polling"]["sleep"], "00:01:00");
     assert!(
         v["_links"]["deploymentBase"]["href"]
             .as_str()

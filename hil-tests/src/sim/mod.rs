@@ -16,6 +16,12 @@
 //! ```
 //!
 //! Everything the HTTP APIs can do is also reachable through [`SimHandle::with_state`].
+//!
+//! Runtime: the server and the rollout scheduler are spawned on the caller's Tokio runtime. With a
+//! blocking HTTP client (e.g. `ureq`) in the same test, use a multi-thread runtime
+//! (`#[tokio::test(flavor = "multi_thread")]`) or keep the simulator on its own runtime as the
+//! integration tests in `hil-tests/tests/common` do; a current-thread runtime blocked by a synchronous
+//! request cannot serve it.
 
 pub mod artifacts;
 pub mod control;
@@ -509,6 +515,11 @@ impl SimHandle {
                 model::Assigned::New(id) | model::Assigned::Already(id) => id,
             })
         })
+    }
+    /// Sets a tenant configuration value exactly like `PUT /rest/v1/system/configs/{key}`, e.g.
+    /// `sim.set_config("pollingTime", serde_json::json!("00:00:05"))` (validated against min/max).
+    pub fn set_config(&self, key: &str, value: serde_json::Value) -> Result<(), Failure> {
+        self.with_state(|s| mgmt::set_config(s, key, &value))
     }
     /// Operator cancel of an action.
     pub fn cancel(&self, target: &str, action: u64) -> Result<(), Failure> {
