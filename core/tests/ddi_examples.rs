@@ -813,3 +813,51 @@ fn config_data_validation() {
         Err(ConfigDataError::Write(_))
     ));
 }
+
+#[test]
+fn artifact_list_and_md5sum_examples() {
+    let doc = br#"[ { "filename": "rootfs-1.2.0.raucb",
+    "hashes": { "sha1": "68db2d92eaa9d13d99261a344106f3bc510346ac", "md5": "7e290c056b0e4dd0a61b7dc7f4616bdc",
+                "sha256": "538ddde648237888d9483ee3eddd3b1e7c49e595c0e39ef754348741abe5c214" },
+    "size": 123456789,
+    "_links": { "download-http": { "href": "https://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/rootfs-1.2.0.raucb" } } } ]"#;
+    let l = parse_artifacts(doc).unwrap();
+    assert_eq!(l.len(), 1);
+    assert!(!l.is_empty());
+    let a = l.iter().next().unwrap();
+    assert_eq!(a.size, 123_456_789);
+    assert_eq!(hex(&a.md5.unwrap()), "7e290c056b0e4dd0a61b7dc7f4616bdc");
+    assert!(s(a.download_url).ends_with("/artifacts/rootfs-1.2.0.raucb"));
+    assert!(parse_artifacts(b"[]").unwrap().is_empty());
+    assert_eq!(
+        parse_artifacts(b"{}").unwrap_err(),
+        ParseError::WrongType("deployment.chunks[].artifacts")
+    );
+    assert_eq!(
+        parse_artifacts(b"null").unwrap_err(),
+        ParseError::WrongType("(document)")
+    );
+    assert_eq!(
+        parse_artifacts(br#"[{"size":1}]"#).unwrap_err(),
+        ParseError::MissingField("deployment.chunks[].artifacts[].filename")
+    );
+
+    let (md5, name) = parse_md5sum("7e290c056b0e4dd0a61b7dc7f4616bdc  rootfs-1.2.0.raucb").unwrap();
+    assert_eq!(hex(&md5), "7e290c056b0e4dd0a61b7dc7f4616bdc");
+    assert_eq!(name, "rootfs-1.2.0.raucb");
+    assert_eq!(
+        parse_md5sum("7e290c056b0e4dd0a61b7dc7f4616bdc *f\n")
+            .unwrap()
+            .1,
+        "f"
+    );
+    for bad in [
+        "",
+        "7e290c056b0e4dd0a61b7dc7f4616bd  f",
+        "7e290c056b0e4dd0a61b7dc7f4616bdz  f",
+        "7e290c056b0e4dd0a61b7dc7f4616bdc  ",
+        "nospace",
+    ] {
+        assert_eq!(parse_md5sum(bad), None, "{bad:?}");
+    }
+}

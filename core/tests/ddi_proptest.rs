@@ -19,10 +19,15 @@ fn all_parsers(data: &[u8]) {
     let _ = parse_confirmation_action(data);
     let _ = parse_installed_base(data);
     let _ = parse_cancel_action(data);
+    if let Ok(l) = parse_artifacts(data) {
+        assert_eq!(l.iter().count(), l.len());
+    }
+    let _ = peek_action_id(data);
     let _ = parse_confirmation_base(data);
     let _ = Record::decode(data);
     if let Ok(s) = core::str::from_utf8(data) {
         let _ = parse_sleep(s);
+        let _ = parse_md5sum(s);
     }
 }
 

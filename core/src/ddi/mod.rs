@@ -20,10 +20,10 @@ mod write;
 
 pub use json::{JsonNum, JsonStr, StrTooLong};
 pub use parse::{
-    Artifact, ArtifactIter, AutoConfirmState, CancelAction, Chunk, ChunkIter, ConfirmationBase,
-    ControllerBase, DeploymentBase, MetadataEntry, MetadataIter, parse_cancel_action,
-    parse_confirmation_action, parse_confirmation_base, parse_controller_base,
-    parse_deployment_base, parse_installed_base, parse_sleep, peek_action_id,
+    Artifact, ArtifactIter, ArtifactList, AutoConfirmState, CancelAction, Chunk, ChunkIter,
+    ConfirmationBase, ControllerBase, DeploymentBase, MetadataEntry, MetadataIter, parse_artifacts,
+    parse_cancel_action, parse_confirmation_action, parse_confirmation_base, parse_controller_base,
+    parse_deployment_base, parse_installed_base, parse_md5sum, parse_sleep, peek_action_id,
 };
 pub use write::{
     ActionFeedback, AttributeField, AutoConfirmActivation, CancelFeedback, CancelReply, ConfigData,

@@ -817,6 +817,73 @@ pub fn parse_confirmation_action(body: &[u8]) -> Result<DeploymentBase<'_>, Pars
 }
 
 // ---------------------------------------------------------------------------------------------
+// softwaremodules/{id}/artifacts and .MD5SUM
+
+/// `GET softwaremodules/{smId}/artifacts`: a JSON array of artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactList<'a> {
+    raw: &'a [u8],
+    count: usize,
+}
+
+impl<'a> ArtifactList<'a> {
+    /// Number of artifacts (≤ [`MAX_ARTIFACTS_PER_CHUNK`]).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    /// The artifacts in document order.
+    pub fn iter(&self) -> ArtifactIter<'a> {
+        ArtifactIter {
+            lex: Lexer::new(self.raw),
+            started: false,
+            done: self.raw.is_empty(),
+        }
+    }
+}
+
+/// Parse `GET softwaremodules/{smId}/artifacts`. Errors name fields with the same paths as
+/// inside a deployment (`deployment.chunks[].artifacts[]…`).
+#[inline(never)]
+pub fn parse_artifacts(body: &[u8]) -> Result<ArtifactList<'_>, ParseError> {
+    let mut l = Lexer::new(body);
+    let (raw, count) = array_of(
+        &mut l,
+        "deployment.chunks[].artifacts",
+        MAX_ARTIFACTS_PER_CHUNK,
+        parse_artifact,
+    )?;
+    l.finish()?;
+    if raw.is_empty() {
+        // `null` is not an artifact list
+        return Err(ParseError::WrongType("(document)"));
+    }
+    Ok(ArtifactList { raw, count })
+}
+
+/// Parse the body of `GET …/{filename}.MD5SUM`: `"<md5hex>  <filename>"` (`md5sum -c`
+/// format, one or two spaces, optional trailing newline). Returns the digest and file name.
+pub fn parse_md5sum(body: &str) -> Option<([u8; 16], &str)> {
+    let line = body.strip_suffix('\n').unwrap_or(body);
+    let (hex, rest) = line.split_once(' ')?;
+    let name = rest.trim_start_matches(' ');
+    let name = name.strip_prefix('*').unwrap_or(name);
+    if hex.len() != 32 || name.is_empty() || name.contains('\n') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = char::from(*hex.as_bytes().get(2 * i)?).to_digit(16)?;
+        let lo = char::from(*hex.as_bytes().get(2 * i + 1)?).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
+    }
+    Some((out, name))
+}
+
+// ---------------------------------------------------------------------------------------------
 // cancelAction
 
 /// `GET cancelAction/{actionId}`.
