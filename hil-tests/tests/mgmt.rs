@@ -399,6 +399,41 @@ fn targets_crud_query_and_paging() {
     assert_eq!(fx.mgmt("GET", "/targets?limit=x", None).status, 400);
     assert_eq!(fx.mgmt("GET", "/targets/nope", None).status, 404);
     assert_eq!(fx.mgmt("DELETE", "/targets/dev-06", None).status, 200);
+    // operator "request attributes" and token change via PUT
+    fx.ddi_send(
+        "PUT",
+        "dev-05",
+        &fx.mgmt("GET", "/targets/dev-05", None).json()["securityToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        "/configData",
+        &json!({"data": {"a": "b"}}),
+    );
+    fx.mgmt(
+        "PUT",
+        "/targets/dev-05",
+        Some(json!({"securityToken": "new-token"})),
+    );
+    assert!(fx.links("dev-05", "new-token").get("configData").is_none());
+    let r = fx.mgmt(
+        "PUT",
+        "/targets/dev-05",
+        Some(json!({"requestAttributes": true, "name": "renamed"})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "renamed");
+    assert!(fx.links("dev-05", "new-token").get("configData").is_some());
+    assert_eq!(
+        fx.mgmt(
+            "PUT",
+            "/targets/dev-05",
+            Some(json!({"requestAttributes": "yes"}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(fx.mgmt("PUT", "/targets/nope", Some(json!({}))).status, 404);
     assert_eq!(fx.mgmt("GET", "/targets", None).json()["total"], 6);
     // ignored field: Warning header naming the real one
     let r = fx.mgmt(

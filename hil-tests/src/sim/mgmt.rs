@@ -64,7 +64,7 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/rest/v1/targets", get(target_list).post(target_create))
         .route(
             "/rest/v1/targets/{cid}",
-            get(target_get).delete(target_delete),
+            get(target_get).put(target_update).delete(target_delete),
         )
         .route("/rest/v1/targets/{cid}/attributes", get(target_attributes))
         .route(
@@ -960,6 +960,72 @@ async fn target_get(AxState(sh): Sh, Path(cid): Path<String>, headers: HeaderMap
             &headers,
             &target_json(&st, &base(&headers, &sh), target(&st, &cid)?),
         ))
+    })())
+}
+
+/// `PUT /targets/{id}`: update name, description, address, securityToken, requestAttributes.
+async fn target_update(
+    AxState(sh): Sh,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let v = parse_body(&body)?;
+        let o = obj(&v, "target update")?;
+        let mut w = Warnings::default();
+        w.unknown_fields(
+            "target",
+            o,
+            &[
+                "controllerId",
+                "name",
+                "description",
+                "securityToken",
+                "address",
+                "requestAttributes",
+                "targetType",
+            ],
+            &[("token", "securityToken")],
+        );
+        let ctx = "target";
+        let (name, desc, token, addr, req) = (
+            opt_str(o, "name", ctx)?,
+            opt_str(o, "description", ctx)?,
+            opt_str(o, "securityToken", ctx)?,
+            opt_str(o, "address", ctx)?,
+            opt_bool(o, "requestAttributes", ctx)?,
+        );
+        if token.is_some_and(|t| t.is_empty() || t.len() > 128) {
+            return Err(Failure::bad("securityToken must be 1..128 characters"));
+        }
+        let mut st = sh.state();
+        let t = st
+            .targets
+            .get_mut(&cid)
+            .ok_or_else(|| Failure::not_found(format!("target '{cid}' not found")))?;
+        if let Some(n) = name {
+            t.name = n.into();
+        }
+        if let Some(d) = desc {
+            t.description = d.into();
+        }
+        if let Some(tok) = token {
+            t.security_token = tok.into();
+        }
+        if let Some(a) = addr {
+            t.address = Some(a.into());
+        }
+        if let Some(r) = req {
+            t.request_attributes = r;
+        }
+        t.modified_at = now_ms();
+        let t = target(&st, &cid)?;
+        Ok(w.apply(json_resp(
+            StatusCode::OK,
+            &target_json(&st, &base(&headers, &sh), t),
+        )))
     })())
 }
 
