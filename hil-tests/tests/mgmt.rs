@@ -400,16 +400,18 @@ fn targets_crud_query_and_paging() {
     assert_eq!(fx.mgmt("GET", "/targets/nope", None).status, 404);
     assert_eq!(fx.mgmt("DELETE", "/targets/dev-06", None).status, 200);
     // operator "request attributes" and token change via PUT
-    fx.ddi_send(
+    let tok5 = fx.mgmt("GET", "/targets/dev-05", None).json()["securityToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = fx.ddi_send(
         "PUT",
         "dev-05",
-        &fx.mgmt("GET", "/targets/dev-05", None).json()["securityToken"]
-            .as_str()
-            .unwrap()
-            .to_string(),
+        &tok5,
         "/configData",
         &json!({"data": {"a": "b"}}),
     );
+    assert_eq!(r.status, 200);
     fx.mgmt(
         "PUT",
         "/targets/dev-05",
