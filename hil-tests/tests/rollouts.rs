@@ -472,3 +472,31 @@ fn scheduler_runs_by_itself() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn more_groups_than_targets() {
+    let fx = Fx::new();
+    let ds = fleet(&fx, "x", 3);
+    let id = create(
+        &fx,
+        json!({"name": "tiny", "distributionSetId": ds, "targetFilterQuery": "controllerid==x*", "amountGroups": 4,
+                                "errorCondition": {"condition": "THRESHOLD", "expression": "0"}}),
+    );
+    tick(&fx);
+    let sizes: Vec<u64> = groups(&fx, id)
+        .iter()
+        .map(|g| g["totalTargets"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![1, 1, 1, 0]);
+    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    for g in 0..3 {
+        report(&fx, id, g, 1, "success");
+        tick(&fx);
+    }
+    tick(&fx);
+    assert_eq!(
+        group_status(&fx, id),
+        vec!["finished", "finished", "finished", "finished"]
+    );
+    assert_eq!(rollout(&fx, id)["status"], "finished");
+}

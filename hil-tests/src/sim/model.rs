@@ -1950,14 +1950,15 @@ impl State {
                     _ => {}
                 }
             }
+            // an empty group (more groups than targets) is complete and error-free
             let pct = |n: usize| {
                 if total == 0 {
-                    100.0
+                    0.0
                 } else {
                     n as f64 * 100.0 / total as f64
                 }
             };
-            if pct(errors) > cond.error_pct {
+            if total > 0 && pct(errors) > cond.error_pct {
                 if let Some(g) = self.groups.get_mut(&gid) {
                     g.status = "error";
                 }
