@@ -747,6 +747,7 @@ impl Agent<'_> {
                 low_speed_time: low_time,
                 low_speed_rate: low_rate,
                 rate_limit: limit,
+                sha1: a.sha256.is_none(),
                 cancel: &cancel,
             };
             let mut last = 0u64;

@@ -91,6 +91,8 @@ pub struct DownloadRequest<'a> {
     pub low_speed_rate: u64,
     /// Cap in B/s, 0 = unlimited.
     pub rate_limit: u64,
+    /// Also compute SHA-1 (when hawkBit gave no SHA-256).
+    pub sha1: bool,
     /// Set to stop the transfer.
     pub cancel: &'a AtomicBool,
 }
@@ -102,7 +104,7 @@ pub struct Downloaded {
     pub bytes: u64,
     /// SHA-256 of the file.
     pub sha256: [u8; 32],
-    /// SHA-1 of the file.
+    /// SHA-1 of the file (all zero unless [`DownloadRequest::sha1`] was set).
     pub sha1: [u8; 20],
     /// Wall time of the whole download, resumes included.
     pub elapsed: Duration,
@@ -114,19 +116,22 @@ pub struct Downloaded {
 
 struct Digests {
     sha256: Sha256,
-    sha1: Sha1,
+    /// Only when asked for: hawkBit's SHA-1 is used only when it sends no SHA-256.
+    sha1: Option<Sha1>,
 }
 
 impl Digests {
-    fn new() -> Self {
+    fn new(sha1: bool) -> Self {
         Self {
             sha256: Sha256::new(),
-            sha1: Sha1::new(),
+            sha1: sha1.then(Sha1::new),
         }
     }
     fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.sha1.update(data);
+        if let Some(h) = self.sha1.as_mut() {
+            h.update(data);
+        }
     }
 }
 
@@ -169,7 +174,7 @@ pub fn download(
         .write(true)
         .open(req.dest)
         .map_err(|e| io_err("cannot open the download file", req.dest, &e))?;
-    let mut digests = Digests::new();
+    let mut digests = Digests::new(req.sha1);
     let mut offset = file
         .metadata()
         .map_err(|e| io_err("cannot stat", req.dest, &e))?
@@ -248,7 +253,7 @@ pub fn download(
     Ok(Downloaded {
         bytes: offset,
         sha256: digests.sha256.finalize().into(),
-        sha1: digests.sha1.finalize().into(),
+        sha1: digests.sha1.map_or([0; 20], |h| h.finalize().into()),
         elapsed: started.elapsed(),
         resumes,
         reused,
@@ -309,7 +314,7 @@ fn restart(
     file.seek(SeekFrom::Start(0))
         .map_err(|e| io_err("cannot seek", path, &e))?;
     *offset = 0;
-    *digests = Digests::new();
+    *digests = Digests::new(digests.sha1.is_some());
     Ok(())
 }
 

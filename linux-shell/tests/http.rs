@@ -75,6 +75,7 @@ impl<'a> Dl<'a> {
             low_speed_time: self.low_speed.0,
             low_speed_rate: self.low_speed.1,
             rate_limit: self.rate_limit,
+            sha1: true,
             cancel: &self.cancel,
         };
         download(http, &req, &mut |_, _| {})
@@ -527,6 +528,7 @@ fn https_mutual_tls_client_certificate() {
         low_speed_time: Duration::ZERO,
         low_speed_rate: 0,
         rate_limit: 0,
+        sha1: false,
         cancel: &AtomicBool::new(false),
     };
     assert!(
