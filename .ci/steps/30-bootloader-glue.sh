@@ -4,6 +4,10 @@
 set -euo pipefail
 echo "--- no_std build (codecs without std/alloc)"
 cargo build -p eyas-bootloader-glue --no-default-features --locked
+echo "--- no_std build for Cortex-M4 (thumbv7em-none-eabihf, Debian rustc-web + build-std=core)"
+command -v /usr/bin/rustc >/dev/null || { echo "bootloader-glue: /usr/bin/rustc (rustc-web) missing: run .ci/install-deps" >&2; exit 1; }
+RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$PWD/target-glue-thumb" /usr/bin/cargo build \
+  -p eyas-bootloader-glue --no-default-features --target thumbv7em-none-eabihf -Zbuild-std=core --locked
 echo "--- clippy"
 cargo clippy -p eyas-bootloader-glue --all-targets --locked -- -D warnings
 echo "--- tests"
