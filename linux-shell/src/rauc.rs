@@ -212,13 +212,29 @@ impl Rauc {
             .await
             .map_err(call_err)?;
         let wait = async {
+            let mut last: Option<Progress> = None;
             loop {
                 tokio::select! {
+                    // Progress first: a change that is already queued is reported before the end.
+                    biased;
+                    Some(change) = progress.next() => {
+                        if let Ok((percent, message, depth)) = change.get().await {
+                            let p = Progress { percent, message, depth };
+                            on_progress(&p);
+                            last = Some(p);
+                        }
+                    }
                     signal = completed.next() => {
                         let Some(signal) = signal else {
                             return Err(RaucError::Unavailable("the D-Bus connection closed during the install".into()));
                         };
                         let result = signal.args().map_err(call_err)?.result;
+                        // Property changes may be coalesced: always report the final state.
+                        if let Ok(p) = self.progress().await
+                            && last.as_ref() != Some(&p)
+                        {
+                            on_progress(&p);
+                        }
                         if result == 0 {
                             return Ok(());
                         }
@@ -228,11 +244,6 @@ impl Rauc {
                         } else {
                             last_error
                         }));
-                    }
-                    Some(change) = progress.next() => {
-                        if let Ok((percent, message, depth)) = change.get().await {
-                            on_progress(&Progress { percent, message, depth });
-                        }
                     }
                 }
             }
