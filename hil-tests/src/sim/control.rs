@@ -12,6 +12,7 @@
 //! | `POST /sim/restart` | `{"downMs":500}` | drop all connections, refuse connections for `downMs` |
 //! | `POST /sim/tick` | – | run the rollout scheduler once now |
 //! | `GET /sim/stats` | – | `{"requests":N}` |
+//! | `GET /sim/requests` / `DELETE` | – | request log (DDI + Mgmt, last 10,000): method, path, query, status, range, auth scheme |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,7 +30,7 @@ use serde_json::{Value, json};
 use super::http::{json_resp, parse_body};
 use super::model::{Failure, State, WindowOverride};
 use super::time::now_ms;
-use super::{FaultSet, Faults, Shared};
+use super::{FaultSet, Faults, RequestRecord, Shared};
 
 type Sh = AxState<Arc<Shared>>;
 
@@ -53,6 +54,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/sim/restart", post(restart))
         .route("/sim/tick", post(tick))
         .route("/sim/stats", get(stats))
+        .route("/sim/requests", get(requests_get).delete(requests_clear))
 }
 
 /// Sets or clears a maintenance-window override.
@@ -86,6 +88,19 @@ pub async fn fault_layer(AxState(sh): Sh, req: Request, next: Next) -> Response 
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(String::from);
+    let range = req
+        .headers()
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let auth_scheme = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(' ').next())
+        .map(String::from);
+    let at_ms = now_ms();
     let mut injected = None;
     if let Some(cid) = ddi_target(&path) {
         let (latency, rate, status) = {
@@ -115,6 +130,18 @@ pub async fn fault_layer(AxState(sh): Sh, req: Request, next: Next) -> Response 
         }
         None => next.run(req).await,
     };
+    if !path.starts_with("/sim/") {
+        sh.record(RequestRecord {
+            at_ms,
+            method: method.to_string(),
+            path: path.clone(),
+            query,
+            status: resp.status().as_u16(),
+            range,
+            auth_scheme,
+            injected: injected.is_some(),
+        });
+    }
     if sh.log_requests {
         eprintln!(
             "hawkbit-sim: {method} {path} -> {} ({:.1} ms){}",
@@ -258,4 +285,16 @@ async fn stats(AxState(sh): Sh) -> Response {
             "rollouts": st.rollouts.len(),
         }),
     )
+}
+
+async fn requests_get(AxState(sh): Sh) -> Response {
+    json_resp(
+        StatusCode::OK,
+        &serde_json::to_value(sh.request_log()).unwrap_or(Value::Null),
+    )
+}
+
+async fn requests_clear(AxState(sh): Sh, _body: Bytes) -> Response {
+    sh.clear_request_log();
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -197,6 +197,7 @@ pub struct Shared {
     /// Requests served.
     pub requests: AtomicU64,
     log_requests: bool,
+    request_log: Mutex<std::collections::VecDeque<RequestRecord>>,
     addr: Mutex<SocketAddr>,
 }
 
@@ -223,6 +224,61 @@ impl Shared {
             c.generation += 1;
             c.down_ms = u64::try_from(down.as_millis()).unwrap_or(u64::MAX);
         });
+    }
+}
+
+/// One served request, as recorded in the request log (the last [`REQUEST_LOG_LEN`] are kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// Server time (ms since epoch) when the request arrived.
+    pub at_ms: i64,
+    /// HTTP method.
+    pub method: String,
+    /// Path (without query).
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// `Range` header, if any.
+    pub range: Option<String>,
+    /// Authorization scheme (`TargetToken`, `GatewayToken`, `Basic`), never the secret.
+    pub auth_scheme: Option<String>,
+    /// The response was an injected fault.
+    pub injected: bool,
+}
+
+/// How many requests the log keeps.
+pub const REQUEST_LOG_LEN: usize = 10_000;
+
+impl Shared {
+    /// Appends to the bounded request log.
+    pub fn record(&self, r: RequestRecord) {
+        let mut log = self
+            .request_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= REQUEST_LOG_LEN {
+            log.pop_front();
+        }
+        log.push_back(r);
+    }
+    /// Snapshot of the request log, oldest first.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.request_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        self.request_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -302,6 +358,7 @@ impl Sim {
             mgmt_password: config.mgmt_password.clone(),
             ctl,
             requests: AtomicU64::new(0),
+            request_log: Mutex::new(std::collections::VecDeque::new()),
             log_requests: config.log_requests,
             addr: Mutex::new(addr),
         });
@@ -556,6 +613,15 @@ impl SimHandle {
     /// Forces maintenance windows open/closed (`None` = follow the schedule), for one target or all.
     pub fn force_maintenance_window(&self, target: Option<&str>, state: Option<WindowOverride>) {
         self.with_state(|s| control::set_window_override(s, target, state));
+    }
+    /// Requests served so far (last [`REQUEST_LOG_LEN`]), oldest first — for asserting a client's
+    /// request sequence (e.g. that a resumed download sent `Range`).
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.shared.request_log()
+    }
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        self.shared.clear_request_log();
     }
     /// Runs one rollout-scheduler pass now.
     pub fn tick(&self) {
