@@ -508,6 +508,7 @@ pub struct Loaded {
 
 /// Errors of [`load`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoadError<E> {
     /// The medium failed.
     Io(E),
@@ -517,12 +518,34 @@ pub enum LoadError<E> {
 
 /// Errors of [`save`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SaveError<E> {
     /// The medium failed.
     Io(E),
     /// The state is invalid.
     State(StateError),
 }
+
+impl<E: fmt::Display> fmt::Display for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "reading the barebox state storage failed: {e}"),
+            Self::State(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for SaveError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "writing the barebox state storage failed: {e}"),
+            Self::State(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for LoadError<E> {}
+impl<E: fmt::Debug + fmt::Display> core::error::Error for SaveError<E> {}
 
 /// Loads from the first valid bucket. `buf` must hold one stride.
 pub fn load<S: Storage>(
