@@ -654,3 +654,97 @@ fn grub_writes_are_byte_identical_to_grub_editenv() {
     }
     assert!(compared > 50, "{compared}");
 }
+
+/// An independent model of RAUC's contrib/grub.conf: walk ORDER, set `<slot>_TRY=1` on every
+/// slot visited, boot the first one that had OK=1 and TRY=0; if none, clear TRY of every OK slot
+/// (rescue boot); then `save_env` (one write of the block).
+fn grub_script(vars: &BTreeMap<String, String>) -> (Option<String>, Vec<(String, Option<String>)>) {
+    let get = |k: String| vars.get(&k).cloned().unwrap_or_default();
+    let mut ch = Vec::new();
+    let mut chosen = None;
+    for slot in get("ORDER".into()).split_whitespace() {
+        let (ok, tried) = (get(format!("{slot}_OK")), get(format!("{slot}_TRY")));
+        ch.push((format!("{slot}_TRY"), Some("1".to_string())));
+        if ok == "1" && tried == "0" {
+            chosen = Some(slot.to_string());
+            break;
+        }
+    }
+    if chosen.is_none() {
+        ch.clear();
+        for slot in ["A", "B"] {
+            if get(format!("{slot}_OK")) == "1" {
+                ch.push((format!("{slot}_TRY"), Some("0".to_string())));
+            }
+        }
+    }
+    (chosen, ch)
+}
+
+/// The GRUB attempt loop on a real grubenv, judged by `grub-editenv list`: RAUC-style install
+/// of B through eyas's backend, one failed try of B, fallback to A, mark-good A. The script's
+/// choices are cross-checked with `eyas_core::slots`.
+#[test]
+fn grub_attempt_loop_on_a_file_judged_by_grub_editenv() {
+    use eyas_bootloader_glue::rauc_backend::{self, BackendConfig};
+    use eyas_core::slots::{Backend, BootState};
+    let d = TempDir::new("grub-loop");
+    let f = d.join("grubenv");
+    support::copy_vector("grub/grubenv.rauc", &f);
+    let conf = BackendConfig::parse(
+        &format!(
+            "bootloader = grub\ngrubenv = {}\nbootnames = A B\n",
+            f.display()
+        ),
+        &d.join("c"),
+    )
+    .unwrap();
+    let backend = |args: &[&str]| {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        assert_eq!(
+            rauc_backend::run(args, &conf, &mut o, &mut e),
+            0,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&e)
+        );
+        String::from_utf8(o).unwrap()
+    };
+    let list = || parse_listing(&run(Command::new("grub-editenv").arg(&f).arg("list")));
+    let boot = || {
+        let vars = list();
+        let (chosen, ch) = grub_script(&vars);
+        let st = BootState::from_vars(Backend::Grub, &["A", "B"], |n| {
+            vars.get(n).map(String::as_str)
+        })
+        .unwrap();
+        assert_eq!(
+            st.boot().chosen.map(|i| ["A", "B"][i].to_string()),
+            chosen,
+            "slots::boot disagrees with grub.conf on {vars:?}"
+        );
+        GrubFile::new(&f).apply(&borrowed(&ch)).unwrap();
+        chosen
+    };
+    assert_eq!(boot().as_deref(), Some("A"));
+    backend(&["set-state", "A", "good"]);
+    backend(&["set-state", "B", "bad"]);
+    backend(&["set-primary", "B"]);
+    assert_eq!(list()["ORDER"], "B A");
+    assert_eq!(boot().as_deref(), Some("B"));
+    // B never marked good: GRUB's one try is used up, it falls back to A.
+    assert_eq!(boot().as_deref(), Some("A"));
+    assert_eq!(backend(&["get-state", "B"]), "bad\n");
+    // Running A on its try (A_TRY=1): RAUC's GRUB rules see no good slot until mark-good.
+    assert_eq!(backend(&["get-state", "A"]), "bad\n");
+    backend(&["set-state", "A", "good"]);
+    assert_eq!(backend(&["get-primary"]), "A\n");
+    let v = list();
+    assert_eq!(
+        (v["A_OK"].as_str(), v["A_TRY"].as_str(), v["B_TRY"].as_str()),
+        ("1", "0", "1")
+    );
+    // Both tried: rescue boot, TRY cleared for every OK slot, next boot tries B again.
+    GrubFile::new(&f).apply(&[("A_TRY", Some("1"))]).unwrap();
+    assert_eq!(boot(), None);
+    assert_eq!(boot().as_deref(), Some("B"));
+}
