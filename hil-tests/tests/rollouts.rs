@@ -143,6 +143,13 @@ fn creation_rules() {
         "{w}"
     );
     let id = r.json()["id"].as_u64().unwrap();
+    let mut dup = base.clone();
+    dup["successThreshold"] = json!("95");
+    assert_eq!(
+        fx.mgmt("POST", "/rollouts", Some(dup)).status,
+        409,
+        "rollout names are unique"
+    );
     tick(&fx);
     let g = &groups(&fx, id)[0];
     assert_eq!(g["successCondition"]["expression"], "50", "defaults 50/50");

@@ -1609,6 +1609,13 @@ impl State {
     ) -> Res<u64> {
         self.check_ds_assignable(ds)?;
         Expr::parse(filter).map_err(Failure::bad)?;
+        if self.rollouts.values().any(|r| r.name == name) {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.repo.entitiyAlreadyExists",
+                format!("a rollout named '{name}' already exists"),
+            ));
+        }
         let id = self.id();
         let seq = self.seq();
         let confirmation_required = confirmation_required.unwrap_or(self.config.confirmation_flow);
