@@ -536,3 +536,25 @@ fn https_mutual_tls_client_certificate() {
         "server requires a client certificate"
     );
 }
+
+#[test]
+fn configured_proxy_carries_the_download() {
+    let data = test_bytes(200_000, 16);
+    let server = artifact_server(&data);
+    let proxy = common::http_server::ConnectProxy::start();
+    let mut s = settings();
+    s.proxy = Some(format!("http://127.0.0.1:{}", proxy.port));
+    let http = Http::new(&s).expect("agents");
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let d = Dl::new(server.url("/artifact"), &dest, data.len())
+        .run(&http)
+        .expect("download via proxy");
+    assert_eq!(d.sha256, sha256(&data));
+    let targets = proxy.targets.lock().expect("lock").clone();
+    assert_eq!(
+        targets,
+        [format!("127.0.0.1:{}", server.port)],
+        "the transfer went through the proxy"
+    );
+}

@@ -211,3 +211,56 @@ fn serve(
     }
     Ok(())
 }
+
+/// A minimal HTTP CONNECT proxy: records each `CONNECT host:port` and tunnels to it.
+pub struct ConnectProxy {
+    pub port: u16,
+    pub targets: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let targets = Arc::new(Mutex::new(Vec::new()));
+        let seen = targets.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let _ = tunnel(client, &seen);
+                });
+            }
+        });
+        Self { port, targets }
+    }
+}
+
+fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim_end().is_empty() {
+            break;
+        }
+    }
+    seen.lock().expect("lock").push(target.clone());
+    let upstream = TcpStream::connect(&target)?;
+    let mut c = client;
+    c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    let (mut up_r, mut up_w) = (upstream.try_clone()?, upstream);
+    let mut c_w = c.try_clone()?;
+    let t = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut c_w);
+        let _ = c_w.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut reader, &mut up_w);
+    let _ = up_w.shutdown(std::net::Shutdown::Write);
+    let _ = t.join();
+    Ok(())
+}
