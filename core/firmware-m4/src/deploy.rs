@@ -3,13 +3,11 @@
 //! `verify`, the signed manifest is checked, the A/B switch is computed by `slots` on a U-Boot
 //! environment, and the bootloader's own step decides what boots after the reboot.
 
-use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
 use cortex_m_semihosting::{hprint, hprintln};
 use eyas_core::client::{
-    Action, BootReport, Client, ClientConfig, ClientConfigError, Event, InstallKind,
-    REQUEST_BUF_LEN, Response,
+    Action, BootReport, Client, ClientConfig, Event, InstallKind, REQUEST_BUF_LEN, Response,
 };
 use eyas_core::record::{RECORD_MAX_LEN, Slot};
 use eyas_core::slots::{Backend, BootState, Booted, Transition};
@@ -26,14 +24,12 @@ const BASE_WITH_ACTION: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"
 const BASE_IDLE: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{}}"#;
 
 /// The client lives in static RAM (it is long-lived device state), as does its request buffer.
-/// Holds `Client::new`'s `Result` itself, so the constructor can write straight into static RAM
-/// (a `Result<Client, _>` temporary on the stack would cost twice `size_of::<Client>()`).
-static mut CLIENT: MaybeUninit<Result<Client, ClientConfigError>> = MaybeUninit::uninit();
-
-type ClientSlot = Result<Client, ClientConfigError>;
+/// The client lives in static RAM (long-lived device state), built by the `const`
+/// `Client::unconfigured` and configured in place: no Client-sized temporary on the stack.
+static mut CLIENT: Client = Client::unconfigured();
 static mut REQUEST_BUF: [u8; REQUEST_BUF_LEN] = [0; REQUEST_BUF_LEN];
 
-type Env = Vec<(String<24>, String<24>), 8>;
+type Env = Vec<(String<12>, String<8>), 6>;
 
 /// The simulated device: U-Boot environment, persisted record, downloaded-artifact results.
 struct Device {
@@ -90,20 +86,17 @@ fn client_config() -> ClientConfig<'static> {
     cfg
 }
 
-/// Constructs the client in its static slot; called once.
+/// The static client; called once.
 #[inline(never)]
-fn new_client() -> &'static mut ClientSlot {
+fn the_client() -> &'static mut Client {
     // SAFETY: single-threaded firmware, called once: the returned reference is the only one.
-    let slot = unsafe { &mut *addr_of_mut!(CLIENT) };
-    slot.write(Client::new(&client_config()))
+    unsafe { &mut *addr_of_mut!(CLIENT) }
 }
 
-/// A fresh client in place of the old one (after a power-on), written in place.
+/// A fresh client in place of the old one (after a power-on), configured in place.
 #[inline(never)]
-fn renew_client(slot: &mut ClientSlot) -> Option<&mut Client> {
-    // SAFETY: `slot` is a valid, exclusive place; the old value needs no drop (no resources).
-    unsafe { core::ptr::write(slot, Client::new(&client_config())) };
-    slot.as_mut().ok()
+fn renew_client(client: &mut Client) -> Option<()> {
+    client.configure(&client_config()).ok()
 }
 
 // One out-of-line wrapper per client input/output, so the stack report shows each one's cost.
@@ -144,30 +137,25 @@ fn cl_poll_request(
 /// The bootloader and the first moments of the new system: choose-and-decrement, health check,
 /// mark good, hand the record to a fresh client.
 #[inline(never)]
-fn power_on(dev: &mut Device, now: Instant, slot: &mut ClientSlot) -> Option<()> {
-    let st = read_state(&dev.env)?;
-    let step = st.boot();
-    let chosen = step.chosen?;
-    apply(&mut dev.env, "bootloader boot", &step.transition);
+fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
+    let chosen = bootloader_boot(&mut dev.env)?;
     dev.cmdline_slot = if chosen == 0 {
         "root=/dev/mmcblk0p2 rauc.slot=A"
     } else {
         "root=/dev/mmcblk0p3 rauc.slot=B"
     };
-    let st = read_state(&dev.env)?;
-    let Ok(Booted::Slot(booted)) = st.booted_slot(dev.cmdline_slot) else {
-        return None;
-    };
+    let booted = booted_slot(&dev.env, dev.cmdline_slot)?;
     hprintln!(
         "  boot: bootloader chose {}; cmdline says {}",
         chosen,
         booted
     );
     // Health check passed: mark the booted slot good (before reporting).
-    let good = st.mark_good(booted).ok()?;
-    apply(&mut dev.env, "mark-good booted", &good);
+    apply_op(&mut dev.env, "mark-good booted", |s| {
+        s.mark_good(booted).ok()
+    })?;
     // A fresh client after every power-on, as a new process would be.
-    let client = renew_client(slot)?;
+    renew_client(client)?;
     cl_handle_boot(
         client,
         now,
@@ -178,6 +166,44 @@ fn power_on(dev: &mut Device, now: Instant, slot: &mut ClientSlot) -> Option<()>
             running: Some(("rootfs", "2026.10.0")),
         },
     );
+    Some(())
+}
+
+/// A factory-fresh environment: both slots good, A first.
+#[inline(never)]
+fn provision(env: &mut Env) -> Option<()> {
+    let init = BootState::initial(Backend::UBoot, &["A", "B"]).ok()?;
+    apply(env, "provision", &init);
+    Some(())
+}
+
+/// The bootloader's choose-and-decrement step, written to the environment.
+#[inline(never)]
+fn bootloader_boot(env: &mut Env) -> Option<usize> {
+    let st = read_state(env)?;
+    let step = st.boot();
+    apply(env, "bootloader boot", &step.transition);
+    step.chosen
+}
+
+#[inline(never)]
+fn booted_slot(env: &Env, cmdline: &str) -> Option<usize> {
+    match read_state(env)?.booted_slot(cmdline) {
+        Ok(Booted::Slot(i)) => Some(i),
+        _ => None,
+    }
+}
+
+/// Reads the state, runs one operation and writes its change set: one transition live at a time.
+#[inline(never)]
+fn apply_op(
+    env: &mut Env,
+    what: &str,
+    op: impl FnOnce(&BootState) -> Option<Transition>,
+) -> Option<()> {
+    let st = read_state(env)?;
+    let t = op(&st)?;
+    apply(env, what, &t);
     Some(())
 }
 
@@ -255,26 +281,29 @@ fn install(dev: &mut Device) -> Pending {
     if !dev.bundle_ok.as_ref().is_some_and(|v| v.manifest_checked) {
         return Pending::InstallFailed("manifest-missing");
     }
-    let Some(st) = read_state(&dev.env) else {
-        return Pending::InstallFailed("boot-state");
-    };
-    let Ok(Booted::Slot(booted)) = st.booted_slot(dev.cmdline_slot) else {
+    let Some(booted) = booted_slot(&dev.env, dev.cmdline_slot) else {
         return Pending::InstallFailed("booted-slot");
     };
     let target = 1 - booted;
-    let Ok(bad) = st.mark_bad(target) else {
+    if apply_op(&mut dev.env, "mark-bad target (before writing)", |s| {
+        s.mark_bad(target).ok()
+    })
+    .is_none()
+    {
         return Pending::InstallFailed("mark-bad");
-    };
-    apply(&mut dev.env, "mark-bad target (before writing)", &bad);
+    }
     hprintln!(
         "  install: writing {} bytes into slot {}",
         BUNDLE_LEN,
         target
     );
-    let Ok(active) = bad.state().mark_active(target) else {
+    if apply_op(&mut dev.env, "mark-active target", |s| {
+        s.mark_active(target).ok()
+    })
+    .is_none()
+    {
         return Pending::InstallFailed("mark-active");
-    };
-    apply(&mut dev.env, "mark-active target", &active);
+    }
     Pending::Installed(slot_of(target))
 }
 
@@ -378,13 +407,12 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
         manifest_verifier: None,
         key,
     };
-    let Some(init) = BootState::initial(Backend::UBoot, &["A", "B"]).ok() else {
+    if provision(&mut dev.env).is_none() {
         return false;
-    };
-    apply(&mut dev.env, "provision", &init);
+    }
     let mut now = Instant::from_secs(1_000);
-    let slot = new_client();
-    if power_on(&mut dev, now, slot).is_none() {
+    let client = the_client();
+    if power_on(&mut dev, now, client).is_none() {
         c.check("first boot", false);
         return false;
     }
@@ -398,9 +426,6 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
         if finished.is_some() {
             break;
         }
-        let Ok(client) = slot.as_mut() else {
-            return false;
-        };
         // 1. actions
         let reboot = match drain_actions(client, &mut dev, &mut pending) {
             Some(r) => r,
@@ -408,7 +433,7 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
         };
         if reboot {
             now = now + Duration::from_secs(30);
-            if power_on(&mut dev, now, slot).is_none() {
+            if power_on(&mut dev, now, client).is_none() {
                 c.check("reboot into the new slot", false);
                 return false;
             }

@@ -367,10 +367,10 @@ fn active_state_after_good_boot() -> bool {
 }
 
 #[inline(never)]
-fn run(c: &mut Checks) {
+fn core_steps(c: &mut Checks) -> Option<[u8; 32]> {
     let Ok(key) = verify::public_key_from_spki_der(PUBLIC_KEY_DER) else {
         c.check("public key", false);
-        return;
+        return None;
     };
     measured("ddi::parse_deployment_base alone", || {
         ddi::parse_deployment_base(DEPLOYMENT).map(|d| d.id)
@@ -381,7 +381,7 @@ fn run(c: &mut Checks) {
     })
     .ok();
     let Some((bundle, manifest_spec)) = measured("step 1 ddi", || parse_deployment(c)) else {
-        return;
+        return None;
     };
     let mut buf = [0u8; MAX_MANIFEST_LEN];
     let manifest = measured("step 2 manifest", || {
@@ -413,8 +413,19 @@ fn run(c: &mut Checks) {
         bad == Err(VerifyError::DigestMismatch(verify::HashAlgo::Sha256)),
     );
     measured("step 4 slots", || slots_flow(c));
+    Some(key)
+}
+
+/// All steps; the core steps' locals are gone before the client deployment runs.
+#[inline(never)]
+fn run(c: &mut Checks) {
+    let Some(key) = core_steps(c) else {
+        return;
+    };
     #[cfg(feature = "client")]
     measured("step 5 client deployment", || deploy::run(c, key));
+    #[cfg(not(feature = "client"))]
+    let _ = key;
 }
 
 #[entry]
