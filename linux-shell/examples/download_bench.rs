@@ -1,4 +1,4 @@
-//! Download benchmark: eyas (ureq + SHA-256/SHA-1 in the same pass + fsync) against
+//! Download benchmark: eyas (ureq + SHA-256 in the same pass + fsync) against
 //! `curl -o FILE && openssl dgst -sha256 FILE` (what rauc-hawkbit-updater does: download, then
 //! hash) and `curl | tee FILE | openssl dgst -sha256` (a one-pass shell pipeline), over loopback.
 //!
@@ -152,7 +152,7 @@ fn main() {
     println!("artifact: {mib} MiB over loopback, best of {runs}; SHA-256 {d_eyas}");
     println!(
         "{:<48} {:>8.2} s {:>8.1} MB/s",
-        "eyas (ureq, SHA-256+SHA-1 same pass, fsync)",
+        "eyas (ureq, SHA-256 in the same pass, fsync)",
         t_eyas.as_secs_f64(),
         mbps(t_eyas)
     );
