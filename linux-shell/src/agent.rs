@@ -184,7 +184,8 @@ fn client_config<'a>(
     if let Some(max) = config.eyas.poll_max {
         cc.poll_max = core_duration(max);
     }
-    cc.active_poll_interval = CoreDuration::from_secs(10);
+    // rauc-hawkbit-updater polls every 5 s while an action runs, to notice cancels.
+    cc.active_poll_interval = CoreDuration::from_secs(5);
     cc.backoff_initial = core_duration(c.retry_wait.min(Duration::from_secs(5)));
     cc.backoff_max = core_duration(c.retry_wait);
     cc.download_retries = if c.resume_downloads { 10 } else { 0 };

@@ -134,6 +134,14 @@ async fn update_is_reported_only_after_the_new_slot_booted() {
     );
     let messages = sim.action_messages(action).join("\n");
     assert!(messages.contains("booted"), "{messages}");
+    let attrs = sim
+        .with_state(|s| s.targets.get("dev-e2e").map(|t| t.attributes.clone()))
+        .expect("target");
+    assert_eq!(
+        attrs.get("product").map(String::as_str),
+        Some("eyas-e2e"),
+        "[device] sent as configData"
+    );
 
     let lines = observer.wait_lines(3, Duration::from_secs(10)).join("\n");
     assert!(lines.contains("\"DOWNLOADING\""), "{lines}");
@@ -401,5 +409,67 @@ async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
     });
     let messages = sim.action_messages(action).join("\n");
     assert!(messages.contains("fell back"), "{messages}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_cancel_during_download_stops_it_and_is_acknowledged() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target("dev-cancel", None).expect("target");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", "ota-agent-test", 2_500_000);
+    let sm = sim
+        .create_software_module("rootfs", "1.2.0", "os")
+        .expect("module");
+    sim.add_artifact_file(sm, "big.raucb", &bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.2.0", "os", &[sm])
+        .expect("ds");
+    let action = sim
+        .assign("dev-cancel", ds, Default::default())
+        .expect("assign");
+    // ~100 kB/s: the download takes ~25 s unless it is canceled.
+    sim.set_target_faults(
+        Some("dev-cancel"),
+        hil_tests::sim::Faults {
+            bandwidth_bytes_per_sec: Some(100_000),
+            ..Default::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cancel",
+        &token,
+        broker.port,
+        "",
+    );
+    let started = std::time::Instant::now();
+    let run = tokio::spawn(eyas_run_once_owned(conf.clone(), sb.bus_address.clone()));
+    let partial = work.path().join("dl/big.raucb");
+    common::wait_for("the download to start", Duration::from_secs(10), || {
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
+    });
+    sim.cancel("dev-cancel", action).expect("cancel");
+    let out = run.await.expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a canceled action is not a failure of eyas"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the cancel was noticed while downloading"
+    );
+    common::wait_for(
+        "the cancel to be acknowledged",
+        Duration::from_secs(10),
+        || sim.action_status(action).as_deref() == Some("canceled"),
+    );
+    assert!(!partial.exists(), "the partial download is deleted");
+    assert!(!sb.bootloader_calls().contains("set-primary"));
     sim.shutdown().await;
 }
