@@ -120,3 +120,78 @@ fn garbage_bodies_get_4xx_with_a_message() {
     // the server is still healthy
     assert_eq!(fx.ddi_get("m", &tok, "").status, 200);
 }
+
+#[test]
+fn hostile_numbers_and_nesting_never_crash_the_server() {
+    let fx = Fx::new();
+    let (tok, _, ds, _) = fx.deployment("h", json!({}));
+    let basic = format!("Basic {}", base64_encode(b"admin:admin"));
+    let huge = "9999999999999999999:00:00";
+    let deep = format!(
+        "{}controllerid==h{}",
+        "(".repeat(200_000),
+        ")".repeat(200_000)
+    );
+    let cases: Vec<(&str, String, serde_json::Value)> = vec![
+        (
+            "PUT",
+            "/rest/v1/system/configs/pollingTime".into(),
+            json!({"value": huge}),
+        ),
+        (
+            "PUT",
+            "/rest/v1/system/configs/pollingOverdueTime".into(),
+            json!({"value": huge}),
+        ),
+        (
+            "POST",
+            "/rest/v1/targets/h/assignedDS".into(),
+            json!({"id": ds, "maintenanceWindow": {"schedule": "0 0 2 ? * *", "duration": huge, "timezone": "+00:00"}}),
+        ),
+        (
+            "POST",
+            "/rest/v1/targets/h/assignedDS".into(),
+            json!({"id": ds, "maintenanceWindow": {"schedule": "1/4294967295 0 2 ? * *", "duration": "01:00:00", "timezone": "+00:00"}}),
+        ),
+        (
+            "POST",
+            "/rest/v1/rollouts".into(),
+            json!({"name": "deep", "distributionSetId": ds, "targetFilterQuery": deep}),
+        ),
+    ];
+    for (method, path, body) in &cases {
+        let r = fx.req(
+            method,
+            path,
+            &[
+                ("Authorization", &basic),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        );
+        let r = r.unwrap_or_else(|e| {
+            panic!("{method} {path}: connection failed ({e}): the handler panicked")
+        });
+        assert!(
+            r.status < 500,
+            "{method} {path} -> {} {}",
+            r.status,
+            r.text()
+        );
+        // the target (polled) renders its poll status with whatever overdue time is configured
+        let t = fx.req(
+            "GET",
+            "/rest/v1/targets/h",
+            &[("Authorization", &basic)],
+            None,
+        );
+        assert!(t.is_ok_and(|t| t.status == 200), "GET target after {path}");
+        assert_eq!(fx.ddi_get("h", &tok, "").status, 200, "poll after {path}");
+    }
+    let q = format!("/rest/v1/targets?q={}", "%28".repeat(15_000));
+    let r = fx
+        .req("GET", &q, &[("Authorization", &basic)], None)
+        .expect("deeply nested q= must not crash the server");
+    assert_eq!(r.status, 400);
+    assert_eq!(fx.ddi_get("h", &tok, "").status, 200);
+}

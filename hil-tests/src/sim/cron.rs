@@ -75,10 +75,10 @@ impl Field {
             if lo > hi {
                 return Err(format!("range '{range}' is reversed"));
             }
-            let mut v = lo;
-            while v <= hi {
-                allowed[(v - min) as usize] = true;
-                v += step;
+            let mut v = Some(lo);
+            while let Some(x) = v.filter(|x| *x <= hi) {
+                allowed[(x - min) as usize] = true;
+                v = x.checked_add(step);
             }
         }
         Ok(Self { min, allowed })
@@ -307,5 +307,8 @@ mod tests {
         assert!(Cron::parse("0 0 0 ? JUL-AUG MON-FRI").is_ok());
         assert!(Cron::parse("0 0 0 * * *").is_err());
         assert!(Cron::parse("0 0 0 ? *").is_err());
+        // a step larger than the field never overflows: only the start value is set
+        let c = Cron::parse("1/4294967295 0 2 ? * *").unwrap();
+        assert!(c.sec.has(1) && !c.sec.has(2));
     }
 }

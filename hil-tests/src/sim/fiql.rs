@@ -34,10 +34,14 @@ pub enum Op {
 pub const FIELDS: &str = "controllerid, name, description, updatestatus, ipaddress, attribute.<key>, \
 assignedds.name, assignedds.version, installedds.name, installedds.version, lastcontrollerrequestat, createdat";
 
+/// Maximum parenthesis nesting (the parser is recursive; deeper input is rejected, never a stack overflow).
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     src: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -82,8 +86,13 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<Expr, String> {
         self.skip_ws();
         if self.peek() == Some(b'(') {
+            if self.depth >= MAX_DEPTH {
+                return self.err(&format!("more than {MAX_DEPTH} nested parentheses"));
+            }
             self.pos += 1;
+            self.depth += 1;
             let e = self.or()?;
+            self.depth -= 1;
             self.skip_ws();
             if self.peek() != Some(b')') {
                 return self.err("expected ')'");
@@ -178,6 +187,7 @@ impl Expr {
             s: src.as_bytes(),
             pos: 0,
             src,
+            depth: 0,
         };
         let e = p.or()?;
         if p.pos != src.len() {

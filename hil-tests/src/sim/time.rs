@@ -42,13 +42,17 @@ pub fn quartz_weekday(days: i64) -> u32 {
     ((days + 4).rem_euclid(7) + 1) as u32
 }
 
-/// Parses `HH:MM:SS` (hours may exceed 23) into seconds.
+/// Largest hour count [`parse_hms`] accepts (≈ 11 years): keeps every derived millisecond value and
+/// maintenance-window search far from overflow.
+pub const MAX_HMS_HOURS: u64 = 99_999;
+
+/// Parses `HH:MM:SS` (hours may exceed 23, up to [`MAX_HMS_HOURS`]) into seconds.
 pub fn parse_hms(s: &str) -> Option<u64> {
     let mut it = s.split(':');
     let h: u64 = it.next()?.trim().parse().ok()?;
     let m: u64 = it.next()?.trim().parse().ok()?;
     let sec: u64 = it.next()?.trim().parse().ok()?;
-    if it.next().is_some() || m > 59 || sec > 59 {
+    if it.next().is_some() || h > MAX_HMS_HOURS || m > 59 || sec > 59 {
         return None;
     }
     Some(h * 3600 + m * 60 + sec)
@@ -150,6 +154,9 @@ mod tests {
         assert_eq!(format_sleep(24 * 3600 + 5), "PT24H5S");
         assert_eq!(parse_hms("00:05:00"), Some(300));
         assert_eq!(parse_hms("00:60:00"), None);
+        assert_eq!(parse_hms("99999:59:59"), Some(99_999 * 3600 + 59 * 60 + 59));
+        assert_eq!(parse_hms("100000:00:00"), None);
+        assert_eq!(parse_hms("9999999999999999999:00:00"), None);
     }
 
     #[test]
