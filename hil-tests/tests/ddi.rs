@@ -569,7 +569,7 @@ fn closed_success_failure_and_410() {
     let ib = fx.ddi_get("ok", &tok, &format!("/installedBase/{a}"));
     assert_eq!(ib.status, 200);
     assert_eq!(ib.json()["deployment"]["chunks"][0]["part"], "os");
-    // failure: target error, assigned DS cleared back to the installed one
+    // failure: target error, assigned DS cleared
     let (tok2, _, _, a2) = fx.deployment("bad", json!({}));
     assert_eq!(
         fx.ddi_get("bad", &tok2, &format!("/installedBase/{a2}"))
@@ -603,6 +603,77 @@ fn closed_success_failure_and_410() {
         "pending",
         "assigned != installed"
     );
+}
+
+#[test]
+fn failure_clears_the_assigned_ds_even_with_an_installed_one() {
+    // ddi-api.md §1.4: closed+failure ⇒ target ERROR, assigned DS cleared (not reset to the installed one)
+    let fx = Fx::new();
+    let (tok, _, ds1, a1) = fx.deployment("fx", json!({}));
+    assert_eq!(fx.feedback("fx", &tok, a1, "closed", "success").status, 200);
+    let (_, ds2) = fx.make_ds("2.0-fx", b"second");
+    let r = fx.mgmt("POST", "/targets/fx/assignedDS", Some(json!({"id": ds2})));
+    let a2 = r.json()["assignedActions"][0]["id"].as_u64().unwrap();
+    assert_eq!(
+        fx.mgmt("GET", "/targets/fx/assignedDS", None).json()["id"],
+        ds2
+    );
+    assert_eq!(fx.feedback("fx", &tok, a2, "closed", "failure").status, 200);
+    assert_eq!(
+        fx.mgmt("GET", "/targets/fx", None).json()["updateStatus"],
+        "error"
+    );
+    assert_eq!(
+        fx.mgmt("GET", "/targets/fx/assignedDS", None).status,
+        204,
+        "assigned DS cleared"
+    );
+    assert_eq!(
+        fx.mgmt("GET", "/targets/fx/installedDS", None).json()["id"],
+        ds1,
+        "installed DS unchanged"
+    );
+}
+
+#[test]
+fn installed_base_link_only_for_finished_actions() {
+    // ddi-api.md §1.2: installedBase = last successfully *finished* action; a download-only action that
+    // ended DOWNLOADED installed nothing
+    let fx = Fx::new();
+    let (tok, _, _, a) = fx.deployment("ibl", json!({"type": "downloadonly"}));
+    assert_eq!(
+        fx.feedback("ibl", &tok, a, "downloaded", "success").status,
+        200
+    );
+    assert!(
+        fx.links("ibl", &tok).get("installedBase").is_none(),
+        "{}",
+        fx.links("ibl", &tok)
+    );
+    // after a real install the link points at that action, and a later download-only does not move it
+    let (_, ds2) = fx.make_ds("2.0-ibl", b"second");
+    let r = fx.mgmt("POST", "/targets/ibl/assignedDS", Some(json!({"id": ds2})));
+    let a2 = r.json()["assignedActions"][0]["id"].as_u64().unwrap();
+    assert_eq!(
+        fx.feedback("ibl", &tok, a2, "closed", "success").status,
+        200
+    );
+    let (_, ds3) = fx.make_ds("3.0-ibl", b"third");
+    let r = fx.mgmt(
+        "POST",
+        "/targets/ibl/assignedDS",
+        Some(json!({"id": ds3, "type": "downloadonly"})),
+    );
+    let a3 = r.json()["assignedActions"][0]["id"].as_u64().unwrap();
+    assert_eq!(
+        fx.feedback("ibl", &tok, a3, "downloaded", "success").status,
+        200
+    );
+    let href = fx.links("ibl", &tok)["installedBase"]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(href.ends_with(&format!("/installedBase/{a2}")), "{href}");
 }
 
 #[test]

@@ -1348,16 +1348,19 @@ impl State {
             }
             Status::Error => {
                 a.active = false;
-                self.resync_target(target, now);
+                // the assigned DS is cleared (not reset to the installed one), unless another action is active
+                let current = self.current_action(target).map(|a| a.ds);
                 if let Some(t) = self.targets.get_mut(target) {
+                    t.assigned_ds = current;
                     t.update_status = "error";
+                    t.modified_at = now;
                 }
             }
             Status::Downloaded if kind == ActionType::DownloadOnly => {
                 a.active = false;
+                // nothing was installed: installedBase keeps pointing at the last FINISHED action
                 if let Some(t) = self.targets.get_mut(target) {
                     t.request_attributes = true;
-                    t.installed_action = Some(id);
                 }
                 self.resync_target(target, now);
                 if let Some(t) = self.targets.get_mut(target) {
