@@ -50,6 +50,17 @@ impl FileStorage {
     pub fn size(&mut self) -> io::Result<u64> {
         self.file.seek(SeekFrom::End(0))
     }
+    /// What the path names, whatever path reached it: the device number for a block device,
+    /// else the filesystem's (device, inode).
+    fn identity(&self) -> io::Result<(bool, u64, u64)> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = self.file.metadata()?;
+        Ok(if m.file_type().is_block_device() {
+            (true, m.rdev(), 0)
+        } else {
+            (false, m.dev(), m.ino())
+        })
+    }
 }
 
 impl Storage for FileStorage {
@@ -284,6 +295,19 @@ impl UbootFile {
                 path: config_path.to_path_buf(),
                 why: "env size is larger than 16 MiB; check the size column of fw_env.config (it is hex)",
             })?;
+        if let [a, b] = locs.as_slice() {
+            let same = a.storage.identity().map_err(io_err(config_path, "stat"))?
+                == b.storage.identity().map_err(io_err(config_path, "stat"))?;
+            let size64 = size as u64;
+            let overlap = a.offset < b.offset.saturating_add(size64)
+                && b.offset < a.offset.saturating_add(size64);
+            if same && overlap {
+                return Err(FileError::Unsupported {
+                    path: config_path.to_path_buf(),
+                    why: "the two env copies overlap on the same device, so writing one would destroy the other; fix the offsets in fw_env.config (copy 1 must start at least env_size after copy 0)",
+                });
+            }
+        }
         let mut it = locs.into_iter();
         let copy0 = it.next().ok_or(FileError::Config {
             path: config_path.to_path_buf(),
@@ -391,8 +415,22 @@ impl UbootFile {
 
 /// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
 /// fsync of the directory.
+///
+/// When `path` is a symlink (e.g. `/boot/grub2/grubenv -> ../efi/EFI/<os>/grubenv`), the file it
+/// points to is replaced, not the link: renaming over the link would leave the bootloader reading
+/// the old target. The replaced file keeps its permission bits.
 pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), FileError> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let (resolved, mode) = match std::fs::canonicalize(path) {
+        Ok(real) => {
+            let meta = std::fs::metadata(&real).map_err(io_err(&real, "stat"))?;
+            (real, Some(meta.permissions().mode() & 0o7777))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (path.to_path_buf(), None),
+        Err(e) => return Err(io_err(path, "resolve")(e)),
+    };
+    let path = resolved.as_path();
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -403,6 +441,10 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), FileError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.eyas-tmp"));
     let mut f = File::create(&tmp).map_err(io_err(&tmp, "create"))?;
+    if let Some(mode) = mode {
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(&tmp, "chmod"))?;
+    }
     f.write_all(data).map_err(io_err(&tmp, "write"))?;
     f.sync_all().map_err(io_err(&tmp, "fsync"))?;
     drop(f);
