@@ -829,6 +829,8 @@ fn cancel_handshake() {
     let l = fx.links("c", &tok);
     assert!(l.get("cancelAction").is_none() && l.get("deploymentBase").is_none());
     assert_eq!(fx.feedback("c", &tok, a, "closed", "success").status, 410);
+    // a repeated cancel acceptance (lost response): 405, "not in canceling state" (§1.5, §1.10, §5)
+    assert_eq!(cancel_fb("closed", "success").status, 405);
     assert_eq!(
         fx.ddi_get("c", &tok, &format!("/installedBase/{a}")).status,
         404,

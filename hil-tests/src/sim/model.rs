@@ -1375,13 +1375,7 @@ impl State {
     /// `POST …/cancelAction/{id}/feedback`.
     pub fn cancel_feedback(&mut self, target: &str, id: u64, fb: &Feedback, now: i64) -> Res<()> {
         let a = self.target_action(target, id)?;
-        if a.status == Status::Canceled && !a.active {
-            return Err(Failure::new(
-                410,
-                "hawkbit.server.error.action.closed",
-                format!("action {id} is already canceled"),
-            ));
-        }
+        // an already canceled (closed) action is "not in canceling state" too: 405 (ddi-api.md §1.5)
         if a.status != Status::Canceling {
             return Err(Failure::new(
                 405,
