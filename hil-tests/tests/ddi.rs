@@ -484,6 +484,39 @@ fn deployment_base_404s_history_and_retrieved() {
 }
 
 #[test]
+fn action_history_is_capped_at_100() {
+    // ddi-api.md §1.3: actionHistory=N > 0 gives the last N device messages; ≥ 100 (or negative) ⇒ 100
+    let fx = Fx::new();
+    let (tok, _, _, a) = fx.deployment("ah", json!({}));
+    for batch in 0..3 {
+        let lines: Vec<String> = (0..50).map(|i| format!("b{batch} l{i}")).collect();
+        let fb = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "details": lines}});
+        let r = fx.ddi_send(
+            "POST",
+            "ah",
+            &tok,
+            &format!("/deploymentBase/{a}/feedback"),
+            &fb,
+        );
+        assert_eq!(r.status, 200);
+    }
+    let count = |n: &str| {
+        let d = fx
+            .ddi_get(
+                "ah",
+                &tok,
+                &format!("/deploymentBase/{a}?actionHistory={n}"),
+            )
+            .json();
+        d["actionHistory"]["messages"].as_array().unwrap().len()
+    };
+    assert_eq!(count("99"), 99);
+    assert_eq!(count("100"), 100);
+    assert_eq!(count("500"), 100);
+    assert_eq!(count("-5"), 100);
+}
+
+#[test]
 fn feedback_validation() {
     let fx = Fx::new();
     let (tok, _, _, a) = fx.deployment("v", json!({}));

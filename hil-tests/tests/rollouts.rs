@@ -507,3 +507,75 @@ fn more_groups_than_targets() {
     );
     assert_eq!(rollout(&fx, id)["status"], "finished");
 }
+
+#[test]
+fn downloadonly_rollout_counts_downloaded_as_finished() {
+    // ddi-api.md §2.6: DOWNLOADED counts as finished (per-status and success threshold) for downloadonly
+    // rollouts; a target closing with downloaded completes its group
+    let fx = Fx::new();
+    let ds = fleet(&fx, "o", 4);
+    let id = create(
+        &fx,
+        json!({"name": "dl", "distributionSetId": ds, "targetFilterQuery": "controllerid==o*", "amountGroups": 2,
+               "type": "downloadonly", "successCondition": {"condition": "THRESHOLD", "expression": "100"}}),
+    );
+    tick(&fx);
+    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    let members: Vec<String> = {
+        let gid = groups(&fx, id)[0]["id"].as_u64().unwrap();
+        fx.mgmt(
+            "GET",
+            &format!("/rollouts/{id}/deploygroups/{gid}/targets"),
+            None,
+        )
+        .json()["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["controllerId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(members.len(), 2);
+    for (i, cid) in members.iter().enumerate() {
+        let tok = format!("tok-{cid}");
+        let a = fx.sim().with_state(|s| s.current_action(cid).unwrap().id);
+        let d = fx
+            .ddi_get(cid, &tok, &format!("/deploymentBase/{a}"))
+            .json();
+        assert_eq!(d["deployment"]["update"], "skip");
+        assert_eq!(
+            fx.feedback(cid, &tok, a, "downloaded", "success").status,
+            200
+        );
+        tick(&fx);
+        let per = &groups(&fx, id)[0]["totalTargetsPerStatus"];
+        assert_eq!(per["finished"], i + 1, "{per}");
+        assert_eq!(per["running"], 1 - i, "{per}");
+    }
+    assert_eq!(group_status(&fx, id), vec!["finished", "running"]);
+    assert_eq!(rollout(&fx, id)["totalTargetsPerStatus"]["finished"], 2);
+    report_downloaded(&fx, id, 1);
+    tick(&fx);
+    assert_eq!(rollout(&fx, id)["status"], "finished");
+    assert_eq!(rollout(&fx, id)["totalTargetsPerStatus"]["finished"], 4);
+}
+
+fn report_downloaded(fx: &Fx, rollout: u64, group: usize) {
+    let gid = groups(fx, rollout)[group]["id"].as_u64().unwrap();
+    let targets = fx
+        .mgmt(
+            "GET",
+            &format!("/rollouts/{rollout}/deploygroups/{gid}/targets"),
+            None,
+        )
+        .json();
+    for t in targets["content"].as_array().unwrap() {
+        let cid = t["controllerId"].as_str().unwrap();
+        let a = fx.sim().with_state(|s| s.current_action(cid).unwrap().id);
+        assert_eq!(
+            fx.feedback(cid, &format!("tok-{cid}"), a, "downloaded", "none")
+                .status,
+            200
+        );
+    }
+}
