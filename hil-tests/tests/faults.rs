@@ -153,6 +153,49 @@ fn connection_cut_then_resume_with_range() {
 }
 
 #[test]
+fn cut_count_is_spent_only_on_downloads_that_send_a_body() {
+    let fx = Fx::new();
+    let (tok, sm, data) = big_deployment(&fx, "cc", 100_000);
+    fx.sim().set_target_faults(
+        Some("cc"),
+        Faults {
+            cut_after_bytes: Some(10_000),
+            cut_count: Some(1),
+            ..Faults::default()
+        },
+    );
+    let auth = format!("TargetToken {tok}");
+    let url = artifact_url(&fx, "cc", sm);
+    // responses without a body (416, 412, 304, HEAD) are not downloads: the cut is still pending
+    let r = fx.call(
+        "GET",
+        &url,
+        &[("Authorization", &auth), ("Range", "bytes=100000-")],
+        None,
+    );
+    assert_eq!(r.status, 416);
+    let r = fx.call(
+        "GET",
+        &url,
+        &[("Authorization", &auth), ("If-Match", "\"other\"")],
+        None,
+    );
+    assert_eq!(r.status, 412);
+    assert_eq!(
+        fx.call("HEAD", &url, &[("Authorization", &auth)], None)
+            .status,
+        200
+    );
+    assert!(
+        fx.req("GET", &url, &[("Authorization", &auth)], None)
+            .is_err(),
+        "the first real download is cut"
+    );
+    let r = fx.call("GET", &url, &[("Authorization", &auth)], None);
+    assert_eq!(r.body, data, "cutCount 1: only one download is cut");
+}
+
+#[test]
 fn corrupted_byte_at_offset() {
     let fx = Fx::new();
     let (tok, sm, data) = big_deployment(&fx, "bit", 150_000);

@@ -870,7 +870,9 @@ async fn artifact_download(
         let what = format!("/{tenant}/controller/v1/{cid}/softwaremodules/{sm}/artifacts/{file}");
         if let Some(a) = m.artifacts.iter().find(|a| a.filename == file).cloned() {
             drop(st);
-            let faults = {
+            let resp = {
+                // selection, serving and spending a counted cut happen under one lock: with cutCount 1,
+                // exactly one download is cut even when several run at once
                 let mut fs = sh.faults();
                 let f = if fs.targets.contains_key(&cid) {
                     fs.targets.get_mut(&cid)
@@ -881,22 +883,24 @@ async fn artifact_download(
                 if let Some(f) = f {
                     sf.corrupt_offset = f.corrupt_offset;
                     sf.bandwidth = f.bandwidth_bytes_per_sec;
-                    if let Some(cut) = f.cut_after_bytes {
-                        match f.cut_count {
-                            Some(0) => {}
-                            Some(n) => {
-                                sf.cut_after = Some(cut);
-                                if !head {
-                                    f.cut_count = Some(n - 1);
-                                }
-                            }
-                            None => sf.cut_after = Some(cut),
-                        }
+                    if f.cut_count != Some(0) {
+                        sf.cut_after = f.cut_after_bytes;
                     }
+                    let resp = artifacts::serve(&a, &headers, head, sf);
+                    // only a response that streams a body is a download (not HEAD, 304, 412, 416)
+                    let body = !head
+                        && matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT);
+                    if body
+                        && sf.cut_after.is_some()
+                        && let Some(n) = f.cut_count
+                    {
+                        f.cut_count = Some(n.saturating_sub(1));
+                    }
+                    resp
+                } else {
+                    artifacts::serve(&a, &headers, head, sf)
                 }
-                sf
             };
-            let resp = artifacts::serve(&a, &headers, head, faults);
             if !head && resp.status() == StatusCode::OK {
                 // a full-body download is logged (range requests are not, since hawkBit 0.8.0)
                 sh.state().log_download(&cid, sm, &what, now);
