@@ -748,3 +748,63 @@ fn grub_attempt_loop_on_a_file_judged_by_grub_editenv() {
     assert_eq!(boot(), None);
     assert_eq!(boot().as_deref(), Some("B"));
 }
+
+/// Bucket selection, judged by barebox-state itself: a bucket written with a longer description
+/// (one more variable) is used by dt-utils and by eyas alike, and a short first bucket makes
+/// both fail instead of falling back to the older buckets behind it.
+#[test]
+fn barebox_bucket_selection_agrees_with_barebox_state() {
+    use eyas_bootloader_glue::crc::crc32;
+    let bucket = |words: &[u32]| {
+        let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut b = Vec::new();
+        b.extend_from_slice(&0x2354_fdf3u32.to_le_bytes());
+        b.extend_from_slice(&(16 + data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&0x4d43_3230u32.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        b.extend_from_slice(&crc32(&data).to_le_bytes());
+        let h = crc32(&b[8..20]);
+        b.extend_from_slice(&h.to_le_bytes());
+        b.extend_from_slice(&data);
+        b
+    };
+    let image = |bs: [&[u8]; 3]| {
+        let mut img = vec![0u8; 0x8000];
+        for (i, b) in bs.iter().enumerate() {
+            img[i * 0x40..i * 0x40 + b.len()].copy_from_slice(b);
+        }
+        img
+    };
+    let d = TempDir::new("bb-select");
+    let img = d.join("state.img");
+    let dtb = vectors().join("barebox/state-partuuid.dtb");
+    let get = BB_VARS.map(|v| format!("-g {v}")).join(" ");
+    let longer = bucket(&[3, 10, 0, 0, 0, 1]);
+    std::fs::write(&img, image([&longer, &longer, &longer])).unwrap();
+    let theirs = barebox_state(&d, &img, &get);
+    std::fs::write(&img, image([&longer, &longer, &longer])).unwrap();
+    let ours = BareboxFile::open(&dtb, None, &img).unwrap().read().unwrap();
+    let desc = BareboxFile::open(&dtb, None, &img).unwrap();
+    let ours: Vec<String> = BB_VARS
+        .iter()
+        .map(|v| desc.desc().get(&ours, v).unwrap().to_string())
+        .collect();
+    assert_eq!(theirs.lines().collect::<Vec<_>>(), ours);
+    assert_eq!(ours, ["3", "10", "0", "0", "0"]);
+
+    // A short first bucket (written with a shorter description): both use it, variables behind
+    // its data keep their defaults; neither falls back to the older buckets behind it.
+    let short = bucket(&[2, 20, 3, 10]);
+    let old = bucket(&[3, 20, 3, 10, 7]);
+    std::fs::write(&img, image([&short, &old, &old])).unwrap();
+    let theirs = barebox_state(&d, &img, &get);
+    std::fs::write(&img, image([&short, &old, &old])).unwrap();
+    let vals = BareboxFile::open(&dtb, None, &img).unwrap().read().unwrap();
+    let ours: Vec<String> = BB_VARS
+        .iter()
+        .map(|v| desc.desc().get(&vals, v).unwrap().to_string())
+        .collect();
+    assert_eq!(theirs.lines().collect::<Vec<_>>(), ours);
+    assert_eq!(ours, ["2", "20", "3", "10", "0"]);
+}

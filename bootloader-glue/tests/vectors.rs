@@ -734,3 +734,91 @@ fn barebox_vectors() {
             == vec("barebox/state.direct.fromdefaults_last_chosen1.img")
     );
 }
+
+/// One direct bucket as dt-utils writes it (`barebox-state` with some description): meta, raw
+/// header, `data`; `written` = the meta's written length.
+fn bb_bucket(magic: u32, data: &[u8], written: u32) -> Vec<u8> {
+    use eyas_bootloader_glue::crc::crc32;
+    let mut b = Vec::new();
+    b.extend_from_slice(&barebox::DIRECT_MAGIC.to_le_bytes());
+    b.extend_from_slice(&written.to_le_bytes());
+    b.extend_from_slice(&magic.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    b.extend_from_slice(&crc32(data).to_le_bytes());
+    let hcrc = crc32(&b[8..20]);
+    b.extend_from_slice(&hcrc.to_le_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+fn bb_image(buckets: [&[u8]; 3]) -> Vec<u8> {
+    let mut img = vec![0u8; 0x8000];
+    for (i, b) in buckets.iter().enumerate() {
+        img[i * 0x40..i * 0x40 + b.len()].copy_from_slice(b);
+    }
+    img
+}
+
+fn le_words(w: &[u32]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Bucket selection as dt-utils (backend_storage.c, backend_bucket_direct.c,
+/// backend_format_raw.c) does it: a bucket verifies when its written length fits the stride,
+/// the header CRC and magic match, `16 + data_len <= written length` and the data CRC over
+/// `data_len` bytes matches. The description's own data length does not take part.
+#[test]
+fn barebox_bucket_selection_follows_dt_utils() {
+    let d = bb_desc();
+    let magic = d.magic;
+    // Written by barebox with a description that has one more variable (e.g. attempts_locked
+    // at 0x14): dt-utils verifies it and reads our 20 bytes from it. system1 is disabled.
+    let longer = le_words(&[3, 10, 0, 0, 0, 1]);
+    let b = bb_bucket(magic, &longer, 16 + 24);
+    let img = bb_image([&b, &b, &b]);
+    assert_eq!(bb_values(&img), Some([3, 10, 0, 0, 0]));
+    // A larger written length (dt-utils only checks it against the stride) is fine too.
+    let b = bb_bucket(magic, &le_words(&[3, 10, 0, 0, 0]), 16 + 20 + 8);
+    assert_eq!(bb_values(&bb_image([&b, &b, &b])), Some([3, 10, 0, 0, 0]));
+    // A mark-good through the file layer must keep system1 disabled, not start over from the
+    // defaults (priority 20 for both) as if no bucket were valid.
+    let dir = std::env::temp_dir().join(format!("eyas-glue-bbsel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dtb, storage) = (dir.join("state.dtb"), dir.join("state.img"));
+    std::fs::write(&dtb, vec("barebox/state-partuuid.dtb")).unwrap();
+    let b = bb_bucket(magic, &longer, 16 + 24);
+    std::fs::write(&storage, bb_image([&b, &b, &b])).unwrap();
+    let f = eyas_bootloader_glue::file::BareboxFile::open(&dtb, None, &storage).unwrap();
+    let v = f
+        .apply(&[("bootstate.system0.remaining_attempts", Some("3"))])
+        .unwrap();
+    assert_eq!(d.get(&v, "bootstate.system1.priority"), Some(0));
+    assert_eq!(d.get(&v, "bootstate.system0.priority"), Some(10));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The first verifying bucket is too short for the description: dt-utils (2021.03, verified)
+    // uses it, takes every variable that fits and leaves the rest (last_chosen) at its default.
+    // It must not fall back to the older buckets behind it.
+    let short = bb_bucket(magic, &le_words(&[2, 20, 3, 10]), 16 + 16);
+    let old = bb_bucket(magic, &le_words(&[3, 20, 3, 10, 7]), 16 + 20);
+    assert_eq!(
+        bb_values(&bb_image([&short, &old, &old])),
+        Some([2, 20, 3, 10, 0])
+    );
+    // Buckets dt-utils rejects are still rejected: written length beyond the stride, data
+    // length beyond the written length.
+    let good = bb_bucket(magic, &le_words(&[3, 20, 3, 10, 0]), 16 + 20);
+    let too_long = bb_bucket(magic, &le_words(&[2, 20, 3, 10, 0]), 0x41);
+    assert_eq!(
+        barebox::check_bucket(&d, &too_long),
+        BucketStatus::BadLength
+    );
+    let mut beyond = bb_bucket(magic, &le_words(&[2, 20, 3, 10, 0]), 16 + 12);
+    beyond.resize(0x40, 0);
+    assert_eq!(barebox::check_bucket(&d, &beyond), BucketStatus::BadLength);
+    assert_eq!(
+        bb_values(&bb_image([&beyond[..36], &good, &good])),
+        Some([3, 20, 3, 10, 0])
+    );
+}

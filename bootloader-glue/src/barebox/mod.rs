@@ -18,7 +18,7 @@
 //! # Load and save
 //! | operation | rule |
 //! |---|---|
-//! | load | the first bucket, in order, whose meta, magic, length and both CRCs check |
+//! | load | the first bucket, in order, whose meta, magic, lengths and both CRCs check (as dt-utils: the stored data may be longer than the description's) |
 //! | no valid bucket | [`StateError::NoValidBucket`]; barebox then uses the defaults, and so does [`StateDesc::defaults`] when asked |
 //! | save | all three buckets in **reverse** order (2, 1, 0), each written and synced before the next |
 //!
@@ -456,24 +456,33 @@ fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-/// Checks one bucket (`bucket` = the bytes at its start, at least meta + header + data).
+/// Checks one bucket (`bucket` = the bytes at its start: at least the meta and the written
+/// length it names), the way dt-utils verifies a direct bucket in the raw format: the meta's
+/// written length fits the stride, the header CRC and the state magic match (a description with
+/// magic 0 accepts any), `16 + data_len` fits the written length and the data CRC over `data_len`
+/// bytes matches. The description's own data length plays no part here (see [`decode_bucket`]).
 #[must_use]
 pub fn check_bucket(desc: &StateDesc, bucket: &[u8]) -> BucketStatus {
-    let dl = desc.data_len;
-    if bucket.len() < DIRECT_META_LEN + RAW_HEADER_LEN + dl || le32(bucket, 0) != DIRECT_MAGIC {
+    if bucket.len() < DIRECT_META_LEN || le32(bucket, 0) != DIRECT_MAGIC {
         return BucketStatus::NoMeta;
     }
-    let h = DIRECT_META_LEN;
-    if le32(bucket, 4) as usize != RAW_HEADER_LEN + dl {
+    let written = le32(bucket, 4) as usize;
+    // dt-utils writes the meta only when meta + blob fit the stride.
+    if written < RAW_HEADER_LEN
+        || DIRECT_META_LEN + written > desc.stride as usize
+        || bucket.len() < DIRECT_META_LEN + written
+    {
         return BucketStatus::BadLength;
     }
+    let h = DIRECT_META_LEN;
     if crc32(&bucket[h..h + 12]) != le32(bucket, h + 12) {
         return BucketStatus::BadHeaderCrc;
     }
-    if le32(bucket, h) != desc.magic {
+    if desc.magic != 0 && le32(bucket, h) != desc.magic {
         return BucketStatus::BadMagic;
     }
-    if usize::from(u16::from_le_bytes([bucket[h + 6], bucket[h + 7]])) != dl {
+    let dl = usize::from(u16::from_le_bytes([bucket[h + 6], bucket[h + 7]]));
+    if RAW_HEADER_LEN + dl > written {
         return BucketStatus::BadLength;
     }
     let data = &bucket[h + RAW_HEADER_LEN..h + RAW_HEADER_LEN + dl];
@@ -483,16 +492,32 @@ pub fn check_bucket(desc: &StateDesc, bucket: &[u8]) -> BucketStatus {
     BucketStatus::Ok
 }
 
-/// Decodes a valid bucket's values.
+/// Decodes a valid bucket's values as dt-utils unpacks them: every variable that lies inside the
+/// stored data is copied from it; a variable behind the stored data (a bucket written with a
+/// shorter description) keeps its default, and bytes between variables are 0.
 pub fn decode_bucket(desc: &StateDesc, bucket: &[u8]) -> Result<Values, StateError> {
     if check_bucket(desc, bucket) != BucketStatus::Ok {
         return Err(StateError::NoValidBucket);
     }
-    let s = DIRECT_META_LEN + RAW_HEADER_LEN;
-    let mut data = Vec::new();
-    data.extend_from_slice(&bucket[s..s + desc.data_len])
+    let h = DIRECT_META_LEN;
+    let stored = usize::from(u16::from_le_bytes([bucket[h + 6], bucket[h + 7]]));
+    let data = &bucket[h + RAW_HEADER_LEN..h + RAW_HEADER_LEN + stored];
+    let mut values = Values { data: Vec::new() };
+    values
+        .data
+        .resize(desc.data_len, 0)
         .map_err(|_| StateError::TooLarge("data area"))?;
-    Ok(Values { data })
+    for var in &desc.vars {
+        let r = var.offset..var.offset + var.size;
+        match (data.get(r.clone()), values.data.get_mut(r)) {
+            (Some(src), Some(dst)) => dst.copy_from_slice(src),
+            (None, _) => {
+                let _ = write_num(&mut values.data, var, var.default);
+            }
+            (Some(_), None) => return Err(StateError::TooLarge("data area")),
+        }
+    }
+    Ok(values)
 }
 
 /// A load result.
@@ -547,24 +572,37 @@ impl<E: fmt::Display> fmt::Display for SaveError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for LoadError<E> {}
 impl<E: fmt::Debug + fmt::Display> core::error::Error for SaveError<E> {}
 
-/// Loads from the first valid bucket. `buf` must hold one stride.
+/// Loads from the first valid bucket (see [`check_bucket`]). `buf` must hold one stride.
 pub fn load<S: Storage>(
     desc: &StateDesc,
     st: &mut S,
     buf: &mut [u8],
 ) -> Result<Loaded, LoadError<S::Error>> {
-    let need = DIRECT_META_LEN + RAW_HEADER_LEN + desc.data_len;
-    let buf = buf
-        .get_mut(..need)
-        .ok_or(LoadError::State(StateError::StrideTooSmall))?;
+    let stride = desc.stride as usize;
+    if buf.len() < stride || stride < DIRECT_META_LEN + RAW_HEADER_LEN + desc.data_len {
+        return Err(LoadError::State(StateError::StrideTooSmall));
+    }
     let mut status = [BucketStatus::NoMeta; BUCKETS];
     let mut found: Option<(usize, Values)> = None;
     for (b, s) in status.iter_mut().enumerate() {
-        st.read(b as u64 * u64::from(desc.stride), buf)
+        let off = b as u64 * u64::from(desc.stride);
+        st.read(off, &mut buf[..DIRECT_META_LEN])
             .map_err(LoadError::Io)?;
-        *s = check_bucket(desc, buf);
+        // Read as much as the meta names (bounded by the stride; check_bucket rejects more).
+        let written = le32(buf, 4) as usize;
+        let len = if le32(buf, 0) == DIRECT_MAGIC {
+            DIRECT_META_LEN + written.min(stride - DIRECT_META_LEN)
+        } else {
+            DIRECT_META_LEN
+        };
+        st.read(off + DIRECT_META_LEN as u64, &mut buf[DIRECT_META_LEN..len])
+            .map_err(LoadError::Io)?;
+        *s = check_bucket(desc, &buf[..len]);
         if *s == BucketStatus::Ok && found.is_none() {
-            found = Some((b, decode_bucket(desc, buf).map_err(LoadError::State)?));
+            found = Some((
+                b,
+                decode_bucket(desc, &buf[..len]).map_err(LoadError::State)?,
+            ));
         }
     }
     let (bucket, values) = found.ok_or(LoadError::State(StateError::NoValidBucket))?;
