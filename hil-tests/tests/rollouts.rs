@@ -579,3 +579,76 @@ fn report_downloaded(fx: &Fx, rollout: u64, group: usize) {
         );
     }
 }
+
+#[test]
+fn per_status_maps_every_active_state_to_running() {
+    // ddi-api.md §2.6: RETRIEVED, RUNNING, WARNING, DOWNLOAD, WAIT_FOR_CONFIRMATION, CANCELING and
+    // DOWNLOADED (not downloadonly) all count as running; none of them completes the group
+    let fx = Fx::with(SimConfig {
+        rollout_interval: Duration::from_secs(3600),
+        confirmation_flow: true,
+        ..SimConfig::default()
+    });
+    let ds = fleet(&fx, "p", 7);
+    let id = create(
+        &fx,
+        json!({"name": "states", "distributionSetId": ds, "targetFilterQuery": "controllerid==p*",
+               "confirmationRequired": true}),
+    );
+    tick(&fx);
+    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    let action = |cid: &str| fx.sim().with_state(|s| s.current_action(cid).unwrap().id);
+    // every device must consent; p006 never does and stays WAIT_FOR_CONFIRMATION
+    for i in 0..6 {
+        let cid = format!("p{i:03}");
+        let a = action(&cid);
+        assert_eq!(fx.action_status(&cid, a), "wait_for_confirmation");
+        let r = fx.ddi_send(
+            "POST",
+            &cid,
+            &format!("tok-{cid}"),
+            &format!("/confirmationBase/{a}/feedback"),
+            &json!({"confirmation": "confirmed"}),
+        );
+        assert_eq!(r.status, 200);
+    }
+    // p000 stays RUNNING; p001 RETRIEVED; p002 WARNING; p003 DOWNLOAD; p004 DOWNLOADED (forced rollout)
+    let a = action("p001");
+    assert_eq!(
+        fx.ddi_get("p001", "tok-p001", &format!("/deploymentBase/{a}"))
+            .status,
+        200
+    );
+    assert_eq!(fx.action_status("p001", a), "retrieved");
+    for (cid, exec, want) in [
+        ("p002", "rejected", "warning"),
+        ("p003", "download", "download"),
+        ("p004", "downloaded", "downloaded"),
+    ] {
+        let a = action(cid);
+        assert_eq!(
+            fx.feedback(cid, &format!("tok-{cid}"), a, exec, "none")
+                .status,
+            200
+        );
+        assert_eq!(fx.action_status(cid, a), want);
+    }
+    // p005 CANCELING (operator cancel)
+    let a = action("p005");
+    assert_eq!(
+        fx.mgmt("DELETE", &format!("/targets/p005/actions/{a}"), None)
+            .status,
+        204
+    );
+    assert_eq!(fx.action_status("p005", a), "canceling");
+    assert_eq!(
+        fx.action_status("p006", action("p006")),
+        "wait_for_confirmation"
+    );
+    tick(&fx);
+    let per = &rollout(&fx, id)["totalTargetsPerStatus"];
+    assert_eq!(per["running"], 7, "{per}");
+    assert_eq!(per["finished"], 0, "{per}");
+    assert_eq!(group_status(&fx, id), vec!["running"]);
+    assert_eq!(rollout(&fx, id)["status"], "running");
+}
