@@ -603,6 +603,7 @@ fn grub_writes_are_byte_identical_to_grub_editenv() {
     let mut rng = Rng(0x5eed_0006);
     let (ours, theirs) = (d.join("ours"), d.join("theirs"));
     let mut compared = 0;
+    let mut refused = 0;
     for round in 0..ROUNDS {
         for f in [&ours, &theirs] {
             let _ = std::fs::remove_file(f);
@@ -627,8 +628,20 @@ fn grub_writes_are_byte_identical_to_grub_editenv() {
                     .status
                     .success()
             {
+                // Block full: grub-editenv refuses, and so must eyas, writing nothing.
                 std::fs::write(&theirs, before).unwrap();
-                continue; // block full: grub-editenv refuses, and so must eyas
+                let ordered: Vec<(&str, Option<&str>)> = ch
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .chain(ch.iter().filter(|(_, v)| v.is_none()))
+                    .map(|(n, v)| (n.as_str(), v.as_deref()))
+                    .collect();
+                let mine = std::fs::read(&ours).unwrap();
+                let e = GrubFile::new(&ours).apply(&ordered).unwrap_err();
+                assert!(e.to_string().contains("too small"), "{e}");
+                assert!(std::fs::read(&ours).unwrap() == mine);
+                refused += 1;
+                continue;
             }
             let unset_args: Vec<&String> = unsets.iter().map(|(n, _)| n).collect();
             if !unset_args.is_empty() {
@@ -652,7 +665,49 @@ fn grub_writes_are_byte_identical_to_grub_editenv() {
             compared += 1;
         }
     }
+    // The random sets rarely fill the block; walk its exact limit (header 94 bytes + `F=v\n`
+    // = 1024 with no `#` padding left) so both the accept and the refuse side are compared.
+    for f in [&ours, &theirs] {
+        let _ = std::fs::remove_file(f);
+        run(Command::new("grub-editenv").arg(f).arg("create"));
+    }
+    let fill = |n: usize| "x".repeat(n);
+    for (name, value) in [
+        ("F", fill(927)), // exactly full
+        ("G", "1".to_string()),
+        ("F", fill(926)), // one `#` of padding
+        ("F", fill(928)),
+        ("F", fill(927)),
+        ("F", "a\\b".to_string() + &fill(923)), // escapes count twice
+        ("F", "a\\b".to_string() + &fill(924)),
+    ] {
+        let before = std::fs::read(&theirs).unwrap();
+        let ok = Command::new("grub-editenv")
+            .arg(&theirs)
+            .arg("set")
+            .arg(format!("{name}={value}"))
+            .output()
+            .unwrap()
+            .status
+            .success();
+        let r = GrubFile::new(&ours).apply(&[(name, Some(value.as_str()))]);
+        if ok {
+            r.unwrap();
+        } else {
+            std::fs::write(&theirs, &before).unwrap();
+            assert!(r.unwrap_err().to_string().contains("too small"));
+            refused += 1;
+        }
+        assert!(
+            std::fs::read(&ours).unwrap() == std::fs::read(&theirs).unwrap(),
+            "{name}={} ({} bytes): blocks differ",
+            &value[..8],
+            value.len()
+        );
+        assert_eq!(std::fs::read(&ours).unwrap().len(), 1024);
+    }
     assert!(compared > 50, "{compared}");
+    assert!(refused >= 3, "{refused}");
 }
 
 /// An independent model of RAUC's contrib/grub.conf: walk ORDER, set `<slot>_TRY=1` on every
