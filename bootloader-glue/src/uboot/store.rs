@@ -57,6 +57,15 @@ pub enum StoreError<E> {
         /// Which copy.
         copy: usize,
     },
+    /// On an erasable medium the copy is not a whole number of erase blocks: erasing it would
+    /// also erase whatever shares its last block (possibly the current copy). Nothing was
+    /// written.
+    PartialEraseBlock {
+        /// Which copy.
+        copy: usize,
+        /// The medium's erase block size.
+        erase_size: u64,
+    },
 }
 
 impl<E> From<EnvError> for StoreError<E> {
@@ -75,6 +84,7 @@ impl<E: fmt::Display> fmt::Display for StoreError<E> {
             ),
             Self::BufferTooSmall { needed } => write!(f, "scratch buffer too small: {needed} bytes needed"),
             Self::Misaligned { copy } => write!(f, "U-Boot env copy {copy} does not start on an erase block of its flash"),
+            Self::PartialEraseBlock { copy, erase_size } => write!(f, "U-Boot env copy {copy} is not a whole number of {erase_size:#x}-byte erase blocks; erasing it would also erase what shares its last block (possibly the other copy), so nothing was written (make the env size a multiple of the erase size)"),
         }
     }
 }
@@ -268,7 +278,13 @@ impl<S: Storage> UbootStore<S> {
             if loc.offset % es != 0 {
                 return Err(StoreError::Misaligned { copy });
             }
-            let len = size.div_ceil(es) * es;
+            if !size.is_multiple_of(es) {
+                return Err(StoreError::PartialEraseBlock {
+                    copy,
+                    erase_size: es,
+                });
+            }
+            let len = size;
             loc.storage
                 .erase(loc.offset, len)
                 .map_err(|err| StoreError::Io {
