@@ -105,6 +105,55 @@ fn latency_and_error_rate_per_target_and_global() {
 }
 
 #[test]
+fn faults_api_global_target_override_and_delete() {
+    let fx = Fx::new();
+    fx.target("g1");
+    fx.target("g2");
+    let put = |path: &str, body: &[u8]| {
+        fx.call(
+            "PUT",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body),
+        )
+        .status
+    };
+    assert_eq!(
+        put(
+            "/sim/faults/global",
+            br#"{"errorRate":1.0,"errorStatus":500}"#
+        ),
+        204
+    );
+    assert_eq!(fx.ddi_get("g1", "tok-g1", "").status, 500);
+    assert_eq!(fx.ddi_get("g2", "tok-g2", "").status, 500);
+    assert_eq!(fx.mgmt("GET", "/targets/g1", None).status, 200);
+    assert_eq!(fx.call("GET", "/sim/health", &[], None).status, 200);
+    // a target entry replaces the global one (an empty entry = no faults for that target)
+    assert_eq!(put("/sim/faults/targets/g2", b"{}"), 204);
+    assert_eq!(fx.ddi_get("g2", "tok-g2", "").status, 200);
+    assert_eq!(fx.ddi_get("g1", "tok-g1", "").status, 500);
+    let got = fx.call("GET", "/sim/faults", &[], None).json();
+    assert_eq!(got["global"]["errorStatus"], 500);
+    assert!(got["targets"]["g2"].is_object(), "{got}");
+    // deleting the target entry brings the global one back
+    assert_eq!(
+        fx.call("DELETE", "/sim/faults/targets/g2", &[], None)
+            .status,
+        204
+    );
+    assert_eq!(fx.ddi_get("g2", "tok-g2", "").status, 500);
+    assert_eq!(put("/sim/faults/global", br#"{"errorStatus":200}"#), 400);
+    // injected answers are marked in the request log
+    let log = fx.call("GET", "/sim/requests", &[], None).json();
+    let last = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], 500, "{last}");
+    assert_eq!(last["injected"], true, "{last}");
+    assert_eq!(fx.call("DELETE", "/sim/faults", &[], None).status, 204);
+    assert_eq!(fx.ddi_get("g1", "tok-g1", "").status, 200);
+}
+
+#[test]
 fn connection_cut_then_resume_with_range() {
     let fx = Fx::new();
     let (tok, sm, data) = big_deployment(&fx, "cut", 200_000);
