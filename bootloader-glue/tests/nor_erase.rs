@@ -133,3 +133,37 @@ fn erase_never_reaches_the_other_copy() {
     .unwrap();
     assert_eq!(*nor2.erases.borrow(), [(0, SIZE as u64)]);
 }
+
+/// A copy size no buffer can hold is a clean error, not an arithmetic overflow.
+#[test]
+fn absurd_copy_size_is_an_error() {
+    let nor = Nor {
+        bytes: Rc::new(RefCell::new(vec![0xFF; 64])),
+        erases: Rc::default(),
+        es: 64,
+    };
+    let mut st = UbootStore {
+        format: EnvFormat::redundant(usize::MAX / 2),
+        copy0: CopyLocation {
+            storage: nor.clone(),
+            offset: 0,
+        },
+        copy1: Some(CopyLocation {
+            storage: nor,
+            offset: 0,
+        }),
+    };
+    let mut scratch = vec![0u8; 64];
+    let e = st
+        .apply(
+            [("A", Some("1"))].into_iter(),
+            &ApplyOptions::default(),
+            &mut scratch,
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::BufferTooSmall { .. }), "{e:?}");
+    assert!(matches!(
+        st.load(&mut scratch),
+        Err(StoreError::BufferTooSmall { .. })
+    ));
+}

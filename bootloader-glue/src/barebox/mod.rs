@@ -177,14 +177,17 @@ fn var_type(s: &str) -> Result<(VarType, Option<usize>), StateError> {
     })
 }
 
+/// `n` big-endian cells starting at cell `at` of `v`, as one number; `None` when they are not
+/// all there or do not fit in a `u64` (every number comes from the dtb).
 fn cells(v: &[u8], at: usize, n: u32) -> Option<u64> {
     let mut r: u64 = 0;
     for i in 0..n as usize {
-        let o = (at + i) * 4;
-        let s = v.get(o..o + 4)?;
-        r = r
-            .checked_shl(32)?
-            .checked_add(u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])))?;
+        let o = at.checked_add(i)?.checked_mul(4)?;
+        let s = v.get(o..o.checked_add(4)?)?;
+        if r >> 32 != 0 {
+            return None;
+        }
+        r = (r << 32) | u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
     }
     Some(r)
 }
@@ -638,4 +641,23 @@ pub fn save<S: Storage>(
         st.sync().map_err(SaveError::Io)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_never_overflow() {
+        // `#address-cells` comes from the dtb; on a 32-bit target `(at + i) * 4` overflowed.
+        let reg = [0u8, 0, 0, 1, 0, 0, 0, 2];
+        assert_eq!(cells(&reg, 0, 1), Some(1));
+        assert_eq!(cells(&reg, 1, 1), Some(2));
+        assert_eq!(cells(&reg, usize::MAX / 2, 1), None);
+        assert_eq!(cells(&reg, usize::MAX, 1), None);
+        // More cells than a u64 holds: an error, not silently dropped high bits.
+        let three = [0u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        assert_eq!(cells(&three, 0, 3), None);
+        assert_eq!(cells(&three, 1, 2), Some(2));
+    }
 }

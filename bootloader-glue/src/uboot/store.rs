@@ -151,8 +151,9 @@ impl<S: Storage> UbootStore<S> {
     pub fn read_raw(&mut self, buf: &mut [u8]) -> Result<(), StoreError<S::Error>> {
         let size = self.format.copy_size;
         let n = self.format.copies();
-        if buf.len() < n * size {
-            return Err(StoreError::BufferTooSmall { needed: n * size });
+        let needed = n.saturating_mul(size);
+        if buf.len() < needed {
+            return Err(StoreError::BufferTooSmall { needed });
         }
         for copy in 0..n {
             let dst = &mut buf[copy * size..(copy + 1) * size];
@@ -199,10 +200,9 @@ impl<S: Storage> UbootStore<S> {
         let fmt = self.format;
         let size = fmt.copy_size;
         let n = fmt.copies();
-        if scratch.len() < (n + 1) * size {
-            return Err(StoreError::BufferTooSmall {
-                needed: (n + 1) * size,
-            });
+        let needed = (n + 1).saturating_mul(size);
+        if scratch.len() < needed {
+            return Err(StoreError::BufferTooSmall { needed });
         }
         if fmt.layout == Layout::Single && !opts.allow_single_copy_write {
             return Err(StoreError::UnsafeSingleCopy);
