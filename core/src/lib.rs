@@ -18,5 +18,6 @@ pub mod client;
 pub mod ddi;
 pub mod record;
 pub mod slots;
+mod text;
 pub mod time;
 pub mod verify;

@@ -35,7 +35,7 @@
 //! assert_eq!(t.state().primary(), Some(1));
 //! ```
 
-use core::fmt::Write as _;
+use crate::text::{Num, cat};
 
 use heapless::{String, Vec};
 
@@ -1104,15 +1104,15 @@ impl BootState {
         let bn = |slot: u8| self.names.get(usize::from(slot)).map_or("", String::as_str);
         // Every name fits MAX_VAR_NAME_LEN by construction (bootnames are length-checked).
         let _ = match (self.config.backend, id) {
-            (Backend::UBoot, VarId::Order) => s.write_str("BOOT_ORDER"),
-            (Backend::Grub, VarId::Order) => s.write_str("ORDER"),
-            (Backend::UBoot, VarId::Attempts(i)) => write!(s, "BOOT_{}_LEFT", bn(i)),
-            (_, VarId::Attempts(i)) => write!(s, "bootstate.{}.remaining_attempts", bn(i)),
-            (_, VarId::Priority(i)) => write!(s, "bootstate.{}.priority", bn(i)),
-            (_, VarId::LastChosen) => s.write_str("bootstate.last_chosen"),
-            (_, VarId::Ok(i)) => write!(s, "{}_OK", bn(i)),
-            (_, VarId::Try(i)) => write!(s, "{}_TRY", bn(i)),
-            (_, VarId::Order) => s.write_str("ORDER"),
+            (Backend::UBoot, VarId::Order) => cat(&mut s, &["BOOT_ORDER"]),
+            (Backend::Grub, VarId::Order) => cat(&mut s, &["ORDER"]),
+            (Backend::UBoot, VarId::Attempts(i)) => cat(&mut s, &["BOOT_", bn(i), "_LEFT"]),
+            (_, VarId::Attempts(i)) => cat(&mut s, &["bootstate.", bn(i), ".remaining_attempts"]),
+            (_, VarId::Priority(i)) => cat(&mut s, &["bootstate.", bn(i), ".priority"]),
+            (_, VarId::LastChosen) => cat(&mut s, &["bootstate.last_chosen"]),
+            (_, VarId::Ok(i)) => cat(&mut s, &[bn(i), "_OK"]),
+            (_, VarId::Try(i)) => cat(&mut s, &[bn(i), "_TRY"]),
+            (_, VarId::Order) => cat(&mut s, &["ORDER"]),
         };
         s
     }
@@ -1134,26 +1134,39 @@ impl BootState {
                 }
                 Ok(())
             }
-            VarId::LastChosen => write!(s, "{}", self.last_chosen.unwrap_or(0)),
+            VarId::LastChosen => cat(
+                &mut s,
+                &[Num::dec(self.last_chosen.unwrap_or(0).into()).as_str()],
+            ),
             VarId::Attempts(i) => {
                 let v = self.slots[usize::from(i)].attempts;
-                if self.config.backend == Backend::UBoot {
-                    write!(s, "{v:x}")
+                let digits = if self.config.backend == Backend::UBoot {
+                    Num::hex(v.into())
                 } else {
-                    write!(s, "{v}")
-                }
+                    Num::dec(v.into())
+                };
+                cat(&mut s, &[digits.as_str()])
             }
-            VarId::Priority(i) => write!(s, "{}", self.slots[usize::from(i)].priority),
-            VarId::Ok(i) => s.write_str(if self.slots[usize::from(i)].ok {
-                "1"
-            } else {
-                "0"
-            }),
-            VarId::Try(i) => s.write_str(if self.slots[usize::from(i)].tried {
-                "1"
-            } else {
-                "0"
-            }),
+            VarId::Priority(i) => cat(
+                &mut s,
+                &[Num::dec(self.slots[usize::from(i)].priority.into()).as_str()],
+            ),
+            VarId::Ok(i) => cat(
+                &mut s,
+                &[if self.slots[usize::from(i)].ok {
+                    "1"
+                } else {
+                    "0"
+                }],
+            ),
+            VarId::Try(i) => cat(
+                &mut s,
+                &[if self.slots[usize::from(i)].tried {
+                    "1"
+                } else {
+                    "0"
+                }],
+            ),
         };
         Some(s)
     }

@@ -90,8 +90,8 @@ use crate::ddi::{
     InstalledBase, MaintenanceWindow, Progress,
 };
 use crate::record::{Phase, RECORD_MAX_LEN, Record, Slot, record_version};
+use crate::text::{Num, cat};
 use crate::time::{Duration, Instant};
-use core::fmt::Write as _;
 use heapless::{Deque, String, Vec};
 
 /// Longest `{server}/{tenant}/controller/v1/{id}`.
@@ -523,14 +523,17 @@ impl Client {
             return Err(ClientConfigError::BadIdentity);
         }
         self.controller_url.clear();
-        write!(
-            self.controller_url,
-            "{}/{}/controller/v1/{}",
-            cfg.server_url.trim_end_matches('/'),
-            cfg.tenant,
-            cfg.controller_id
+        cat(
+            &mut self.controller_url,
+            &[
+                cfg.server_url.trim_end_matches('/'),
+                "/",
+                cfg.tenant,
+                "/controller/v1/",
+                cfg.controller_id,
+            ],
         )
-        .map_err(|_| ClientConfigError::UrlTooLong)?;
+        .map_err(|()| ClientConfigError::UrlTooLong)?;
         self.auth = match cfg.authorization {
             Some(a) => Some(String::try_from(a).map_err(|_| ClientConfigError::AuthTooLong)?),
             None => None,
@@ -672,20 +675,23 @@ impl Client {
         };
         let mut text: String<MAX_REASON_LEN> = String::new();
         if on_target && boot.healthy {
-            let _ = write!(text, "{}", reason::text(reason::BOOTED));
+            let _ = cat(&mut text, &[reason::text(reason::BOOTED)]);
             if let Some(t) = target {
-                let _ = write!(text, " (slot {})", t.as_str());
+                let _ = cat(&mut text, &[" (slot ", t.as_str(), ")"]);
             }
             self.finish(true, reason::BOOTED, Some(&text));
         } else if on_target {
             self.finish(false, reason::HEALTH, None);
         } else {
-            let _ = write!(
-                text,
-                "{}: running slot {}, target was slot {}",
-                reason::text(reason::FELL_BACK),
-                boot.booted_slot.map_or("?", Slot::as_str),
-                target.map_or("?", Slot::as_str)
+            let _ = cat(
+                &mut text,
+                &[
+                    reason::text(reason::FELL_BACK),
+                    ": running slot ",
+                    boot.booted_slot.map_or("?", Slot::as_str),
+                    ", target was slot ",
+                    target.map_or("?", Slot::as_str),
+                ],
             );
             self.finish(false, reason::FELL_BACK, Some(&text));
             if let Some((name, version)) = boot.running {
@@ -961,9 +967,12 @@ impl Client {
                     return Err(EventError::NoInstall);
                 }
                 let mut text: String<MAX_REASON_LEN> = String::new();
-                let _ = write!(text, "{}", reason::text(reason::INSTALL_FAILED));
+                let _ = cat(&mut text, &[reason::text(reason::INSTALL_FAILED)]);
                 if let Some(c) = self.current_chunk() {
-                    let _ = write!(text, " ({} {} {}): ", c.part, c.name, c.version);
+                    let _ = cat(
+                        &mut text,
+                        &[" (", &c.part, " ", &c.name, " ", &c.version, "): "],
+                    );
                 } else {
                     let _ = text.push_str(": ");
                 }
@@ -1178,10 +1187,10 @@ impl Client {
         };
         let base = self.controller_url.as_str();
         let url = &mut self.url;
-        let u = |r: core::fmt::Result| r.map_err(|_| RequestError::UrlTooLong);
+        let u = |r: Result<(), ()>| r.map_err(|()| RequestError::UrlTooLong);
         Ok(match what {
             InFlight::Poll => {
-                u(url.push_str(base).map_err(|_| core::fmt::Error))?;
+                u(cat(url, &[base]))?;
                 (RequestKind::Poll, Method::Get, 0)
             }
             InFlight::Fetch(f) => {
@@ -1194,7 +1203,11 @@ impl Client {
             }
             InFlight::Final => {
                 let f = self.final_fb.as_ref().ok_or(RequestError::UrlTooLong)?;
-                u(write!(url, "{base}/deploymentBase/{}/feedback", f.action))?;
+                let id = Num::dec(f.action.0);
+                u(cat(
+                    url,
+                    &[base, "/deploymentBase/", id.as_str(), "/feedback"],
+                ))?;
                 let details: [&str; 1] = [&f.text];
                 let n = ActionFeedback {
                     timestamp: None,
@@ -1214,7 +1227,11 @@ impl Client {
             }
             InFlight::Progress => {
                 let p = self.progress_fb.as_ref().ok_or(RequestError::UrlTooLong)?;
-                u(write!(url, "{base}/deploymentBase/{}/feedback", p.action))?;
+                let id = Num::dec(p.action.0);
+                u(cat(
+                    url,
+                    &[base, "/deploymentBase/", id.as_str(), "/feedback"],
+                ))?;
                 let details: [&str; 1] = [&p.text];
                 let n = ActionFeedback {
                     timestamp: None,
@@ -1233,7 +1250,11 @@ impl Client {
             }
             InFlight::CancelReply => {
                 let (id, reply) = self.cancel_reply.ok_or(RequestError::UrlTooLong)?;
-                u(write!(url, "{base}/cancelAction/{id}/feedback"))?;
+                let id = Num::dec(id.0);
+                u(cat(
+                    url,
+                    &[base, "/cancelAction/", id.as_str(), "/feedback"],
+                ))?;
                 let text = match reply {
                     CancelReply::Accepted => "Cancel accepted, download aborted",
                     CancelReply::Rejected => "Cancel rejected: installation already started",
@@ -1251,7 +1272,11 @@ impl Client {
             }
             InFlight::ConfirmReply => {
                 let (id, c) = self.confirm_reply.ok_or(RequestError::UrlTooLong)?;
-                u(write!(url, "{base}/confirmationBase/{id}/feedback"))?;
+                let id = Num::dec(id.0);
+                u(cat(
+                    url,
+                    &[base, "/confirmationBase/", id.as_str(), "/feedback"],
+                ))?;
                 let text = match (c, self.confirmation) {
                     (Confirmation::Confirmed, ConfirmationPolicy::Auto) => "Confirmed by policy",
                     (Confirmation::Confirmed, _) => "Confirmed by user",
@@ -1267,7 +1292,7 @@ impl Client {
                 (RequestKind::ConfirmationFeedback, Method::Post, n)
             }
             InFlight::ConfigData => {
-                u(write!(url, "{base}/configData"))?;
+                u(cat(url, &[base, "/configData"]))?;
                 let n = self.attrs.len();
                 buf.get_mut(..n)
                     .ok_or(RequestError::BufferTooSmall { capacity: cap })?
@@ -1279,7 +1304,7 @@ impl Client {
                     .installed_base
                     .as_ref()
                     .ok_or(RequestError::UrlTooLong)?;
-                u(write!(url, "{base}/installedBase"))?;
+                u(cat(url, &[base, "/installedBase"]))?;
                 let n = InstalledBase { name, version }
                     .write(buf)
                     .map_err(too_small)?;
@@ -1563,10 +1588,18 @@ impl Client {
         }
         self.job.plan_valid = true;
         let mut text: String<MAX_REASON_LEN> = String::new();
-        let _ = write!(
-            text,
-            "{}: deployment rejected: {error}",
-            reason::text(reason::UNSUPPORTED)
+        let mut num = Num::dec(0);
+        let [a, b, c, d] = error.describe(&mut num);
+        let _ = cat(
+            &mut text,
+            &[
+                reason::text(reason::UNSUPPORTED),
+                ": deployment rejected: ",
+                a,
+                b,
+                c,
+                d,
+            ],
         );
         self.finish(false, reason::UNSUPPORTED, Some(&text));
     }
@@ -1676,7 +1709,10 @@ impl Client {
             self.push(Act::Persist);
             let n = self.job().map_or(0, |j| j.artifacts.len());
             let mut text: String<96> = String::new();
-            let _ = write!(text, "Downloading {n} artifact(s)");
+            let _ = cat(
+                &mut text,
+                &["Downloading ", Num::dec(n as u64).as_str(), " artifact(s)"],
+            );
             self.queue_progress(0, 100, text);
         }
         if !fresh && let Some(j) = self.job_mut() {
@@ -1829,7 +1865,7 @@ impl Client {
         }
         j.last_step = bucket;
         let mut text: String<96> = String::new();
-        let _ = write!(text, "{what}: {pct}%");
+        let _ = cat(&mut text, &[what, ": ", Num::dec(pct.into()).as_str(), "%"]);
         self.queue_progress(u32::from(pct), 100, text);
         let phase = if what == "Installing" {
             TelemetryPhase::Installing
@@ -1888,15 +1924,15 @@ impl Client {
 
     fn fail_artifact(&mut self, code: u8, what: &str, status: Option<u16>, detail: &str) {
         let mut text: String<MAX_REASON_LEN> = String::new();
-        let _ = write!(text, "{}", reason::text(code));
+        let _ = cat(&mut text, &[reason::text(code)]);
         if let (Some(a), Some(j)) = (self.current_artifact(), self.job()) {
-            let _ = write!(text, " for {}", j.text(a.filename));
+            let _ = cat(&mut text, &[" for ", j.text(a.filename)]);
         }
         if !what.is_empty() {
-            let _ = write!(text, ": {what}");
+            let _ = cat(&mut text, &[": ", what]);
         }
         if let Some(s) = status {
-            let _ = write!(text, " {s}");
+            let _ = cat(&mut text, &[" ", Num::dec(s.into()).as_str()]);
         }
         if !detail.is_empty() {
             let _ = text.push_str(": ");
@@ -2054,15 +2090,20 @@ enum PlanError {
 
 fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MAX_REASON_LEN> {
     let mut t: String<MAX_REASON_LEN> = String::new();
-    let _ = t.write_str(reason::text(reason::UNSUPPORTED));
-    let _ = t.write_str(": ");
+    let _ = cat(&mut t, &[reason::text(reason::UNSUPPORTED), ": "]);
     let mut name: String<MAX_PLAN_NAME_LEN> = String::new();
     let _ = match e {
-        PlanError::NoChunks => t.write_str("no chunks"),
-        PlanError::TooManyChunks(n) => {
-            write!(t, "{n} chunks, at most {MAX_PLAN_CHUNKS} supported")
-        }
-        PlanError::TooLong(what) => write!(t, "{what} too long"),
+        PlanError::NoChunks => cat(&mut t, &["no chunks"]),
+        PlanError::TooManyChunks(n) => cat(
+            &mut t,
+            &[
+                Num::dec(n as u64).as_str(),
+                " chunks, at most ",
+                Num::dec(MAX_PLAN_CHUNKS as u64).as_str(),
+                " supported",
+            ],
+        ),
+        PlanError::TooLong(what) => cat(&mut t, &[what, " too long"]),
         PlanError::UnknownPart(ci) => {
             if let Some(c) = d.chunk(ci) {
                 for ch in c.part.chars().take(MAX_PLAN_NAME_LEN / 4) {
@@ -2071,9 +2112,9 @@ fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MAX_REASON_LE
             }
             let mut clean: String<MAX_PLAN_NAME_LEN> = String::new();
             push_clean(&mut clean, &name);
-            write!(t, "unknown chunk part `{clean}`")
+            cat(&mut t, &["unknown chunk part `", &clean, "`"])
         }
-        PlanError::MultipleOs => t.write_str("more than one `os` chunk"),
+        PlanError::MultipleOs => cat(&mut t, &["more than one `os` chunk"]),
         PlanError::NoDownloadLink(ci, ai) => {
             if let Some(a) = d.chunk(ci).and_then(|c| c.artifacts().nth(ai)) {
                 for ch in a.filename.chars().take(MAX_PLAN_NAME_LEN / 4) {
@@ -2082,11 +2123,16 @@ fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MAX_REASON_LE
             }
             let mut clean: String<MAX_PLAN_NAME_LEN> = String::new();
             push_clean(&mut clean, &name);
-            write!(t, "artifact {clean} has no download link")
+            cat(&mut t, &["artifact ", &clean, " has no download link"])
         }
-        PlanError::TooManyArtifacts => {
-            write!(t, "more than {MAX_PLAN_ARTIFACTS} artifacts")
-        }
+        PlanError::TooManyArtifacts => cat(
+            &mut t,
+            &[
+                "more than ",
+                Num::dec(MAX_PLAN_ARTIFACTS as u64).as_str(),
+                " artifacts",
+            ],
+        ),
     };
     t
 }

@@ -18,6 +18,8 @@ pub mod json;
 mod parse;
 mod write;
 
+use crate::text::Num;
+
 pub use json::{JsonNum, JsonStr, StrTooLong};
 pub use parse::{
     Artifact, ArtifactIter, ArtifactList, AutoConfirmState, CancelAction, Chunk, ChunkIter,
@@ -119,16 +121,37 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    /// The `Display` text as four pieces (some empty), without `core::fmt`; `num` holds the
+    /// digits of a number in it.
+    pub(crate) fn describe<'n>(&self, num: &'n mut Num) -> [&'n str; 4] {
+        match *self {
+            Self::Syntax { offset } => {
+                *num = Num::dec(offset as u64);
+                ["malformed JSON at byte ", num.as_str(), "", ""]
+            }
+            Self::TooDeep { offset } => {
+                *num = Num::dec(offset as u64);
+                ["JSON nested too deep at byte ", num.as_str(), "", ""]
+            }
+            Self::MissingField(n) => ["missing required field `", n, "`", ""],
+            Self::WrongType(n) => ["field `", n, "` has the wrong type", ""],
+            Self::InvalidValue(n) => ["field `", n, "` has an invalid value", ""],
+            Self::Capacity { field, max } => {
+                *num = Num::dec(max as u64);
+                ["field `", field, "` exceeds capacity ", num.as_str()]
+            }
+        }
+    }
+}
+
 impl core::fmt::Display for ParseError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Syntax { offset } => write!(f, "malformed JSON at byte {offset}"),
-            Self::TooDeep { offset } => write!(f, "JSON nested too deep at byte {offset}"),
-            Self::MissingField(n) => write!(f, "missing required field `{n}`"),
-            Self::WrongType(n) => write!(f, "field `{n}` has the wrong type"),
-            Self::InvalidValue(n) => write!(f, "field `{n}` has an invalid value"),
-            Self::Capacity { field, max } => write!(f, "field `{field}` exceeds capacity {max}"),
+        let mut num = Num::dec(0);
+        for piece in self.describe(&mut num) {
+            f.write_str(piece)?;
         }
+        Ok(())
     }
 }
 
