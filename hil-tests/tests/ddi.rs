@@ -755,6 +755,41 @@ fn downloadonly_closes_on_downloaded_and_informational_statuses() {
 }
 
 #[test]
+fn feedback_mapping_stores_the_reference_status_types() {
+    // ddi-api.md §1.4 mapping table: execution → stored ActionStatus; `closed` with `none` is FINISHED
+    let fx = Fx::new();
+    let (tok, _, ds, a) = fx.deployment("map", json!({}));
+    let newest = || {
+        let st = fx
+            .mgmt("GET", &format!("/targets/map/actions/{a}/status"), None)
+            .json();
+        st["content"][0]["type"].as_str().unwrap().to_string()
+    };
+    for (exec, fin, stored, action) in [
+        ("proceeding", "none", "running", "running"),
+        ("scheduled", "none", "running", "running"),
+        ("resumed", "success", "running", "running"),
+        ("download", "none", "download", "download"),
+        ("downloaded", "success", "downloaded", "downloaded"),
+        ("rejected", "failure", "warning", "warning"),
+        // device-side canceled: a CANCELED entry, the action itself is not canceled
+        ("canceled", "none", "canceled", "warning"),
+    ] {
+        assert_eq!(fx.feedback("map", &tok, a, exec, fin).status, 200, "{exec}");
+        assert_eq!(newest(), stored, "{exec}/{fin}");
+        assert_eq!(fx.action_status("map", a), action, "{exec}/{fin}");
+    }
+    assert!(fx.links("map", &tok).get("deploymentBase").is_some());
+    assert_eq!(fx.feedback("map", &tok, a, "closed", "none").status, 200);
+    assert_eq!(newest(), "finished");
+    assert_eq!(fx.action_status("map", a), "finished");
+    assert_eq!(
+        fx.mgmt("GET", "/targets/map/installedDS", None).json()["id"],
+        ds
+    );
+}
+
+#[test]
 fn quotas_give_429() {
     let fx = Fx::new();
     let (tok, _, _, a) = fx.deployment("q", json!({}));
