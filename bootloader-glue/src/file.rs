@@ -24,6 +24,27 @@ use std::path::{Path, PathBuf};
 /// Largest U-Boot env copy accepted from a `fw_env.config` (buffers are allocated per copy).
 pub const MAX_ENV_SIZE: usize = 16 << 20;
 
+/// Largest grubenv, dtb or `fw_env.config` read into memory (a misconfigured path, e.g. a whole
+/// disk, must not allocate its size).
+pub const MAX_SMALL_FILE: u64 = 1 << 20;
+
+/// Reads a small file whole; a larger one (or a device) is an error naming the limit.
+fn read_small(path: &Path, what: &'static str) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let f = File::open(path).map_err(io_err(path, "open"))?;
+    let mut b = Vec::new();
+    f.take(MAX_SMALL_FILE + 1)
+        .read_to_end(&mut b)
+        .map_err(io_err(path, "read"))?;
+    if b.len() as u64 > MAX_SMALL_FILE {
+        return Err(FileError::Unsupported {
+            path: path.to_path_buf(),
+            why: what,
+        });
+    }
+    Ok(b)
+}
+
 /// A file or block device as a [`Storage`] (no erase; `sync` = fsync).
 #[derive(Debug)]
 pub struct FileStorage {
@@ -240,7 +261,10 @@ impl Vars {
 impl UbootFile {
     /// Opens the copies named by the `fw_env.config` at `config_path`.
     pub fn open(config_path: &Path, opts: UbootOptions) -> Result<Self, FileError> {
-        let text = std::fs::read(config_path).map_err(io_err(config_path, "read"))?;
+        let text = read_small(
+            config_path,
+            "fw_env.config is larger than 1 MiB; check that this path names the config file, not the env device",
+        )?;
         let text = std::str::from_utf8(&text).map_err(|_| FileError::Config {
             path: config_path.to_path_buf(),
             err: config::ConfigError {
@@ -455,6 +479,8 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), FileError> {
     Ok(())
 }
 
+const GRUBENV_TOO_LARGE: &str = "the GRUB environment block is larger than 1 MiB (GRUB's is 1024 bytes); check that grubenv names the grubenv file, not a disk";
+
 /// A `grubenv` file.
 #[derive(Debug, Clone)]
 pub struct GrubFile {
@@ -472,7 +498,7 @@ impl GrubFile {
 
     /// Reads the block and its variables (values unescaped).
     pub fn read(&self) -> Result<Vars, FileError> {
-        let b = std::fs::read(&self.path).map_err(io_err(&self.path, "read"))?;
+        let b = read_small(&self.path, GRUBENV_TOO_LARGE)?;
         let env = grub::GrubEnv::parse(&b).map_err(|err| FileError::Grub {
             path: self.path.clone(),
             err,
@@ -492,7 +518,7 @@ impl GrubFile {
     /// Applies all changes: temporary file + fsync + rename. Returns `false` when nothing
     /// changed (then nothing is written).
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<bool, FileError> {
-        let b = std::fs::read(&self.path).map_err(io_err(&self.path, "read"))?;
+        let b = read_small(&self.path, GRUBENV_TOO_LARGE)?;
         let mut out = vec![0u8; b.len()];
         let changed =
             grub::apply(&b, changes.iter().copied(), &mut out).map_err(|err| FileError::Grub {
@@ -522,7 +548,10 @@ impl BareboxFile {
         state_name: Option<&str>,
         storage_path: &Path,
     ) -> Result<Self, FileError> {
-        let dtb = std::fs::read(dtb_path).map_err(io_err(dtb_path, "read"))?;
+        let dtb = read_small(
+            dtb_path,
+            "the barebox state dtb is larger than 1 MiB; check that barebox-dtb names the dtb, not the state partition",
+        )?;
         let desc = StateDesc::from_dtb(&dtb, state_name).map_err(|err| FileError::Barebox {
             path: dtb_path.to_path_buf(),
             err,

@@ -136,3 +136,35 @@ fn binary_rejects_non_utf8_arguments_without_panicking() {
     assert!(err.contains("not valid UTF-8"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// A path that names something huge (a disk, a partition) instead of the small file it should
+/// name is refused with a message saying so, without reading it all into memory.
+#[test]
+fn huge_paths_are_refused_without_reading_them() {
+    let d = TempDir::new("huge");
+    let big = d.join("disk.img");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(8 << 30).unwrap(); // sparse 8 GiB
+    drop(f);
+    let e = GrubFile::new(&big).read().unwrap_err().to_string();
+    assert!(
+        e.contains("larger than 1 MiB") && e.contains("grubenv"),
+        "{e}"
+    );
+    let e = GrubFile::new(&big)
+        .apply(&[("ORDER", Some("A B"))])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than 1 MiB"), "{e}");
+    let e = eyas_bootloader_glue::file::BareboxFile::open(&big, None, &big)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than 1 MiB") && e.contains("dtb"), "{e}");
+    let e = UbootFile::open(&big, Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("larger than 1 MiB") && e.contains("fw_env.config"),
+        "{e}"
+    );
+}
