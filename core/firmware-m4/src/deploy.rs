@@ -5,9 +5,10 @@
 
 use core::ptr::addr_of_mut;
 
-use cortex_m_semihosting::{hprint, hprintln};
+use crate::out::{DebugOptBool, say};
 use eyas_core::client::{
     Action, BootReport, Client, ClientConfig, Event, InstallKind, REQUEST_BUF_LEN, Response,
+    StopReason, Warning,
 };
 use eyas_core::record::{RECORD_MAX_LEN, Slot};
 use eyas_core::slots::{Backend, BootState, Booted, Transition};
@@ -59,9 +60,9 @@ fn lookup<'e>(env: &'e Env, name: &str) -> Option<&'e str> {
 }
 
 fn apply(env: &mut Env, what: &str, t: &Transition) {
-    hprint!("  slots: {} ->", what);
+    say!("  slots: ", what, " ->");
     for (name, value) in t.changes() {
-        hprint!(" {}={}", name, value.unwrap_or("<delete>"));
+        say!(" ", name, "=", value.unwrap_or("<delete>"));
         env.retain(|(k, _)| k != name);
         if let Some(v) = value {
             if let (Ok(k), Ok(v)) = (String::try_from(name), String::try_from(v)) {
@@ -69,7 +70,7 @@ fn apply(env: &mut Env, what: &str, t: &Transition) {
             }
         }
     }
-    hprintln!("");
+    say!("\n");
 }
 
 fn read_state(env: &Env) -> Option<BootState> {
@@ -145,10 +146,12 @@ fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
         "root=/dev/mmcblk0p3 rauc.slot=B"
     };
     let booted = booted_slot(&dev.env, dev.cmdline_slot)?;
-    hprintln!(
-        "  boot: bootloader chose {}; cmdline says {}",
+    say!(
+        "  boot: bootloader chose ",
         chosen,
-        booted
+        "; cmdline says ",
+        booted,
+        "\n"
     );
     // Health check passed: mark the booted slot good (before reporting).
     apply_op(&mut dev.env, "mark-good booted", |s| {
@@ -265,9 +268,10 @@ fn verify_artifact(dev: &mut Device, is_manifest: bool) -> Pending {
     let m = Manifest::verify_signed(&dev.manifest_buf[..dev.manifest_len], &dev.key);
     match bundle.check_manifest(Policy::Required, COMPATIBLE, Some(m)) {
         Ok(()) => {
-            hprintln!(
-                "  verify: signed manifest ok, version {}",
-                bundle.manifest_version.as_deref().unwrap_or("?")
+            say!(
+                "  verify: signed manifest ok, version ",
+                bundle.manifest_version.as_deref().unwrap_or("?"),
+                "\n"
             );
             Pending::Verified
         }
@@ -292,10 +296,12 @@ fn install(dev: &mut Device) -> Pending {
     {
         return Pending::InstallFailed("mark-bad");
     }
-    hprintln!(
-        "  install: writing {} bytes into slot {}",
+    say!(
+        "  install: writing ",
         BUNDLE_LEN,
-        target
+        " bytes into slot ",
+        target,
+        "\n"
     );
     if apply_op(&mut dev.env, "mark-active target", |s| {
         s.mark_active(target).ok()
@@ -305,6 +311,27 @@ fn install(dev: &mut Device) -> Pending {
         return Pending::InstallFailed("mark-active");
     }
     Pending::Installed(slot_of(target))
+}
+
+/// The variant name of a warning (what `{:?}` starts with).
+fn warning_name(w: &Warning) -> &'static str {
+    match w {
+        Warning::RecordCorrupt(_) => "RecordCorrupt",
+        Warning::MalformedResponse { .. } => "MalformedResponse",
+        Warning::Refused { .. } => "Refused",
+        Warning::QuotaExceeded { .. } => "QuotaExceeded",
+        Warning::ActionGone { .. } => "ActionGone",
+        Warning::ActionQueueFull => "ActionQueueFull",
+        _ => "Warning",
+    }
+}
+
+fn stop_name(s: StopReason) -> &'static str {
+    match s {
+        StopReason::Unauthorized => "Unauthorized",
+        StopReason::NotConfigured => "NotConfigured",
+        _ => "Stopped",
+    }
 }
 
 /// Canned hawkBit: returns (status, body) and notes the final feedback.
@@ -343,7 +370,7 @@ fn drain_actions(
             Action::ClearRecord => dev.record_len = None,
             Action::Download(r) => {
                 let is_manifest = r.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX);
-                hprintln!("  action: download {} ({} bytes)", r.filename, r.size);
+                say!("  action: download ", r.filename, " (", r.size, " bytes)\n");
                 let spec = ArtifactSpec {
                     size: r.size,
                     sha256: r.sha256,
@@ -354,16 +381,19 @@ fn drain_actions(
             }
             Action::Verify(r) => {
                 let is_manifest = r.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX);
-                hprintln!("  action: verify {}", r.filename);
+                say!("  action: verify ", r.filename, "\n");
                 let p = verify_artifact(dev, is_manifest);
                 let _ = pending.push(p);
             }
             Action::Install(r) => {
-                hprintln!(
-                    "  action: install chunk {} ({}) {}",
+                say!(
+                    "  action: install chunk ",
                     r.chunk,
+                    " (",
                     r.name,
-                    r.version
+                    ") ",
+                    r.version,
+                    "\n"
                 );
                 let p = if r.kind == InstallKind::RaucReboot {
                     install(dev)
@@ -376,14 +406,14 @@ fn drain_actions(
                 let _ = pending.push(Pending::InstallFailed("unsupported"));
             }
             Action::Reboot { .. } => {
-                hprintln!("  action: reboot");
+                say!("  action: reboot\n");
                 reboot = true;
             }
             Action::Telemetry(_) | Action::AbortDownload { .. } => {}
             Action::AskConfirmation { .. } | Action::AttributesRequested => {}
-            Action::Warning(w) => hprintln!("  warning: {:?}", w),
+            Action::Warning(w) => say!("  warning: ", warning_name(&w), "\n"),
             Action::Stopped(s) => {
-                hprintln!("  stopped: {:?}", s);
+                say!("  stopped: ", stop_name(s), "\n");
                 return None;
             }
         }
@@ -394,7 +424,7 @@ fn drain_actions(
 /// Runs the deployment; returns `true` if hawkBit got `closed/success` after the reboot.
 #[inline(never)]
 pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
-    hprintln!("size_of Client={}", core::mem::size_of::<Client>());
+    say!("size_of Client=", core::mem::size_of::<Client>(), "\n");
     let mut dev = Device {
         env: Vec::new(),
         record: [0; RECORD_MAX_LEN],
@@ -447,7 +477,7 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
                 Pending::DownloadComplete => Event::DownloadComplete,
                 Pending::Verified => Event::Verified,
                 Pending::VerifyFailed(reason) => {
-                    hprintln!("  verify failed: {}", reason);
+                    say!("  verify failed: ", reason, "\n");
                     Event::VerifyFailed { reason }
                 }
                 Pending::Installed(slot) => Event::Installed { slot: Some(slot) },
@@ -469,10 +499,12 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
             .unwrap_or(now + Duration::from_secs(1));
         cl_handle_timeout(client, now);
     }
-    hprintln!(
-        "deploy: {} requests, hawkBit final feedback: {:?}",
+    say!(
+        "deploy: ",
         requests,
-        finished
+        " requests, hawkBit final feedback: ",
+        DebugOptBool(finished),
+        "\n"
     );
     let st = read_state(&dev.env);
     let b_good = st

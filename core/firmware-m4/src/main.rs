@@ -14,13 +14,16 @@
 
 #[cfg(feature = "client")]
 mod deploy;
+mod out;
+
+use out::{Hex2, say};
 
 use core::mem::size_of;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprint, hprintln};
+use cortex_m_semihosting::debug;
 use eyas_core::ddi::{self, Artifact};
 use eyas_core::slots::{Backend, BootState, Booted, Transition};
 use eyas_core::verify::{
@@ -118,7 +121,7 @@ fn measured<R>(what: &str, f: impl FnOnce() -> R) -> R {
     // Repainting forgets earlier depths: keep the deepest absolute peak of all steps.
     PEAK.fetch_max(peak, Ordering::Relaxed);
     let used = peak.saturating_sub(addr_of!(_stack_start) as usize - sp);
-    hprintln!("stack {}: {} bytes", what, used);
+    say!("stack ", what, ": ", used, " bytes\n");
     r
 }
 
@@ -127,7 +130,7 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 impl Checks {
     fn check(&mut self, name: &str, ok: bool) {
-        hprintln!("check {}: {}", name, if ok { "ok" } else { "FAILED" });
+        say!("check ", name, ": ", if ok { "ok" } else { "FAILED" }, "\n");
         if !ok {
             self.failed += 1;
         }
@@ -153,12 +156,18 @@ fn parse_deployment(c: &mut Checks) -> Option<(ArtifactSpec, ArtifactSpec)> {
         Ok(d) => d,
         Err(e) => {
             let _ = e;
-            hprintln!("ddi parse error");
+            say!("ddi parse error\n");
             c.check("ddi parse", false);
             return None;
         }
     };
-    hprintln!("ddi: action {} with {} chunk(s)", d.id, d.chunk_count());
+    say!(
+        "ddi: action ",
+        d.id.0,
+        " with ",
+        d.chunk_count(),
+        " chunk(s)\n"
+    );
     let chunk = d.chunk(0)?;
     let mut bundle = None;
     let mut manifest = None;
@@ -167,7 +176,7 @@ fn parse_deployment(c: &mut Checks) -> Option<(ArtifactSpec, ArtifactSpec)> {
         let Ok(name) = a.filename.unescape_into(&mut name_buf) else {
             continue;
         };
-        hprintln!("  artifact {} size {}", name, a.size);
+        say!("  artifact ", name, " size ", a.size, "\n");
         if name.ends_with(verify::MANIFEST_SUFFIX) {
             manifest = Some(spec_of(&a));
         } else {
@@ -215,17 +224,20 @@ fn check_manifest<'b>(
     let m = Manifest::verify_signed(&buf[..collected], key);
     match m {
         Ok(m) => {
-            hprintln!(
-                "manifest: compatible={} version={} size={}",
+            say!(
+                "manifest: compatible=",
                 m.compatible,
+                " version=",
                 m.version,
-                m.size
+                " size=",
+                m.size,
+                "\n"
             );
             c.check("manifest signature (openssl-made)", true);
             Some(m)
         }
         Err(e) => {
-            hprintln!("manifest error {}", VerifyError::from(e).as_str());
+            say!("manifest error ", VerifyError::from(e).as_str(), "\n");
             c.check("manifest signature (openssl-made)", false);
             None
         }
@@ -260,11 +272,11 @@ fn stream_bundle(
 }
 
 fn print_changes(what: &str, t: &Transition) {
-    hprint!("slots: {} ->", what);
+    say!("slots: ", what, " ->");
     for (name, value) in t.changes() {
-        hprint!(" {}={}", name, value.unwrap_or("<delete>"));
+        say!(" ", name, "=", value.unwrap_or("<delete>"));
     }
-    hprintln!("");
+    say!("\n");
 }
 
 /// Applies one operation: prints its change set and returns the new state (one transition live).
@@ -321,7 +333,8 @@ fn slots_flow(c: &mut Checks) {
     }) {
         Ok(s) => s,
         Err(e) => {
-            hprintln!("slots error: {}", e);
+            let _ = e;
+            say!("slots error\n");
             c.check("slots read", false);
             return;
         }
@@ -333,14 +346,14 @@ fn slots_flow(c: &mut Checks) {
         return;
     };
     let chosen = trial_boots(st);
-    hprint!("slots: boots chose");
+    say!("slots: boots chose");
     for c in chosen {
         match c {
-            Some(i) => hprint!(" {}", i),
-            None => hprint!(" none"),
+            Some(i) => say!(" ", i),
+            None => say!(" none"),
         }
     }
-    hprintln!(" (B never marked good)");
+    say!(" (B never marked good)\n");
     c.check(
         "trial boots then fallback",
         chosen == [Some(1), Some(1), Some(1), Some(0)],
@@ -389,24 +402,24 @@ fn core_steps(c: &mut Checks) -> Option<[u8; 32]> {
     });
     match measured("step 3 bundle", || stream_bundle(&bundle, manifest, None)) {
         Ok(v) => {
-            hprint!("bundle: {} bytes verified, sha256 ", v.size);
+            say!("bundle: ", v.size, " bytes verified, sha256 ");
             for b in v.sha256 {
-                hprint!("{:02x}", b);
+                say!(Hex2(b));
             }
-            hprintln!(" manifest_checked={}", v.manifest_checked);
+            say!(" manifest_checked=", v.manifest_checked, "\n");
             c.check(
                 "bundle verified (size, sha256, signed manifest)",
                 v.manifest_checked,
             );
         }
         Err(e) => {
-            hprintln!("bundle error {} ({})", e.as_str(), e.code());
+            say!("bundle error ", e.as_str(), " (", e.code(), ")\n");
             c.check("bundle verified", false);
         }
     }
     let bad = stream_bundle(&bundle, manifest, Some(4321));
     if let Err(e) = bad {
-        hprintln!("tampered bundle: {} (code {})", e.as_str(), e.code());
+        say!("tampered bundle: ", e.as_str(), " (code ", e.code(), ")\n");
     }
     c.check(
         "tampered bundle rejected",
@@ -434,11 +447,11 @@ fn main() -> ! {
     let mut checks = Checks { failed: 0 };
     run(&mut checks);
     let peak = PEAK.load(Ordering::Relaxed).max(peak_stack());
-    hprintln!("size_of Verifier={}", size_of::<Verifier>());
-    hprintln!("size_of BootState={}", size_of::<BootState>());
-    hprintln!("size_of Transition={}", size_of::<Transition>());
-    hprintln!("peak_stack={}", peak);
-    hprintln!("checks_failed={}", checks.failed);
+    say!("size_of Verifier=", size_of::<Verifier>(), "\n");
+    say!("size_of BootState=", size_of::<BootState>(), "\n");
+    say!("size_of Transition=", size_of::<Transition>(), "\n");
+    say!("peak_stack=", peak, "\n");
+    say!("checks_failed=", checks.failed, "\n");
     debug::exit(if checks.failed == 0 {
         debug::EXIT_SUCCESS
     } else {
@@ -449,8 +462,9 @@ fn main() -> ! {
 }
 
 #[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    hprintln!("PANIC: {}", info);
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // Not reached with -C panic=immediate-abort (a panic is a `udf` trap); kept for other builds.
+    say!("PANIC\n");
     debug::exit(debug::EXIT_FAILURE);
     #[allow(clippy::empty_loop)]
     loop {}
