@@ -3,7 +3,8 @@
 //!
 //! Edits follow `grub-editenv set`/`unset`: an existing variable is rewritten where it is, a new
 //! one is appended after the last line, a deleted one's line is removed; the padding absorbs the
-//! difference. The file side (temporary file + fsync + rename) is in [`crate::file`].
+//! difference. Unlike `grub-editenv`, later duplicates of a written name are removed (GRUB reads
+//! the last one; `grub-editenv` edits only the first). The file side (temporary file + fsync + rename) is in [`crate::file`].
 
 use crate::Change;
 use core::fmt;
@@ -149,11 +150,13 @@ impl<'a> GrubEnv<'a> {
         self.lines().map(|(n, v, _, _)| (n, v))
     }
 
-    /// The first variable named `name`.
+    /// The variable named `name`; of duplicates the last one, which is what GRUB's `load_env`
+    /// ends up with.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<RawValue<'a>> {
         self.iter()
-            .find(|(n, _)| *n == name.as_bytes())
+            .filter(|(n, _)| *n == name.as_bytes())
+            .last()
             .map(|(_, v)| v)
     }
 }
@@ -186,6 +189,20 @@ where
     let size = out.len();
     let mut changed = false;
     for (name, value) in changes {
+        // GRUB's `load_env` lets the LAST line of a name win, `grub-editenv` edits the first:
+        // drop every later duplicate so that the one line written is the one GRUB reads.
+        loop {
+            let dup = GrubEnv { block: out }
+                .lines()
+                .filter(|(n, _, _, _)| *n == name.as_bytes())
+                .nth(1)
+                .map(|(_, _, s, e)| (s, e));
+            let Some((s, e)) = dup else { break };
+            let pad = padding_start(out);
+            out.copy_within(e + 1..pad, s);
+            out[pad - (e + 1 - s)..].fill(PAD);
+            changed = true;
+        }
         let existing = GrubEnv { block: out }
             .lines()
             .find(|(n, _, _, _)| *n == name.as_bytes())

@@ -168,3 +168,33 @@ fn huge_paths_are_refused_without_reading_them() {
         "{e}"
     );
 }
+
+/// A block with a duplicated variable (hand edits, other tools): GRUB's `load_env` sets the
+/// variables in order, so the LAST line wins at boot, while `grub-editenv set`/`unset` touch only
+/// the first. A mark-bad that rewrote only the first `B_OK` would leave GRUB booting B; eyas
+/// leaves exactly one line per variable it writes, so what it wrote is what GRUB reads.
+#[test]
+fn grub_duplicate_variables_are_collapsed_on_write() {
+    let d = TempDir::new("grub-dup");
+    let f = d.join("grubenv");
+    let mut blk =
+        b"# GRUB Environment Block\nORDER=A B\nB_OK=1\nA_OK=1\nB_TRY=0\nB_OK=1\nX=1\nX=2\n"
+            .to_vec();
+    blk.resize(1024, b'#');
+    std::fs::write(&f, &blk).unwrap();
+    let g = GrubFile::new(&f);
+    assert!(g.apply(&[("B_OK", Some("0")), ("X", None)]).unwrap());
+    let list = support::run(Command::new("grub-editenv").arg(&f).arg("list"));
+    assert_eq!(list, "ORDER=A B\nB_OK=0\nA_OK=1\nB_TRY=0\n");
+    let vars = g.read().unwrap();
+    assert_eq!(vars.get("B_OK"), Some("0"));
+    assert_eq!(std::fs::read(&f).unwrap().len(), 1024);
+    // Setting a duplicated variable to the value its first line already has still removes the
+    // later (different) line GRUB would use.
+    let mut blk = b"# GRUB Environment Block\nA_OK=1\nB_OK=0\nB_OK=1\n".to_vec();
+    blk.resize(1024, b'#');
+    std::fs::write(&f, &blk).unwrap();
+    assert!(g.apply(&[("B_OK", Some("0"))]).unwrap());
+    let list = support::run(Command::new("grub-editenv").arg(&f).arg("list"));
+    assert_eq!(list, "A_OK=1\nB_OK=0\n");
+}
