@@ -661,3 +661,49 @@ fn large_upload_is_streamed_to_disk_and_served_back() {
     assert_eq!(dl.body.len(), data.len());
     assert!(dl.body == data);
 }
+
+#[test]
+fn assignment_locks_the_distribution_set_and_its_modules() {
+    // ddi-api.md §2.2: uploading to a locked module ⇒ 423 (hawkBit locks a DS and its modules when it is
+    // first assigned or used by a rollout)
+    let fx = Fx::new();
+    fx.target("lk");
+    let (sm, ds) = fx.make_ds("1.0", b"first");
+    assert_eq!(
+        fx.mgmt("GET", &format!("/softwaremodules/{sm}"), None)
+            .json()["locked"],
+        false
+    );
+    let (ct, body) = multipart(b"before", "extra-before.bin", &[]);
+    assert_eq!(
+        upload(&fx, sm, "", &ct, &body).status,
+        201,
+        "not locked yet"
+    );
+    let r = fx.mgmt("POST", "/targets/lk/assignedDS", Some(json!({"id": ds})));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        fx.mgmt("GET", &format!("/softwaremodules/{sm}"), None)
+            .json()["locked"],
+        true
+    );
+    assert_eq!(
+        fx.mgmt("GET", &format!("/distributionsets/{ds}"), None)
+            .json()["locked"],
+        true
+    );
+    let (ct, body) = multipart(b"after", "extra-after.bin", &[]);
+    let r = upload(&fx, sm, "", &ct, &body);
+    assert_eq!(r.status, 423, "{}", r.text());
+    assert!(!r.json()["message"].as_str().unwrap().is_empty());
+    // a rollout locks its DS at creation
+    let (sm2, ds2) = fx.make_ds("2.0", b"second");
+    let r = fx.mgmt(
+        "POST",
+        "/rollouts",
+        Some(json!({"name": "lock", "distributionSetId": ds2, "targetFilterQuery": "controllerid==lk"})),
+    );
+    assert_eq!(r.status, 201);
+    let (ct, body) = multipart(b"late", "late.bin", &[]);
+    assert_eq!(upload(&fx, sm2, "", &ct, &body).status, 423);
+}

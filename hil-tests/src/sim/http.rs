@@ -33,6 +33,7 @@ fn exception_class(status: u16) -> &'static str {
         404 => "org.eclipse.hawkbit.repository.exception.EntityNotFoundException",
         409 => "org.eclipse.hawkbit.repository.exception.EntityAlreadyExistsException",
         410 => "org.eclipse.hawkbit.repository.exception.CancelActionNotAllowedException",
+        423 => "org.eclipse.hawkbit.repository.exception.LockedException",
         429 => "org.eclipse.hawkbit.repository.exception.AssignmentQuotaExceededException",
         _ => "org.eclipse.hawkbit.rest.exception.MessageNotReadableException",
     }

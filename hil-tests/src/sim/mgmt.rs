@@ -275,6 +275,7 @@ pub fn create_module(
             artifacts: Vec::new(),
             metadata: Vec::new(),
             created_at: now,
+            locked: false,
         },
     );
     Ok(id)
@@ -285,7 +286,7 @@ fn sm_json(b: &str, m: &SoftwareModule) -> Value {
         json!({
             "id": m.id, "name": m.name, "version": m.version, "type": m.kind, "typeName": type_name(&m.kind),
             "description": m.description, "vendor": m.vendor, "encrypted": m.encrypted,
-            "locked": false, "deleted": false, "complete": true,
+            "locked": m.locked, "deleted": false, "complete": true,
             "_links": {
                 "self": { "href": format!("{b}/softwaremodules/{}", m.id) },
                 "artifacts": { "href": format!("{b}/softwaremodules/{}/artifacts", m.id) },
@@ -641,6 +642,15 @@ async fn upload_inner(
     }
     let now = now_ms();
     let mut st = sh.state();
+    if st.modules.get(&smid).is_some_and(|m| m.locked) {
+        return Err(Failure::new(
+            423,
+            "hawkbit.server.error.entity.locked",
+            format!(
+                "software module {smid} is locked: its distribution set was assigned or rolled out; create a new module version"
+            ),
+        ));
+    }
     let a = artifacts::register(&mut st, &sh.storage, smid, &filename, tmp, h, now)?;
     Ok(json_resp(
         StatusCode::CREATED,
@@ -717,6 +727,7 @@ pub fn create_ds(
             modules: modules.to_vec(),
             required_migration_step: rms,
             created_at: now,
+            locked: false,
         },
     );
     Ok(id)
@@ -728,7 +739,7 @@ fn ds_json(st: &State, b: &str, d: &DistributionSet) -> Value {
         json!({
             "id": d.id, "name": d.name, "version": d.version, "type": d.kind,
             "typeName": match d.kind.as_str() { "os" => "OS only", "app" => "App(s) only", _ => "OS with app(s)" },
-            "description": d.description, "complete": complete, "valid": true, "locked": false, "deleted": false,
+            "description": d.description, "complete": complete, "valid": true, "locked": d.locked, "deleted": false,
             "requiredMigrationStep": d.required_migration_step,
             "modules": d.modules.iter().filter_map(|m| st.modules.get(m)).map(|m| sm_json(b, m)).collect::<Vec<_>>(),
             "_links": {

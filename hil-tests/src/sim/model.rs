@@ -316,6 +316,8 @@ pub struct SoftwareModule {
     pub metadata: Vec<Metadata>,
     /// Creation time.
     pub created_at: i64,
+    /// Locked (its DS was assigned or used by a rollout): artifact uploads are refused with 423.
+    pub locked: bool,
 }
 
 /// A distribution set.
@@ -337,6 +339,8 @@ pub struct DistributionSet {
     pub required_migration_step: bool,
     /// Creation time.
     pub created_at: i64,
+    /// Locked by its first assignment or rollout (hawkBit's implicit lock), together with its modules.
+    pub locked: bool,
 }
 
 /// A group definition for [`State::create_rollout`]: name, description, filter, targetPercentage,
@@ -855,6 +859,7 @@ impl State {
         }
         let id = self.new_action(target, ds, opts, None, None, now);
         self.activate(id, now);
+        self.lock_ds(ds);
         Ok(Assigned::New(id))
     }
 
@@ -877,6 +882,7 @@ impl State {
             return Ok(Assigned::Already(existing));
         }
         let id = self.new_action(target, ds, &AssignOptions::default(), None, None, now);
+        self.lock_ds(ds);
         if let Some(a) = self.actions.get_mut(&id) {
             a.offline = true;
             a.active = false;
@@ -916,6 +922,19 @@ impl State {
             ));
         }
         Ok(())
+    }
+
+    /// hawkBit's implicit lock: an assigned (or rolled out) DS and its modules become read-only.
+    fn lock_ds(&mut self, ds: u64) {
+        let Some(set) = self.sets.get_mut(&ds) else {
+            return;
+        };
+        set.locked = true;
+        for m in set.modules.clone() {
+            if let Some(m) = self.modules.get_mut(&m) {
+                m.locked = true;
+            }
+        }
     }
 
     /// Are all mandatory module types present?
@@ -1615,6 +1634,7 @@ impl State {
         }
         let id = self.id();
         let seq = self.seq();
+        self.lock_ds(ds);
         let confirmation_required = confirmation_required.unwrap_or(self.config.confirmation_flow);
         let mut gids = Vec::new();
         for (gname, gdesc, gfilter, pct, cond, gconf) in groups {
