@@ -50,6 +50,7 @@ fn read_small(path: &Path, what: &'static str) -> Result<Vec<u8>, FileError> {
 pub struct FileStorage {
     file: File,
     writable: bool,
+    path: PathBuf,
 }
 
 impl FileStorage {
@@ -58,6 +59,7 @@ impl FileStorage {
         Ok(Self {
             file: File::open(path)?,
             writable: false,
+            path: path.to_path_buf(),
         })
     }
     /// Opens `path` for reading and writing.
@@ -65,6 +67,7 @@ impl FileStorage {
         Ok(Self {
             file: OpenOptions::new().read(true).write(true).open(path)?,
             writable: true,
+            path: path.to_path_buf(),
         })
     }
     /// Size in bytes (works for block devices too).
@@ -87,13 +90,30 @@ impl FileStorage {
 impl Storage for FileStorage {
     type Error = io::Error;
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} ends before {:#x} (offset {offset:#x} + {:#x} bytes); check the offset and size in the configuration",
+                        self.path.display(),
+                        offset + buf.len() as u64,
+                        buf.len()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if !self.writable {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "opened read-only",
+                format!(
+                    "{} could not be opened for writing (read-only medium, missing permission, or eMMC boot partition with force_ro)",
+                    self.path.display()
+                ),
             ));
         }
         self.file.write_all_at(data, offset)

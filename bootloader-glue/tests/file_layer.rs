@@ -198,3 +198,25 @@ fn grub_duplicate_variables_are_collapsed_on_write() {
     let list = support::run(Command::new("grub-editenv").arg(&f).arg("list"));
     assert_eq!(list, "A_OK=1\nB_OK=0\n");
 }
+
+/// An env device shorter than offset + size: the error says where it ends and what to check.
+#[test]
+fn uboot_short_device_error_says_where_and_what_to_check() {
+    let d = TempDir::new("uboot-short");
+    let img = d.join("uboot.env");
+    std::fs::write(&img, vec![0u8; 0x6000]).unwrap();
+    let cfg = d.join("fw_env.config");
+    std::fs::write(
+        &cfg,
+        format!("{p} 0x0 0x4000\n{p} 0x4000 0x4000\n", p = img.display()),
+    )
+    .unwrap();
+    let e = UbootFile::open(&cfg, Default::default())
+        .unwrap()
+        .read()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("copy 1") && e.contains("0x8000"), "{e}");
+    assert!(e.contains(&format!("{} ends before", img.display())), "{e}");
+    assert!(e.contains("check the offset and size"), "{e}");
+}
