@@ -102,6 +102,13 @@ fn etag_and_304_on_json_gets() {
     let r = fx.ddi_get("dev-01", "tok-dev-01", "");
     let etag = r.header("etag").expect("ETag").to_string();
     assert!(etag.starts_with('"'));
+    let polled = || {
+        fx.mgmt("GET", "/targets/dev-01", None).json()["lastControllerRequestAt"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = polled();
+    std::thread::sleep(std::time::Duration::from_millis(5));
     let r2 = fx.call(
         "GET",
         &fx.ddi("dev-01"),
@@ -114,7 +121,10 @@ fn etag_and_304_on_json_gets() {
     assert_eq!(r2.status, 304);
     assert!(r2.body.is_empty());
     // the poll is still registered on a 304
-    assert!(fx.mgmt("GET", "/targets/dev-01", None).json()["lastControllerRequestAt"].is_i64());
+    assert!(
+        polled() > before,
+        "a 304 poll must update lastControllerRequestAt"
+    );
     // a change (new assignment) changes the body and therefore the ETag
     let (_, ds) = fx.make_ds("2.0", b"x");
     fx.sim().assign("dev-01", ds, Default::default()).unwrap();
@@ -177,6 +187,7 @@ fn sleep_format_hh_mm_ss_and_iso8601() {
         "/system/configs/pollingTime",
         Some(json!({"value": "00:10:00~10%"})),
     );
+    let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
         let s = fx.ddi_get("d", "tok-d", "").json()["config"]["polling"]["sleep"]
             .as_str()
@@ -184,7 +195,9 @@ fn sleep_format_hh_mm_ss_and_iso8601() {
             .to_string();
         let secs = hil_tests::sim::time::parse_hms(&s).unwrap();
         assert!((540..=660).contains(&secs), "{s}");
+        seen.insert(secs);
     }
+    assert!(seen.len() > 1, "jitter must vary the value: {seen:?}");
 }
 
 #[test]
