@@ -216,19 +216,36 @@ struct Job {
 }
 
 impl Job {
+    /// No action. Only `active: false` matters ([`Job::reset`] sets every other field before
+    /// use); the rest are the values whose bytes are all zero, so that
+    /// [`Client::unconfigured`] is all-zero (see [`Live`]).
     const fn empty() -> Self {
         Self {
             active: false,
             href: 0,
             plan_valid: false,
-            download: HandlingType::Forced,
-            update: HandlingType::Forced,
-            window: None,
+            download: HandlingType::Skip,
+            update: HandlingType::Skip,
+            window: Some(MaintenanceWindow::Available),
             chunks: Vec::new(),
             artifacts: Vec::new(),
             text: Vec::new(),
             order: Vec::new(),
-            rec: Record::new(ActionId(0), Phase::Downloading),
+            rec: Record {
+                action_id: ActionId(0),
+                phase: Phase::Reporting {
+                    success: false,
+                    reason: 0,
+                },
+                target_slot: Some(Slot::A),
+                from_version: String::new(),
+                to_version: String::new(),
+                attempt: 0,
+                next_artifact: 0,
+                next_chunk: 0,
+                status_entries: 0,
+                resume_offset: 0,
+            },
             awaiting: Awaiting::Nothing,
             dl_retries: 0,
             resume_at: None,
@@ -319,15 +336,36 @@ enum Act {
     Stopped(StopReason),
 }
 
+/// Tags a value kept in an `Option` so that `None` is all-zero bytes. The only valid byte of
+/// `Live` is 1, so it is the largest niche of the value and rustc puts `None` at 0 (it steers
+/// niches towards zero). This, the `= 1` discriminants of `Fetch`/`InFlight` and [`Stop`] keep
+/// [`Client::unconfigured`] all-zero: a `static` client is then `.bss`, not a 7 KB `.data`
+/// initializer in an MCU's flash (checked by the Cortex-M4 firmware's budget).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Live {
+    Yes = 1,
+}
+
+/// Whether the client runs; [`Client::stopped`] as a zero-first enum (see [`Live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    NotConfigured,
+    Running,
+    Unauthorized,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Fetch {
-    Deployment,
+    Deployment = 1,
     Cancel,
     Confirmation,
 }
 
 #[derive(Debug)]
 struct FinalFb {
+    _live: Live,
     action: ActionId,
     execution: Execution,
     success: bool,
@@ -343,8 +381,9 @@ struct ProgressFb {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum InFlight {
-    Poll,
+    Poll = 1,
     Fetch(Fetch),
     Final,
     Progress,
@@ -382,14 +421,14 @@ pub struct Client {
     failures: u32,
     not_before: Instant,
     in_flight: Option<InFlight>,
-    stopped: Option<StopReason>,
+    stop: Stop,
 
     fetch: Option<Fetch>,
     link: String<{ ddi::MAX_URL_LEN }>,
     final_fb: Option<FinalFb>,
     progress_fb: Option<ProgressFb>,
-    cancel_reply: Option<(ActionId, CancelReply)>,
-    confirm_reply: Option<(ActionId, Confirmation)>,
+    cancel_reply: Option<(Live, ActionId, CancelReply)>,
+    confirm_reply: Option<(Live, ActionId, Confirmation)>,
     asked: Option<ActionId>,
     /// Hash of the confirmationBase href last acted on.
     confirm_href: u64,
@@ -467,33 +506,36 @@ impl Client {
 
     /// A client that does nothing until [`Client::configure`] is called; `const`, so it can
     /// initialise a `static` without any stack.
+    ///
+    /// Every byte of it is zero, so such a `static` goes to `.bss` and costs no flash: the
+    /// settings are all zero/off here and [`Client::configure`] sets every one of them.
     pub const fn unconfigured() -> Self {
         Self {
             controller_url: String::new(),
             auth: None,
-            send_auth_on_download: true,
+            send_auth_on_download: false,
             poll_override: None,
-            poll_min: Duration::from_secs(30),
-            poll_max: Duration::from_secs(24 * 3600),
-            active_poll: Duration::from_secs(60),
+            poll_min: Duration::ZERO,
+            poll_max: Duration::ZERO,
+            active_poll: Duration::ZERO,
             jitter_percent: 0,
-            rng: 0x9e37_79b9_7f4a_7c15,
+            rng: 0,
             confirmation: ConfirmationPolicy::Auto,
             budget: 0,
-            step_percent: 25,
-            backoff_initial: Duration::from_secs(5),
-            backoff_max: Duration::from_secs(600),
+            step_percent: 0,
+            backoff_initial: Duration::ZERO,
+            backoff_max: Duration::ZERO,
             download_retries: 0,
-            boot_attempts: 1,
+            boot_attempts: 0,
             config_mode: ddi::ConfigMode::Merge,
-            server_sleep: Duration::from_secs(300),
+            server_sleep: Duration::ZERO,
             next_poll: None,
-            poll_due: true,
+            poll_due: false,
             etag: String::new(),
             failures: 0,
             not_before: Instant::ZERO,
             in_flight: None,
-            stopped: Some(StopReason::NotConfigured),
+            stop: Stop::NotConfigured,
             fetch: None,
             link: String::new(),
             final_fb: None,
@@ -518,7 +560,7 @@ impl Client {
     /// (Re)configure in place and reset all state, as if freshly created. On error the client
     /// is left unconfigured (it produces nothing).
     pub fn configure(&mut self, cfg: &ClientConfig<'_>) -> Result<(), ClientConfigError> {
-        self.stopped = Some(StopReason::NotConfigured);
+        self.stop = Stop::NotConfigured;
         if !ident_ok(cfg.tenant) || !ident_ok(cfg.controller_id) {
             return Err(ClientConfigError::BadIdentity);
         }
@@ -582,7 +624,7 @@ impl Client {
         self.actions.clear();
         self.url.clear();
         self.last_now = Instant::ZERO;
-        self.stopped = None;
+        self.stop = Stop::Running;
         Ok(())
     }
 
@@ -603,7 +645,11 @@ impl Client {
 
     /// `Some` once the client stopped for good (e.g. 401).
     pub fn stopped(&self) -> Option<StopReason> {
-        self.stopped
+        match self.stop {
+            Stop::NotConfigured => Some(StopReason::NotConfigured),
+            Stop::Running => None,
+            Stop::Unauthorized => Some(StopReason::Unauthorized),
+        }
     }
 
     /// The action being worked on, if any.
@@ -656,7 +702,8 @@ impl Client {
             }
             Phase::Installing => {
                 let attempts = self.job().map_or(0, |j| j.rec.attempt);
-                if attempts >= self.boot_attempts {
+                // (configure makes it ≥ 1; an unconfigured client counts as 1, as before)
+                if attempts >= self.boot_attempts.max(1) {
                     self.finish(false, reason::INTERRUPTED, None);
                 }
                 // else: wait for the deployment to be re-fetched, then install again
@@ -730,7 +777,7 @@ impl Client {
     /// Time passed: call when `poll_timeout()` is reached (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        if self.stopped.is_some() {
+        if self.stop != Stop::Running {
             return;
         }
         if self.next_poll.is_some_and(|t| now >= t) {
@@ -751,7 +798,7 @@ impl Client {
 
     /// The next instant `handle_timeout` should be called (`None`: nothing scheduled).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.stopped.is_some() {
+        if self.stop != Stop::Running {
             return None;
         }
         let mut t = self.next_poll;
@@ -773,12 +820,12 @@ impl Client {
             .in_flight
             .take()
             .ok_or(ResponseError::NoRequestInFlight)?;
-        if self.stopped.is_some() {
+        if self.stop != Stop::Running {
             return Ok(());
         }
         let status = r.status;
         if status == 401 {
-            self.stopped = Some(StopReason::Unauthorized);
+            self.stop = Stop::Unauthorized;
             self.push(Act::Stopped(StopReason::Unauthorized));
             return Ok(());
         }
@@ -857,6 +904,7 @@ impl Client {
                 return Err(EventError::NoConfirmation);
             }
             self.confirm_reply = Some((
+                Live::Yes,
                 action,
                 if accepted {
                     Confirmation::Confirmed
@@ -1093,7 +1141,7 @@ impl Client {
         now: Instant,
         buf: &'a mut [u8],
     ) -> Result<Option<Request<'a>>, RequestError> {
-        if self.stopped.is_some() || self.in_flight.is_some() || now < self.not_before {
+        if self.stop != Stop::Running || self.in_flight.is_some() || now < self.not_before {
             return Ok(None);
         }
         let Some(what) = self.next_request() else {
@@ -1249,7 +1297,7 @@ impl Client {
                 (RequestKind::Feedback, Method::Post, n)
             }
             InFlight::CancelReply => {
-                let (id, reply) = self.cancel_reply.ok_or(RequestError::UrlTooLong)?;
+                let (_, id, reply) = self.cancel_reply.ok_or(RequestError::UrlTooLong)?;
                 let id = Num::dec(id.0);
                 u(cat(
                     url,
@@ -1271,7 +1319,7 @@ impl Client {
                 (RequestKind::CancelFeedback, Method::Post, n)
             }
             InFlight::ConfirmReply => {
-                let (id, c) = self.confirm_reply.ok_or(RequestError::UrlTooLong)?;
+                let (_, id, c) = self.confirm_reply.ok_or(RequestError::UrlTooLong)?;
                 let id = Num::dec(id.0);
                 u(cat(
                     url,
@@ -1621,12 +1669,14 @@ impl Client {
             }
             _ => CancelReply::Accepted,
         };
-        self.cancel_reply = Some((c.id, reply));
+        self.cancel_reply = Some((Live::Yes, c.id, reply));
     }
 
     fn on_confirmation(&mut self, id: ActionId) {
         match self.confirmation {
-            ConfirmationPolicy::Auto => self.confirm_reply = Some((id, Confirmation::Confirmed)),
+            ConfirmationPolicy::Auto => {
+                self.confirm_reply = Some((Live::Yes, id, Confirmation::Confirmed));
+            }
             ConfirmationPolicy::AskShell => {
                 if self.asked != Some(id) {
                     self.asked = Some(id);
@@ -1855,7 +1905,7 @@ impl Client {
     /// Report progress when `pct` crossed into a new `progress_step_percent` bucket; returns
     /// whether it did.
     fn step_progress(&mut self, pct: u8, what: &str) -> bool {
-        let step = self.step_percent;
+        let step = self.step_percent.max(1); // ≥ 1 once configured
         let Some(j) = self.job_mut() else {
             return false;
         };
@@ -2061,6 +2111,7 @@ impl Client {
         let mut t: String<MAX_REASON_LEN> = String::new();
         push_clean(&mut t, text.unwrap_or(reason::text(code)));
         self.final_fb = Some(FinalFb {
+            _live: Live::Yes,
             action: id,
             execution,
             success,
