@@ -256,6 +256,15 @@ fn config_data_link_lifecycle_and_modes() {
             .status,
         200
     );
+    assert_eq!(put(json!({"data": {"k".repeat(129): "v"}})).status, 400);
+    // mode defaults to merge; a null value is allowed
+    assert_eq!(put(json!({"data": {"n": null}})).status, 200);
+    let attrs = fx.mgmt("GET", "/targets/dev-01/attributes", None).json();
+    assert_eq!(attrs.as_object().unwrap().len(), 4, "{attrs}");
+    assert!(
+        attrs.get("only").is_some() && attrs.get("n").is_some(),
+        "{attrs}"
+    );
     let many: serde_json::Map<String, Value> =
         (0..101).map(|i| (format!("k{i}"), json!("v"))).collect();
     let r = put(json!({"mode": "replace", "data": many}));
