@@ -1235,6 +1235,12 @@ fn artifact_download_ranges_and_md5sum() {
     let r = get(&[("Range", "bytes=0-1"), ("If-Range", "\"other\"")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body, data);
+    // If-Range with the Last-Modified date is honoured too
+    let lm = full.header("last-modified").unwrap().to_string();
+    let r = get(&[("Range", "bytes=0-1"), ("If-Range", &lm)]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[..2]);
+    assert_eq!(full.header("x-content-type-options"), Some("nosniff"));
     // If-Match / If-None-Match
     assert_eq!(get(&[("If-Match", "\"nope\"")]).status, 412);
     assert_eq!(get(&[("If-Match", &etag)]).status, 200);
