@@ -889,6 +889,24 @@ fn cancel_handshake() {
         r.json(),
         json!({"id": a.to_string(), "cancelAction": {"stopId": a.to_string()}})
     );
+    // the first GET logs RETRIEVED (once) and the action stays canceling
+    fx.ddi_get("c", &tok, &format!("/cancelAction/{a}"));
+    let st = fx
+        .mgmt("GET", &format!("/targets/c/actions/{a}/status"), None)
+        .json();
+    let types: Vec<&str> = st["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types[0], "retrieved", "{types:?}");
+    assert_eq!(
+        types.iter().filter(|t| **t == "retrieved").count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(fx.action_status("c", a), "canceling");
     assert_eq!(
         fx.ddi_get("c", &tok, &format!("/deploymentBase/{a}"))
             .status,
