@@ -707,3 +707,47 @@ fn assignment_locks_the_distribution_set_and_its_modules() {
     let (ct, body) = multipart(b"late", "late.bin", &[]);
     assert_eq!(upload(&fx, sm2, "", &ct, &body).status, 423);
 }
+
+#[test]
+fn chunk_encrypted_flag_and_empty_artifacts() {
+    // ddi-api.md §1.3: `encrypted` only when true; `artifacts` may be []; `application` → "bApp"
+    let fx = Fx::new();
+    fx.target("ch");
+    let os = fx.mgmt(
+        "POST",
+        "/softwaremodules",
+        Some(json!([{"name": "rootfs", "version": "1", "type": "os", "encrypted": true}])),
+    );
+    assert_eq!(os.status, 201, "{}", os.text());
+    let os = os.json()[0]["id"].as_u64().unwrap();
+    let app = fx.mgmt(
+        "POST",
+        "/softwaremodules",
+        Some(json!([{"name": "tool", "version": "2", "type": "application"}])),
+    );
+    assert_eq!(app.status, 201, "{}", app.text());
+    let app = app.json()[0]["id"].as_u64().unwrap();
+    let ds = fx.mgmt(
+        "POST",
+        "/distributionsets",
+        Some(json!([{"name": "fw", "version": "1", "type": "os_app", "modules": [{"id": os}, {"id": app}]}])),
+    );
+    assert_eq!(ds.status, 201, "{}", ds.text());
+    let ds = ds.json()[0]["id"].as_u64().unwrap();
+    let a = fx
+        .mgmt("POST", "/targets/ch/assignedDS", Some(json!({"id": ds})))
+        .json()["assignedActions"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let d = fx
+        .ddi_get("ch", "tok-ch", &format!("/deploymentBase/{a}"))
+        .json();
+    let chunks = d["deployment"]["chunks"].as_array().unwrap();
+    let os_chunk = chunks.iter().find(|c| c["name"] == "rootfs").unwrap();
+    let app_chunk = chunks.iter().find(|c| c["name"] == "tool").unwrap();
+    assert_eq!(os_chunk["part"], "os");
+    assert_eq!(os_chunk["encrypted"], true);
+    assert_eq!(app_chunk["part"], "bApp");
+    assert!(app_chunk.get("encrypted").is_none(), "{app_chunk}");
+    assert_eq!(app_chunk["artifacts"], json!([]), "artifacts may be []");
+}
