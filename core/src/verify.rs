@@ -483,9 +483,70 @@ mod ed {
         CompressedEdwardsY(*bytes).decompress()
     }
 
+    /// ℓ − 1 (the group order minus one), little-endian.
+    const L_MINUS_1: [u8; 32] = [
+        0xec, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+
+    /// `bytes` as a scalar if it is canonical (< ℓ), as `Scalar::from_canonical_bytes`.
+    ///
+    /// The check is a plain comparison with ℓ − 1, and the scalar is built by the wide
+    /// reduction that [`challenge`] uses anyway (the identity for a canonical value): on
+    /// Cortex-M this shares one Montgomery multiplication instead of inlining a second
+    /// (`from_canonical_bytes` re-reduces, 2 KB of flash).
     #[inline(never)]
     pub(super) fn canonical_scalar(bytes: [u8; 32]) -> Option<Scalar> {
-        Scalar::from_canonical_bytes(bytes).into()
+        // Compare from the most significant byte down.
+        for (b, l) in bytes.iter().rev().zip(L_MINUS_1.iter().rev()) {
+            if b != l {
+                if b > l {
+                    return None;
+                }
+                break;
+            }
+        }
+        let mut wide = [0u8; 64];
+        wide[..32].copy_from_slice(&bytes);
+        Some(Scalar::from_bytes_mod_order_wide(&wide))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[test]
+        fn l_minus_1_is_minus_one() {
+            assert_eq!((-Scalar::ONE).to_bytes(), L_MINUS_1);
+        }
+
+        fn reference(bytes: [u8; 32]) -> Option<Scalar> {
+            Scalar::from_canonical_bytes(bytes).into()
+        }
+
+        #[test]
+        fn canonical_edges() {
+            let mut l = L_MINUS_1;
+            l[0] += 1; // ℓ
+            let mut l1 = l;
+            l1[0] += 1; // ℓ + 1
+            let mut hi = [0u8; 32];
+            hi[31] = 0x80;
+            let mut top = [0xff; 32];
+            top[31] = 0x0f; // < ℓ only in the top byte
+            for b in [[0u8; 32], [0xff; 32], L_MINUS_1, l, l1, hi, top] {
+                assert_eq!(canonical_scalar(b), reference(b), "{b:02x?}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn canonical_matches_dalek(mut b in any::<[u8; 32]>(), top in 0u8..0x20) {
+                b[31] = top; // around ℓ's top byte (0x10) so both outcomes occur
+                prop_assert_eq!(canonical_scalar(b), reference(b));
+            }
+        }
     }
 
     /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
