@@ -511,6 +511,32 @@ mod ed {
         Some(Scalar::from_bytes_mod_order_wide(&wide))
     }
 
+    #[inline(never)]
+    pub(super) fn mul_base(s: &Scalar) -> EdwardsPoint {
+        EdwardsPoint::mul_base(s)
+    }
+
+    #[inline(never)]
+    pub(super) fn mul(p: &EdwardsPoint, k: &Scalar) -> EdwardsPoint {
+        p * k
+    }
+
+    #[inline(never)]
+    pub(super) fn compress_difference(a: &EdwardsPoint, b: &EdwardsPoint) -> [u8; 32] {
+        (a - b).compress().to_bytes()
+    }
+
+    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
+    #[inline(never)]
+    pub(super) fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(a);
+        h.update(message);
+        let wide: [u8; 64] = h.finalize().into();
+        Scalar::from_bytes_mod_order_wide(&wide)
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -547,32 +573,6 @@ mod ed {
                 prop_assert_eq!(canonical_scalar(b), reference(b));
             }
         }
-    }
-
-    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
-    #[inline(never)]
-    pub(super) fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
-        let mut h = Sha512::new();
-        h.update(r);
-        h.update(a);
-        h.update(message);
-        let wide: [u8; 64] = h.finalize().into();
-        Scalar::from_bytes_mod_order_wide(&wide)
-    }
-
-    #[inline(never)]
-    pub(super) fn mul_base(s: &Scalar) -> EdwardsPoint {
-        EdwardsPoint::mul_base(s)
-    }
-
-    #[inline(never)]
-    pub(super) fn mul(p: &EdwardsPoint, k: &Scalar) -> EdwardsPoint {
-        p * k
-    }
-
-    #[inline(never)]
-    pub(super) fn compress_difference(a: &EdwardsPoint, b: &EdwardsPoint) -> [u8; 32] {
-        (a - b).compress().to_bytes()
     }
 }
 
