@@ -70,6 +70,18 @@ const DEPLOYMENT: &[u8] = br#"{
   }
 }"#;
 
+/// The external interrupt vectors: the MPS2 AN386 (CMSDK) has 32, and this firmware enables none,
+/// so all go to cortex-m-rt's `DefaultHandler`. (Without its `device` feature cortex-m-rt would
+/// put a generic 240-entry table here: 832 B more flash for vectors that do not exist.)
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+pub static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
+unsafe extern "C" {
+    /// cortex-m-rt's default exception/interrupt handler.
+    fn DefaultHandler();
+}
+
 const PAINT: u32 = 0xA5A5_A5A5;
 
 unsafe extern "C" {
