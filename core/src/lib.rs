@@ -17,6 +17,7 @@
 pub mod client;
 pub mod ddi;
 pub mod record;
+mod sha1_small;
 pub mod slots;
 mod text;
 pub mod time;

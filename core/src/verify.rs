@@ -28,9 +28,9 @@
 //!
 //! Every failure maps to a [`VerifyError`] with a stable [`VerifyError::code`] for the DDI feedback.
 
+use crate::sha1_small::Sha1;
 use heapless::String;
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
 /// The manifest format version this crate writes and reads.
@@ -799,7 +799,7 @@ impl Verifier {
                 return Err(VerifyError::DigestMismatch(HashAlgo::Sha256));
             }
             (None, Some(want), Some(h)) => {
-                let got: [u8; 20] = h.finalize().into();
+                let got: [u8; 20] = h.finalize();
                 if got != want {
                     return Err(VerifyError::DigestMismatch(HashAlgo::Sha1));
                 }
