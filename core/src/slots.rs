@@ -288,14 +288,29 @@ impl VarId {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct SlotVars {
-    /// U-Boot `LEFT`, Barebox `remaining_attempts`.
+    /// U-Boot `LEFT`, Barebox `remaining_attempts`, as RAUC's get-state reads it (a missing U-Boot
+    /// `LEFT` is 0).
     attempts: u32,
+    /// U-Boot `LEFT` as the boot script reads it (a missing one is the script's default); equal to
+    /// `attempts` once an operation has written the variable. Unused by the other backends.
+    boot_left: u32,
+    /// U-Boot `LEFT` is not stored (missing or empty).
+    unset: bool,
     /// Barebox `priority`.
     priority: u32,
     /// GRUB `OK`.
     ok: bool,
     /// GRUB `TRY`.
     tried: bool,
+}
+
+impl SlotVars {
+    /// Sets the attempts counter as an operation (or the bootloader) writes it.
+    fn set_attempts(&mut self, v: u32) {
+        self.attempts = v;
+        self.boot_left = v;
+        self.unset = false;
+    }
 }
 
 /// The boot state of all slots as the bootloader sees it.
@@ -306,6 +321,9 @@ pub struct BootState {
     slots: [SlotVars; MAX_SLOTS],
     /// Slot indices in boot order (U-Boot, GRUB).
     order: Vec<u8, MAX_SLOTS>,
+    /// U-Boot `BOOT_ORDER` is not stored: RAUC reads every slot as bad, the boot script uses
+    /// `order` (all bootnames).
+    order_unset: bool,
     /// Barebox `last_chosen` (1-based, 0 = unknown); only kept up to date if the state has it.
     last_chosen: Option<u32>,
     /// One bit per variable that is stored (see `VarId::bit`).
@@ -414,6 +432,17 @@ pub struct BootStep {
     pub transition: Transition,
 }
 
+/// `true` if the U-Boot script reaches `saveenv`: it does when it chooses a slot, and when it
+/// resets the counters; without the reset step nothing is written.
+fn pick_or_reset_saves(st: &BootState, reset: bool) -> bool {
+    reset
+        || st.order.iter().any(|&i| {
+            st.slots
+                .get(usize::from(i))
+                .is_some_and(|s| s.boot_left > 0)
+        })
+}
+
 fn valid_bootname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_BOOTNAME_LEN
@@ -477,10 +506,20 @@ impl BootState {
     /// (Barebox names are `bootstate.<bn>.priority`, `bootstate.<bn>.remaining_attempts`,
     /// `bootstate.last_chosen`).
     ///
-    /// Missing variables take the reference scripts' defaults: U-Boot `BOOT_ORDER` = all bootnames,
-    /// `BOOT_x_LEFT` = `boot_attempts` (an empty U-Boot value is the same as a missing one, as in
-    /// U-Boot); GRUB `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0`. Barebox state always holds every
-    /// variable, so a missing one is an error (`last_chosen` is optional).
+    /// Missing variables (an empty U-Boot value is the same as a missing one, as in U-Boot):
+    /// * U-Boot has two readers that disagree, and the state keeps both views. The queries
+    ///   ([`is_good`](BootState::is_good), [`primary`](BootState::primary),
+    ///   [`attempts_left`](BootState::attempts_left)) answer what RAUC 1.8 answers: libubootenv's
+    ///   `fw_printenv NAME` prints `NAME=` for a missing variable, so a missing `BOOT_x_LEFT` is 0
+    ///   attempts and a missing `BOOT_ORDER` is empty, i.e. the slot is bad (boot-state.md §2.6).
+    ///   The bootloader step ([`boot`](BootState::boot), and [`is_bootable`](BootState::is_bootable)
+    ///   which guards mark-bad) follows `contrib/uboot.sh` (§1.3): `BOOT_ORDER` = all bootnames,
+    ///   `BOOT_x_LEFT` = `boot_attempts`, and its `saveenv` stores those defaults. An operation that
+    ///   sets a missing variable always writes it; [`all_vars`](BootState::all_vars) leaves it
+    ///   missing.
+    /// * GRUB: `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0` (`contrib/grub.conf`).
+    /// * Barebox state always holds every variable, so a missing one is an error (`last_chosen` is
+    ///   optional).
     ///
     /// # Errors
     /// [`FromVarsError`] for a bad bootname list or config, and for any value the backend would
@@ -499,17 +538,25 @@ impl BootState {
         match cfg.backend {
             Backend::UBoot => {
                 st.read_order(&mut lookup, "BOOT_ORDER", true)?;
+                st.order_unset = st.present & VarId::Order.bit() == 0;
                 for i in 0..n {
                     let id = VarId::Attempts(i as u8);
                     let name = st.var_name(id);
+                    let slot = &mut st.slots[i];
                     match lookup(&name).filter(|v| !v.is_empty()) {
-                        None => st.slots[i].attempts = cfg.boot_attempts,
+                        // RAUC: `strtoull("", 16)` = 0, bad; the script: its default.
+                        None => {
+                            slot.attempts = 0;
+                            slot.boot_left = cfg.boot_attempts;
+                            slot.unset = true;
+                        }
                         Some(v) => {
-                            st.slots[i].attempts =
-                                parse_u32(v, 16).ok_or(FromVarsError::InvalidValue {
+                            slot.set_attempts(parse_u32(v, 16).ok_or(
+                                FromVarsError::InvalidValue {
                                     slot: Some(i as u8),
                                     var: VarKind::Attempts,
-                                })?;
+                                },
+                            )?);
                             st.present |= id.bit();
                         }
                     }
@@ -530,7 +577,7 @@ impl BootState {
                         })?;
                         match id {
                             VarId::Priority(_) => st.slots[i].priority = v,
-                            _ => st.slots[i].attempts = v,
+                            _ => st.slots[i].set_attempts(v),
                         }
                         st.present |= id.bit();
                     }
@@ -584,9 +631,9 @@ impl BootState {
         // Only the backend's own fields are set, so states compare equal to what `from_vars` reads.
         for s in st.slots.iter_mut().take(st.names.len()) {
             match backend {
-                Backend::UBoot => s.attempts = attempts,
+                Backend::UBoot => s.set_attempts(attempts),
                 Backend::Barebox => {
-                    s.attempts = attempts;
+                    s.set_attempts(attempts);
                     s.priority = BAREBOX_PRIMARY_PRIORITY;
                 }
                 Backend::Grub => s.ok = true,
@@ -628,6 +675,7 @@ impl BootState {
             names,
             slots: [SlotVars::default(); MAX_SLOTS],
             order,
+            order_unset: false,
             last_chosen: None,
             present: 0,
         })
@@ -708,8 +756,8 @@ impl BootState {
         buf.into_iter().map(usize::from)
     }
 
-    /// Remaining boot attempts of `slot` (U-Boot `LEFT`, Barebox `remaining_attempts`; GRUB: 1 if
-    /// `OK=1 TRY=0`, else 0).
+    /// Remaining boot attempts of `slot` as RAUC reads them (U-Boot `LEFT`, 0 if missing; Barebox
+    /// `remaining_attempts`; GRUB: 1 if `OK=1 TRY=0`, else 0).
     #[must_use]
     pub fn attempts_left(&self, slot: usize) -> Option<u32> {
         if slot >= self.slot_count() {
@@ -731,7 +779,8 @@ impl BootState {
         let s = &self.slots[slot];
         let in_order = self.order.contains(&(slot as u8));
         match self.config.backend {
-            Backend::UBoot => in_order && s.attempts > 0,
+            // RAUC reads a missing BOOT_ORDER / BOOT_x_LEFT as empty / 0.
+            Backend::UBoot => !self.order_unset && in_order && s.attempts > 0,
             Backend::Barebox => s.priority > 0 && s.attempts > 0,
             Backend::Grub => in_order && s.ok && !s.tried,
         }
@@ -760,11 +809,15 @@ impl BootState {
         if slot >= self.slot_count() {
             return false;
         }
-        if !self.config.reset_when_exhausted {
-            return self.is_good(slot);
-        }
         let s = &self.slots[slot];
         let in_order = self.order.contains(&(slot as u8));
+        if !self.config.reset_when_exhausted {
+            return match self.config.backend {
+                // What the boot script reads (it defaults a missing BOOT_ORDER / LEFT).
+                Backend::UBoot => in_order && s.boot_left > 0,
+                _ => self.is_good(slot),
+            };
+        }
         match self.config.backend {
             Backend::UBoot => in_order,
             Backend::Barebox => s.priority > 0,
@@ -796,7 +849,7 @@ impl BootState {
         let s = slot as u8;
         match self.config.backend {
             Backend::UBoot | Backend::Barebox => {
-                t.state.slots[slot].attempts = self.config.boot_attempts;
+                t.state.slots[slot].set_attempts(self.config.boot_attempts);
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Grub => {
@@ -824,13 +877,14 @@ impl BootState {
         match self.config.backend {
             Backend::UBoot => {
                 t.state.order.retain(|&i| i != s);
-                t.state.slots[slot].attempts = 0;
+                t.state.order_unset = false;
+                t.state.slots[slot].set_attempts(0);
                 t.touch(self, VarId::Order);
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Barebox => {
                 t.state.slots[slot].priority = 0;
-                t.state.slots[slot].attempts = 0;
+                t.state.slots[slot].set_attempts(0);
                 t.touch(self, VarId::Priority(s));
                 t.touch(self, VarId::Attempts(s));
             }
@@ -861,8 +915,9 @@ impl BootState {
         let s = slot as u8;
         match self.config.backend {
             Backend::UBoot => {
-                t.state.slots[slot].attempts = self.config.boot_attempts_primary;
+                t.state.slots[slot].set_attempts(self.config.boot_attempts_primary);
                 t.state.put_first(s);
+                t.state.order_unset = false;
                 t.touch(self, VarId::Attempts(s));
                 t.touch(self, VarId::Order);
             }
@@ -876,7 +931,7 @@ impl BootState {
                     }
                     t.touch(self, VarId::Priority(i as u8));
                 }
-                t.state.slots[slot].attempts = self.config.boot_attempts_primary;
+                t.state.slots[slot].set_attempts(self.config.boot_attempts_primary);
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Grub => {
@@ -902,17 +957,33 @@ impl BootState {
         let reset = self.config.reset_when_exhausted;
         let chosen = match self.config.backend {
             Backend::UBoot => {
+                // `test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"` (and the same for every
+                // LEFT): the defaults live in the script's env, and `saveenv` stores them.
+                let save = pick_or_reset_saves(self, reset);
+                if save && self.order_unset {
+                    t.state.order_unset = false;
+                    t.touch(self, VarId::Order);
+                }
+                for i in 0..n {
+                    let sv = &mut t.state.slots[i];
+                    if save && sv.unset {
+                        sv.set_attempts(sv.boot_left);
+                        t.touch(self, VarId::Attempts(i as u8));
+                    }
+                }
+                // `test 0x${BOOT_x_LEFT} -gt 0`, `setexpr BOOT_x_LEFT ${BOOT_x_LEFT} - 1`.
                 let pick = self
                     .order
                     .iter()
                     .map(|&i| usize::from(i))
-                    .find(|&i| self.slots[i].attempts > 0);
+                    .find(|&i| self.slots[i].boot_left > 0);
                 if let Some(i) = pick {
-                    t.state.slots[i].attempts -= 1;
+                    let left = self.slots[i].boot_left - 1;
+                    t.state.slots[i].set_attempts(left);
                     t.touch(self, VarId::Attempts(i as u8));
                 } else if reset {
                     for i in 0..n {
-                        t.state.slots[i].attempts = self.config.boot_attempts;
+                        t.state.slots[i].set_attempts(self.config.boot_attempts);
                         t.touch(self, VarId::Attempts(i as u8));
                     }
                 }
@@ -922,7 +993,7 @@ impl BootState {
                 // Targets with priority 0 lose their attempts on load.
                 for i in 0..n {
                     if t.state.slots[i].priority == 0 && t.state.slots[i].attempts != 0 {
-                        t.state.slots[i].attempts = 0;
+                        t.state.slots[i].set_attempts(0);
                         t.touch(self, VarId::Attempts(i as u8));
                     }
                 }
@@ -933,7 +1004,7 @@ impl BootState {
                 {
                     for i in 0..n {
                         if enabled(&t.state, i) {
-                            t.state.slots[i].attempts = self.config.boot_attempts;
+                            t.state.slots[i].set_attempts(self.config.boot_attempts);
                             t.touch(self, VarId::Attempts(i as u8));
                         }
                     }
@@ -945,7 +1016,8 @@ impl BootState {
                     .map(usize::from)
                     .find(|&i| t.state.slots[i].priority > 0 && t.state.slots[i].attempts > 0);
                 if let Some(i) = pick {
-                    t.state.slots[i].attempts -= 1;
+                    let left = t.state.slots[i].attempts - 1;
+                    t.state.slots[i].set_attempts(left);
                     t.touch(self, VarId::Attempts(i as u8));
                     if self.last_chosen.is_some() {
                         t.state.last_chosen = Some(i as u32 + 1);
@@ -1121,6 +1193,8 @@ impl BootState {
         let mut s: String<MAX_VALUE_LEN> = String::new();
         // Every value fits MAX_VALUE_LEN by construction.
         let _ = match id {
+            VarId::Order if self.order_unset => return None,
+            VarId::Attempts(i) if self.slots[usize::from(i)].unset => return None,
             VarId::Order => {
                 for (k, &i) in self.order.iter().enumerate() {
                     if k > 0 {

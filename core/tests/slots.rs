@@ -119,17 +119,89 @@ fn uboot_left_is_hex_and_strict() {
     }
 }
 
+/// RAUC 1.8's get-state reads a missing (or empty) `BOOT_x_LEFT` as 0, i.e. bad: libubootenv's
+/// `fw_printenv BOOT_B_LEFT` prints `BOOT_B_LEFT=` and `strtoull("", 16)` is 0 (boot-state.md §2.6,
+/// re-checked with the RAUC 1.8 oracle of §1.8). The reference boot script (`contrib/uboot.sh`,
+/// §1.3) instead defaults it (`test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3`), and its
+/// `saveenv` persists the default.
 #[test]
-fn uboot_missing_and_empty_take_script_defaults() {
-    let v = vars(&[("BOOT_ORDER", ""), ("BOOT_B_LEFT", "")]);
-    let cfg = Config::new(Backend::UBoot).with_attempts(5, 3);
-    let st = read(cfg, AB, &v).unwrap();
-    assert_eq!(st.order().collect::<Vec<_>>(), [0, 1]);
-    assert_eq!(st.attempts_left(0), Some(5));
-    assert_eq!(st.attempts_left(1), Some(5));
-    // A missing variable is written when an operation sets it, even to the same value.
-    let t = st.mark_good(1).unwrap();
-    assert_eq!(changes(&t), [ch("BOOT_B_LEFT", "5")]);
+fn uboot_missing_left_is_bad_for_rauc_but_the_script_defaults_it() {
+    for missing in [None, Some("")] {
+        let mut v = vars(&[("BOOT_ORDER", "B A"), ("BOOT_A_LEFT", "3")]);
+        if let Some(m) = missing {
+            v.insert("BOOT_B_LEFT".into(), m.into());
+        }
+        let cfg = Config::new(Backend::UBoot).with_attempts(5, 3);
+        let st = read(cfg, AB, &v).unwrap();
+        // The query side (get-state / get-primary) agrees with RAUC.
+        assert!(!st.is_good(1), "{missing:?}");
+        assert_eq!(st.attempts_left(1), Some(0));
+        assert_eq!(st.primary(), Some(0));
+        // The bootloader side: the script defaults LEFT to its reset value and boots B.
+        assert!(st.is_bootable(1));
+        let step = st.boot();
+        assert_eq!(step.chosen, Some(1));
+        assert_eq!(changes(&step.transition), [ch("BOOT_B_LEFT", "4")]);
+        assert!(step.transition.state().is_good(1));
+        // A missing variable is written when an operation sets it, even to the same value.
+        let t = st.mark_good(1).unwrap();
+        assert_eq!(changes(&t), [ch("BOOT_B_LEFT", "5")]);
+        assert!(t.state().is_good(1));
+        // all_vars rewrites what is stored and leaves the missing variable missing.
+        let all = st.all_vars();
+        assert_eq!(
+            changes(&all),
+            [ch("BOOT_ORDER", "B A"), ch("BOOT_A_LEFT", "3")]
+        );
+        assert!(!all.state().is_good(1));
+        // mark-bad of A leaves B to the script (it boots B): allowed.
+        assert!(st.mark_bad(0).is_ok());
+    }
+}
+
+/// A missing `BOOT_ORDER`: RAUC 1.8 reads it as empty, so every slot is bad and there is no
+/// primary (verified with the oracle); the script boots with `BOOT_ORDER="A B"` and its
+/// `saveenv` stores that default together with every defaulted `LEFT`.
+#[test]
+fn uboot_missing_order_is_bad_for_rauc_but_the_script_defaults_it() {
+    for v in [
+        vars(&[("BOOT_A_LEFT", "3"), ("BOOT_B_LEFT", "3")]),
+        vars(&[
+            ("BOOT_ORDER", ""),
+            ("BOOT_A_LEFT", "3"),
+            ("BOOT_B_LEFT", "3"),
+        ]),
+    ] {
+        let st = read(Backend::UBoot, AB, &v).unwrap();
+        assert!(!st.is_good(0) && !st.is_good(1));
+        assert_eq!(st.primary(), None);
+        assert!(st.has_bootable());
+        assert_eq!(st.order().collect::<Vec<_>>(), [0, 1]);
+        let step = st.boot();
+        assert_eq!(step.chosen, Some(0));
+        assert_eq!(
+            changes(&step.transition),
+            [ch("BOOT_ORDER", "A B"), ch("BOOT_A_LEFT", "2")]
+        );
+        assert_eq!(step.transition.state().primary(), Some(0));
+        // mark-active writes the order (eyas keeps the script's default order behind the
+        // target, so a fallback remains; RAUC 1.8 writes just `B` here).
+        let t = st.mark_active(1).unwrap();
+        assert_eq!(changes(&t), [ch("BOOT_ORDER", "B A")]);
+        assert_eq!(t.state().primary(), Some(1));
+    }
+    // Nothing stored at all: the script boots A with every default and saves them all.
+    let st = read(Backend::UBoot, AB, &Vars::new()).unwrap();
+    let mut got = changes(&st.boot().transition);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ch("BOOT_A_LEFT", "2"),
+            ch("BOOT_B_LEFT", "3"),
+            ch("BOOT_ORDER", "A B")
+        ]
+    );
 }
 
 #[test]
