@@ -232,6 +232,8 @@ struct Agent<'c> {
     digests: HashMap<(ActionId, u8), Downloaded>,
     specs: HashMap<(ActionId, u8), ArtifactSpec>,
     failed: bool,
+    /// A base poll was answered since start (or since the last confirmation).
+    polled: bool,
     /// An OS install asked for a reboot (run-once then ends).
     awaiting_reboot: bool,
     /// Why the loop must end (401, record not writable).
@@ -330,6 +332,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         specs: HashMap::new(),
         failed: false,
         awaiting_reboot: false,
+        polled: false,
         halt: None,
     };
     agent.boot(&mut client).await;
@@ -340,7 +343,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     let shutdown = service::shutdown_signal();
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; REQUEST_BUF_LEN];
-    let mut polled = false;
     loop {
         agent.drain_actions(&mut client).await;
         if let Some(reason) = &agent.halt {
@@ -396,7 +398,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                         tracing::warn!("hawkBit answered {} to {kind:?}", resp.status);
                     }
                     if matches!(kind, eyas_core::client::RequestKind::Poll) {
-                        polled = true;
+                        agent.polled = true;
                     }
                     let _ = client.handle_response(
                         now,
@@ -424,16 +426,16 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             continue;
         }
         if agent.options.run_once
-            && ((polled && !agent.busy && client.current_action().is_none())
+            && ((agent.polled && !agent.busy && client.current_action().is_none())
                 || agent.awaiting_reboot)
         {
             break;
         }
-        let sleep_for = client
-            .poll_timeout()
-            .map_or(Duration::from_secs(3600), |t| {
-                Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
-            });
+        let next = client.poll_timeout();
+        let sleep_for = next.map_or(Duration::from_secs(3600), |t| {
+            Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
+        });
+        tracing::debug!("next core timeout in {} ms", sleep_for.as_millis());
         tokio::select! {
             () = tokio::time::sleep(sleep_for) => {
                 let now = agent.now();
@@ -993,6 +995,7 @@ impl Agent<'_> {
     }
 
     fn ask(&mut self, action: ActionId) {
+        self.busy = true;
         let tx = self.done_tx.clone();
         match &self.config.eyas.confirmation {
             Confirmation::Auto => {
@@ -1075,6 +1078,15 @@ impl Agent<'_> {
                 }
             }
             Done::Confirmation(action, accepted) => {
+                self.busy = false;
+                tracing::info!(
+                    "action {action}: {}",
+                    if accepted { "confirmed" } else { "denied" }
+                );
+                if accepted {
+                    // The deployment comes with a later poll; run-once waits for it.
+                    self.polled = false;
+                }
                 client.handle_event(now, Event::ConfirmationAnswer { action, accepted })
             }
         };

@@ -40,20 +40,35 @@ async fn eyas_run_once_owned(conf: std::path::PathBuf, bus: String) -> Output {
 }
 
 async fn eyas_run_once(conf: &Path, bus: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
-    cmd.arg("-r")
+    let child = Command::new(env!("CARGO_BIN_EXE_eyas"))
+        .arg("-r")
         .arg("-d")
         .arg("-c")
         .arg(conf)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus);
-    let out = tokio::time::timeout(
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(conf.with_extension("stderr")).expect("stderr file"))
+        .spawn()
+        .expect("run eyas");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || cmd.output()),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
     )
-    .await
-    .expect("eyas -r finished in time")
-    .expect("join")
-    .expect("run eyas");
+    .await;
+    let out = match waited {
+        Ok(joined) => joined.expect("join").expect("wait for eyas"),
+        Err(_) => {
+            // Never leave an agent behind: kill it by its own pid, then fail.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let log = std::fs::read_to_string(conf.with_extension("stderr")).unwrap_or_default();
+            panic!("eyas -r did not finish within 120 s:\n{log}");
+        }
+    };
+    let mut out = out;
+    out.stderr = std::fs::read(conf.with_extension("stderr")).unwrap_or_default();
     eprintln!(
         "--- eyas stderr ---\n{}",
         String::from_utf8_lossy(&out.stderr)
