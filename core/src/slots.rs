@@ -180,7 +180,9 @@ pub enum FromVarsError {
     },
     /// An attempts value in the [`Config`] is 0.
     InvalidConfig,
-    /// A variable holds a value the backend would not write (e.g. `BOOT_A_LEFT=zz`).
+    /// A variable holds a value the backend would not write (e.g. `A_OK=2`,
+    /// `bootstate.system0.priority=zz`). U-Boot `BOOT_x_LEFT` never fails: it is read as RAUC
+    /// reads it (see [`BootState::from_vars`]).
     InvalidValue {
         /// The slot the variable belongs to, `None` for `ORDER`/`last_chosen`.
         slot: Option<u8>,
@@ -451,6 +453,52 @@ fn valid_bootname(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// `BOOT_x_LEFT` as RAUC 1.8 reads it: `g_ascii_strtoull(value, NULL, 16)` with no end-pointer
+/// check (C locale): leading `isspace` bytes, an optional `+`/`-`, an optional `0x`/`0X` before a
+/// hex digit, then hex digits up to the first other byte; no digits is 0, overflow is
+/// `ULLONG_MAX`, `-` negates modulo 2^64. The result is saturated to `u32` (RAUC only asks `> 0`).
+fn uboot_left_rauc(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
+        i += 1;
+    }
+    let negative = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    if b.get(i) == Some(&b'0')
+        && matches!(b.get(i + 1), Some(b'x' | b'X'))
+        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    {
+        i += 2;
+    }
+    let mut v: u64 = 0;
+    for d in b[i..].iter().map_while(|&c| char::from(c).to_digit(16)) {
+        v = match v.checked_mul(16).and_then(|v| v.checked_add(d.into())) {
+            Some(v) => v,
+            None => return u32::MAX,
+        };
+    }
+    let v = if negative { v.wrapping_neg() } else { v };
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// `BOOT_x_LEFT` as `contrib/uboot.sh` reads it: `test 0x${BOOT_x_LEFT} -gt 0` (the `0x` prefix
+/// makes U-Boot's `simple_strtol` read hex) and `setexpr` both take the hex digits up to the first
+/// other byte, so a value that starts with anything else (a space, a sign, another `0x`) is 0.
+/// Saturated to `u32` (32-bit U-Boot's wrap-around above 0x7fffffff is not modelled).
+fn uboot_left_script(s: &str) -> u32 {
+    let mut v: u32 = 0;
+    for d in s.bytes().map_while(|c| char::from(c).to_digit(16)) {
+        v = v.saturating_mul(16).saturating_add(d);
+    }
+    v
+}
+
 /// Parses a non-empty run of digits in `radix` (no sign, no prefix) into a `u32`.
 fn parse_u32(s: &str, radix: u32) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| char::from(b).is_digit(radix)) {
@@ -551,13 +599,13 @@ impl BootState {
                             slot.unset = true;
                         }
                         Some(v) => {
-                            slot.set_attempts(parse_u32(v, 16).ok_or(
-                                FromVarsError::InvalidValue {
-                                    slot: Some(i as u8),
-                                    var: VarKind::Attempts,
-                                },
-                            )?);
-                            st.present |= id.bit();
+                            let (rauc, script) = (uboot_left_rauc(v), uboot_left_script(v));
+                            slot.set_attempts(rauc);
+                            slot.boot_left = script;
+                            // Any other spelling is rewritten when an operation sets it.
+                            if script == rauc && Num::hex(rauc.into()).as_str() == v {
+                                st.present |= id.bit();
+                            }
                         }
                     }
                 }
@@ -1096,6 +1144,12 @@ impl BootState {
         let mut base = self.clone();
         base.present = 0;
         let mut t = self.begin();
+        // A U-Boot LEFT that the script reads differently from RAUC is written as RAUC reads it.
+        for s in &mut t.state.slots {
+            if !s.unset {
+                s.boot_left = s.attempts;
+            }
+        }
         for id in self.var_ids() {
             t.touch(&base, id);
         }
