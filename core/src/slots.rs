@@ -48,8 +48,16 @@ pub const MAX_BOOTNAME_LEN: usize = 16;
 /// Maximum length of a variable name (`bootstate.<bootname>.remaining_attempts` is the longest).
 pub const MAX_VAR_NAME_LEN: usize =
     "bootstate.".len() + MAX_BOOTNAME_LEN + ".remaining_attempts".len();
-/// Maximum length of a variable value (`BOOT_ORDER` with every slot is the longest).
-pub const MAX_VALUE_LEN: usize = MAX_SLOTS * (MAX_BOOTNAME_LEN + 1);
+/// Maximum number of entries in `BOOT_ORDER` / `ORDER` that are not configured bootnames (e.g. a
+/// recovery entry). They are kept in place, each up to [`MAX_BOOTNAME_LEN`] bytes.
+pub const MAX_FOREIGN_IN_ORDER: usize = 4;
+/// Maximum length of a variable value (`BOOT_ORDER` with every slot and every foreign entry is the
+/// longest).
+pub const MAX_VALUE_LEN: usize = (MAX_SLOTS + MAX_FOREIGN_IN_ORDER) * (MAX_BOOTNAME_LEN + 1);
+/// Entries of an order: the slots, then foreign entries.
+const MAX_ORDER: usize = MAX_SLOTS + MAX_FOREIGN_IN_ORDER;
+/// Order entries `>= FOREIGN` are foreign entry `code - FOREIGN`.
+const FOREIGN: u8 = MAX_SLOTS as u8;
 /// Maximum number of variable changes in one transition.
 pub const MAX_CHANGES: usize = 2 + 2 * MAX_SLOTS;
 /// Default for [`Config::boot_attempts`] and [`Config::boot_attempts_primary`] (RAUC's default).
@@ -196,10 +204,14 @@ pub enum FromVarsError {
         /// The variable.
         var: VarKind,
     },
-    /// `ORDER`/`BOOT_ORDER` names a bootname that is not configured.
+    /// Not returned any more: an `ORDER`/`BOOT_ORDER` entry that is not a configured bootname is
+    /// kept (see [`FromVarsError::OrderOverCapacity`]).
     UnknownBootnameInOrder,
     /// `ORDER`/`BOOT_ORDER` names a bootname twice.
     DuplicateInOrder,
+    /// `ORDER`/`BOOT_ORDER` holds more than [`MAX_FOREIGN_IN_ORDER`] entries that are not
+    /// configured bootnames, or one longer than [`MAX_BOOTNAME_LEN`].
+    OrderOverCapacity,
 }
 
 impl core::fmt::Display for FromVarsError {
@@ -217,6 +229,10 @@ impl core::fmt::Display for FromVarsError {
             Self::MissingVariable { slot, var } => write!(f, "missing {var:?} of slot {slot}"),
             Self::UnknownBootnameInOrder => f.write_str("boot order names an unknown bootname"),
             Self::DuplicateInOrder => f.write_str("boot order names a bootname twice"),
+            Self::OrderOverCapacity => write!(
+                f,
+                "boot order holds more than {MAX_FOREIGN_IN_ORDER} unknown entries or one longer than {MAX_BOOTNAME_LEN} bytes"
+            ),
         }
     }
 }
@@ -321,8 +337,10 @@ pub struct BootState {
     config: Config,
     names: Vec<String<MAX_BOOTNAME_LEN>, MAX_SLOTS>,
     slots: [SlotVars; MAX_SLOTS],
-    /// Slot indices in boot order (U-Boot, GRUB).
-    order: Vec<u8, MAX_SLOTS>,
+    /// Boot order (U-Boot, GRUB): slot indices, and `FOREIGN + k` for `foreign[k]`.
+    order: Vec<u8, MAX_ORDER>,
+    /// Order entries that are not configured bootnames, kept in place and never chosen.
+    foreign: Vec<String<MAX_BOOTNAME_LEN>, MAX_FOREIGN_IN_ORDER>,
     /// U-Boot `BOOT_ORDER` is not stored: RAUC reads every slot as bad, the boot script uses
     /// `order` (all bootnames).
     order_unset: bool,
@@ -437,12 +455,7 @@ pub struct BootStep {
 /// `true` if the U-Boot script reaches `saveenv`: it does when it chooses a slot, and when it
 /// resets the counters; without the reset step nothing is written.
 fn pick_or_reset_saves(st: &BootState, reset: bool) -> bool {
-    reset
-        || st.order.iter().any(|&i| {
-            st.slots
-                .get(usize::from(i))
-                .is_some_and(|s| s.boot_left > 0)
-        })
+    reset || st.order_slots().any(|i| st.slots[i].boot_left > 0)
 }
 
 fn valid_bootname(name: &str) -> bool {
@@ -568,6 +581,15 @@ impl BootState {
     /// * GRUB: `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0` (`contrib/grub.conf`).
     /// * Barebox state always holds every variable, so a missing one is an error (`last_chosen` is
     ///   optional).
+    ///
+    /// An `ORDER`/`BOOT_ORDER` entry that is not one of `bootnames` (e.g. a recovery entry, `A B R`)
+    /// is kept in place: written values preserve it, [`order`](BootState::order) and the
+    /// bootloader step skip it (neither reference script has a branch for it), and mark-active /
+    /// mark-bad move only the managed slot around it. That is what RAUC 1.8's U-Boot backend does
+    /// (verified: `A R B` → mark-bad B → `A R` → mark-active B → `B A R`); RAUC's GRUB set-primary
+    /// rebuilds `ORDER` from the configured slots and would drop it, eyas keeps it. Up to
+    /// [`MAX_FOREIGN_IN_ORDER`] such entries of up to [`MAX_BOOTNAME_LEN`] bytes fit; more is
+    /// [`FromVarsError::OrderOverCapacity`].
     ///
     /// # Errors
     /// [`FromVarsError`] for a bad bootname list or config, and for any value the backend would
@@ -723,6 +745,7 @@ impl BootState {
             names,
             slots: [SlotVars::default(); MAX_SLOTS],
             order,
+            foreign: Vec::new(),
             order_unset: false,
             last_chosen: None,
             present: 0,
@@ -742,18 +765,30 @@ impl BootState {
         if empty_is_missing && v.is_empty() {
             return Ok(());
         }
-        let mut order: Vec<u8, MAX_SLOTS> = Vec::new();
+        let mut order: Vec<u8, MAX_ORDER> = Vec::new();
+        let mut foreign: Vec<String<MAX_BOOTNAME_LEN>, MAX_FOREIGN_IN_ORDER> = Vec::new();
         for word in v.split(' ').filter(|w| !w.is_empty()) {
-            let idx = self
-                .slot_index(word)
-                .ok_or(FromVarsError::UnknownBootnameInOrder)?;
-            let idx = idx as u8;
-            if order.contains(&idx) {
-                return Err(FromVarsError::DuplicateInOrder);
-            }
+            let code = match self.slot_index(word) {
+                Some(idx) => {
+                    let idx = idx as u8;
+                    if order.contains(&idx) {
+                        return Err(FromVarsError::DuplicateInOrder);
+                    }
+                    idx
+                }
+                None => {
+                    let code = FOREIGN + foreign.len() as u8;
+                    String::try_from(word)
+                        .ok()
+                        .and_then(|w| foreign.push(w).ok())
+                        .ok_or(FromVarsError::OrderOverCapacity)?;
+                    code
+                }
+            };
+            // Capacity: at most MAX_SLOTS distinct slots plus MAX_FOREIGN_IN_ORDER foreign entries.
             order
-                .push(idx)
-                .map_err(|_| FromVarsError::DuplicateInOrder)?;
+                .push(code)
+                .map_err(|_| FromVarsError::OrderOverCapacity)?;
         }
         if order.is_empty() {
             // The bootloader would find nothing to boot (U-Boot: endless resets, GRUB: rescue).
@@ -763,6 +798,7 @@ impl BootState {
             });
         }
         self.order = order;
+        self.foreign = foreign;
         self.present |= VarId::Order.bit();
         Ok(())
     }
@@ -793,15 +829,27 @@ impl BootState {
 
     /// The boot order as slot indices (U-Boot `BOOT_ORDER`, GRUB `ORDER`; for Barebox the slots
     /// with priority > 0, highest first).
+    ///
+    /// Order entries that are not configured bootnames are skipped.
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
-        let mut buf: Vec<u8, MAX_SLOTS> = match self.config.backend {
-            Backend::Barebox => self.barebox_sorted(),
+        let mut buf: Vec<u8, MAX_ORDER> = match self.config.backend {
+            Backend::Barebox => self.barebox_sorted().into_iter().collect(),
             _ => self.order.clone(),
         };
         if self.config.backend == Backend::Barebox {
             buf.retain(|&i| self.slots[usize::from(i)].priority > 0);
         }
-        buf.into_iter().map(usize::from)
+        buf.into_iter()
+            .map(usize::from)
+            .filter(|&i| i < self.slot_count())
+    }
+
+    /// The managed slots in `order`, skipping foreign entries.
+    fn order_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order
+            .iter()
+            .map(|&i| usize::from(i))
+            .filter(|&i| i < self.slot_count())
     }
 
     /// Remaining boot attempts of `slot` as RAUC reads them (U-Boot `LEFT`, 0 if missing; Barebox
@@ -843,11 +891,7 @@ impl BootState {
                 .into_iter()
                 .map(usize::from)
                 .find(|&i| self.is_good(i)),
-            _ => self
-                .order
-                .iter()
-                .map(|&i| usize::from(i))
-                .find(|&i| self.is_good(i)),
+            _ => self.order_slots().find(|&i| self.is_good(i)),
         }
     }
 
@@ -1020,11 +1064,7 @@ impl BootState {
                     }
                 }
                 // `test 0x${BOOT_x_LEFT} -gt 0`, `setexpr BOOT_x_LEFT ${BOOT_x_LEFT} - 1`.
-                let pick = self
-                    .order
-                    .iter()
-                    .map(|&i| usize::from(i))
-                    .find(|&i| self.slots[i].boot_left > 0);
+                let pick = self.order_slots().find(|&i| self.slots[i].boot_left > 0);
                 if let Some(i) = pick {
                     let left = self.slots[i].boot_left - 1;
                     t.state.slots[i].set_attempts(left);
@@ -1075,9 +1115,9 @@ impl BootState {
                 pick
             }
             Backend::Grub => {
+                // An entry without a branch in grub.conf changes nothing and is never chosen.
                 let mut pick = None;
-                for &i in &self.order {
-                    let i = usize::from(i);
+                for i in self.order_slots() {
                     let s = self.slots[i];
                     t.state.slots[i].tried = true;
                     if s.ok && !s.tried {
@@ -1200,7 +1240,7 @@ impl BootState {
     }
 
     fn put_first(&mut self, slot: u8) {
-        let mut order: Vec<u8, MAX_SLOTS> = Vec::new();
+        let mut order: Vec<u8, MAX_ORDER> = Vec::new();
         let _ = order.push(slot);
         for &i in self.order.iter().filter(|&&i| i != slot) {
             let _ = order.push(i);
@@ -1254,7 +1294,11 @@ impl BootState {
                     if k > 0 {
                         let _ = s.push(' ');
                     }
-                    let _ = s.push_str(self.bootname(usize::from(i)).unwrap_or(""));
+                    let word = match i.checked_sub(FOREIGN) {
+                        Some(f) => self.foreign.get(usize::from(f)).map(String::as_str),
+                        None => self.bootname(usize::from(i)),
+                    };
+                    let _ = s.push_str(word.unwrap_or(""));
                 }
                 if s.is_empty() && self.config.backend == Backend::UBoot {
                     // U-Boot has no empty variables; unreachable through the guarded operations.

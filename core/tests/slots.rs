@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use eyas_core::slots::{
     Backend, BootState, Booted, CmdlineError, Config, FromVarsError, MAX_BOOTNAME_LEN, MAX_CHANGES,
-    MAX_SLOTS, MAX_VALUE_LEN, MAX_VAR_NAME_LEN, MarkBadError, MarkError, Transition, VarKind,
+    MAX_FOREIGN_IN_ORDER, MAX_SLOTS, MAX_VALUE_LEN, MAX_VAR_NAME_LEN, MarkBadError, MarkError,
+    Transition, VarKind,
 };
 use proptest::prelude::*;
 
@@ -256,11 +257,6 @@ fn uboot_missing_order_is_bad_for_rauc_but_the_script_defaults_it() {
 #[test]
 fn order_errors() {
     for (backend, var) in [(Backend::UBoot, "BOOT_ORDER"), (Backend::Grub, "ORDER")] {
-        let v = vars(&[(var, "A C")]);
-        assert_eq!(
-            read(backend, AB, &v),
-            Err(FromVarsError::UnknownBootnameInOrder)
-        );
         let v = vars(&[(var, "A B A")]);
         assert_eq!(read(backend, AB, &v), Err(FromVarsError::DuplicateInOrder));
         let v = vars(&[(var, "   ")]);
@@ -283,6 +279,95 @@ fn order_errors() {
             read(backend, AB, &v).unwrap().order().collect::<Vec<_>>(),
             [1]
         );
+    }
+}
+
+/// The good variables of both slots, for U-Boot or GRUB.
+fn good_ab(backend: Backend, order_var: &str, order: &str) -> Vars {
+    let mut v = if backend == Backend::UBoot {
+        vars(&[("BOOT_A_LEFT", "3"), ("BOOT_B_LEFT", "3")])
+    } else {
+        vars(&[("A_OK", "1"), ("A_TRY", "0"), ("B_OK", "1"), ("B_TRY", "0")])
+    };
+    v.insert(order_var.into(), order.into());
+    v
+}
+
+/// An order entry that is not a configured bootname (a recovery entry `R`) is kept in place.
+/// RAUC 1.8's U-Boot backend keeps it (oracle run, §1.8: from `A R B`, `mark-bad other` writes
+/// `BOOT_ORDER=A R`, then `mark-active other` writes `BOOT_ORDER=B A R`) and reads the managed
+/// slots around it; neither reference boot script has a branch for it, so the model never
+/// chooses it.
+#[test]
+fn unknown_order_entries_are_kept_in_place() {
+    for (backend, var) in [(Backend::UBoot, "BOOT_ORDER"), (Backend::Grub, "ORDER")] {
+        let mut v = good_ab(backend, var, "A R B");
+        let st = read(backend, AB, &v).unwrap();
+        assert_eq!(st.order().collect::<Vec<_>>(), [0, 1], "{backend:?}");
+        assert!(st.is_good(0) && st.is_good(1));
+        assert_eq!(st.primary(), Some(0));
+        // all_vars writes it back unchanged.
+        let all = st.all_vars();
+        assert_eq!(changes(&all)[0], ch(var, "A R B"));
+        let t = st.mark_bad(1).unwrap();
+        if backend == Backend::UBoot {
+            assert_eq!(changes(&t)[0], ch(var, "A R"));
+        }
+        apply(&mut v, &t);
+        let st = read(backend, AB, &v).unwrap();
+        assert_eq!(st, *t.state());
+        let t = st.mark_active(1).unwrap();
+        assert!(
+            changes(&t).contains(&ch(var, "B A R")),
+            "{backend:?} {:?}",
+            changes(&t)
+        );
+        apply(&mut v, &t);
+        assert_eq!(read(backend, AB, &v).unwrap(), *t.state());
+        // Booting walks past the unknown entry.
+        let v = good_ab(backend, var, "R B A");
+        let st = read(backend, AB, &v).unwrap();
+        let st = st.mark_bad(1).unwrap().into_state();
+        let step = st.boot();
+        assert_eq!(step.chosen, Some(0), "{backend:?}");
+        assert_eq!(st.primary(), Some(0));
+        // Only unknown entries: nothing is good, mark-active brings a slot back in front.
+        let v = good_ab(backend, var, "R");
+        let st = read(backend, AB, &v).unwrap();
+        assert_eq!(st.primary(), None);
+        assert_eq!(st.order().count(), 0);
+        let t = st.mark_active(1).unwrap();
+        assert!(changes(&t).contains(&ch(var, "B R")));
+        assert_eq!(t.state().primary(), Some(1));
+    }
+}
+
+#[test]
+fn unknown_order_entries_have_a_bounded_capacity() {
+    let long = "x".repeat(MAX_BOOTNAME_LEN + 1);
+    let fits = "x".repeat(MAX_BOOTNAME_LEN);
+    let many: Vec<String> = (0..=MAX_FOREIGN_IN_ORDER)
+        .map(|i| format!("R{i}"))
+        .collect();
+    for (backend, var) in [(Backend::UBoot, "BOOT_ORDER"), (Backend::Grub, "ORDER")] {
+        let full = many[..MAX_FOREIGN_IN_ORDER].join(" ");
+        for ok in [
+            format!("A {full} B"),
+            format!("{fits} A B"),
+            "A R R B".into(),
+        ] {
+            let st = read(backend, AB, &good_ab(backend, var, &ok)).unwrap();
+            let all = st.all_vars();
+            assert_eq!(changes(&all)[0], ch(var, &ok));
+            assert!(ok.len() <= MAX_VALUE_LEN);
+        }
+        for bad in [format!("A {} B", many.join(" ")), format!("A {long} B")] {
+            assert_eq!(
+                read(backend, AB, &good_ab(backend, var, &bad)),
+                Err(FromVarsError::OrderOverCapacity),
+                "{backend:?} {bad}"
+            );
+        }
     }
 }
 
