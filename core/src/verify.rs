@@ -442,9 +442,9 @@ pub fn ed25519_verify_strict(
 ///
 /// `verify_strict` computes `[s]B − [k]A` in one variable-time double-base multiplication whose
 /// frame (two 8-point tables, two 256-entry NAFs) needs about 8.2 KB of stack on Cortex-M4. Here
-/// the two products are computed one after the other by curve25519-dalek's variable-base scalar
-/// multiplication (one 8-point table at a time, each in its own out-of-line frame): a few times
-/// slower, under half the stack. All inputs are public, so constant time is not needed.
+/// the two products are computed one after the other by double-and-add (see `ed`), each in its
+/// own out-of-line frame: slower, a fraction of the stack and of the flash. All inputs are
+/// public, so constant time is not needed.
 #[inline(never)]
 fn check_signature(
     record: &[u8],
@@ -473,15 +473,17 @@ fn check_signature(
 }
 
 /// The curve steps of [`check_signature`], each out of line so that only one large frame is live.
+///
+/// Scalars stay plain little-endian bytes: the two products are computed by double-and-add over
+/// their bits with the curve's (complete) point addition, and `k` is reduced mod ℓ bit by bit.
+/// That keeps curve25519-dalek's `Scalar` arithmetic (Montgomery multiplication, radix-16
+/// recoding, lookup tables: about 3.5 KB of Cortex-M flash) out of the image; it is slower, but
+/// a manifest is checked once per update and all inputs are public (no constant time needed).
 mod ed {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::Identity as _;
     use sha2::{Digest as _, Sha512};
-
-    #[inline(never)]
-    pub(super) fn decompress(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-        CompressedEdwardsY(*bytes).decompress()
-    }
 
     /// ℓ − 1 (the group order minus one), little-endian.
     const L_MINUS_1: [u8; 32] = [
@@ -489,36 +491,86 @@ mod ed {
         0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
 
-    /// `bytes` as a scalar if it is canonical (< ℓ), as `Scalar::from_canonical_bytes`.
-    ///
-    /// The check is a plain comparison with ℓ − 1, and the scalar is built by the wide
-    /// reduction that [`challenge`] uses anyway (the identity for a canonical value): on
-    /// Cortex-M this shares one Montgomery multiplication instead of inlining a second
-    /// (`from_canonical_bytes` re-reduces, 2 KB of flash).
     #[inline(never)]
-    pub(super) fn canonical_scalar(bytes: [u8; 32]) -> Option<Scalar> {
+    pub(super) fn decompress(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+        CompressedEdwardsY(*bytes).decompress()
+    }
+
+    /// `a > ℓ − 1`, i.e. `a ≥ ℓ` (little-endian).
+    fn at_least_l(a: &[u8; 32]) -> bool {
         // Compare from the most significant byte down.
-        for (b, l) in bytes.iter().rev().zip(L_MINUS_1.iter().rev()) {
-            if b != l {
-                if b > l {
-                    return None;
-                }
-                break;
+        for (x, l) in a.iter().rev().zip(L_MINUS_1.iter().rev()) {
+            if x != l {
+                return x > l;
             }
         }
-        let mut wide = [0u8; 64];
-        wide[..32].copy_from_slice(&bytes);
-        Some(Scalar::from_bytes_mod_order_wide(&wide))
+        false
     }
 
+    /// `bytes` if it is a canonical scalar (< ℓ), as `Scalar::from_canonical_bytes`.
     #[inline(never)]
-    pub(super) fn mul_base(s: &Scalar) -> EdwardsPoint {
-        EdwardsPoint::mul_base(s)
+    pub(super) fn canonical_scalar(bytes: [u8; 32]) -> Option<[u8; 32]> {
+        (!at_least_l(&bytes)).then_some(bytes)
     }
 
+    /// `wide mod ℓ` for a 512-bit little-endian number, one bit at a time (most significant
+    /// first): `r ← 2r + bit`, minus ℓ when that reaches ℓ. `r < ℓ < 2²⁵³` before each step, so
+    /// `2r + 1` fits 32 bytes.
+    fn reduce_wide(wide: &[u8; 64]) -> [u8; 32] {
+        let mut r = [0u8; 32];
+        for byte in wide.iter().rev() {
+            for bit in (0..8).rev() {
+                let mut carry = (byte >> bit) & 1;
+                for x in &mut r {
+                    let next = *x >> 7;
+                    *x = (*x << 1) | carry;
+                    carry = next;
+                }
+                if at_least_l(&r) {
+                    // r − ℓ = r − (ℓ − 1) − 1
+                    let mut borrow = 1u16;
+                    for (x, l) in r.iter_mut().zip(L_MINUS_1) {
+                        let d = u16::from(*x)
+                            .wrapping_sub(u16::from(l))
+                            .wrapping_sub(borrow);
+                        *x = d as u8;
+                        borrow = (d >> 15) & 1;
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
     #[inline(never)]
-    pub(super) fn mul(p: &EdwardsPoint, k: &Scalar) -> EdwardsPoint {
-        p * k
+    pub(super) fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> [u8; 32] {
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(a);
+        h.update(message);
+        let wide: [u8; 64] = h.finalize().into();
+        reduce_wide(&wide)
+    }
+
+    /// `[scalar]P` for a little-endian scalar, by double-and-add (variable time).
+    #[inline(never)]
+    pub(super) fn mul(p: &EdwardsPoint, scalar: &[u8; 32]) -> EdwardsPoint {
+        let mut acc = EdwardsPoint::identity();
+        for byte in scalar.iter().rev() {
+            for bit in (0..8).rev() {
+                acc = acc + acc;
+                if (byte >> bit) & 1 == 1 {
+                    acc += p;
+                }
+            }
+        }
+        acc
+    }
+
+    /// `[s]B` for the Ed25519 base point `B`.
+    pub(super) fn mul_base(s: &[u8; 32]) -> EdwardsPoint {
+        mul(&ED25519_BASEPOINT_POINT, s)
     }
 
     #[inline(never)]
@@ -526,20 +578,11 @@ mod ed {
         (a - b).compress().to_bytes()
     }
 
-    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
-    #[inline(never)]
-    pub(super) fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
-        let mut h = Sha512::new();
-        h.update(r);
-        h.update(a);
-        h.update(message);
-        let wide: [u8; 64] = h.finalize().into();
-        Scalar::from_bytes_mod_order_wide(&wide)
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::scalar::Scalar;
         use proptest::prelude::*;
 
         #[test]
@@ -547,8 +590,8 @@ mod ed {
             assert_eq!((-Scalar::ONE).to_bytes(), L_MINUS_1);
         }
 
-        fn reference(bytes: [u8; 32]) -> Option<Scalar> {
-            Scalar::from_canonical_bytes(bytes).into()
+        fn reference(bytes: [u8; 32]) -> Option<[u8; 32]> {
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(bytes)).map(|s| s.to_bytes())
         }
 
         #[test]
@@ -566,11 +609,44 @@ mod ed {
             }
         }
 
+        #[test]
+        fn reduce_edges() {
+            let mut cases = [[0u8; 64], [0xff; 64], [0u8; 64], [0u8; 64]];
+            cases[2][..32].copy_from_slice(&L_MINUS_1);
+            cases[3][..32].copy_from_slice(&L_MINUS_1);
+            cases[3][0] += 1; // ℓ
+            for w in cases {
+                assert_eq!(
+                    reduce_wide(&w),
+                    Scalar::from_bytes_mod_order_wide(&w).to_bytes()
+                );
+            }
+        }
+
         proptest! {
             #[test]
             fn canonical_matches_dalek(mut b in any::<[u8; 32]>(), top in 0u8..0x20) {
                 b[31] = top; // around ℓ's top byte (0x10) so both outcomes occur
                 prop_assert_eq!(canonical_scalar(b), reference(b));
+            }
+
+            #[test]
+            fn reduce_matches_dalek(lo in any::<[u8; 32]>(), hi in any::<[u8; 32]>()) {
+                let mut w = [0u8; 64];
+                w[..32].copy_from_slice(&lo);
+                w[32..].copy_from_slice(&hi);
+                prop_assert_eq!(reduce_wide(&w), Scalar::from_bytes_mod_order_wide(&w).to_bytes());
+            }
+
+            #[test]
+            fn mul_matches_dalek(k in any::<[u8; 32]>(), seed in any::<[u8; 32]>(), t in 0usize..8) {
+                let p = EdwardsPoint::mul_base(&Scalar::from_bytes_mod_order(seed));
+                let kr = Scalar::from_bytes_mod_order(k);
+                // prime order: any k, reduced or not
+                prop_assert_eq!(mul(&p, &k), p * kr);
+                // with a torsion component: the canonical k that check_signature uses
+                let q = p + EIGHT_TORSION[t];
+                prop_assert_eq!(mul(&q, &kr.to_bytes()), q * kr);
             }
         }
     }
