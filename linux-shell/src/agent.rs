@@ -373,7 +373,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         if let Some((kind, method, url, authorization, if_none_match, body)) = request {
             tracing::debug!("{kind:?}: {method:?} {}", crate::http::redact_url(&url));
             let http = agent.http.clone();
-            let result = tokio::task::spawn_blocking(move || {
+            let task = tokio::task::spawn_blocking(move || {
                 http.request(&ApiRequest {
                     method,
                     url: &url,
@@ -385,8 +385,15 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                         Some(&body)
                     },
                 })
-            })
-            .await;
+            });
+            // SIGTERM is honoured even while a request is in flight.
+            let result = tokio::select! {
+                r = task => r,
+                signal = &mut shutdown => {
+                    tracing::info!("{signal}: stopping");
+                    break;
+                }
+            };
             let now = agent.now();
             match result {
                 Ok(Ok(resp)) => {
@@ -415,7 +422,8 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     if agent.options.run_once
                         && matches!(kind, eyas_core::client::RequestKind::Poll)
                     {
-                        return 1;
+                        agent.failed = true;
+                        break;
                     }
                 }
                 Err(e) => {

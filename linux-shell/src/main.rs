@@ -92,7 +92,10 @@ fn main() -> ExitCode {
                 run_once: cli.run_once,
                 bus_address: None,
             };
-            ExitCode::from(rt.block_on(agent::run(&config, options)))
+            let code = rt.block_on(agent::run(&config, options));
+            // A request or download blocked in the I/O pool must not delay the exit (SIGTERM).
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            ExitCode::from(code)
         }
     }
 }

@@ -129,6 +129,14 @@ fn daemon_notifies_systemd_pings_the_watchdog_and_stops_on_sigterm() {
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().expect("tmp");
     let conf = write_config(dir.path(), "");
+    // A hawkBit that accepts and never answers: SIGTERM must work with a request in flight.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let text = std::fs::read_to_string(&conf)
+        .expect("read")
+        .replace("127.0.0.1:1", &format!("127.0.0.1:{port}"));
+    std::fs::write(&conf, text.replace("[client]\n", "[client]\nssl=false\n")).expect("write");
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -159,6 +167,10 @@ fn daemon_notifies_systemd_pings_the_watchdog_and_stops_on_sigterm() {
         }
     }
     assert!(seen.contains("READY=1"), "{seen}");
+    let _connection = held
+        .join()
+        .expect("thread")
+        .expect("eyas connected to the silent server");
     assert!(seen.matches("WATCHDOG=1").count() >= 2, "{seen}");
     let pid = guard.0.id().to_string();
     let mut guard = guard;
