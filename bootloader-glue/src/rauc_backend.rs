@@ -7,7 +7,7 @@
 //! | `set-primary <bn>` | – | `slots::mark_active`, one write |
 //! | `get-state <bn>` | `good` or `bad` | nothing |
 //! | `set-state <bn> good` | – | `slots::mark_good`, one write |
-//! | `set-state <bn> bad` | – | `slots::mark_bad`, one write (refused for the last bootable slot) |
+//! | `set-state <bn> bad` | – | `slots::mark_bad`, one write (refused for the last bootable slot; see `reset-when-exhausted`) |
 //! | `get-current` | booted bootname from the kernel command line | nothing |
 //!
 //! Exit code 0 on success, 1 on any error (message on stderr), 2 on a usage error. Reads never
@@ -74,6 +74,11 @@ pub struct BackendConfig {
     pub boot_attempts: u32,
     /// Attempts written by mark-active.
     pub boot_attempts_primary: u32,
+    /// Whether the bootloader resets the counters when every slot is exhausted
+    /// (`reset-when-exhausted`; `eyas_core::slots::Config::reset_when_exhausted`). Default: the
+    /// bootloader's own behaviour, yes for U-Boot and GRUB (their reference scripts), no for
+    /// Barebox (set yes only if `global.bootchooser.reset_attempts` contains `all-zero`).
+    pub reset_when_exhausted: bool,
     /// Where `get-current` reads the kernel command line (default `/proc/cmdline`).
     pub cmdline: PathBuf,
 }
@@ -146,11 +151,12 @@ impl BackendConfig {
                 .find(|(_, kk, _)| kk == k)
                 .map(|(l, _, v)| (*l, v.clone()))
         };
-        const KNOWN: [&str; 12] = [
+        const KNOWN: [&str; 13] = [
             "bootloader",
             "bootnames",
             "boot-attempts",
             "boot-attempts-primary",
+            "reset-when-exhausted",
             "fw-env-config",
             "crc-endian",
             "allow-single-copy-write",
@@ -233,6 +239,22 @@ impl BackendConfig {
                 ));
             }
         };
+        let backend = match storage {
+            Storage::Uboot { .. } => Backend::UBoot,
+            Storage::Grub { .. } => Backend::Grub,
+            Storage::Barebox { .. } => Backend::Barebox,
+        };
+        let reset_when_exhausted = match get("reset-when-exhausted") {
+            None => Config::new(backend).reset_when_exhausted,
+            Some((_, v)) if v == "yes" || v == "true" => true,
+            Some((_, v)) if v == "no" || v == "false" => false,
+            Some((l, v)) => {
+                return Err(err(
+                    l,
+                    format!("`reset-when-exhausted` must be yes or no, got `{v}`"),
+                ));
+            }
+        };
         let (bn_line, bn) = get("bootnames")
             .ok_or_else(|| err(0, "`bootnames` is required, e.g. `bootnames = A B`".into()))?;
         let bootnames: Vec<String> = bn.split_whitespace().map(str::to_string).collect();
@@ -241,6 +263,7 @@ impl BackendConfig {
             bootnames,
             boot_attempts: num("boot-attempts")?,
             boot_attempts_primary: num("boot-attempts-primary")?,
+            reset_when_exhausted,
             cmdline: path_of("cmdline", Some("/proc/cmdline"))?,
         };
         // Validate the bootnames the way slots does.
@@ -258,7 +281,9 @@ impl BackendConfig {
             Storage::Grub { .. } => Backend::Grub,
             Storage::Barebox { .. } => Backend::Barebox,
         };
-        Config::new(backend).with_attempts(self.boot_attempts, self.boot_attempts_primary)
+        Config::new(backend)
+            .with_attempts(self.boot_attempts, self.boot_attempts_primary)
+            .with_reset_when_exhausted(self.reset_when_exhausted)
     }
 }
 

@@ -240,3 +240,61 @@ fn read_state_and_apply_transition_for_the_shell() {
         "BOOT_A_LEFT=3\nBOOT_B_LEFT=3\nBOOT_ORDER=A B\n"
     );
 }
+
+/// `reset-when-exhausted` defaults to the bootloader's own behaviour (barebox: no, because
+/// `global.bootchooser.reset_attempts` is empty unless the board sets `all-zero`; boot-state.md
+/// §3.4) and decides whether `set-state <other> bad` is refused while the booted target has no
+/// attempts left.
+#[test]
+fn barebox_reset_when_exhausted_defaults_to_no_and_is_configurable() {
+    use eyas_bootloader_glue::file::BareboxFile;
+    let d = TempDir::new("bb-reset");
+    let img = d.join("state.img");
+    std::fs::write(&img, vec![0u8; 0x8000]).unwrap();
+    let dtb = support::vectors().join("barebox/state-partuuid.dtb");
+    let base = format!(
+        "bootloader = barebox\nbarebox-dtb = {}\nbarebox-storage = {}\nbootnames = system0 system1\n",
+        dtb.display(),
+        img.display()
+    );
+    let p = d.join("bootloader.conf");
+    let cfg = BackendConfig::parse(&base, &p).unwrap();
+    assert!(!cfg.reset_when_exhausted);
+    assert!(!cfg.slots_config().reset_when_exhausted);
+    // system0 used its last attempt; system1 is the only target barebox can still choose.
+    BareboxFile::open(&dtb, None, &img)
+        .unwrap()
+        .apply(&[
+            ("bootstate.system0.priority", Some("20")),
+            ("bootstate.system0.remaining_attempts", Some("0")),
+            ("bootstate.system1.priority", Some("10")),
+            ("bootstate.system1.remaining_attempts", Some("3")),
+        ])
+        .unwrap();
+    let (rc, _, err) = call(&cfg, &["set-state", "system1", "bad"]);
+    assert_eq!(rc, EXIT_ERROR, "{err}");
+    assert!(err.contains("last bootable slot"), "{err}");
+    assert_eq!(call(&cfg, &["get-state", "system1"]).1, "good\n");
+    // With all-zero in reset_attempts barebox would reset system0 and boot it.
+    let on = BackendConfig::parse(&format!("{base}reset-when-exhausted = yes\n"), &p).unwrap();
+    assert!(on.reset_when_exhausted && on.slots_config().reset_when_exhausted);
+    let (rc, _, err) = call(&on, &["set-state", "system1", "bad"]);
+    assert_eq!(rc, EXIT_OK, "{err}");
+    assert_eq!(call(&on, &["get-state", "system1"]).1, "bad\n");
+    // U-Boot and GRUB default to yes (their reference scripts reset); `no` turns it off.
+    let grub = BackendConfig::parse("bootloader = grub\nbootnames = A B\n", &p).unwrap();
+    assert!(grub.slots_config().reset_when_exhausted);
+    let grub = BackendConfig::parse(
+        "bootloader = grub\nbootnames = A B\nreset-when-exhausted = no\n",
+        &p,
+    )
+    .unwrap();
+    assert!(!grub.slots_config().reset_when_exhausted);
+    let e = BackendConfig::parse(
+        "bootloader = grub\nbootnames = A B\nreset-when-exhausted = maybe\n",
+        &p,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(":3:") && e.contains("yes or no"), "{e}");
+}

@@ -741,22 +741,39 @@ fn uboot_random_walk_with_compounding_cuts() {
 
 #[test]
 fn barebox_random_walk_with_compounding_cuts() {
+    // barebox's default (no reset_attempts) and a board with reset_attempts=all-zero.
+    let cuts = barebox_random_walk(false, 77) + barebox_random_walk(true, 78);
+    println!(
+        "Barebox random walks (2 x 1500 steps): {cuts} power cuts landed, no repair in between, always old-or-new, never made unbootable by eyas"
+    );
+    assert!(cuts > 600, "{cuts}");
+}
+
+/// One random walk of boots and RAUC operations with power cuts. With `reset` a bootable target
+/// always remains; without it the walk's unconfirmed boots can use up every attempt (barebox
+/// then boots nothing), but no eyas operation takes away the last bootable target.
+fn barebox_random_walk(reset: bool, seed: u64) -> usize {
     let d = bb_desc();
-    let init = BootState::initial(Backend::Barebox, &BB_NAMES).unwrap();
+    let cfg = Config::new(Backend::Barebox).with_reset_when_exhausted(reset);
+    let state_of = |_: Backend, names: &[&str], vars: &Vars| {
+        BootState::from_vars(cfg, names, |n| vars.get(n).map(String::as_str)).unwrap()
+    };
+    let init = BootState::initial(cfg, &BB_NAMES).unwrap();
     let init_ch: ChangeList = init
         .changes()
         .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
         .collect();
     let m = Medium::new(vec![0u8; 0x8000], None);
     bb_apply(&m, &d, &BTreeMap::new(), &init_ch).unwrap();
-    let mut rng = Rng(77);
+    let mut rng = Rng(seed);
     let mut cuts = 0;
     for i in 0..1500 {
         let old =
             bb_read(&d, &m.borrow().bytes).unwrap_or_else(|| panic!("step {i}: no valid bucket"));
         let st = state_of(Backend::Barebox, &BB_NAMES, &old);
         let s = rng.below(2) as usize;
-        let t = match rng.below(5) {
+        let op = rng.below(5);
+        let t = match op {
             0 | 1 => st.boot().transition,
             2 => st.mark_good(s).unwrap(),
             3 => st.mark_active(s).unwrap(),
@@ -789,12 +806,17 @@ fn barebox_random_walk_with_compounding_cuts() {
             got.as_ref() == Some(&old) || got.as_ref() == Some(&new),
             "step {i}: {got:?}"
         );
-        assert!(state_of(Backend::Barebox, &BB_NAMES, got.as_ref().unwrap()).has_bootable());
+        let bootable = state_of(Backend::Barebox, &BB_NAMES, got.as_ref().unwrap()).has_bootable();
+        if reset {
+            assert!(bootable, "step {i}");
+        } else if op >= 2 {
+            assert!(
+                bootable || !st.has_bootable(),
+                "step {i}: op {op} took the last target"
+            );
+        }
         mm.cut_at = None;
         mm.dead = false;
     }
-    println!(
-        "Barebox random walk (1500 steps): {cuts} power cuts landed, no repair in between, always old-or-new and bootable"
-    );
-    assert!(cuts > 300, "{cuts}");
+    cuts
 }

@@ -95,23 +95,29 @@ pub struct Config {
     pub boot_attempts: u32,
     /// Attempts written by mark-active (RAUC `boot-attempts-primary`; U-Boot and Barebox only).
     pub boot_attempts_primary: u32,
-    /// What the bootloader does when no slot has attempts left. `true` (default) models the
-    /// reference scripts: U-Boot `contrib/uboot.sh` resets every `BOOT_x_LEFT` and resets the board,
-    /// GRUB `contrib/grub.conf` boots rescue and clears `TRY` of every `OK` slot, barebox with
+    /// What the bootloader does when no slot has attempts left. `true` models the reference
+    /// scripts: U-Boot `contrib/uboot.sh` resets every `BOOT_x_LEFT` and resets the board, GRUB
+    /// `contrib/grub.conf` boots rescue and clears `TRY` of every `OK` slot, barebox with
     /// `global.bootchooser.reset_attempts=all-zero` resets the attempts of enabled targets and
-    /// boots. `false`: nothing is chosen and nothing changes.
+    /// boots. `false`: nothing is chosen and nothing changes (barebox without `all-zero`).
+    ///
+    /// The default is each bootloader's own: `true` for U-Boot and GRUB (their reference scripts,
+    /// boot-state.md §1.3, §1.5), `false` for Barebox, whose `reset_attempts` is empty unless the
+    /// board sets it (§3.4). It decides what [`BootState::is_bootable`] means, and so what
+    /// mark-bad refuses: without the reset an exhausted slot does not count as bootable.
     pub reset_when_exhausted: bool,
 }
 
 impl Config {
-    /// RAUC's defaults for `backend`: 3 attempts, reset when exhausted.
+    /// RAUC's defaults for `backend` (3 attempts) and the bootloader's own
+    /// [`reset_when_exhausted`](Config::reset_when_exhausted) (U-Boot, GRUB: yes; Barebox: no).
     #[must_use]
     pub const fn new(backend: Backend) -> Self {
         Self {
             backend,
             boot_attempts: DEFAULT_BOOT_ATTEMPTS,
             boot_attempts_primary: DEFAULT_BOOT_ATTEMPTS,
-            reset_when_exhausted: true,
+            reset_when_exhausted: !matches!(backend, Backend::Barebox),
         }
     }
 
@@ -253,7 +259,9 @@ pub enum MarkError {
 pub enum MarkBadError {
     /// The slot index is out of range.
     NoSuchSlot,
-    /// The bootloader could never choose any slot afterwards. eyas refuses this (RAUC does not).
+    /// The bootloader could never choose any slot afterwards (no slot
+    /// [is bootable](BootState::is_bootable): with [`Config::reset_when_exhausted`] off, a slot
+    /// whose attempts are used up does not count). eyas refuses this (RAUC does not).
     LastBootableSlot,
 }
 
@@ -895,7 +903,10 @@ impl BootState {
         }
     }
 
-    /// `true` if the bootloader can choose `slot` now or after its reset-when-exhausted step.
+    /// `true` if the bootloader can choose `slot` now, or after its reset-when-exhausted step when
+    /// [`Config::reset_when_exhausted`] is on. Without that step a slot with no attempts left is
+    /// not bootable (barebox's default). This is the bootloader's view (U-Boot: what the boot
+    /// script reads, see [`BootState::from_vars`]).
     #[must_use]
     pub fn is_bootable(&self, slot: usize) -> bool {
         if slot >= self.slot_count() {

@@ -606,7 +606,8 @@ fn barebox_boot_zeroes_disabled_and_resets_all_zero() {
         ("bootstate.system1.priority", "20"),
         ("bootstate.system1.remaining_attempts", "0"),
     ]);
-    let st = read(Backend::Barebox, SYS, &v).unwrap();
+    let all_zero = Config::new(Backend::Barebox).with_reset_when_exhausted(true);
+    let st = read(all_zero, SYS, &v).unwrap();
     let step = st.boot();
     // system0 loses its attempts (priority 0); system1 is reset to 3 and then decremented.
     assert_eq!(step.chosen, Some(1));
@@ -617,13 +618,59 @@ fn barebox_boot_zeroes_disabled_and_resets_all_zero() {
             ch("bootstate.system1.remaining_attempts", "2")
         ]
     );
-    let cfg = Config::new(Backend::Barebox).with_reset_when_exhausted(false);
-    let step = read(cfg, SYS, &v).unwrap().boot();
+    // barebox's default (no `reset_attempts`): nothing is chosen.
+    let step = read(Backend::Barebox, SYS, &v).unwrap().boot();
     assert_eq!(step.chosen, None);
     assert_eq!(
         changes(&step.transition),
         [ch("bootstate.system0.remaining_attempts", "0")]
     );
+}
+
+/// What the bootloader does when every attempt is used up is its own default: contrib/uboot.sh
+/// resets every LEFT (boot-state.md §1.3), contrib/grub.conf clears TRY of the OK slots (§1.5),
+/// barebox's bootchooser resets attempts only with `global.bootchooser.reset_attempts=all-zero`,
+/// which is not its default (§3.4).
+#[test]
+fn reset_when_exhausted_defaults_to_each_bootloaders_default() {
+    assert!(Config::new(Backend::UBoot).reset_when_exhausted);
+    assert!(Config::new(Backend::Grub).reset_when_exhausted);
+    assert!(!Config::new(Backend::Barebox).reset_when_exhausted);
+    assert!(!Config::from(Backend::Barebox).reset_when_exhausted);
+}
+
+/// Under barebox's default an exhausted target stays unbootable, so the guard must count it out:
+/// marking the other (only good) target bad would leave barebox nothing to boot.
+#[test]
+fn barebox_guard_counts_exhausted_targets_without_reset() {
+    let v = vars(&[
+        ("bootstate.system0.priority", "20"),
+        ("bootstate.system0.remaining_attempts", "0"),
+        ("bootstate.system1.priority", "10"),
+        ("bootstate.system1.remaining_attempts", "3"),
+    ]);
+    let st = read(Backend::Barebox, SYS, &v).unwrap();
+    assert!(!st.is_bootable(0));
+    assert_eq!(st.mark_bad(1), Err(MarkBadError::LastBootableSlot));
+    // Marking the exhausted one bad is fine: system1 still boots.
+    assert!(st.mark_bad(0).is_ok());
+    // After mark-good of system0 the other one may go.
+    let st = st.mark_good(0).unwrap().into_state();
+    assert!(st.mark_bad(1).is_ok());
+    // With reset_attempts=all-zero barebox would reset system0 and boot it: allowed.
+    let all_zero = Config::new(Backend::Barebox).with_reset_when_exhausted(true);
+    let st = read(all_zero, SYS, &v).unwrap();
+    let t = st.mark_bad(1).unwrap();
+    assert_eq!(t.state().boot().chosen, Some(0));
+    // Without the reset, booting the last good target until it runs out ends with nothing.
+    let mut st = read(Backend::Barebox, SYS, &v).unwrap();
+    for _ in 0..3 {
+        let b = st.boot();
+        assert_eq!(b.chosen, Some(1));
+        st = b.transition.into_state();
+    }
+    assert!(!st.has_bootable());
+    assert_eq!(st.boot().chosen, None);
 }
 
 #[test]
@@ -723,13 +770,24 @@ fn config_strategy() -> impl Strategy<Value = (Config, Vec<&'static str>)> {
         Just(Backend::Barebox),
         Just(Backend::Grub)
     ];
-    (backend, 1u32..6, 1u32..6, 2usize..=MAX_SLOTS).prop_map(|(b, g, p, n)| {
-        let names: &[&str] = match b {
-            Backend::Barebox => &["system0", "system1", "system2", "system3"],
-            _ => &["A", "B", "C", "D"],
-        };
-        (Config::new(b).with_attempts(g, p), names[..n].to_vec())
-    })
+    (
+        backend,
+        1u32..6,
+        1u32..6,
+        2usize..=MAX_SLOTS,
+        proptest::option::of(any::<bool>()),
+    )
+        .prop_map(|(b, g, p, n, reset)| {
+            let names: &[&str] = match b {
+                Backend::Barebox => &["system0", "system1", "system2", "system3"],
+                _ => &["A", "B", "C", "D"],
+            };
+            let mut cfg = Config::new(b).with_attempts(g, p);
+            if let Some(r) = reset {
+                cfg = cfg.with_reset_when_exhausted(r);
+            }
+            (cfg, names[..n].to_vec())
+        })
 }
 
 /// Applies `op`; returns the transition (if the op was allowed) and the chosen slot for boots.
@@ -766,8 +824,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
     /// From any reachable state, after any operations and (failed) boots: the change set written
-    /// to storage reads back as the predicted state, a bootable slot always exists, and the
-    /// bootloader boots some slot within two power-ons (one reset round).
+    /// to storage reads back as the predicted state, and eyas's operations never take away the
+    /// last bootable slot. With the bootloader's reset step a bootable slot always exists and the
+    /// bootloader boots some slot within two power-ons (one reset round); without it (barebox's
+    /// default) boots that are never confirmed can use up every attempt, and then nothing boots.
     #[test]
     fn bootable_slot_always_exists(
         (cfg, names) in config_strategy(),
@@ -784,14 +844,19 @@ proptest! {
                 Op::Active(s) => Op::Active(s % names.len()),
                 Op::Boot => Op::Boot,
             };
+            let before = st.has_bootable();
             if let Some((t, _)) = step(&st, op) {
                 check_transition(&mut vars, cfg, &names, &t);
                 st = t.into_state();
             }
-            prop_assert!(st.has_bootable());
+            if cfg.reset_when_exhausted {
+                prop_assert!(st.has_bootable());
+            } else if !matches!(op, Op::Boot) {
+                prop_assert!(!before || st.has_bootable(), "{:?} took the last bootable slot", op);
+            }
             let first = st.boot();
             let booted = first.chosen.or_else(|| first.transition.state().boot().chosen);
-            prop_assert!(booted.is_some(), "no slot boots from {:?}", st);
+            prop_assert_eq!(booted.is_some(), st.has_bootable(), "from {:?}", st);
         }
     }
 
