@@ -18,7 +18,7 @@ use eyas_core::verify::{
 };
 use heapless::{String, Vec};
 
-use crate::{BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, bundle_byte};
+use crate::{BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, feed_bundle, read_uboot};
 
 const SERVER: &str = "http://hb.example";
 const BASE_WITH_ACTION: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{"deploymentBase":{"href":"http:\/\/hb.example\/DEFAULT\/controller\/v1\/dev-01\/deploymentBase\/42?c=7"}}}"#;
@@ -74,7 +74,7 @@ fn apply(env: &mut Env, what: &str, t: &Transition) {
 }
 
 fn read_state(env: &Env) -> Option<BootState> {
-    BootState::from_vars(Backend::UBoot, &["A", "B"], |n: &str| lookup(env, n)).ok()
+    read_uboot(&mut |n: &str| lookup(env, n)).ok()
 }
 
 fn slot_of(i: usize) -> Slot {
@@ -225,17 +225,8 @@ fn stream_artifact(dev: &mut Device, is_manifest: bool, spec: &ArtifactSpec) -> 
         dev.manifest_len = col.bytes().len();
         dev.manifest_verifier = Some(v);
     } else {
-        let mut chunk = [0u8; 61];
-        let mut pos = 0;
-        while pos < BUNDLE_LEN {
-            let n = chunk.len().min(BUNDLE_LEN - pos);
-            for (k, b) in chunk[..n].iter_mut().enumerate() {
-                *b = bundle_byte(pos + k);
-            }
-            if v.update(&chunk[..n]).is_err() {
-                return Pending::VerifyFailed("too-long");
-            }
-            pos += n;
+        if feed_bundle(&mut v, None).is_err() {
+            return Pending::VerifyFailed("too-long");
         }
         dev.bundle = Some(v);
     }

@@ -18,6 +18,7 @@ mod out;
 
 use out::{Hex2, say};
 
+use core::hint::black_box;
 use core::mem::size_of;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -25,10 +26,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use eyas_core::ddi::{self, Artifact};
-use eyas_core::slots::{Backend, BootState, Booted, Transition};
+use eyas_core::slots::{Backend, BootState, Booted, FromVarsError, Transition};
 use eyas_core::verify::{
     self, ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, ManifestError, Policy,
-    Verifier, VerifyError,
+    UpdateError, Verifier, VerifyError,
 };
 
 /// The test bundle (`core/tests/vectors/manifest/bundle.bin`) is this line repeated, cut at 10 000
@@ -123,18 +124,19 @@ struct Checks {
 }
 
 /// Runs `f` on a freshly painted stack and prints the stack it used (this frame's caller chain
-/// excluded: only what `f` and its callees touched below the current stack pointer).
+/// excluded: only what `f` and its callees touched below the current stack pointer). `f` is a
+/// `dyn` closure (results go out through its captures): one copy of this function, not one per
+/// call site.
 #[inline(never)]
-fn measured<R>(what: &str, f: impl FnOnce() -> R) -> R {
+fn measured(what: &str, f: &mut dyn FnMut()) {
     paint_stack();
     let sp = cortex_m::register::msp::read() as usize;
-    let r = f();
+    f();
     let peak = peak_stack();
     // Repainting forgets earlier depths: keep the deepest absolute peak of all steps.
     PEAK.fetch_max(peak, Ordering::Relaxed);
     let used = peak.saturating_sub(addr_of!(_stack_start) as usize - sp);
     say!("stack ", what, ": ", used, " bytes\n");
-    r
 }
 
 /// Deepest stack use seen by any [`measured`] step (from the top of the stack).
@@ -267,6 +269,13 @@ fn stream_bundle(
     if let Some(m) = &manifest {
         v.precheck(COMPATIBLE, m)?;
     }
+    feed_bundle(&mut v, flip)?;
+    v.finish(COMPATIBLE, manifest.map(Ok))
+}
+
+/// Streams the bundle into `v` in 61-byte chunks; `flip` corrupts one byte.
+#[inline(never)]
+fn feed_bundle(v: &mut Verifier, flip: Option<usize>) -> Result<(), UpdateError> {
     let mut chunk = [0u8; 61];
     let mut pos = 0;
     while pos < BUNDLE_LEN {
@@ -280,7 +289,7 @@ fn stream_bundle(
         v.update(&chunk[..n])?;
         pos += n;
     }
-    v.finish(COMPATIBLE, manifest.map(Ok))
+    Ok(())
 }
 
 fn print_changes(what: &str, t: &Transition) {
@@ -289,6 +298,14 @@ fn print_changes(what: &str, t: &Transition) {
         say!(" ", name, "=", value.unwrap_or("<delete>"));
     }
     say!("\n");
+}
+
+/// The U-Boot A/B state read through `lookup` (one `from_vars` instance for every caller).
+#[inline(never)]
+pub fn read_uboot<'v>(
+    lookup: &mut dyn FnMut(&str) -> Option<&'v str>,
+) -> Result<BootState, FromVarsError> {
+    BootState::from_vars(Backend::UBoot, &["A", "B"], lookup)
 }
 
 /// Applies one operation: prints its change set and returns the new state (one transition live).
@@ -340,9 +357,7 @@ fn slots_flow(c: &mut Checks) {
         ("BOOT_A_LEFT", "3"),
         ("BOOT_B_LEFT", "3"),
     ];
-    let st = match BootState::from_vars(Backend::UBoot, &["A", "B"], |n: &str| {
-        env.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
-    }) {
+    let st = match read_uboot(&mut |n: &str| env.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)) {
         Ok(s) => s,
         Err(e) => {
             let _ = e;
@@ -375,12 +390,20 @@ fn slots_flow(c: &mut Checks) {
     c.check("mark-good after a good boot", st);
 }
 
+/// A factory-fresh U-Boot A/B state (its transition's frame is gone before the next step).
+#[inline(never)]
+fn initial_state() -> Option<BootState> {
+    BootState::initial(Backend::UBoot, &["A", "B"])
+        .ok()
+        .map(Transition::into_state)
+}
+
 #[inline(never)]
 fn active_state_after_good_boot() -> bool {
-    let Ok(t) = BootState::initial(Backend::UBoot, &["A", "B"]) else {
+    let Some(st) = initial_state() else {
         return false;
     };
-    let Some(st) = step(t.state(), "mark-active B", |s| s.mark_active(1).ok()) else {
+    let Some(st) = step(&st, "mark-active B", |s| s.mark_active(1).ok()) else {
         return false;
     };
     let mut chosen = None;
@@ -397,22 +420,28 @@ fn core_steps(c: &mut Checks) -> Option<[u8; 32]> {
         c.check("public key", false);
         return None;
     };
-    measured("ddi::parse_deployment_base alone", || {
-        ddi::parse_deployment_base(DEPLOYMENT).map(|d| d.id)
-    })
-    .ok();
-    measured("Manifest::verify_signed alone", || {
-        Manifest::verify_signed(MANIFEST, &key).map(|m| m.size)
-    })
-    .ok();
-    let Some((bundle, manifest_spec)) = measured("step 1 ddi", || parse_deployment(c)) else {
-        return None;
-    };
-    let mut buf = [0u8; MAX_MANIFEST_LEN];
-    let manifest = measured("step 2 manifest", || {
-        check_manifest(c, &manifest_spec, &mut buf, &key)
+    measured("ddi::parse_deployment_base alone", &mut || {
+        black_box(ddi::parse_deployment_base(black_box(DEPLOYMENT)).map(|d| d.id)).ok();
     });
-    match measured("step 3 bundle", || stream_bundle(&bundle, manifest, None)) {
+    measured("Manifest::verify_signed alone", &mut || {
+        black_box(Manifest::verify_signed(black_box(MANIFEST), &key).map(|m| m.size)).ok();
+    });
+    let mut specs = None;
+    measured("step 1 ddi", &mut || specs = parse_deployment(c));
+    let (bundle, manifest_spec) = specs?;
+    let mut buf = [0u8; MAX_MANIFEST_LEN];
+    let mut manifest = None;
+    let mut buf_once = Some(&mut buf); // the manifest borrows it beyond the closure
+    measured("step 2 manifest", &mut || {
+        if let Some(buf) = buf_once.take() {
+            manifest = check_manifest(c, &manifest_spec, buf, &key);
+        }
+    });
+    let mut verified = None;
+    measured("step 3 bundle", &mut || {
+        verified = Some(stream_bundle(&bundle, manifest, None));
+    });
+    match verified? {
         Ok(v) => {
             say!("bundle: ", v.size, " bytes verified, sha256 ");
             for b in v.sha256 {
@@ -437,7 +466,7 @@ fn core_steps(c: &mut Checks) -> Option<[u8; 32]> {
         "tampered bundle rejected",
         bad == Err(VerifyError::DigestMismatch(verify::HashAlgo::Sha256)),
     );
-    measured("step 4 slots", || slots_flow(c));
+    measured("step 4 slots", &mut || slots_flow(c));
     Some(key)
 }
 
@@ -448,7 +477,9 @@ fn run(c: &mut Checks) {
         return;
     };
     #[cfg(feature = "client")]
-    measured("step 5 client deployment", || deploy::run(c, key));
+    measured("step 5 client deployment", &mut || {
+        deploy::run(c, key);
+    });
     #[cfg(not(feature = "client"))]
     let _ = key;
 }
