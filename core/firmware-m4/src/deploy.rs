@@ -16,7 +16,7 @@ use eyas_core::time::{Duration, Instant};
 use eyas_core::verify::{
     ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, Policy, Verified, Verifier,
 };
-use heapless::{String, Vec};
+use heapless::{Deque, String, Vec};
 
 use crate::{BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, feed_bundle, read_uboot};
 
@@ -327,13 +327,13 @@ fn stop_name(s: StopReason) -> &'static str {
 
 /// Canned hawkBit: returns (status, body) and notes the final feedback.
 fn serve(url: &str, body: &[u8], finished: &mut Option<bool>) -> (u16, &'static [u8]) {
-    if url.contains("/feedback") {
-        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-        if has(b"\"closed\"") {
-            *finished = Some(has(b"\"success\""));
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    if has(url.as_bytes(), b"/feedback") {
+        if has(body, b"\"closed\"") {
+            *finished = Some(has(body, b"\"success\""));
         }
         (200, b"")
-    } else if url.contains("/deploymentBase/") {
+    } else if has(url.as_bytes(), b"/deploymentBase/") {
         (200, DEPLOYMENT)
     } else if finished.is_none() {
         (200, BASE_WITH_ACTION)
@@ -348,7 +348,7 @@ fn serve(url: &str, body: &[u8], finished: &mut Option<bool>) -> (u16, &'static 
 fn drain_actions(
     client: &mut Client,
     dev: &mut Device,
-    pending: &mut Vec<Pending, 4>,
+    pending: &mut Deque<Pending, 4>,
 ) -> Option<bool> {
     let mut reboot = false;
     while let Some(a) = client.poll_action() {
@@ -368,13 +368,13 @@ fn drain_actions(
                     sha1: r.sha1,
                 };
                 let p = stream_artifact(dev, is_manifest, &spec);
-                let _ = pending.push(p);
+                let _ = pending.push_back(p);
             }
             Action::Verify(r) => {
                 let is_manifest = r.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX);
                 say!("  action: verify ", r.filename, "\n");
                 let p = verify_artifact(dev, is_manifest);
-                let _ = pending.push(p);
+                let _ = pending.push_back(p);
             }
             Action::Install(r) => {
                 say!(
@@ -391,10 +391,10 @@ fn drain_actions(
                 } else {
                     Pending::InstallFailed("unsupported")
                 };
-                let _ = pending.push(p);
+                let _ = pending.push_back(p);
             }
             Action::RunConfigHook(_) => {
-                let _ = pending.push(Pending::InstallFailed("unsupported"));
+                let _ = pending.push_back(Pending::InstallFailed("unsupported"));
             }
             Action::Reboot { .. } => {
                 say!("  action: reboot\n");
@@ -439,7 +439,7 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
     }
     // SAFETY: single-threaded; this is the only reference to the buffer.
     let buf: &mut [u8; REQUEST_BUF_LEN] = unsafe { &mut *addr_of_mut!(REQUEST_BUF) };
-    let mut pending: Vec<Pending, 4> = Vec::new();
+    let mut pending: Deque<Pending, 4> = Deque::new();
     let mut finished: Option<bool> = None;
     let mut requests = 0u32;
     let mut booted_b = false;
@@ -462,8 +462,7 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
             continue;
         }
         // 2. results of the device's work
-        if !pending.is_empty() {
-            let p = pending.remove(0);
+        if let Some(p) = pending.pop_front() {
             let ev = match p {
                 Pending::DownloadComplete => Event::DownloadComplete,
                 Pending::Verified => Event::Verified,

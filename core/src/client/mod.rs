@@ -1083,13 +1083,13 @@ impl Client {
                     sha256: a.sha256,
                     sha1: a.sha1,
                     md5: a.md5,
-                    range_start: if act == Act::Download {
+                    range_start: if matches!(act, Act::Download) {
                         j.resume_from
                     } else {
                         None
                     },
                 };
-                if act == Act::Download {
+                if matches!(act, Act::Download) {
                     Action::Download(r)
                 } else {
                     Action::Verify(r)
@@ -1434,7 +1434,7 @@ impl Client {
     }
 
     fn push(&mut self, a: Act) {
-        if matches!(a, Act::Persist) && self.actions.back() == Some(&Act::Persist) {
+        if matches!(a, Act::Persist) && matches!(self.actions.back(), Some(Act::Persist)) {
             return;
         }
         if self.actions.push_back(a).is_err() {

@@ -98,12 +98,12 @@ impl<'a> JsonStr<'a> {
     /// Whether the decoded text contains `needle` (ASCII needles only need no decoding).
     pub fn contains(&self, needle: &str) -> bool {
         if !self.escaped {
-            return self.raw.contains(needle);
+            return str_contains(self.raw, needle);
         }
         let mut buf = [0u8; 64];
         match self.unescape_into(&mut buf) {
-            Ok(s) => s.contains(needle),
-            Err(_) => self.raw.contains(needle),
+            Ok(s) => str_contains(s, needle),
+            Err(_) => str_contains(self.raw, needle),
         }
     }
 
@@ -144,6 +144,17 @@ pub struct Chars<'a> {
     rest: &'a [u8],
     raw: &'a str,
     pos: usize,
+}
+
+/// `hay.contains(needle)` by a plain byte search (UTF-8 is self-synchronising, so a byte match
+/// of a `str` is a `str` match). `str::contains` brings the Two-Way searcher, about 1 KB of
+/// Cortex-M flash, for needles of a few bytes.
+fn str_contains(hay: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
 }
 
 fn hex4(b: &[u8]) -> Option<u16> {
@@ -517,6 +528,24 @@ impl<'a> Lexer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_search_is_str_contains() {
+        let hays = [
+            "",
+            "download-http",
+            "x-download",
+            "dl",
+            "äöü download ü",
+            "ab",
+        ];
+        let needles = ["", "download", "d", "ü d", "ö", "abc", "b"];
+        for h in hays {
+            for n in needles {
+                assert_eq!(str_contains(h, n), h.contains(n), "{h:?} {n:?}");
+            }
+        }
+    }
 
     #[test]
     fn unescape() {
