@@ -23,7 +23,7 @@ use eyas_core::client::{
 use eyas_core::ddi::ActionId;
 use eyas_core::record::{Phase, Record, Slot};
 use eyas_core::time::{Duration as CoreDuration, Instant as CoreInstant};
-use eyas_core::verify::{ArtifactSpec, is_manifest_for};
+use eyas_core::verify::{ArtifactSpec, Policy, Verifier, is_manifest_for};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Confirmation};
@@ -151,7 +151,7 @@ enum Done {
     Download {
         key: (ActionId, u8),
         received: u64,
-        result: Result<Downloaded, HttpError>,
+        result: Result<Box<Downloaded>, HttpError>,
     },
     InstallProgress(u8),
     Install(Result<Option<Slot>, String>),
@@ -758,7 +758,12 @@ impl Agent<'_> {
                 low_speed_time: low_time,
                 low_speed_rate: low_rate,
                 rate_limit: limit,
-                sha1: a.sha256.is_none(),
+                sha1: false,
+                spec: Some(ArtifactSpec {
+                    size: a.size,
+                    sha256: a.sha256,
+                    sha1: a.sha1,
+                }),
                 cancel: &cancel,
             };
             let mut last = 0u64;
@@ -774,56 +779,31 @@ impl Agent<'_> {
             let _ = tx.send(Done::Download {
                 key,
                 received,
-                result,
+                result: result.map(Box::new),
             });
         });
     }
 
+    /// The core decides: size and hawkBit digest, from the verifier fed during the download
+    /// (or, for a file from an earlier run, from one more pass over the file).
     fn verify(&mut self, a: &OwnedArtifact) -> Result<(), String> {
         let key = (a.action, a.artifact);
-        let digests = match self.digests.get(&key) {
-            Some(d) => d.clone(),
-            None => {
-                // Downloaded by an earlier run: hash the file once more.
-                let path =
-                    artifact_path(&self.download_dir, &a.filename).map_err(|e| e.to_string())?;
-                hash_file(&path)?
-            }
+        let path = artifact_path(&self.download_dir, &a.filename).map_err(|e| e.to_string())?;
+        let spec = ArtifactSpec {
+            size: a.size,
+            sha256: a.sha256,
+            sha1: a.sha1,
         };
-        if digests.bytes != a.size {
-            return Err(format!(
-                "{}: size {} but hawkBit announced {}",
-                a.filename, digests.bytes, a.size
-            ));
-        }
-        if let Some(want) = a.sha256 {
-            if digests.sha256 != want {
-                return Err(format!(
-                    "{}: SHA-256 mismatch: got {} expected {}",
-                    a.filename,
-                    download::hex(&digests.sha256),
-                    download::hex(&want)
-                ));
-            }
-        } else if let Some(want) = a.sha1 {
-            if digests.sha1 != want {
-                return Err(format!(
-                    "{}: SHA-1 mismatch: got {} expected {}",
-                    a.filename,
-                    download::hex(&digests.sha1),
-                    download::hex(&want)
-                ));
-            }
-        } else {
-            return Err(format!(
-                "{}: hawkBit sent neither SHA-256 nor SHA-1; refusing to install",
-                a.filename
-            ));
-        }
-        tracing::info!("{}: checksum OK", a.filename);
-        if let Ok(p) = artifact_path(&self.download_dir, &a.filename) {
-            self.files.insert(key, p);
-        }
+        let verifier = match self.digests.remove(&key).and_then(|d| d.verifier) {
+            Some(v) => v,
+            None => verify_file(&path, &spec)?,
+        };
+        // Policy::Off here: the signed manifest is checked before install (`crate::manifest`).
+        verifier
+            .finish("", None)
+            .map_err(|e| format!("{}: {e} ({})", a.filename, e.as_str()))?;
+        tracing::info!("{}: size and checksum OK", a.filename);
+        self.files.insert(key, path);
         Ok(())
     }
 
@@ -1045,7 +1025,7 @@ impl Agent<'_> {
                             d.reused
                         );
                         self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
-                        self.digests.insert(key, d);
+                        self.digests.insert(key, *d);
                         client.handle_event(now, Event::DownloadComplete)
                     }
                     Err(e) if e.kind == HttpErrorKind::Cancelled => Ok(()),
@@ -1104,34 +1084,27 @@ impl Agent<'_> {
     }
 }
 
-fn hash_file(path: &Path) -> Result<Downloaded, String> {
-    use sha1::Sha1;
-    use sha2::{Digest, Sha256};
+/// Feeds a file to a fresh core verifier (policy off).
+fn verify_file(path: &Path, spec: &ArtifactSpec) -> Result<Verifier, String> {
     use std::io::Read;
-    let start = std::time::Instant::now();
+    let mut v = Verifier::new(spec, Policy::Off).map_err(|_| {
+        format!(
+            "{}: hawkBit sent neither SHA-256 nor SHA-1; refusing to install",
+            path.display()
+        )
+    })?;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (mut s256, mut s1) = (Sha256::new(), Sha1::new());
     let mut buf = vec![0u8; 64 * 1024];
-    let mut bytes = 0u64;
     loop {
         let n = f
             .read(&mut buf)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if n == 0 {
-            break;
+            return Ok(v);
         }
-        s256.update(&buf[..n]);
-        s1.update(&buf[..n]);
-        bytes += n as u64;
+        // Too many bytes are reported by `finish`.
+        let _ = v.update(&buf[..n]);
     }
-    Ok(Downloaded {
-        bytes,
-        sha256: s256.finalize().into(),
-        sha1: s1.finalize().into(),
-        elapsed: start.elapsed(),
-        resumes: 0,
-        reused: bytes,
-    })
 }
 
 #[cfg(test)]
@@ -1162,18 +1135,46 @@ mod tests {
     }
 
     #[test]
-    fn hashing_a_file_matches_known_digests() {
+    fn verifying_a_file_uses_the_core_verdict() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").expect("write");
-        let d = hash_file(&p).expect("hash");
+        let sha256 = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+            0xf2, 0x00, 0x15, 0xad,
+        ];
+        let ok = ArtifactSpec {
+            size: 3,
+            sha256: Some(sha256),
+            sha1: None,
+        };
+        assert!(verify_file(&p, &ok).expect("read").finish("", None).is_ok());
+        let mut bad = ok;
+        bad.sha256 = Some([0; 32]);
+        let e = verify_file(&p, &bad)
+            .expect("read")
+            .finish("", None)
+            .expect_err("mismatch");
+        assert_eq!(e.as_str(), "sha256-mismatch");
+        let short = ArtifactSpec { size: 4, ..ok };
         assert_eq!(
-            download::hex(&d.sha256),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            verify_file(&p, &short)
+                .expect("read")
+                .finish("", None)
+                .expect_err("short")
+                .as_str(),
+            "too-short"
         );
-        assert_eq!(
-            download::hex(&d.sha1),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        let none = ArtifactSpec {
+            size: 3,
+            sha256: None,
+            sha1: None,
+        };
+        assert!(
+            verify_file(&p, &none)
+                .expect_err("no digest")
+                .contains("neither")
         );
     }
 }

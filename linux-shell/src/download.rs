@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use eyas_core::verify::{ArtifactSpec, Policy, Verifier};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -93,12 +94,15 @@ pub struct DownloadRequest<'a> {
     pub rate_limit: u64,
     /// Also compute SHA-1 (when hawkBit gave no SHA-256).
     pub sha1: bool,
+    /// Feed the bytes to the core's `Verifier` for this hawkBit spec instead of hashing here
+    /// (then `Downloaded::verifier` carries the state and `sha256`/`sha1` stay zero).
+    pub spec: Option<ArtifactSpec>,
     /// Set to stop the transfer.
     pub cancel: &'a AtomicBool,
 }
 
 /// A completed download.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Downloaded {
     /// Bytes in the file.
     pub bytes: u64,
@@ -112,23 +116,41 @@ pub struct Downloaded {
     pub resumes: u32,
     /// Bytes that were already on disk from an earlier run.
     pub reused: u64,
+    /// The core's verifier fed with every byte (when [`DownloadRequest::spec`] was given);
+    /// call `finish` on it for the size/digest verdict.
+    pub verifier: Option<Verifier>,
 }
 
 struct Digests {
-    sha256: Sha256,
+    sha256: Option<Sha256>,
     /// Only when asked for: hawkBit's SHA-1 is used only when it sends no SHA-256.
     sha1: Option<Sha1>,
+    core: Option<Verifier>,
+    spec: Option<ArtifactSpec>,
 }
 
 impl Digests {
-    fn new(sha1: bool) -> Self {
+    fn new(sha1: bool, spec: Option<ArtifactSpec>) -> Self {
+        // A spec without any digest cannot be verified by the core: hash here instead.
+        let core = spec.and_then(|s| Verifier::new(&s, Policy::Off).ok());
         Self {
-            sha256: Sha256::new(),
-            sha1: sha1.then(Sha1::new),
+            sha256: core.is_none().then(Sha256::new),
+            sha1: (core.is_none() && sha1).then(Sha1::new),
+            core,
+            spec,
         }
     }
+    fn fresh(&self) -> Self {
+        Self::new(self.sha1.is_some(), self.spec)
+    }
     fn update(&mut self, data: &[u8]) {
-        self.sha256.update(data);
+        if let Some(v) = self.core.as_mut() {
+            // Bytes past the announced size make `finish` fail; the transfer checks sizes too.
+            let _ = v.update(data);
+        }
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(data);
+        }
         if let Some(h) = self.sha1.as_mut() {
             h.update(data);
         }
@@ -174,7 +196,7 @@ pub fn download(
         .write(true)
         .open(req.dest)
         .map_err(|e| io_err("cannot open the download file", req.dest, &e))?;
-    let mut digests = Digests::new(req.sha1);
+    let mut digests = Digests::new(req.sha1, req.spec);
     let mut offset = file
         .metadata()
         .map_err(|e| io_err("cannot stat", req.dest, &e))?
@@ -252,11 +274,12 @@ pub fn download(
     }
     Ok(Downloaded {
         bytes: offset,
-        sha256: digests.sha256.finalize().into(),
+        sha256: digests.sha256.map_or([0; 32], |h| h.finalize().into()),
         sha1: digests.sha1.map_or([0; 20], |h| h.finalize().into()),
         elapsed: started.elapsed(),
         resumes,
         reused,
+        verifier: digests.core,
     })
 }
 
@@ -314,7 +337,7 @@ fn restart(
     file.seek(SeekFrom::Start(0))
         .map_err(|e| io_err("cannot seek", path, &e))?;
     *offset = 0;
-    *digests = Digests::new(digests.sha1.is_some());
+    *digests = digests.fresh();
     Ok(())
 }
 

@@ -199,6 +199,11 @@ async fn corrupt_artifact_fails_without_touching_rauc() {
     );
     let out = eyas_run_once(&conf, &sb.bus_address).await;
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sha256-mismatch"),
+        "the core's verdict is reported: {stderr}"
+    );
     common::wait_for("the action to fail", Duration::from_secs(10), || {
         sim.action_status(action).as_deref() == Some("error")
     });

@@ -76,6 +76,7 @@ impl<'a> Dl<'a> {
             low_speed_rate: self.low_speed.1,
             rate_limit: self.rate_limit,
             sha1: true,
+            spec: None,
             cancel: &self.cancel,
         };
         download(http, &req, &mut |_, _| {})
@@ -529,6 +530,7 @@ fn https_mutual_tls_client_certificate() {
         low_speed_rate: 0,
         rate_limit: 0,
         sha1: false,
+        spec: None,
         cancel: &AtomicBool::new(false),
     };
     assert!(
