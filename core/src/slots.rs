@@ -49,14 +49,17 @@ pub const MAX_BOOTNAME_LEN: usize = 16;
 pub const MAX_VAR_NAME_LEN: usize =
     "bootstate.".len() + MAX_BOOTNAME_LEN + ".remaining_attempts".len();
 /// Maximum number of entries in `BOOT_ORDER` / `ORDER` that are not configured bootnames (e.g. a
-/// recovery entry). They are kept in place, each up to [`MAX_BOOTNAME_LEN`] bytes.
+/// recovery entry). They are kept in place.
 pub const MAX_FOREIGN_IN_ORDER: usize = 4;
-/// Maximum length of a variable value (`BOOT_ORDER` with every slot and every foreign entry is the
+/// Maximum bytes of those entries together, joined by single spaces (kept small: every
+/// [`BootState`] and [`Transition`] carries them, also on an MCU stack).
+pub const MAX_FOREIGN_ORDER_TEXT: usize = 24;
+/// Maximum length of a variable value (`BOOT_ORDER` with every slot and the foreign entries is the
 /// longest).
-pub const MAX_VALUE_LEN: usize = (MAX_SLOTS + MAX_FOREIGN_IN_ORDER) * (MAX_BOOTNAME_LEN + 1);
+pub const MAX_VALUE_LEN: usize = MAX_SLOTS * (MAX_BOOTNAME_LEN + 1) + MAX_FOREIGN_ORDER_TEXT + 1;
 /// Entries of an order: the slots, then foreign entries.
 const MAX_ORDER: usize = MAX_SLOTS + MAX_FOREIGN_IN_ORDER;
-/// Order entries `>= FOREIGN` are foreign entry `code - FOREIGN`.
+/// Order entries `>= FOREIGN` are foreign entry `code - FOREIGN` (the nth word of `foreign`).
 const FOREIGN: u8 = MAX_SLOTS as u8;
 /// Maximum number of variable changes in one transition.
 pub const MAX_CHANGES: usize = 2 + 2 * MAX_SLOTS;
@@ -216,7 +219,7 @@ pub enum FromVarsError {
     /// `ORDER`/`BOOT_ORDER` names a bootname twice.
     DuplicateInOrder,
     /// `ORDER`/`BOOT_ORDER` holds more than [`MAX_FOREIGN_IN_ORDER`] entries that are not
-    /// configured bootnames, or one longer than [`MAX_BOOTNAME_LEN`].
+    /// configured bootnames, or more than [`MAX_FOREIGN_ORDER_TEXT`] bytes of them.
     OrderOverCapacity,
 }
 
@@ -237,7 +240,7 @@ impl core::fmt::Display for FromVarsError {
             Self::DuplicateInOrder => f.write_str("boot order names a bootname twice"),
             Self::OrderOverCapacity => write!(
                 f,
-                "boot order holds more than {MAX_FOREIGN_IN_ORDER} unknown entries or one longer than {MAX_BOOTNAME_LEN} bytes"
+                "boot order holds more than {MAX_FOREIGN_IN_ORDER} unknown entries or more than {MAX_FOREIGN_ORDER_TEXT} bytes of them"
             ),
         }
     }
@@ -317,13 +320,12 @@ struct SlotVars {
     /// U-Boot `LEFT`, Barebox `remaining_attempts`, as RAUC's get-state reads it (a missing U-Boot
     /// `LEFT` is 0).
     attempts: u32,
-    /// U-Boot `LEFT` as the boot script reads it (a missing one is the script's default); equal to
-    /// `attempts` once an operation has written the variable. Unused by the other backends.
-    boot_left: u32,
+    /// Barebox `priority`. U-Boot has no priority, so there this field holds `LEFT` as the boot
+    /// script reads it ([`SlotVars::boot_left`]); sharing the field keeps [`BootState`] small on
+    /// an MCU stack. GRUB: unused (0).
+    priority: u32,
     /// U-Boot `LEFT` is not stored (missing or empty).
     unset: bool,
-    /// Barebox `priority`.
-    priority: u32,
     /// GRUB `OK`.
     ok: bool,
     /// GRUB `TRY`.
@@ -331,10 +333,21 @@ struct SlotVars {
 }
 
 impl SlotVars {
-    /// Sets the attempts counter as an operation (or the bootloader) writes it.
-    fn set_attempts(&mut self, v: u32) {
+    /// U-Boot: `LEFT` as the boot script reads it (a missing one is the script's default); equal
+    /// to `attempts` once an operation has written the variable.
+    const fn boot_left(&self) -> u32 {
+        self.priority
+    }
+
+    /// U-Boot: sets what the boot script reads, where it differs from RAUC's reading.
+    fn set_boot_left(&mut self, v: u32) {
+        self.priority = v;
+    }
+
+    /// U-Boot: `BOOT_x_LEFT` as an operation (or the boot script) writes it.
+    fn set_left(&mut self, v: u32) {
         self.attempts = v;
-        self.boot_left = v;
+        self.priority = v;
         self.unset = false;
     }
 }
@@ -345,10 +358,10 @@ pub struct BootState {
     config: Config,
     names: Vec<String<MAX_BOOTNAME_LEN>, MAX_SLOTS>,
     slots: [SlotVars; MAX_SLOTS],
-    /// Boot order (U-Boot, GRUB): slot indices, and `FOREIGN + k` for `foreign[k]`.
+    /// Boot order (U-Boot, GRUB): slot indices, and `FOREIGN + k` for the kth word of `foreign`.
     order: Vec<u8, MAX_ORDER>,
     /// Order entries that are not configured bootnames, kept in place and never chosen.
-    foreign: Vec<String<MAX_BOOTNAME_LEN>, MAX_FOREIGN_IN_ORDER>,
+    foreign: String<MAX_FOREIGN_ORDER_TEXT>,
     /// U-Boot `BOOT_ORDER` is not stored: RAUC reads every slot as bad, the boot script uses
     /// `order` (all bootnames).
     order_unset: bool,
@@ -463,7 +476,7 @@ pub struct BootStep {
 /// `true` if the U-Boot script reaches `saveenv`: it does when it chooses a slot, and when it
 /// resets the counters; without the reset step nothing is written.
 fn pick_or_reset_saves(st: &BootState, reset: bool) -> bool {
-    reset || st.order_slots().any(|i| st.slots[i].boot_left > 0)
+    reset || st.order_slots().any(|i| st.slots[i].boot_left() > 0)
 }
 
 fn valid_bootname(name: &str) -> bool {
@@ -596,8 +609,8 @@ impl BootState {
     /// mark-bad move only the managed slot around it. That is what RAUC 1.8's U-Boot backend does
     /// (verified: `A R B` → mark-bad B → `A R` → mark-active B → `B A R`); RAUC's GRUB set-primary
     /// rebuilds `ORDER` from the configured slots and would drop it, eyas keeps it. Up to
-    /// [`MAX_FOREIGN_IN_ORDER`] such entries of up to [`MAX_BOOTNAME_LEN`] bytes fit; more is
-    /// [`FromVarsError::OrderOverCapacity`].
+    /// [`MAX_FOREIGN_IN_ORDER`] such entries of together [`MAX_FOREIGN_ORDER_TEXT`] bytes fit;
+    /// more is [`FromVarsError::OrderOverCapacity`].
     ///
     /// # Errors
     /// [`FromVarsError`] for a bad bootname list or config, and for any value the backend would
@@ -625,13 +638,13 @@ impl BootState {
                         // RAUC: `strtoull("", 16)` = 0, bad; the script: its default.
                         None => {
                             slot.attempts = 0;
-                            slot.boot_left = cfg.boot_attempts;
+                            slot.set_boot_left(cfg.boot_attempts);
                             slot.unset = true;
                         }
                         Some(v) => {
                             let (rauc, script) = (uboot_left_rauc(v), uboot_left_script(v));
-                            slot.set_attempts(rauc);
-                            slot.boot_left = script;
+                            slot.set_left(rauc);
+                            slot.set_boot_left(script);
                             // Any other spelling is rewritten when an operation sets it.
                             if script == rauc && Num::hex(rauc.into()).as_str() == v {
                                 st.present |= id.bit();
@@ -655,7 +668,7 @@ impl BootState {
                         })?;
                         match id {
                             VarId::Priority(_) => st.slots[i].priority = v,
-                            _ => st.slots[i].set_attempts(v),
+                            _ => st.slots[i].attempts = v,
                         }
                         st.present |= id.bit();
                     }
@@ -709,9 +722,9 @@ impl BootState {
         // Only the backend's own fields are set, so states compare equal to what `from_vars` reads.
         for s in st.slots.iter_mut().take(st.names.len()) {
             match backend {
-                Backend::UBoot => s.set_attempts(attempts),
+                Backend::UBoot => s.set_left(attempts),
                 Backend::Barebox => {
-                    s.set_attempts(attempts);
+                    s.attempts = attempts;
                     s.priority = BAREBOX_PRIMARY_PRIORITY;
                 }
                 Backend::Grub => s.ok = true,
@@ -753,7 +766,7 @@ impl BootState {
             names,
             slots: [SlotVars::default(); MAX_SLOTS],
             order,
-            foreign: Vec::new(),
+            foreign: String::new(),
             order_unset: false,
             last_chosen: None,
             present: 0,
@@ -774,7 +787,8 @@ impl BootState {
             return Ok(());
         }
         let mut order: Vec<u8, MAX_ORDER> = Vec::new();
-        let mut foreign: Vec<String<MAX_BOOTNAME_LEN>, MAX_FOREIGN_IN_ORDER> = Vec::new();
+        let mut foreign: String<MAX_FOREIGN_ORDER_TEXT> = String::new();
+        let mut n_foreign = 0usize;
         for word in v.split(' ').filter(|w| !w.is_empty()) {
             let code = match self.slot_index(word) {
                 Some(idx) => {
@@ -785,12 +799,13 @@ impl BootState {
                     idx
                 }
                 None => {
-                    let code = FOREIGN + foreign.len() as u8;
-                    String::try_from(word)
-                        .ok()
-                        .and_then(|w| foreign.push(w).ok())
-                        .ok_or(FromVarsError::OrderOverCapacity)?;
-                    code
+                    let sep = if n_foreign > 0 { " " } else { "" };
+                    if n_foreign >= MAX_FOREIGN_IN_ORDER || cat(&mut foreign, &[sep, word]).is_err()
+                    {
+                        return Err(FromVarsError::OrderOverCapacity);
+                    }
+                    n_foreign += 1;
+                    FOREIGN + (n_foreign - 1) as u8
                 }
             };
             // Capacity: at most MAX_SLOTS distinct slots plus MAX_FOREIGN_IN_ORDER foreign entries.
@@ -917,7 +932,7 @@ impl BootState {
         if !self.config.reset_when_exhausted {
             return match self.config.backend {
                 // What the boot script reads (it defaults a missing BOOT_ORDER / LEFT).
-                Backend::UBoot => in_order && s.boot_left > 0,
+                Backend::UBoot => in_order && s.boot_left() > 0,
                 _ => self.is_good(slot),
             };
         }
@@ -951,8 +966,12 @@ impl BootState {
         let mut t = self.begin();
         let s = slot as u8;
         match self.config.backend {
-            Backend::UBoot | Backend::Barebox => {
-                t.state.slots[slot].set_attempts(self.config.boot_attempts);
+            Backend::UBoot => {
+                t.state.slots[slot].set_left(self.config.boot_attempts);
+                t.touch(self, VarId::Attempts(s));
+            }
+            Backend::Barebox => {
+                t.state.slots[slot].attempts = self.config.boot_attempts;
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Grub => {
@@ -981,13 +1000,13 @@ impl BootState {
             Backend::UBoot => {
                 t.state.order.retain(|&i| i != s);
                 t.state.order_unset = false;
-                t.state.slots[slot].set_attempts(0);
+                t.state.slots[slot].set_left(0);
                 t.touch(self, VarId::Order);
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Barebox => {
                 t.state.slots[slot].priority = 0;
-                t.state.slots[slot].set_attempts(0);
+                t.state.slots[slot].attempts = 0;
                 t.touch(self, VarId::Priority(s));
                 t.touch(self, VarId::Attempts(s));
             }
@@ -1018,7 +1037,7 @@ impl BootState {
         let s = slot as u8;
         match self.config.backend {
             Backend::UBoot => {
-                t.state.slots[slot].set_attempts(self.config.boot_attempts_primary);
+                t.state.slots[slot].set_left(self.config.boot_attempts_primary);
                 t.state.put_first(s);
                 t.state.order_unset = false;
                 t.touch(self, VarId::Attempts(s));
@@ -1034,7 +1053,7 @@ impl BootState {
                     }
                     t.touch(self, VarId::Priority(i as u8));
                 }
-                t.state.slots[slot].set_attempts(self.config.boot_attempts_primary);
+                t.state.slots[slot].attempts = self.config.boot_attempts_primary;
                 t.touch(self, VarId::Attempts(s));
             }
             Backend::Grub => {
@@ -1070,19 +1089,19 @@ impl BootState {
                 for i in 0..n {
                     let sv = &mut t.state.slots[i];
                     if save && sv.unset {
-                        sv.set_attempts(sv.boot_left);
+                        sv.set_left(sv.boot_left());
                         t.touch(self, VarId::Attempts(i as u8));
                     }
                 }
                 // `test 0x${BOOT_x_LEFT} -gt 0`, `setexpr BOOT_x_LEFT ${BOOT_x_LEFT} - 1`.
-                let pick = self.order_slots().find(|&i| self.slots[i].boot_left > 0);
+                let pick = self.order_slots().find(|&i| self.slots[i].boot_left() > 0);
                 if let Some(i) = pick {
-                    let left = self.slots[i].boot_left - 1;
-                    t.state.slots[i].set_attempts(left);
+                    let left = self.slots[i].boot_left() - 1;
+                    t.state.slots[i].set_left(left);
                     t.touch(self, VarId::Attempts(i as u8));
                 } else if reset {
                     for i in 0..n {
-                        t.state.slots[i].set_attempts(self.config.boot_attempts);
+                        t.state.slots[i].set_left(self.config.boot_attempts);
                         t.touch(self, VarId::Attempts(i as u8));
                     }
                 }
@@ -1092,7 +1111,7 @@ impl BootState {
                 // Targets with priority 0 lose their attempts on load.
                 for i in 0..n {
                     if t.state.slots[i].priority == 0 && t.state.slots[i].attempts != 0 {
-                        t.state.slots[i].set_attempts(0);
+                        t.state.slots[i].attempts = 0;
                         t.touch(self, VarId::Attempts(i as u8));
                     }
                 }
@@ -1103,7 +1122,7 @@ impl BootState {
                 {
                     for i in 0..n {
                         if enabled(&t.state, i) {
-                            t.state.slots[i].set_attempts(self.config.boot_attempts);
+                            t.state.slots[i].attempts = self.config.boot_attempts;
                             t.touch(self, VarId::Attempts(i as u8));
                         }
                     }
@@ -1115,8 +1134,7 @@ impl BootState {
                     .map(usize::from)
                     .find(|&i| t.state.slots[i].priority > 0 && t.state.slots[i].attempts > 0);
                 if let Some(i) = pick {
-                    let left = t.state.slots[i].attempts - 1;
-                    t.state.slots[i].set_attempts(left);
+                    t.state.slots[i].attempts -= 1;
                     t.touch(self, VarId::Attempts(i as u8));
                     if self.last_chosen.is_some() {
                         t.state.last_chosen = Some(i as u32 + 1);
@@ -1196,9 +1214,11 @@ impl BootState {
         base.present = 0;
         let mut t = self.begin();
         // A U-Boot LEFT that the script reads differently from RAUC is written as RAUC reads it.
-        for s in &mut t.state.slots {
-            if !s.unset {
-                s.boot_left = s.attempts;
+        if self.config.backend == Backend::UBoot {
+            for s in &mut t.state.slots {
+                if !s.unset {
+                    s.set_boot_left(s.attempts);
+                }
             }
         }
         for id in self.var_ids() {
@@ -1306,7 +1326,7 @@ impl BootState {
                         let _ = s.push(' ');
                     }
                     let word = match i.checked_sub(FOREIGN) {
-                        Some(f) => self.foreign.get(usize::from(f)).map(String::as_str),
+                        Some(f) => self.foreign.split(' ').nth(usize::from(f)),
                         None => self.bootname(usize::from(i)),
                     };
                     let _ = s.push_str(word.unwrap_or(""));

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use eyas_core::slots::{
     Backend, BootState, Booted, CmdlineError, Config, FromVarsError, MAX_BOOTNAME_LEN, MAX_CHANGES,
-    MAX_FOREIGN_IN_ORDER, MAX_SLOTS, MAX_VALUE_LEN, MAX_VAR_NAME_LEN, MarkBadError, MarkError,
-    Transition, VarKind,
+    MAX_FOREIGN_IN_ORDER, MAX_FOREIGN_ORDER_TEXT, MAX_SLOTS, MAX_VALUE_LEN, MAX_VAR_NAME_LEN,
+    MarkBadError, MarkError, Transition, VarKind,
 };
 use proptest::prelude::*;
 
@@ -344,24 +344,41 @@ fn unknown_order_entries_are_kept_in_place() {
 
 #[test]
 fn unknown_order_entries_have_a_bounded_capacity() {
-    let long = "x".repeat(MAX_BOOTNAME_LEN + 1);
-    let fits = "x".repeat(MAX_BOOTNAME_LEN);
+    let fits = "x".repeat(MAX_FOREIGN_ORDER_TEXT);
+    let long = "x".repeat(MAX_FOREIGN_ORDER_TEXT + 1);
     let many: Vec<String> = (0..=MAX_FOREIGN_IN_ORDER)
         .map(|i| format!("R{i}"))
         .collect();
+    let wide: Vec<String> = (0..MAX_FOREIGN_IN_ORDER)
+        .map(|i| {
+            format!(
+                "{i}{}",
+                "x".repeat(MAX_FOREIGN_ORDER_TEXT / MAX_FOREIGN_IN_ORDER)
+            )
+        })
+        .collect();
     for (backend, var) in [(Backend::UBoot, "BOOT_ORDER"), (Backend::Grub, "ORDER")] {
         let full = many[..MAX_FOREIGN_IN_ORDER].join(" ");
-        for ok in [
-            format!("A {full} B"),
-            format!("{fits} A B"),
-            "A R R B".into(),
+        let long_names = ["a", "b"].map(|c| c.repeat(MAX_BOOTNAME_LEN));
+        let names = [long_names[0].as_str(), long_names[1].as_str()];
+        for (names, ok) in [
+            (AB, format!("A {full} B")),
+            (AB, format!("{fits} A B")),
+            (AB, "A R R B".to_string()),
+            (&names[..], format!("{} {fits} {}", names[1], names[0])),
         ] {
-            let st = read(backend, AB, &good_ab(backend, var, &ok)).unwrap();
+            let mut v = Vars::new();
+            v.insert(var.into(), ok.clone());
+            let st = read(backend, names, &v).unwrap();
             let all = st.all_vars();
             assert_eq!(changes(&all)[0], ch(var, &ok));
             assert!(ok.len() <= MAX_VALUE_LEN);
         }
-        for bad in [format!("A {} B", many.join(" ")), format!("A {long} B")] {
+        for bad in [
+            format!("A {} B", many.join(" ")),
+            format!("A {long} B"),
+            format!("A {} B", wide.join(" ")),
+        ] {
             assert_eq!(
                 read(backend, AB, &good_ab(backend, var, &bad)),
                 Err(FromVarsError::OrderOverCapacity),
