@@ -14,6 +14,14 @@
 //! walk-and-decrement, barebox's bootchooser (highest priority with attempts left, decrement,
 //! `last_chosen`), and GRUB's `contrib/grub.conf` one-try walk.
 //!
+//! Where RAUC and the bootloader read the same U-Boot variables differently (a missing
+//! `BOOT_x_LEFT`/`BOOT_ORDER`, a `LEFT` spelled `0x3`), the state keeps both readings: the queries
+//! ([`BootState::is_good`], [`BootState::primary`]) answer what RAUC 1.8 answers, the bootloader
+//! step and [`BootState::is_bootable`] (the mark-bad guard) follow the boot script. Order entries
+//! that are not configured bootnames (a recovery entry) are kept in place and never chosen. What
+//! the bootloader does when every attempt is used up is [`Config::reset_when_exhausted`], which
+//! defaults to each bootloader's own behaviour. Details: [`BootState::from_vars`].
+//!
 //! Every operation is pure: it takes `&self` and returns a [`Transition`], the complete set of
 //! variable changes plus the resulting state. The storage layer (`eyas-bootloader-glue`) writes one
 //! transition in **one** atomic write (one `fw_setenv` image, one barebox-state save, one grubenv
@@ -94,7 +102,9 @@ pub enum Backend {
 pub struct Config {
     /// The bootloader backend.
     pub backend: Backend,
-    /// Attempts written by mark-good (RAUC `boot-attempts`; U-Boot and Barebox only).
+    /// Attempts written by mark-good (RAUC `boot-attempts`; U-Boot and Barebox only). Also the
+    /// bootloader's own reset value: U-Boot's boot script defaults a missing `BOOT_x_LEFT` to it
+    /// and resets to it when every slot is exhausted.
     pub boot_attempts: u32,
     /// Attempts written by mark-active (RAUC `boot-attempts-primary`; U-Boot and Barebox only).
     pub boot_attempts_primary: u32,
