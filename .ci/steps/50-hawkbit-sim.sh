@@ -16,8 +16,8 @@ check() {
   if "$@"; then passed=$((passed + 1)); echo "--- $name: ok"; else failed=$((failed + 1)); echo "--- $name: FAILED"; fi
 }
 check swupdate-e2e bash hil-tests/scripts/swupdate-e2e.sh
-check release-finished env DEMO_EXPECT=finished bash hil-tests/scripts/demo.sh
-check release-paused env DEMO_EXPECT=paused DEMO_FAIL=2 bash hil-tests/scripts/demo.sh
+check release-finished env DEMO_EXPECT=finished bash hil-tests/scripts/fleet-sim.sh
+check release-paused env DEMO_EXPECT=paused DEMO_FAIL=2 bash hil-tests/scripts/fleet-sim.sh
 # benchmark: optimised but without the size-focused LTO of the release profile (build time)
 bench() {
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \

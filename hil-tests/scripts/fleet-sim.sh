@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# eyas demo (first version): hawkbit-sim + a fleet of simulated devices + the release workflow.
-# Real eyas devices (QEMU) join later. Env: DEMO_DEVICES (40), DEMO_FAIL (device numbers that fail, e.g. 7),
+# Fleet simulation: hawkbit-sim + a fleet of simulated devices (sim-devices) + the release workflow.
+# (The main demo with real eyas devices is demo.sh.) Env: DEMO_DEVICES (40), DEMO_FAIL (device numbers that fail, e.g. 7),
 # DEMO_KEEP=1 keeps the simulator running at the end, DEMO_EXPECT=finished|paused makes the outcome a check (CI).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,9 +13,9 @@ export HAWKBIT_AUTH=admin:admin
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-echo "demo: building hawkbit-sim and sim-devices"
+echo "fleet-sim: building hawkbit-sim and sim-devices"
 (cd "$ROOT" && cargo build -q -p eyas-hil-tests --bins)
-W=$(mktemp -d /tmp/eyas-demo.XXXXXX)
+W=$(mktemp -d /tmp/eyas-fleet-sim.XXXXXX)
 SIM_PID="" DEV_PID=""
 cleanup() {
   [ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null || true
@@ -25,12 +25,12 @@ cleanup() {
 trap cleanup EXIT
 
 start_sim "$W" --polling-time 00:00:01 --min-polling-time 00:00:01 --rollout-interval-ms 500
-echo "demo: hawkbit-sim on $HAWKBIT_URL (Mgmt API admin:admin)"
+echo "fleet-sim: hawkbit-sim on $HAWKBIT_URL (Mgmt API admin:admin)"
 
 # fleet provisioning: targets with known tokens (hawkBit syntax)
 body=$(python3 -c "import json; print(json.dumps([{'controllerId': 'sim-%03d' % i, 'name': 'sim-%03d' % i, 'securityToken': 'tok-sim-%03d' % i} for i in range($N)]))")
 mgmt POST /targets "$body" >/dev/null
-echo "demo: $N targets registered; starting simulated devices"
+echo "fleet-sim: $N targets registered; starting simulated devices"
 "$DEV_BIN" --url "$HAWKBIT_URL" --prefix sim- --count "$N" --fail "${DEMO_FAIL:-}" --max-poll-ms 500 --work-ms 300 \
   --duration-secs 600 >"$W/devices.log" 2>&1 &
 DEV_PID=$!
@@ -38,13 +38,13 @@ DEV_PID=$!
 head -c 2097152 /dev/urandom >"$W/rootfs-demo.raucb"
 rc=0
 bash "$HERE/release.sh" "$W/rootfs-demo.raucb" "1.0.$(date +%s)" || rc=$?
-echo "demo: device log (last lines):"; tail -5 "$W/devices.log" | sed 's/^/  /'
+echo "fleet-sim: device log (last lines):"; tail -5 "$W/devices.log" | sed 's/^/  /'
 case $rc in
-  0) outcome=finished; echo "demo: OK — all groups rolled out" ;;
-  3) outcome=paused; echo "demo: rollout paused by the error threshold (as configured)" ;;
-  *) echo "demo: FAILED (release.sh exit $rc)"; exit "$rc" ;;
+  0) outcome=finished; echo "fleet-sim: OK — all groups rolled out" ;;
+  3) outcome=paused; echo "fleet-sim: rollout paused by the error threshold (as configured)" ;;
+  *) echo "fleet-sim: FAILED (release.sh exit $rc)"; exit "$rc" ;;
 esac
 if [ -n "${DEMO_EXPECT:-}" ] && [ "$outcome" != "$DEMO_EXPECT" ]; then
-  echo "demo: expected the rollout to end '$DEMO_EXPECT', got '$outcome'" >&2
+  echo "fleet-sim: expected the rollout to end '$DEMO_EXPECT', got '$outcome'" >&2
   exit 1
 fi
