@@ -7,6 +7,7 @@
 //! CRC or format does not match is reported to the shell and never trusted.
 
 use crate::ddi::ActionId;
+use crate::varint::{Reader, Writer};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded record in bytes: a shell storing [`RECORD_MAX_LEN`] bytes can store any record.
@@ -174,9 +175,7 @@ impl Record {
     pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], RecordError> {
         let (head, rest) = buf.split_first_mut().ok_or(RecordError::Encode)?;
         *head = RECORD_FORMAT;
-        let used = postcard::to_slice(self, rest)
-            .map_err(|_| RecordError::Encode)?
-            .len();
+        let used = self.write_payload(rest).ok_or(RecordError::Encode)?;
         let body_len = 1 + used;
         let crc = CRC.checksum(buf.get(..body_len).ok_or(RecordError::Encode)?);
         buf.get_mut(body_len..body_len + 4)
@@ -208,18 +207,90 @@ impl Record {
             None => return Err(RecordError::TooShort { len }),
         }
         let payload = body.get(1..).ok_or(RecordError::Malformed)?;
-        let (rec, rest) =
-            postcard::take_from_bytes::<Self>(payload).map_err(|_| RecordError::Malformed)?;
-        if !rest.is_empty() {
+        let mut r = Reader::new(payload);
+        let rec = Self::read_payload(&mut r).ok_or(RecordError::Malformed)?;
+        if !r.rest().is_empty() {
             return Err(RecordError::Malformed);
         }
         Ok(rec)
+    }
+
+    /// The postcard encoding of the record (what `postcard::to_slice(self, out)` writes; the
+    /// tests hold the two together), by hand: no serde serializer in an MCU image.
+    fn write_payload(&self, out: &mut [u8]) -> Option<usize> {
+        let mut w = Writer::new(out);
+        w.varint(self.action_id.0)?;
+        match self.phase {
+            Phase::Downloading => w.varint(0)?,
+            Phase::AwaitingWindow => w.varint(1)?,
+            Phase::Installing => w.varint(2)?,
+            Phase::Rebooting => w.varint(3)?,
+            Phase::Reporting { success, reason } => {
+                w.varint(4)?;
+                w.byte(u8::from(success))?;
+                w.byte(reason)?;
+            }
+        }
+        match self.target_slot {
+            None => w.byte(0)?,
+            Some(slot) => {
+                w.byte(1)?;
+                w.varint(slot as u64)?;
+            }
+        }
+        w.str(&self.from_version)?;
+        w.str(&self.to_version)?;
+        w.bytes(&[self.attempt, self.next_artifact, self.next_chunk])?;
+        w.varint(self.status_entries.into())?;
+        w.varint(self.resume_offset)?;
+        Some(w.len())
+    }
+
+    /// Reads what [`Record::write_payload`] writes, accepting exactly what
+    /// `postcard::take_from_bytes::<Record>` accepts.
+    fn read_payload(r: &mut Reader<'_>) -> Option<Self> {
+        let action_id = ActionId(r.u64()?);
+        let phase = match r.u32()? {
+            0 => Phase::Downloading,
+            1 => Phase::AwaitingWindow,
+            2 => Phase::Installing,
+            3 => Phase::Rebooting,
+            4 => Phase::Reporting {
+                success: r.bool()?,
+                reason: r.byte()?,
+            },
+            _ => return None,
+        };
+        let target_slot = match r.byte()? {
+            0 => None,
+            1 => Some(match r.u32()? {
+                0 => Slot::A,
+                1 => Slot::B,
+                _ => return None,
+            }),
+            _ => return None,
+        };
+        let from_version = heapless::String::try_from(r.str()?).ok()?;
+        let to_version = heapless::String::try_from(r.str()?).ok()?;
+        Some(Self {
+            action_id,
+            phase,
+            target_slot,
+            from_version,
+            to_version,
+            attempt: r.byte()?,
+            next_artifact: r.byte()?,
+            next_chunk: r.byte()?,
+            status_entries: r.u16()?,
+            resume_offset: r.u64()?,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sample() -> Record {
         let mut r = Record::new(
@@ -269,6 +340,110 @@ mod tests {
             Record::decode(&[0u8; RECORD_MAX_LEN + 1]),
             Err(RecordError::TooLong { .. })
         ));
+    }
+
+    fn postcard_decode(payload: &[u8]) -> Option<Record> {
+        match postcard::take_from_bytes::<Record>(payload) {
+            Ok((rec, [])) => Some(rec),
+            _ => None,
+        }
+    }
+
+    fn ours_decode(payload: &[u8]) -> Option<Record> {
+        let mut r = Reader::new(payload);
+        let rec = Record::read_payload(&mut r)?;
+        r.rest().is_empty().then_some(rec)
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        (
+            any::<u64>(),
+            0u8..6,
+            any::<bool>(),
+            any::<u8>(),
+            0u8..3,
+            "[a-z0-9.ü~]{0,20}",
+            "[a-z0-9.]{0,48}",
+            any::<[u8; 3]>(),
+            any::<u16>(),
+            any::<u64>(),
+        )
+            .prop_map(|(id, ph, success, reason, slot, from, to, b, st, off)| {
+                let phase = match ph {
+                    0 => Phase::Downloading,
+                    1 => Phase::AwaitingWindow,
+                    2 => Phase::Installing,
+                    3 => Phase::Rebooting,
+                    _ => Phase::Reporting { success, reason },
+                };
+                let mut r = Record::new(ActionId(id), phase);
+                r.target_slot = [None, Some(Slot::A), Some(Slot::B)][usize::from(slot)];
+                r.from_version = record_version(&from);
+                r.to_version = record_version(&to);
+                [r.attempt, r.next_artifact, r.next_chunk] = b;
+                r.status_entries = st;
+                r.resume_offset = off;
+                r
+            })
+    }
+
+    proptest! {
+        /// The hand-written payload codec is byte for byte postcard's.
+        #[test]
+        fn payload_is_postcard(rec in arb_record()) {
+            let mut a = [0u8; RECORD_MAX_LEN];
+            let mut b = [0u8; RECORD_MAX_LEN];
+            let n = rec.write_payload(&mut a).unwrap();
+            let want = postcard::to_slice(&rec, &mut b).unwrap();
+            prop_assert_eq!(&a[..n], &*want);
+            prop_assert_eq!(ours_decode(&a[..n]), Some(rec));
+        }
+
+        /// Any bytes (mutated encodings and noise): the same accept/reject and the same value.
+        #[test]
+        fn decode_accepts_what_postcard_accepts(
+            rec in arb_record(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+            extra in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut buf = [0u8; RECORD_MAX_LEN];
+            let n = rec.write_payload(&mut buf).unwrap();
+            let mut v = buf[..n].to_vec();
+            for (pos, byte) in edits {
+                let i = pos % v.len();
+                v[i] = byte;
+            }
+            v.truncate(cut % (v.len() + 1) + v.len() / 2);
+            v.extend_from_slice(&extra);
+            prop_assert_eq!(ours_decode(&v), postcard_decode(&v));
+        }
+
+        #[test]
+        fn noise_decodes_like_postcard(v in proptest::collection::vec(any::<u8>(), 0..80)) {
+            prop_assert_eq!(ours_decode(&v), postcard_decode(&v));
+        }
+    }
+
+    #[test]
+    fn varint_edges_like_postcard() {
+        // non-canonical but accepted, over-long and overflowing last bytes rejected
+        for tail in [
+            &[0x80, 0x00][..],
+            &[0xff, 0xff, 0x03],
+            &[0xff, 0xff, 0x04],
+            &[0x80, 0x80, 0x80],
+            &[0xff; 10],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+        ] {
+            let mut buf = [0u8; RECORD_MAX_LEN];
+            let n = sample().write_payload(&mut buf).unwrap();
+            // replace the trailing resume_offset varint (u64::MAX, 10 bytes) by `tail`
+            let mut v = buf[..n - 10].to_vec();
+            v.extend_from_slice(tail);
+            assert_eq!(ours_decode(&v), postcard_decode(&v), "{tail:02x?}");
+        }
     }
 
     #[test]

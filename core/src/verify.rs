@@ -29,6 +29,7 @@
 //! Every failure maps to a [`VerifyError`] with a stable [`VerifyError::code`] for the DDI feedback.
 
 use crate::sha1_small::Sha1;
+use crate::varint::Reader;
 use heapless::String;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -373,26 +374,36 @@ impl Manifest<'_> {
         if record.len() > MAX_RECORD_LEN {
             return Err(ManifestError::TooLong);
         }
-        let (wire, rest): (Wire<'_>, _) =
-            postcard::take_from_bytes(record).map_err(|_| ManifestError::Malformed)?;
-        if !rest.is_empty() {
+        // The postcard layout of `Wire`, read by hand (no serde deserializer in an MCU image;
+        // a test holds this to `postcard::take_from_bytes::<Wire>`).
+        let mut r = Reader::new(record);
+        let m = Self::read_wire(&mut r).ok_or(ManifestError::Malformed)?;
+        if !r.rest().is_empty() {
             return Err(ManifestError::Malformed);
         }
-        let m = Manifest {
-            compatible: wire.compatible,
-            version: wire.version,
-            size: wire.size,
-            sha256: wire.sha256,
-        };
         if !m.check_fields() {
             return Err(ManifestError::FieldLength);
         }
-        // Reject non-canonical varints: re-encoding must give the same bytes.
-        let mut buf = [0u8; MAX_RECORD_LEN];
-        match m.encode(&mut buf) {
-            Ok(n) if buf.get(..n) == Some(record) => Ok(m),
-            _ => Err(ManifestError::Malformed),
+        // Exactly one encoding: a varint that is not in its shortest form (which postcard
+        // accepts) is rejected; re-encoding the record gives the same bytes.
+        if !r.canonical {
+            return Err(ManifestError::Malformed);
         }
+        Ok(m)
+    }
+
+    fn read_wire<'r>(r: &mut Reader<'r>) -> Option<Manifest<'r>> {
+        let _format_version = r.byte()?;
+        let compatible = r.str()?;
+        let version = r.str()?;
+        let size = r.u64()?;
+        let sha256 = r.bytes(32)?.try_into().ok()?;
+        Some(Manifest {
+            compatible,
+            version,
+            size,
+            sha256,
+        })
     }
 
     /// Checks a `<bundle>.manifest` artifact (`record || signature`, signature = the last 64 bytes)
@@ -926,5 +937,100 @@ impl Verified {
         // Fits: decode checked the length.
         self.manifest_version = String::try_from(manifest.version).ok();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The decoder this replaced: postcard, then re-encoding must give the same bytes.
+    fn reference(record: &[u8]) -> Result<Manifest<'_>, ManifestError> {
+        let Some(&version) = record.first() else {
+            return Err(ManifestError::Truncated { needed: 1 });
+        };
+        if version != MANIFEST_FORMAT_VERSION {
+            return Err(ManifestError::UnsupportedVersion { found: version });
+        }
+        if record.len() > MAX_RECORD_LEN {
+            return Err(ManifestError::TooLong);
+        }
+        let (wire, rest): (Wire<'_>, _) =
+            postcard::take_from_bytes(record).map_err(|_| ManifestError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(ManifestError::Malformed);
+        }
+        let m = Manifest {
+            compatible: wire.compatible,
+            version: wire.version,
+            size: wire.size,
+            sha256: wire.sha256,
+        };
+        if !m.check_fields() {
+            return Err(ManifestError::FieldLength);
+        }
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        match m.encode(&mut buf) {
+            Ok(n) if buf.get(..n) == Some(record) => Ok(m),
+            _ => Err(ManifestError::Malformed),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_is_the_postcard_decoder(
+            compatible in "[a-z-]{0,40}",
+            version in "[0-9.ä]{0,40}",
+            size in any::<u64>(),
+            sha256 in any::<[u8; 32]>(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+            extra in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let m = Manifest { compatible: &compatible, version: &version, size, sha256 };
+            let mut buf = [0u8; MAX_RECORD_LEN + 8];
+            let n = m.encode(&mut buf).unwrap_or(0);
+            let mut v = buf[..n].to_vec();
+            if !v.is_empty() {
+                for (pos, byte) in edits {
+                    let i = 1 + pos % v.len().max(2).saturating_sub(1);
+                    if i < v.len() {
+                        v[i] = byte;
+                    }
+                }
+                v.truncate(cut % (v.len() + 1) + v.len() / 2);
+            }
+            v.extend_from_slice(&extra);
+            prop_assert_eq!(Manifest::decode(&v), reference(&v));
+        }
+
+        #[test]
+        fn noise_decodes_like_postcard(mut v in proptest::collection::vec(any::<u8>(), 0..90)) {
+            if let Some(b) = v.first_mut() {
+                *b = MANIFEST_FORMAT_VERSION;
+            }
+            prop_assert_eq!(Manifest::decode(&v), reference(&v));
+        }
+    }
+
+    #[test]
+    fn non_canonical_varints_are_rejected_like_before() {
+        let m = Manifest {
+            compatible: "c",
+            version: "v",
+            size: 5,
+            sha256: [7; 32],
+        };
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        let n = m.encode(&mut buf).unwrap();
+        let ok = &buf[..n];
+        assert_eq!(Manifest::decode(ok), Ok(m));
+        // size 5 as [0x85, 0x00]
+        let mut v = ok[..5].to_vec();
+        v.extend_from_slice(&[0x85, 0x00]);
+        v.extend_from_slice(&[7; 32]);
+        assert_eq!(Manifest::decode(&v), Err(ManifestError::Malformed));
+        assert_eq!(Manifest::decode(&v), reference(&v));
     }
 }
