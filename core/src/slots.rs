@@ -207,9 +207,9 @@ pub enum FromVarsError {
     },
     /// An attempts value in the [`Config`] is 0.
     InvalidConfig,
-    /// A variable holds a value the backend would not write (e.g. `A_OK=2`,
-    /// `bootstate.system0.priority=zz`). U-Boot `BOOT_x_LEFT` never fails: it is read as RAUC
-    /// reads it (see [`BootState::from_vars`]).
+    /// A variable holds a value the backend would not write (e.g.
+    /// `bootstate.system0.priority=zz`). U-Boot `BOOT_x_LEFT` and GRUB `x_OK`/`x_TRY` never fail:
+    /// they are read as RAUC reads them (see [`BootState::from_vars`]).
     InvalidValue {
         /// The slot the variable belongs to, `None` for `ORDER`/`last_chosen`.
         slot: Option<u8>,
@@ -497,11 +497,12 @@ fn valid_bootname(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `BOOT_x_LEFT` as RAUC 1.8 reads it: `g_ascii_strtoull(value, NULL, 16)` with no end-pointer
-/// check (C locale): leading `isspace` bytes, an optional `+`/`-`, an optional `0x`/`0X` before a
-/// hex digit, then hex digits up to the first other byte; no digits is 0, overflow is
-/// `ULLONG_MAX`, `-` negates modulo 2^64. The result is saturated to `u32` (RAUC only asks `> 0`).
-fn uboot_left_rauc(s: &str) -> u32 {
+/// C's `strtoull(s, NULL, base)` in the C locale, for `base` 16 or 0 (what RAUC 1.8's
+/// `g_ascii_strtoull` does, never checking the end pointer): leading `isspace` bytes, an optional
+/// `+`/`-`, then for base 16 an optional `0x`/`0X` before a hex digit; for base 0 `0x`/`0X` before
+/// a hex digit selects 16, another leading `0` selects 8, else 10. Then digits up to the first
+/// other byte; no digits is 0, overflow is `ULLONG_MAX`, `-` negates modulo 2^64.
+fn c_strtoull(s: &str, base: u32) -> u64 {
     let b = s.as_bytes();
     let mut i = 0;
     while b
@@ -514,21 +515,40 @@ fn uboot_left_rauc(s: &str) -> u32 {
     if matches!(b.get(i), Some(b'-' | b'+')) {
         i += 1;
     }
-    if b.get(i) == Some(&b'0')
+    let hex_prefix = b.get(i) == Some(&b'0')
         && matches!(b.get(i + 1), Some(b'x' | b'X'))
-        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-    {
+        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+    let radix = match base {
+        0 if hex_prefix => 16,
+        0 if b.get(i) == Some(&b'0') => 8,
+        0 => 10,
+        r => r,
+    };
+    if hex_prefix && radix == 16 {
         i += 2;
     }
     let mut v: u64 = 0;
-    for d in b[i..].iter().map_while(|&c| char::from(c).to_digit(16)) {
-        v = match v.checked_mul(16).and_then(|v| v.checked_add(d.into())) {
+    for d in b
+        .get(i..)
+        .unwrap_or_default()
+        .iter()
+        .map_while(|&c| char::from(c).to_digit(radix))
+    {
+        v = match v
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(d.into()))
+        {
             Some(v) => v,
-            None => return u32::MAX,
+            None => return u64::MAX,
         };
     }
-    let v = if negative { v.wrapping_neg() } else { v };
-    u32::try_from(v).unwrap_or(u32::MAX)
+    if negative { v.wrapping_neg() } else { v }
+}
+
+/// `BOOT_x_LEFT` as RAUC 1.8 reads it: `g_ascii_strtoull(value, NULL, 16)` (see [`c_strtoull`]),
+/// saturated to `u32` (RAUC only asks `> 0`).
+fn uboot_left_rauc(s: &str) -> u32 {
+    u32::try_from(c_strtoull(s, 16)).unwrap_or(u32::MAX)
 }
 
 /// `BOOT_x_LEFT` as `contrib/uboot.sh` reads it: `test 0x${BOOT_x_LEFT} -gt 0` (the `0x` prefix
@@ -551,12 +571,13 @@ fn parse_u32(s: &str, radix: u32) -> Option<u32> {
     u32::from_str_radix(s, radix).ok()
 }
 
-fn parse_flag(s: &str) -> Option<bool> {
-    match s {
-        "0" => Some(false),
-        "1" => Some(true),
-        _ => None,
-    }
+/// GRUB `x_OK` / `x_TRY` as RAUC 1.8 reads them (`g_ascii_strtoull(value, NULL, 0)`; good is
+/// `OK == 1 && TRY == 0`) and as `contrib/grub.conf` does (`[ "$OK" -eq 1 -a "$TRY" -eq 0 ]`,
+/// GRUB's `test` reads `grub_strtosl(s, 0, 0)`): `(value, is the plain 0/1 spelling)`.
+fn grub_flag(s: &str, is_ok: bool) -> (bool, bool) {
+    let n = c_strtoull(s, 0);
+    let v = if is_ok { n == 1 } else { n != 0 };
+    (v, s == if v { "1" } else { "0" })
 }
 
 /// Splits a kernel command line into parameters: whitespace separates, double quotes group.
@@ -610,6 +631,15 @@ impl BootState {
     ///   sets a missing variable always writes it; [`all_vars`](BootState::all_vars) leaves it
     ///   missing.
     /// * GRUB: `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0` (`contrib/grub.conf`).
+    ///
+    /// Numbers are read as RAUC 1.8 reads them (C `strtoull`, never checking for trailing bytes,
+    /// verified with real RAUC 1.8): U-Boot `BOOT_x_LEFT` in base 16 (`0x3`, ` 3`, `+3`, `3zz` are
+    /// 3; `zz` is 0; `-1` is huge), GRUB `x_OK`/`x_TRY` in base 0 (`0x1`, `01`, ` 1` are 1; `2`
+    /// is not OK). GRUB's `test` in `contrib/grub.conf` reads them the same way; U-Boot's boot
+    /// script reads `0x${BOOT_x_LEFT}`, so for it only leading hex digits count (`0x3` is 0).
+    /// A spelling other than the one eyas writes is rewritten when an operation sets the variable.
+    /// Barebox values are plain decimal `uint32`s printed by barebox-state (§1.4), anything else
+    /// is [`FromVarsError::InvalidValue`].
     /// * Barebox state always holds every variable, so a missing one is an error (`last_chosen` is
     ///   optional).
     ///
@@ -694,21 +724,20 @@ impl BootState {
             Backend::Grub => {
                 st.read_order(&mut lookup, "ORDER", false)?;
                 for i in 0..n {
-                    for (id, var) in [
-                        (VarId::Ok(i as u8), VarKind::Ok),
-                        (VarId::Try(i as u8), VarKind::Try),
-                    ] {
+                    for id in [VarId::Ok(i as u8), VarId::Try(i as u8)] {
                         let name = st.var_name(id);
                         let Some(v) = lookup(&name) else { continue };
-                        let v = parse_flag(v).ok_or(FromVarsError::InvalidValue {
-                            slot: Some(i as u8),
-                            var,
-                        })?;
-                        match id {
-                            VarId::Ok(_) => st.slots[i].ok = v,
-                            _ => st.slots[i].tried = v,
+                        let is_ok = matches!(id, VarId::Ok(_));
+                        let (v, plain) = grub_flag(v, is_ok);
+                        if is_ok {
+                            st.slots[i].ok = v;
+                        } else {
+                            st.slots[i].tried = v;
                         }
-                        st.present |= id.bit();
+                        // Any other spelling is rewritten when an operation sets it.
+                        if plain {
+                            st.present |= id.bit();
+                        }
                     }
                 }
             }

@@ -439,20 +439,73 @@ fn barebox_values_are_decimal_and_required() {
     );
 }
 
+/// RAUC 1.8 reads `x_OK`/`x_TRY` with `g_ascii_strtoull(value, NULL, 0)`: good is `OK == 1` and
+/// `TRY == 0` (src/bootloaders/grub.c). Run through real RAUC 1.8 with `grub-editenv` (§1.8
+/// oracle, `bootloader=grub`): `B_OK` = `1`, `0x1`, `01`, ` 1` is good, `2` and `` are bad.
+/// `contrib/grub.conf` tests `[ "$OK" -eq 1 -a "$TRY" -eq 0 ]`, and GRUB's `test` reads numbers
+/// with `grub_strtosl(s, 0, 0)`: the same base-0 rules. So both readers agree, and a spelling
+/// other than `0`/`1` is rewritten when an operation sets the variable.
 #[test]
-fn grub_flags_are_strict() {
-    for (name, var) in [("A_OK", VarKind::Ok), ("B_TRY", VarKind::Try)] {
-        for bad in ["2", "", "true", "01"] {
-            let v = vars(&[(name, bad)]);
-            let slot = if name.starts_with('A') { 0 } else { 1 };
-            assert_eq!(
-                read(Backend::Grub, AB, &v),
-                Err(FromVarsError::InvalidValue {
-                    slot: Some(slot),
-                    var
-                })
-            );
-        }
+fn grub_flags_are_read_like_rauc_strtoull_base0() {
+    // (OK value, OK as read)
+    let oks: &[(&str, bool)] = &[
+        ("1", true),
+        ("0x1", true),
+        ("0X1", true),
+        ("01", true),
+        (" 1", true),
+        ("+1", true),
+        ("1x", true),
+        ("0", false),
+        ("2", false),
+        ("", false),
+        ("true", false),
+        ("-1", false),
+        ("08", false),
+        ("0x", false),
+        // strtoull negates modulo 2^64.
+        ("-18446744073709551615", true),
+        ("18446744073709551617", false),
+    ];
+    for &(val, ok) in oks {
+        let v = vars(&[
+            ("ORDER", "B A"),
+            ("A_OK", "1"),
+            ("B_OK", val),
+            ("B_TRY", "0"),
+        ]);
+        let st = read(Backend::Grub, AB, &v).unwrap_or_else(|e| panic!("{val:?}: {e:?}"));
+        assert_eq!(st.is_good(1), ok, "{val:?}");
+        assert_eq!(st.primary(), Some(if ok { 1 } else { 0 }), "{val:?}");
+        assert_eq!(st.boot().chosen, Some(if ok { 1 } else { 0 }), "{val:?}");
+        let t = st.mark_good(1).unwrap();
+        let want = if val == "1" {
+            vec![]
+        } else {
+            vec![ch("B_OK", "1")]
+        };
+        assert_eq!(changes(&t), want, "{val:?}");
+    }
+    // TRY: anything but 0 counts as tried.
+    for (val, tried) in [
+        ("0", false),
+        ("00", false),
+        ("0x0", false),
+        ("1", true),
+        ("2", true),
+        ("-1", true),
+        ("", false),
+        ("x", false),
+    ] {
+        let v = vars(&[
+            ("ORDER", "B A"),
+            ("A_OK", "1"),
+            ("B_OK", "1"),
+            ("B_TRY", val),
+        ]);
+        let st = read(Backend::Grub, AB, &v).unwrap();
+        assert_eq!(st.is_good(1), !tried, "{val:?}");
+        assert_eq!(st.boot().chosen, Some(if tried { 0 } else { 1 }), "{val:?}");
     }
     // grub.conf defaults: OK=0, TRY=0, ORDER = all.
     let st = read(Backend::Grub, AB, &Vars::new()).unwrap();
