@@ -404,6 +404,53 @@ fn confirmation_ask_denied_then_accepted_later() {
     );
 }
 
+/// Time from the confirmation feedback to the first GET of the confirmed deployment.
+fn confirm_to_deployment(s: &Sim, id: u64) -> Duration {
+    let log = &s.server.log;
+    let fb = log
+        .iter()
+        .find(|l| l.url.contains(&format!("/confirmationBase/{id}/feedback")))
+        .expect("confirmation feedback")
+        .t;
+    let dep = log
+        .iter()
+        .find(|l| l.method == Method::Get && l.url.contains(&format!("/deploymentBase/{id}")))
+        .expect("deployment fetched")
+        .t;
+    dep - fb
+}
+
+#[test]
+fn confirmed_deployment_is_polled_for_right_away() {
+    // server sleep is 5 min: the deployment must not wait for it once confirmed
+    let mut s = Sim::new(Knobs::default());
+    os_only(&mut s, 15, Kind::Forced, &[1000]);
+    s.server.action_mut(15).st = St::WaitConfirm;
+    s.drive_bounded(MAX, finished(15));
+    assert_eq!(s.server.action(15).st, St::Finished);
+    let waited = confirm_to_deployment(&s, 15);
+    assert!(
+        waited < Duration::from_secs(1),
+        "auto: waited {waited:?}\n{}",
+        summary(&s)
+    );
+
+    let mut k = Knobs::default();
+    k.confirmation = ConfirmationPolicy::AskShell;
+    let mut s = Sim::new(k);
+    s.dev.answer = Some(true);
+    os_only(&mut s, 16, Kind::Forced, &[1000]);
+    s.server.action_mut(16).st = St::WaitConfirm;
+    s.drive_bounded(MAX, finished(16));
+    assert_eq!(s.server.action(16).st, St::Finished);
+    let waited = confirm_to_deployment(&s, 16);
+    assert!(
+        waited < Duration::from_secs(1),
+        "ask: waited {waited:?}\n{}",
+        summary(&s)
+    );
+}
+
 #[test]
 fn cancel_during_download_is_accepted() {
     let mut s = Sim::new(Knobs::default());

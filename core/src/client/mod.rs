@@ -858,10 +858,15 @@ impl Client {
                     self.back_off(now);
                 } else {
                     self.ok(now);
+                    let confirmed =
+                        matches!(self.confirm_reply, Some((_, _, Confirmation::Confirmed)));
                     self.confirm_reply = None;
                     self.etag.clear();
                     if !(200..300).contains(&status) && status != 410 && status != 404 {
                         self.refused(RequestKind::ConfirmationFeedback, status);
+                    } else if confirmed && (200..300).contains(&status) {
+                        // the deployment comes with the next poll: now, not after `sleep`
+                        self.poll_due = true;
                     }
                 }
             }
