@@ -17,7 +17,8 @@ pub const RECORD_VERSION_LEN: usize = 48;
 /// Format byte at the start of every record.
 pub const RECORD_FORMAT: u8 = 1;
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Bitwise (no 1 KB lookup table in flash): a record is at most 160 bytes, checked once per boot.
+const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// An A/B slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -206,6 +206,20 @@ impl Iterator for Chars<'_> {
     }
 }
 
+/// `s` as a `u64` if it is one or more ASCII digits and fits (what `s.parse::<u64>()` gives
+/// for digit strings), without `str::parse`'s generic code.
+pub(crate) fn digits_u64(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 /// A JSON number as raw text (grammar validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonNum<'a>(pub &'a str);
@@ -213,11 +227,7 @@ pub struct JsonNum<'a>(pub &'a str);
 impl JsonNum<'_> {
     /// The value as a non-negative integer without fraction or exponent.
     pub fn as_u64(&self) -> Option<u64> {
-        let s = self.0;
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
+        digits_u64(self.0)
     }
 
     /// The value as a signed integer without fraction or exponent.
@@ -528,6 +538,31 @@ impl<'a> Lexer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_u64_is_parse() {
+        for s in [
+            "",
+            "0",
+            "007",
+            "42",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "1a",
+            "-1",
+            "+1",
+            " 1",
+            "1.0",
+        ] {
+            let want = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse::<u64>().ok()
+            } else {
+                None
+            };
+            assert_eq!(digits_u64(s), want, "{s:?}");
+        }
+    }
 
     #[test]
     fn byte_search_is_str_contains() {

@@ -1,6 +1,6 @@
 //! Parsers for the DDI documents a device receives.
 
-use super::json::{JsonStr, Lexer, Value};
+use super::json::{self, JsonStr, Lexer, Value};
 use super::{
     ActionId, HandlingType, MAX_ARTIFACTS_PER_CHUNK, MAX_CHUNKS, MAX_METADATA_PER_CHUNK,
     MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_URL_LEN, MaintenanceWindow, ParseError,
@@ -50,11 +50,7 @@ fn action_id(v: Value<'_>, field: &'static str) -> Result<ActionId, ParseError> 
             let txt = s
                 .unescape_into(&mut buf)
                 .map_err(|_| ParseError::InvalidValue(field))?;
-            if txt.is_empty() || !txt.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ParseError::InvalidValue(field));
-            }
-            txt.parse::<u64>()
-                .map_err(|_| ParseError::InvalidValue(field))?
+            json::digits_u64(txt).ok_or(ParseError::InvalidValue(field))?
         }
         Value::Num(n) => n.as_u64().ok_or(ParseError::InvalidValue(field))?,
         _ => return Err(ParseError::WrongType(field)),
@@ -137,10 +133,10 @@ pub fn parse_sleep(s: &str) -> Option<Duration> {
 }
 
 fn digits_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.len() > 12 {
         return None;
     }
-    s.parse().ok()
+    json::digits_u64(s)
 }
 
 fn parse_hms(s: &str) -> Option<Duration> {
