@@ -7,6 +7,9 @@
 # env:   HAWKBIT_URL   (default http://127.0.0.1:8080)   HAWKBIT_AUTH (default admin:admin)
 #        TARGET_FILTER (default controllerid==sim-*)   ROLLOUT_GROUPS 4   SUCCESS 95   ERROR 5
 #        ROLLOUT_TYPE  (default forced)   WAIT_SECS 300
+#        ROLLOUT_GROUPS_JSON  explicit hawkBit 'groups' array (name, targetFilterQuery, targetPercentage, …)
+#                             instead of amountGroups=ROLLOUT_GROUPS
+#        ROLLOUT_TABLE=1      print the full group table (deploygroups?representation=full) on every change
 # exit:  0 rollout finished · 3 rollout paused (error threshold) · 1 error / timeout
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -36,10 +39,17 @@ say "uploaded $(echo "$ART" | json_get .providedFilename) ($(echo "$ART" | json_
 DS=$(mgmt POST /distributionsets "[{\"name\":\"eyas-fw\",\"version\":\"$VERSION\",\"type\":\"os\",\"modules\":[{\"id\":$SM}]}]" | json_get .0.id)
 say "distribution set $DS (eyas-fw $VERSION)"
 
-# 4. rollout: a single object; thresholds are conditions, not fields like 'successThreshold'
+# 4. rollout: a single object; groups either by count (amountGroups) or explicit (groups)
+if [ -n "${ROLLOUT_GROUPS_JSON:-}" ]; then
+  GROUPS_FIELD="\"groups\": $ROLLOUT_GROUPS_JSON"
+  N_GROUPS=$(echo "$ROLLOUT_GROUPS_JSON" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+else
+  GROUPS_FIELD="\"amountGroups\": $N_GROUPS"
+fi
+#    (thresholds are conditions, not fields like 'successThreshold'); thresholds are conditions, not fields like 'successThreshold'
 RO=$(mgmt POST /rollouts "{
   \"name\": \"eyas-fw-$VERSION\", \"distributionSetId\": $DS, \"targetFilterQuery\": \"$FILTER\",
-  \"amountGroups\": $N_GROUPS, \"type\": \"$TYPE\",
+  $GROUPS_FIELD, \"type\": \"$TYPE\",
   \"successCondition\": {\"condition\": \"THRESHOLD\", \"expression\": \"$SUCCESS\"},
   \"successAction\":    {\"action\": \"NEXTGROUP\", \"expression\": \"\"},
   \"errorCondition\":   {\"condition\": \"THRESHOLD\", \"expression\": \"$ERROR\"},
@@ -62,9 +72,19 @@ while :; do
   line=$(mgmt GET "/rollouts/$RO/deploygroups?representation=full" | python3 -c '
 import json, sys
 gs = json.load(sys.stdin)["content"]
-print("  ".join("%s:%s(%d/%d ok, %d err)" % (g["name"], g["status"], g["totalTargetsPerStatus"]["finished"],
-      g["totalTargets"], g["totalTargetsPerStatus"]["error"]) for g in gs))')
-  if [ "$line" != "$last" ]; then say "[$status] $line"; last=$line; fi
+if sys.argv[1] == "1":
+    print("  %-12s %-10s %6s %9s %8s %6s %8s" % ("group", "status", "total", "finished", "running", "error", "pending"))
+    for g in gs:
+        t = g["totalTargetsPerStatus"]
+        print("  %-12s %-10s %6d %9d %8d %6d %8d" % (g["name"], g["status"], g["totalTargets"], t.get("finished", 0),
+              t.get("running", 0), t.get("error", 0), t.get("notstarted", 0) + t.get("scheduled", 0)))
+else:
+    print("  ".join("%s:%s(%d/%d ok, %d err)" % (g["name"], g["status"], g["totalTargetsPerStatus"]["finished"],
+          g["totalTargets"], g["totalTargetsPerStatus"]["error"]) for g in gs))' "${ROLLOUT_TABLE:-0}")
+  if [ "$line" != "$last" ]; then
+    if [ "${ROLLOUT_TABLE:-0}" = 1 ]; then say "rollout $RO [$status]"; echo "$line"; else say "[$status] $line"; fi
+    last=$line
+  fi
   case "$status" in
     finished) say "rollout $RO finished"; exit 0 ;;
     paused) say "rollout $RO paused (error threshold reached); resume with POST /rest/v1/rollouts/$RO/resume"; exit 3 ;;
