@@ -891,7 +891,7 @@ fn check_transition(vars: &mut Vars, cfg: Config, names: &[&str], t: &Transition
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, max_global_rejects: 20_000, .. ProptestConfig::default() })]
 
     /// From any reachable state, after any operations and (failed) boots: the change set written
     /// to storage reads back as the predicted state, and eyas's operations never take away the
@@ -987,6 +987,40 @@ proptest! {
             apply(&mut fresh, &all);
             prop_assert_eq!(&read(backend, names, &fresh).unwrap(), all.state());
             let _ = st.boot();
+        }
+    }
+
+    /// From arbitrary stored values (missing, odd spellings, unknown order entries), any
+    /// operations: every change set reads back as the predicted state, and eyas's operations never
+    /// take away the last bootable slot (the fuzz target `slots_from_vars`, as a proptest).
+    #[test]
+    fn operations_from_arbitrary_values_read_back(
+        (cfg, _) in config_strategy(),
+        values in proptest::collection::vec(
+            proptest::option::of("(0x|0X| |\\+|-)?[0-9a-fA-F]{0,3}z?|[ABR ]{0,8}"),
+            12,
+        ),
+        ops in proptest::collection::vec(op_strategy(2), 0..30),
+    ) {
+        let names: &[&str] = if cfg.backend == Backend::Barebox { SYS } else { AB };
+        let all = [
+            "BOOT_ORDER", "BOOT_A_LEFT", "BOOT_B_LEFT", "ORDER", "A_OK", "A_TRY", "B_OK", "B_TRY",
+            "bootstate.system0.priority", "bootstate.system0.remaining_attempts",
+            "bootstate.system1.priority", "bootstate.system1.remaining_attempts",
+        ];
+        let mut v: Vars = all.iter().zip(&values)
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+            .collect();
+        let Ok(mut st) = read(cfg, names, &v) else { return Ok(()) };
+        for op in ops {
+            let before = st.has_bootable();
+            let Some((t, _)) = step(&st, op) else { continue };
+            apply(&mut v, &t);
+            prop_assert_eq!(&read(cfg, names, &v).unwrap(), t.state(), "after {:?}", op);
+            st = t.into_state();
+            if !matches!(op, Op::Boot) || cfg.reset_when_exhausted {
+                prop_assert!(!before || st.has_bootable(), "{:?} took the last bootable slot", op);
+            }
         }
     }
 
