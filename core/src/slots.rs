@@ -631,6 +631,8 @@ impl BootState {
     ///   sets a missing variable always writes it; [`all_vars`](BootState::all_vars) leaves it
     ///   missing.
     /// * GRUB: `ORDER` = all bootnames, `x_OK=0`, `x_TRY=0` (`contrib/grub.conf`).
+    /// * Barebox state always holds every variable, so a missing one is an error (`last_chosen` is
+    ///   optional).
     ///
     /// Numbers are read as RAUC 1.8 reads them (C `strtoull`, never checking for trailing bytes,
     /// verified with real RAUC 1.8): U-Boot `BOOT_x_LEFT` in base 16 (`0x3`, ` 3`, `+3`, `3zz` are
@@ -640,8 +642,6 @@ impl BootState {
     /// A spelling other than the one eyas writes is rewritten when an operation sets the variable.
     /// Barebox values are plain decimal `uint32`s printed by barebox-state (§1.4), anything else
     /// is [`FromVarsError::InvalidValue`].
-    /// * Barebox state always holds every variable, so a missing one is an error (`last_chosen` is
-    ///   optional).
     ///
     /// An `ORDER`/`BOOT_ORDER` entry that is not one of `bootnames` (e.g. a recovery entry, `A B R`)
     /// is kept in place: written values preserve it, [`order`](BootState::order) and the
