@@ -43,7 +43,14 @@ impl Num {
 
 /// Appends `parts` in order and stops at the first one that does not fit, exactly as `write!`
 /// into a `heapless::String` does (each part goes in whole or not at all).
+#[inline(always)]
 pub(crate) fn cat<const N: usize>(out: &mut String<N>, parts: &[&str]) -> Result<(), ()> {
+    cat_view(out.as_mut_view(), parts)
+}
+
+/// [`cat`] for any capacity (one copy in flash).
+#[inline(never)]
+fn cat_view(out: &mut heapless::string::StringView, parts: &[&str]) -> Result<(), ()> {
     for p in parts {
         out.push_str(p).map_err(|_| ())?;
     }

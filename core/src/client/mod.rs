@@ -455,7 +455,15 @@ fn ident_ok(s: &str) -> bool {
 
 /// Append `s` to `out` for a feedback detail: `<`/`>` become `(`/`)`, control characters
 /// become spaces, and a cut is marked with `...`.
+#[inline(always)]
 fn push_clean<const N: usize>(out: &mut String<N>, s: &str) {
+    push_clean_view(out.as_mut_view(), s);
+}
+
+/// [`push_clean`] for any capacity (one copy in flash).
+#[inline(never)]
+fn push_clean_view(out: &mut heapless::string::StringView, s: &str) {
+    let cap = out.capacity();
     for c in s.chars() {
         let c = match c {
             '<' => '(',
@@ -463,7 +471,7 @@ fn push_clean<const N: usize>(out: &mut String<N>, s: &str) {
             c if c.is_control() => ' ',
             c => c,
         };
-        if out.len() + c.len_utf8() > N.saturating_sub(3) {
+        if out.len() + c.len_utf8() > cap.saturating_sub(3) {
             let _ = out.push_str("...");
             return;
         }
