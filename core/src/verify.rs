@@ -470,7 +470,7 @@ fn check_signature(
     let a = ed::decompress(public_key).ok_or(ManifestError::BadPublicKey)?;
     let s = ed::canonical_scalar(s_bytes).ok_or(ManifestError::BadSignature)?;
     let r = ed::decompress(&r_bytes).ok_or(ManifestError::BadSignature)?;
-    if r.is_small_order() || a.is_small_order() {
+    if ed::is_small_order(&r) || ed::is_small_order(&a) {
         return Err(ManifestError::BadSignature);
     }
     let k = ed::challenge(&r_bytes, public_key, record);
@@ -579,6 +579,17 @@ mod ed {
         acc
     }
 
+    /// `[8]P` is the identity (`EdwardsPoint::is_small_order`), through [`mul`] and compression
+    /// (injective) instead of another doubling and comparison routine.
+    #[inline(never)]
+    pub(super) fn is_small_order(p: &EdwardsPoint) -> bool {
+        let mut eight = [0u8; 32];
+        eight[0] = 8;
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        mul(p, &eight).compress().to_bytes() == identity
+    }
+
     /// `[s]B` for the Ed25519 base point `B`.
     pub(super) fn mul_base(s: &[u8; 32]) -> EdwardsPoint {
         mul(&ED25519_BASEPOINT_POINT, s)
@@ -647,6 +658,14 @@ mod ed {
                 w[..32].copy_from_slice(&lo);
                 w[32..].copy_from_slice(&hi);
                 prop_assert_eq!(reduce_wide(&w), Scalar::from_bytes_mod_order_wide(&w).to_bytes());
+            }
+
+            #[test]
+            fn small_order_matches_dalek(seed in any::<[u8; 32]>(), t in 0usize..8, prime in any::<bool>()) {
+                let p = EdwardsPoint::mul_base(&Scalar::from_bytes_mod_order(seed));
+                for q in [EIGHT_TORSION[t], if prime { p } else { p + EIGHT_TORSION[t] }] {
+                    prop_assert_eq!(is_small_order(&q), q.is_small_order());
+                }
             }
 
             #[test]

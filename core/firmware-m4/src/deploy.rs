@@ -18,7 +18,10 @@ use eyas_core::verify::{
 };
 use heapless::{Deque, String, Vec};
 
-use crate::{BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, feed_bundle, read_uboot};
+use crate::{
+    BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, feed_bundle, print_changes_indented,
+    read_uboot,
+};
 
 const SERVER: &str = "http://hb.example";
 const BASE_WITH_ACTION: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{"deploymentBase":{"href":"http:\/\/hb.example\/DEFAULT\/controller\/v1\/dev-01\/deploymentBase\/42?c=7"}}}"#;
@@ -60,9 +63,8 @@ fn lookup<'e>(env: &'e Env, name: &str) -> Option<&'e str> {
 }
 
 fn apply(env: &mut Env, what: &str, t: &Transition) {
-    say!("  slots: ", what, " ->");
+    print_changes_indented("  ", what, t);
     for (name, value) in t.changes() {
-        say!(" ", name, "=", value.unwrap_or("<delete>"));
         env.retain(|(k, _)| k != name);
         if let Some(v) = value {
             if let (Ok(k), Ok(v)) = (String::try_from(name), String::try_from(v)) {
@@ -70,7 +72,6 @@ fn apply(env: &mut Env, what: &str, t: &Transition) {
             }
         }
     }
-    say!("\n");
 }
 
 fn read_state(env: &Env) -> Option<BootState> {

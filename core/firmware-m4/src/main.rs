@@ -41,35 +41,8 @@ const MANIFEST: &[u8] = include_bytes!("../../tests/vectors/manifest/bundle.bin.
 const PUBLIC_KEY_DER: &[u8] = include_bytes!("../../tests/vectors/manifest/pub.der");
 const COMPATIBLE: &str = "eyas-test";
 
-const DEPLOYMENT: &[u8] = br#"{
-  "id": "42",
-  "deployment": {
-    "download": "forced",
-    "update": "forced",
-    "chunks": [ {
-      "part": "os",
-      "version": "2026.11.0",
-      "name": "rootfs",
-      "artifacts": [ {
-        "filename": "bundle.bin",
-        "hashes": {
-          "sha1": "74c152b3b6289ccf0e4911239177a81750bacbbf",
-          "sha256": "809ae44ad0b291a9d43834773e69be5fe060e576492eed25ca27d682dd0269bc"
-        },
-        "size": 10000,
-        "_links": { "download-http": { "href": "http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin" } }
-      }, {
-        "filename": "bundle.bin.manifest",
-        "hashes": {
-          "sha1": "d1d6c4cb42691acc6b47d5d490050be857536d45",
-          "sha256": "390eb51cdaf84c04ae736dc23950652eb29eb12afbc8c4c3e10abc46b4774070"
-        },
-        "size": 119,
-        "_links": { "download-http": { "href": "http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin.manifest" } }
-      } ]
-    } ]
-  }
-}"#;
+/// The deploymentBase document (compact JSON, as hawkBit sends it).
+const DEPLOYMENT: &[u8] = br#"{"id":"42","deployment":{"download":"forced","update":"forced","chunks":[{"part":"os","version":"2026.11.0","name":"rootfs","artifacts":[{"filename":"bundle.bin","hashes":{"sha1":"74c152b3b6289ccf0e4911239177a81750bacbbf","sha256":"809ae44ad0b291a9d43834773e69be5fe060e576492eed25ca27d682dd0269bc"},"size":10000,"_links":{"download-http":{"href":"http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin"}}},{"filename":"bundle.bin.manifest","hashes":{"sha1":"d1d6c4cb42691acc6b47d5d490050be857536d45","sha256":"390eb51cdaf84c04ae736dc23950652eb29eb12afbc8c4c3e10abc46b4774070"},"size":119,"_links":{"download-http":{"href":"http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin.manifest"}}}]}]}}"#;
 
 /// The external interrupt vectors: the MPS2 AN386 (CMSDK) has 32, and this firmware enables none,
 /// so all go to cortex-m-rt's `DefaultHandler`. (Without its `device` feature cortex-m-rt would
@@ -293,7 +266,13 @@ fn feed_bundle(v: &mut Verifier, flip: Option<usize>) -> Result<(), UpdateError>
 }
 
 fn print_changes(what: &str, t: &Transition) {
-    say!("slots: ", what, " ->");
+    print_changes_indented("", what, t);
+}
+
+/// `<indent>slots: <what> -> NAME=value …` (one copy for the core steps and the deployment).
+#[inline(never)]
+pub fn print_changes_indented(indent: &str, what: &str, t: &Transition) {
+    say!(indent, "slots: ", what, " ->");
     for (name, value) in t.changes() {
         say!(" ", name, "=", value.unwrap_or("<delete>"));
     }
