@@ -57,12 +57,12 @@ cleanup() {
   touch "$W/stop"
   # device processes first (eyas, RAUC, bus: their supervisors wrote the pids), then everything else
   for f in "$W"/dev-*/eyas.pid "$W"/dev-*/rauc.pid "$W"/dev-*/dbus.pid; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+    if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
   done
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do pid=${PIDS[i]}; kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ "$rc" -ne 0 ] && [ -d "$W" ]; then
-    for f in "$W"/dev-*/eyas.log; do [ -f "$f" ] && { echo "--- $f (last lines)"; tail -15 "$f"; }; done
+    for f in "$W"/dev-*/eyas.log; do if [ -f "$f" ]; then echo "--- $f (last lines)"; tail -15 "$f"; fi; done
   fi
   if [ "${DEMO_KEEP_DIR:-0}" = 1 ]; then echo "demo: files kept in $W"; else rm -rf "$W"; fi
   return "$rc"
@@ -196,8 +196,8 @@ say "hawkbit: hawkbit-sim on $HAWKBIT_URL, $N_REAL real + $N_SIM simulated targe
 # walk BOOT_ORDER, take the first slot with attempts left, decrement them (hex), saveenv (one write);
 # none left: reset both to 3, saveenv and reset the board (here: run the script again). Prints the slot.
 boot() {
-  local d=$1 dev=$2 order left slot="" chosen_left="" tries
-  for tries in 1 2; do
+  local d=$1 dev=$2 order left s slot="" chosen_left=""
+  for _ in 1 2; do
     order=$(fw_printenv -c "$d/fw_env.config" -n BOOT_ORDER 2>/dev/null) || order="A B"
     for s in $order; do
       left=$(fw_printenv -c "$d/fw_env.config" -n "BOOT_${s}_LEFT" 2>/dev/null) || left=3
@@ -399,8 +399,9 @@ for dev in "${DEVS[@]}"; do
   mgmt GET "/targets/$dev/actions?limit=1" | json_get .content.0 >"$d/action.json"
   aid=$(json_get .id <"$d/action.json")
   mgmt GET "/targets/$dev/actions/$aid/status?limit=1" | json_get .content.0.messages >"$d/last-status.json"
-  curl -sS -H "Authorization: TargetToken tok-$dev" "$HAWKBIT_URL/DEFAULT/controller/v1/$dev/installedBase" \
-    -o "$d/installedBase.json" -w '%{http_code}' >"$d/installedBase.code" || true
+  # what the device sees: the base poll's links (installedBase appears once hawkBit has an installed DS)
+  curl -sS -H "Authorization: TargetToken tok-$dev" "$HAWKBIT_URL/DEFAULT/controller/v1/$dev" >"$d/base.json" || true
+  mgmt GET "/targets/$dev" >"$d/target.json"
 done
 fleet_rc=0
 python3 - "$W" "$outcome" "${DEMO_EXPECT:-}" "${DEMO_FAIL_BOOT:-}" "${DEMO_FAIL_HEALTH:-}" "$VERSION" "${DEVS[@]}" <<'EOF' || fleet_rc=$?
@@ -451,10 +452,11 @@ def pct(xs, p):  # nearest rank
 print("download_duration_ms (telemetry): n=%d  P50=%s  P95=%s" % (len(dl), pct(dl, 50), pct(dl, 95)))
 print("errors by code (telemetry): %s" % (", ".join("%s=%d" % kv for kv in sorted(errors.items())) or "none"))
 for d in [x for x in (fail_boot, fail_health) if x in devs]:
-    code = open(os.path.join(w, d, "installedBase.code")).read().strip()
-    ib = load(d, "installedBase.json", default={}) or {}
+    links = sorted((load(d, "base.json", default={}) or {}).get("_links", {}))
+    t = load(d, "target.json", default={}) or {}
     print("%s: last feedback %s" % (d, load(d, "last-status.json")))
-    print("%s: DDI installedBase: HTTP %s %s" % (d, code, json.dumps(ib)[:200]))
+    print("%s: hawkBit updateStatus=%s; DDI base poll links: %s%s" % (d, t.get("updateStatus"), ", ".join(links) or "none",
+          "" if "installedBase" in links else " (no installedBase: nothing was ever installed successfully)"))
 print("==============================================================================")
 if not expect:
     sys.exit(0)
