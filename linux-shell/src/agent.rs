@@ -804,6 +804,9 @@ impl Agent<'_> {
             .map_err(|e| format!("{}: {e} ({})", a.filename, e.as_str()))?;
         tracing::info!("{}: size and checksum OK", a.filename);
         self.files.insert(key, path);
+        // A file verified after a restart was not downloaded by this run: the install needs
+        // its spec too (power cut during the install).
+        self.specs.insert(key, spec);
         Ok(())
     }
 

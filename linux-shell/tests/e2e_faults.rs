@@ -1,0 +1,591 @@
+//! End to end under faults: hawkbit-sim (in process) + real RAUC 1.8 (private bus) + real
+//! mosquitto + the `eyas` binary. Each scenario checks the final hawkBit action (status and
+//! messages through the Sim API), the slot contents and the telemetry sequence.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{Broker, Observer, TOKEN};
+use common::rauc_sandbox::RaucSandbox;
+use eyas_core::record::{Phase, Record};
+use hil_tests::sim::{Faults, Sim, SimConfig, SimHandle};
+
+const COMPATIBLE: &str = "ota-agent-test";
+
+fn config(
+    dir: &Path,
+    port: u16,
+    target: &str,
+    token: &str,
+    mqtt_port: u16,
+    client_extra: &str,
+    eyas_extra: &str,
+) -> PathBuf {
+    let path = dir.join("eyas.conf");
+    std::fs::create_dir_all(dir.join("dl")).expect("mkdir");
+    std::fs::write(
+        &path,
+        format!(
+            "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
+             bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n{client_extra}\
+             [device]\nproduct=eyas-e2e\nhw_revision=1\n\
+             [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt_port}\nmqtt_access_token={TOKEN}\n{eyas_extra}",
+            d = dir.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Starts `eyas` (`-r` when `run_once`) with its stderr in `<conf>.stderr.<n>`.
+fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, n: u32) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
+    if run_once {
+        cmd.arg("-r");
+    }
+    cmd.arg("-d")
+        .arg("-c")
+        .arg(conf)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log_path(conf, n)).expect("stderr file"))
+        .spawn()
+        .expect("run eyas")
+}
+
+fn log_path(conf: &Path, n: u32) -> PathBuf {
+    conf.with_extension(format!("stderr.{n}"))
+}
+
+fn log_of(conf: &Path, n: u32) -> String {
+    std::fs::read_to_string(log_path(conf, n)).unwrap_or_default()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+/// Waits (bounded) for `child` to exit; kills it by pid and fails with its log otherwise.
+async fn wait_exit(mut child: Child, conf: &Path, n: u32, limit: Duration) -> Output {
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let stderr = std::fs::read(log_path(conf, n)).unwrap_or_default();
+            eprintln!(
+                "--- eyas run {n} stderr ---\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+            return Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            };
+        }
+        if started.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "eyas run {n} did not finish within {limit:?}:\n{}",
+                log_of(conf, n)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run_once(conf: &Path, bus: &str, n: u32) -> Output {
+    wait_exit(
+        spawn_eyas(conf, bus, true, n),
+        conf,
+        n,
+        Duration::from_secs(120),
+    )
+    .await
+}
+
+/// Polls `f` every 50 ms without blocking the runtime the simulator runs on.
+async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+fn record(work: &Path) -> Option<Record> {
+    std::fs::read(work.join("record.bin"))
+        .ok()
+        .and_then(|b| Record::decode(&b).ok())
+}
+
+/// The `ota_status` values of the telemetry lines, consecutive repeats folded, plus a check that
+/// the time stamps never go backwards (the sequence arrived in order).
+fn statuses(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut last_ts = 0u64;
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("telemetry {l:?}: {e}"));
+        let ts = v["ts"].as_u64().expect("ts");
+        assert!(ts >= last_ts, "telemetry out of order: {lines:#?}");
+        last_ts = ts;
+        if let Some(s) = v["values"]["ota_status"].as_str()
+            && out.last().map(String::as_str) != Some(s)
+        {
+            out.push(s.to_owned());
+        }
+    }
+    out
+}
+
+fn wait_statuses(observer: &Observer, want: &[&str], limit: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    let ok = (|| {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            seen = statuses(&observer.lines());
+            if seen.len() >= want.len() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    })();
+    assert!(ok, "telemetry {seen:?}, want {want:?}");
+    assert_eq!(
+        seen,
+        want,
+        "telemetry sequence:\n{}",
+        observer.lines().join("\n")
+    );
+    seen
+}
+
+/// One OS module with `bundle` as its artifact, assigned to a new target `target`.
+fn deploy(sim: &SimHandle, target: &str, version: &str, bundle: &Path) -> (String, u64) {
+    let token = sim.create_target(target, None).expect("target");
+    let sm = sim
+        .create_software_module("rootfs", version, "os")
+        .expect("module");
+    let name = bundle
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    sim.add_artifact_file(sm, &name, bundle).expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", version, "os", &[sm])
+        .expect("ds");
+    let action = sim.assign(target, ds, Default::default()).expect("assign");
+    (token, action)
+}
+
+fn file_digest(p: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(p).expect("read")).to_vec()
+}
+
+/// After run 1 installed into slot B: "reboot" into B and run once more; the action must end
+/// `finished` with the boot message.
+async fn reboot_and_confirm(
+    sb: &mut RaucSandbox,
+    sim: &SimHandle,
+    action: u64,
+    conf: &Path,
+    n: u32,
+) {
+    sb.reboot_into("B");
+    let out = run_once(conf, &sb.bus_address, n).await;
+    assert_eq!(out.status.code(), Some(0), "post-reboot run");
+    wait_until("the action to finish", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("finished")
+    })
+    .await;
+    let messages = sim.action_messages(action).join("\n");
+    assert!(messages.contains("booted"), "{messages}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_refuses_a_corrupt_bundle_with_a_matching_hash() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    // Overwrite 4 bytes inside the signed payload (real-peers.md §2.6) *before* uploading: the
+    // server's hashes are those of the corrupt file, so only RAUC's signature check can catch it.
+    let bundle = sb.bundle_with_filler("v110", "1.1.0", COMPATIBLE, 200_000);
+    let mut bytes = std::fs::read(&bundle).expect("read");
+    let at = bytes.len() / 3;
+    bytes[at..at + 4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let corrupt = sb.path().join("corrupt.raucb");
+    std::fs::write(&corrupt, &bytes).expect("write");
+    let (token, action) = deploy(&sim, "dev-corrupt", "1.1.0", &corrupt);
+    let slot_b_before = file_digest(&sb.slot_b);
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-corrupt",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(1), "a refused bundle fails the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("size and checksum OK"), "{stderr}");
+    wait_until("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    })
+    .await;
+    let messages = sim.action_messages(action).join("\n");
+    assert!(
+        messages.contains("signature verification failed"),
+        "RAUC's LastError reaches hawkBit: {messages}"
+    );
+    assert_eq!(file_digest(&sb.slot_b), slot_b_before, "slot B untouched");
+    assert!(
+        !sb.bootloader_calls().contains("set-primary"),
+        "{}",
+        sb.bootloader_calls()
+    );
+    assert!(
+        record(work.path()).is_none(),
+        "record cleared after the final report"
+    );
+    let seen = wait_statuses(
+        &observer,
+        &["downloading", "installing", "failure"],
+        Duration::from_secs(10),
+    );
+    let all = observer.lines().join("\n");
+    assert!(
+        all.contains("signature verification failed"),
+        "{seen:?}\n{all}"
+    );
+    sim.shutdown().await;
+}
+
+/// The artifact GETs of the request log: (Range header, status).
+fn artifact_gets(sim: &SimHandle) -> Vec<(Option<String>, u16)> {
+    sim.request_log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/artifacts/"))
+        .map(|r| (r.range, r.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_burst_is_backed_off_and_the_update_completes() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle("v110", "1.1.0", COMPATIBLE);
+    let (token, action) = deploy(&sim, "dev-5xx", "1.1.0", &bundle);
+    // Every DDI request of this target answers 503 until the burst is over.
+    sim.set_target_faults(
+        Some("dev-5xx"),
+        Faults {
+            error_rate: 1.0,
+            error_status: Some(503),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-5xx",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let text = std::fs::read_to_string(&conf)
+        .expect("read")
+        .replace("retry_wait=5\n", "retry_wait=2\n");
+    std::fs::write(&conf, text).expect("write");
+    // The service (not run-once): it must ride out the burst on its own.
+    let eyas = spawn_eyas(&conf, &sb.bus_address, false, 1);
+    let injected = || {
+        sim.request_log()
+            .into_iter()
+            .filter(|r| r.injected && r.path.contains("dev-5xx"))
+            .map(|r| r.at_ms)
+            .collect::<Vec<_>>()
+    };
+    wait_until("three injected 503s", Duration::from_secs(30), || {
+        injected().len() >= 3
+    })
+    .await;
+    sim.set_target_faults(Some("dev-5xx"), Faults::default());
+    let during = injected();
+    wait_until("the install into slot B", Duration::from_secs(60), || {
+        record(work.path()).is_some_and(|r| r.phase == Phase::Rebooting)
+    })
+    .await;
+    signal(&eyas, "-TERM");
+    let out = wait_exit(eyas, &conf, 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "SIGTERM ends the service cleanly"
+    );
+    // Backed off: retry_wait=2 caps the backoff at 2 s (50–100 % jitter); no hammering.
+    for w in during.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            (900..=5_000).contains(&gap),
+            "gap {gap} ms between 503 retries: {during:?}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hawkBit answered 503"), "{stderr}");
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    assert_eq!(
+        sim.action_status(action).as_deref(),
+        Some("running"),
+        "no success before the reboot"
+    );
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 2).await;
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_queued_while_the_broker_is_down_arrives_in_order() {
+    let mut sb = RaucSandbox::start();
+    let mut broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", COMPATIBLE, 2_500_000);
+    let (token, action) = deploy(&sim, "dev-nobroker", "1.2.0", &bundle);
+    // ~10 s of download, so the broker can come back while the update runs.
+    sim.set_target_faults(
+        Some("dev-nobroker"),
+        Faults {
+            bandwidth_bytes_per_sec: Some(250_000),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-nobroker",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    broker.down();
+    let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
+    let partial = work.path().join("dl/big.raucb");
+    wait_until(
+        "the download to pass 300 kB",
+        Duration::from_secs(30),
+        || std::fs::metadata(&partial).is_ok_and(|m| m.len() > 300_000),
+    )
+    .await;
+    let back_at = telemetry_now_ms();
+    broker.up();
+    let out = wait_exit(eyas, &conf, 1, Duration::from_secs(120)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a broker outage never blocks an update"
+    );
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 2).await;
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(20),
+    );
+    let early = observer
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["ts"].as_u64().is_some_and(|ts| ts < back_at))
+        .count();
+    assert!(
+        early >= 2,
+        "messages from the outage were queued and delivered: {:#?}",
+        observer.lines()
+    );
+    sim.shutdown().await;
+}
+
+fn telemetry_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cut_during_download_resumes_by_range_after_restart() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", COMPATIBLE, 2_500_000);
+    let size = std::fs::metadata(&bundle).expect("bundle").len();
+    let (token, action) = deploy(&sim, "dev-cut9", "1.2.0", &bundle);
+    sim.set_target_faults(
+        Some("dev-cut9"),
+        Faults {
+            bandwidth_bytes_per_sec: Some(250_000),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cut9",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
+    wait_until(
+        "a download checkpoint in the record",
+        Duration::from_secs(30),
+        || {
+            record(work.path())
+                .is_some_and(|r| r.phase == Phase::Downloading && r.resume_offset > 0)
+        },
+    )
+    .await;
+    // Power cut: eyas and RAUC die at once.
+    signal(&eyas, "-KILL");
+    let out = wait_exit(eyas, &conf, 1, Duration::from_secs(10)).await;
+    assert_eq!(out.status.code(), None, "killed by SIGKILL");
+    sb.reboot_into("A");
+    let rec = record(work.path()).expect("record survives");
+    let partial = work.path().join("dl/big.raucb");
+    let kept = std::fs::metadata(&partial).expect("partial file").len();
+    assert!(
+        rec.resume_offset > 0 && rec.resume_offset <= kept && kept < size,
+        "checkpoint {} bytes, file {kept} of {size}",
+        rec.resume_offset
+    );
+    assert_eq!(sim.action_status(action).as_deref(), Some("running"));
+    sim.set_target_faults(Some("dev-cut9"), Faults::default());
+    sim.clear_request_log();
+
+    let out = run_once(&conf, &sb.bus_address, 2).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the restarted run completes the install"
+    );
+    let gets = artifact_gets(&sim);
+    assert_eq!(
+        gets,
+        vec![(Some(format!("bytes={}-", rec.resume_offset)), 206)],
+        "one GET, resumed by range from the checkpoint"
+    );
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 3).await;
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cut_during_install_installs_again_after_restart() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle("v110", "1.1.0", COMPATIBLE);
+    let (token, action) = deploy(&sim, "dev-cutinstall", "1.1.0", &bundle);
+    // Hold RAUC inside the install: the first `set-primary` (after the slot was written, before
+    // it is activated) waits for the power cut instead of answering.
+    let bl = sb.bootloader_dir.clone();
+    let script = sb.path().join("bootloader.sh");
+    let text = std::fs::read_to_string(&script).expect("script").replacen(
+        "case \"$1\" in",
+        "if [ \"$1\" = set-primary ] && [ -e $d/hold ]; then rm -f $d/hold; \
+         while [ ! -e $d/cut ]; do sleep 0.1; done; exit 1; fi\ncase \"$1\" in",
+        1,
+    );
+    std::fs::write(&script, text).expect("script");
+    std::fs::write(bl.join("hold"), "").expect("hold");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cutinstall",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
+    wait_until(
+        "RAUC to be inside the install",
+        Duration::from_secs(60),
+        || sb.bootloader_calls().contains("set-primary"),
+    )
+    .await;
+    assert_eq!(
+        record(work.path()).map(|r| r.phase),
+        Some(Phase::Installing),
+        "the record says an install is under way"
+    );
+    // Power cut: eyas and RAUC die mid-install, the device comes up in slot A again.
+    signal(&eyas, "-KILL");
+    let out = wait_exit(eyas, &conf, 1, Duration::from_secs(10)).await;
+    assert_eq!(out.status.code(), None, "killed by SIGKILL");
+    sb.reboot_into("A");
+    std::fs::write(bl.join("cut"), "").expect("cut");
+    assert_eq!(sim.action_status(action).as_deref(), Some("running"));
+    assert!(!std::fs::read_to_string(bl.join("primary")).is_ok_and(|p| p.contains('B')));
+
+    let out = run_once(&conf, &sb.bus_address, 2).await;
+    assert_eq!(out.status.code(), Some(0), "installed again after the cut");
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    assert_eq!(
+        record(work.path()).map(|r| (r.phase, r.attempt)),
+        Some((Phase::Rebooting, 2)),
+        "second attempt, waiting for the reboot"
+    );
+    assert_eq!(
+        sim.action_status(action).as_deref(),
+        Some("running"),
+        "no success before the reboot"
+    );
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 3).await;
+    let messages = sim.action_messages(action).join("\n");
+    assert!(!messages.contains("interrupted"), "{messages}");
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
