@@ -751,3 +751,144 @@ fn chunk_encrypted_flag_and_empty_artifacts() {
     assert!(app_chunk.get("encrypted").is_none(), "{app_chunk}");
     assert_eq!(app_chunk["artifacts"], json!([]), "artifacts may be []");
 }
+
+#[test]
+fn custom_module_and_set_types_become_ddi_parts() {
+    let fx = Fx::new();
+    // The built-in types are listed like hawkBit's tenant defaults.
+    let r = fx.mgmt("GET", "/softwaremoduletypes", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let keys: Vec<String> = r.json()["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["os", "runtime", "application"]);
+    let os_type = r.json()["content"][0]["id"].as_u64().unwrap();
+    assert_eq!(r.json()["content"][0]["maxAssignments"], 1);
+    // A module of an unknown type is refused until the type exists.
+    let config_sm = json!([{"name": "settings", "version": "7", "type": "config"}]);
+    assert_eq!(
+        fx.mgmt("POST", "/softwaremodules", Some(config_sm.clone()))
+            .status,
+        404
+    );
+    let r = fx.mgmt(
+        "POST",
+        "/softwaremoduletypes",
+        Some(json!([{"key": "config", "name": "Configuration", "description": "files", "maxAssignments": 1}])),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()[0]["key"], "config");
+    let config_type = r.json()[0]["id"].as_u64().unwrap();
+    assert_eq!(
+        fx.mgmt("GET", &format!("/softwaremoduletypes/{config_type}"), None)
+            .json()["name"],
+        "Configuration"
+    );
+    assert_eq!(
+        fx.mgmt(
+            "POST",
+            "/softwaremoduletypes",
+            Some(json!([{"key": "config", "name": "Other"}]))
+        )
+        .status,
+        409
+    );
+    // DS types reference module types by id (hawkBit's body shape).
+    assert_eq!(
+        fx.mgmt(
+            "POST",
+            "/distributionsettypes",
+            Some(json!([{"key": "x", "name": "X", "mandatorymodules": [{"id": 999}]}]))
+        )
+        .status,
+        404
+    );
+    let r = fx.mgmt(
+        "POST",
+        "/distributionsettypes",
+        Some(json!([{"key": "os_config", "name": "OS with config",
+            "mandatorymodules": [{"id": os_type}], "optionalmodules": [{"id": config_type}]}])),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ds_type = r.json()[0]["id"].as_u64().unwrap();
+    assert_eq!(
+        fx.mgmt("GET", &format!("/distributionsettypes/{ds_type}"), None)
+            .json()["key"],
+        "os_config"
+    );
+    let r = fx.mgmt("POST", "/softwaremodules", Some(config_sm));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let cfg = r.json()[0]["id"].as_u64().unwrap();
+    let cfg2 = fx
+        .mgmt(
+            "POST",
+            "/softwaremodules",
+            Some(json!([{"name": "settings", "version": "8", "type": "config"}])),
+        )
+        .json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    let os = fx
+        .mgmt(
+            "POST",
+            "/softwaremodules",
+            Some(json!([{"name": "rootfs", "version": "2", "type": "os"}])),
+        )
+        .json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    // The default os_app type does not take config modules; maxAssignments holds.
+    let ds = |name: &str, ty: &str, mods: &[u64]| {
+        let mods: Vec<_> = mods.iter().map(|m| json!({"id": m})).collect();
+        fx.mgmt(
+            "POST",
+            "/distributionsets",
+            Some(json!([{"name": name, "version": "1", "type": ty, "modules": mods}])),
+        )
+    };
+    assert_eq!(ds("a", "os_app", &[os, cfg]).status, 400);
+    assert_eq!(ds("b", "os_config", &[os, cfg, cfg2]).status, 400);
+    let r = ds("c", "os_config", &[cfg]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json()[0]["complete"],
+        false,
+        "the mandatory os module is missing"
+    );
+    let r = ds("d", "os_config", &[os, cfg]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()[0]["complete"], true);
+    assert_eq!(r.json()[0]["typeName"], "OS with config");
+    let set = r.json()[0]["id"].as_u64().unwrap();
+    // The device sees one chunk per module, the custom type key as `part`.
+    let sim = fx.sim();
+    let token = sim.create_target("dev-types", None).unwrap();
+    let action = sim.assign("dev-types", set, Default::default()).unwrap();
+    let r = fx.ddi_get("dev-types", &token, &format!("/deploymentBase/{action}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut parts: Vec<String> = r.json()["deployment"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["part"].as_str().unwrap().to_owned())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["config", "os"]);
+    // The same through the library API.
+    sim.create_software_module_type("bootloader", "Bootloader", 1)
+        .unwrap();
+    sim.create_distribution_set_type("os_bl", "OS with bootloader", &["os", "bootloader"], &[])
+        .unwrap();
+    let bl = sim
+        .create_software_module("uboot", "2024.01", "bootloader")
+        .unwrap();
+    assert!(
+        sim.create_distribution_set_type("bad", "Bad", &["nope"], &[])
+            .is_err()
+    );
+    sim.create_distribution_set("e", "1", "os_bl", &[os, bl])
+        .unwrap();
+}

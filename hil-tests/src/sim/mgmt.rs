@@ -21,8 +21,8 @@ use super::http::{
     Warnings, base_url, base64_decode, check_json_ct, json_get, json_resp, parse_body,
 };
 use super::model::{
-    Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, Failure, Metadata,
-    Res, Rollout, SoftwareModule, State, Target, parse_polling,
+    Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, DsType, Failure,
+    Metadata, Res, Rollout, SmType, SoftwareModule, State, Target, parse_polling,
 };
 use super::time::now_ms;
 
@@ -55,6 +55,16 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
             "/rest/v1/softwaremodules/{id}/metadata",
             get(sm_metadata_list).post(sm_metadata_create),
         )
+        .route(
+            "/rest/v1/softwaremoduletypes",
+            get(sm_type_list).post(sm_type_create),
+        )
+        .route("/rest/v1/softwaremoduletypes/{id}", get(sm_type_get))
+        .route(
+            "/rest/v1/distributionsettypes",
+            get(ds_type_list).post(ds_type_create),
+        )
+        .route("/rest/v1/distributionsettypes/{id}", get(ds_type_get))
         .route("/rest/v1/distributionsets", get(ds_list).post(ds_create))
         .route("/rest/v1/distributionsets/{id}", get(ds_get))
         .route(
@@ -245,7 +255,7 @@ pub fn create_module(
     encrypted: bool,
     now: i64,
 ) -> Res<u64> {
-    if !matches!(kind, "os" | "application" | "runtime") {
+    if !st.sm_types.contains_key(kind) {
         return Err(Failure::not_found(format!(
             "software module type '{kind}' does not exist; the default types are 'os' and 'application'"
         )));
@@ -658,6 +668,204 @@ async fn upload_inner(
     ))
 }
 
+// ------------------------------------------------------------------ module and set types
+
+fn sm_type_json(b: &str, t: &SmType) -> Value {
+    merge(
+        json!({
+            "id": t.id, "key": t.key, "name": t.name, "description": t.description,
+            "maxAssignments": t.max_assignments, "deleted": false,
+            "_links": { "self": { "href": format!("{b}/softwaremoduletypes/{}", t.id) } }
+        }),
+        audit(t.created_at, t.created_at),
+    )
+}
+
+fn ds_type_json(b: &str, t: &DsType) -> Value {
+    merge(
+        json!({
+            "id": t.id, "key": t.key, "name": t.name, "description": t.description, "deleted": false,
+            "_links": {
+                "self": { "href": format!("{b}/distributionsettypes/{}", t.id) },
+                "mandatorymodules": { "href": format!("{b}/distributionsettypes/{}/mandatorymoduletypes", t.id) },
+                "optionalmodules": { "href": format!("{b}/distributionsettypes/{}/optionalmoduletypes", t.id) },
+            }
+        }),
+        audit(t.created_at, t.created_at),
+    )
+}
+
+async fn sm_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"key":"config","name":"Configuration","maxAssignments":1}]"#,
+        )?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            let o = obj(it, "software module type")?;
+            w.unknown_fields(
+                "softwaremoduletype",
+                o,
+                &["key", "name", "description", "colour", "maxAssignments"],
+                &[("type", "key"), ("max", "maxAssignments")],
+            );
+            let max = match opt_i64(o, "maxAssignments", "softwaremoduletype")? {
+                None => 1,
+                Some(n) => u32::try_from(n).map_err(|_| {
+                    Failure::bad("softwaremoduletype: 'maxAssignments' must be at least 1")
+                })?,
+            };
+            let key = req_str(o, "key", "softwaremoduletype")?;
+            st.add_sm_type(
+                key,
+                req_str(o, "name", "softwaremoduletype")?,
+                opt_str(o, "description", "softwaremoduletype")?.unwrap_or(""),
+                max,
+                now,
+            )?;
+            created.push(key.to_owned());
+        }
+        let b = base(&headers, &sh);
+        let out: Vec<Value> = created
+            .iter()
+            .filter_map(|k| st.sm_types.get(k))
+            .map(|t| sm_type_json(&b, t))
+            .collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
+async fn sm_type_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        let mut types: Vec<&SmType> = st.sm_types.values().collect();
+        types.sort_by_key(|t| t.id);
+        Ok(json_get(
+            &headers,
+            &page(types.into_iter().map(|t| sm_type_json(&b, t)).collect(), &q)?,
+        ))
+    })())
+}
+
+async fn sm_type_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let id = id_of(&id, "software module type")?;
+        let st = sh.state();
+        let t =
+            st.sm_types.values().find(|t| t.id == id).ok_or_else(|| {
+                Failure::not_found(format!("software module type {id} not found"))
+            })?;
+        Ok(json_get(&headers, &sm_type_json(&base(&headers, &sh), t)))
+    })())
+}
+
+/// `[{"id":7}, …]` of module type ids → their keys.
+fn module_type_keys(st: &State, o: &Map<String, Value>, field: &str) -> Res<Vec<String>> {
+    let Some(v) = o.get(field).filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        Failure::bad(format!(
+            "distributionsettype: '{field}' must be an array like [{{\"id\":1}}]"
+        ))
+    };
+    let mut keys = Vec::new();
+    for m in v.as_array().ok_or_else(bad)? {
+        let id = m.get("id").and_then(Value::as_u64).ok_or_else(bad)?;
+        let t =
+            st.sm_types.values().find(|t| t.id == id).ok_or_else(|| {
+                Failure::not_found(format!("software module type {id} not found"))
+            })?;
+        keys.push(t.key.clone());
+    }
+    Ok(keys)
+}
+
+async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
+    done((|| {
+        check_json_ct(&headers)?;
+        let items = expect_array(
+            parse_body(&body)?,
+            r#"[{"key":"os_config","name":"OS with config","mandatorymodules":[{"id":1}],"optionalmodules":[{"id":7}]}]"#,
+        )?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            let o = obj(it, "distribution set type")?;
+            w.unknown_fields(
+                "distributionsettype",
+                o,
+                &[
+                    "key",
+                    "name",
+                    "description",
+                    "colour",
+                    "mandatorymodules",
+                    "optionalmodules",
+                ],
+                &[
+                    ("mandatoryModules", "mandatorymodules"),
+                    ("optionalModules", "optionalmodules"),
+                ],
+            );
+            let mandatory = module_type_keys(&st, o, "mandatorymodules")?;
+            let optional = module_type_keys(&st, o, "optionalmodules")?;
+            let m: Vec<&str> = mandatory.iter().map(String::as_str).collect();
+            let op: Vec<&str> = optional.iter().map(String::as_str).collect();
+            let key = req_str(o, "key", "distributionsettype")?;
+            st.add_ds_type(
+                key,
+                req_str(o, "name", "distributionsettype")?,
+                opt_str(o, "description", "distributionsettype")?.unwrap_or(""),
+                &m,
+                &op,
+                now,
+            )?;
+            created.push(key.to_owned());
+        }
+        let b = base(&headers, &sh);
+        let out: Vec<Value> = created
+            .iter()
+            .filter_map(|k| st.ds_types.get(k))
+            .map(|t| ds_type_json(&b, t))
+            .collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
+async fn ds_type_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        let mut types: Vec<&DsType> = st.ds_types.values().collect();
+        types.sort_by_key(|t| t.id);
+        Ok(json_get(
+            &headers,
+            &page(types.into_iter().map(|t| ds_type_json(&b, t)).collect(), &q)?,
+        ))
+    })())
+}
+
+async fn ds_type_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    done((|| {
+        let id = id_of(&id, "distribution set type")?;
+        let st = sh.state();
+        let t =
+            st.ds_types.values().find(|t| t.id == id).ok_or_else(|| {
+                Failure::not_found(format!("distribution set type {id} not found"))
+            })?;
+        Ok(json_get(&headers, &ds_type_json(&base(&headers, &sh), t)))
+    })())
+}
+
 // ------------------------------------------------------------------ distribution sets
 
 /// Creates a distribution set (shared with the programmatic API).
@@ -672,21 +880,21 @@ pub fn create_ds(
     rms: bool,
     now: i64,
 ) -> Res<u64> {
-    if !matches!(kind, "os" | "app" | "os_app") {
+    let Some(ds_type) = st.ds_types.get(kind) else {
         return Err(Failure::not_found(format!(
             "distribution set type '{kind}' does not exist; default types are os, app, os_app"
         )));
-    }
+    };
     for m in modules {
         let sm = st
             .modules
             .get(m)
             .ok_or_else(|| Failure::not_found(format!("software module {m} not found")))?;
-        let allowed = match kind {
-            "os" => sm.kind == "os",
-            "app" => sm.kind == "application",
-            _ => sm.kind == "os" || sm.kind == "application",
-        };
+        let allowed = ds_type
+            .mandatory
+            .iter()
+            .chain(&ds_type.optional)
+            .any(|k| *k == sm.kind);
         if !allowed {
             return Err(Failure::bad(format!(
                 "software module {m} of type '{}' is not allowed in a DS of type '{kind}'",
@@ -694,15 +902,21 @@ pub fn create_ds(
             )));
         }
     }
-    if modules
-        .iter()
-        .filter(|m| st.modules.get(m).is_some_and(|x| x.kind == "os"))
-        .count()
-        > 1
-    {
-        return Err(Failure::bad(
-            "a distribution set can hold at most one 'os' module",
-        ));
+    for t in st.sm_types.values() {
+        let n = modules
+            .iter()
+            .filter(|m| st.modules.get(m).is_some_and(|x| x.kind == t.key))
+            .count();
+        if n > t.max_assignments as usize {
+            return Err(Failure::bad(if t.max_assignments == 1 {
+                format!("a distribution set can hold at most one '{}' module", t.key)
+            } else {
+                format!(
+                    "a distribution set can hold at most {} '{}' modules",
+                    t.max_assignments, t.key
+                )
+            }));
+        }
     }
     if st
         .sets
@@ -738,7 +952,7 @@ fn ds_json(st: &State, b: &str, d: &DistributionSet) -> Value {
     merge(
         json!({
             "id": d.id, "name": d.name, "version": d.version, "type": d.kind,
-            "typeName": match d.kind.as_str() { "os" => "OS only", "app" => "App(s) only", _ => "OS with app(s)" },
+            "typeName": st.ds_types.get(&d.kind).map_or(d.kind.as_str(), |t| t.name.as_str()),
             "description": d.description, "complete": complete, "valid": true, "locked": d.locked, "deleted": false,
             "requiredMigrationStep": d.required_migration_step,
             "modules": d.modules.iter().filter_map(|m| st.modules.get(m)).map(|m| sm_json(b, m)).collect::<Vec<_>>(),

@@ -553,7 +553,30 @@ impl SimHandle {
         }
         res
     }
-    /// Creates a distribution set (`kind` `os`, `app` or `os_app`).
+    /// Creates a software-module type like `POST /rest/v1/softwaremoduletypes`; its key is the
+    /// DDI chunk `part` of its modules (e.g. `config`). Returns the type id.
+    pub fn create_software_module_type(
+        &self,
+        key: &str,
+        name: &str,
+        max_assignments: u32,
+    ) -> Result<u64, Failure> {
+        let now = time::now_ms();
+        self.with_state(|s| s.add_sm_type(key, name, "", max_assignments, now))
+    }
+    /// Creates a distribution-set type like `POST /rest/v1/distributionsettypes`, naming the
+    /// module type keys a set must (`mandatory`) and may (`optional`) hold. Returns the type id.
+    pub fn create_distribution_set_type(
+        &self,
+        key: &str,
+        name: &str,
+        mandatory: &[&str],
+        optional: &[&str],
+    ) -> Result<u64, Failure> {
+        let now = time::now_ms();
+        self.with_state(|s| s.add_ds_type(key, name, "", mandatory, optional, now))
+    }
+    /// Creates a distribution set (`kind` `os`, `app`, `os_app` or a created type's key).
     pub fn create_distribution_set(
         &self,
         name: &str,

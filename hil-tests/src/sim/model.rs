@@ -320,6 +320,42 @@ pub struct SoftwareModule {
     pub locked: bool,
 }
 
+/// A software-module type (`softwaremoduletypes`): the key is the DDI chunk `part`.
+#[derive(Debug, Clone)]
+pub struct SmType {
+    /// Id.
+    pub id: u64,
+    /// Key (`os`, `application`, `runtime`, or a custom one such as `config`).
+    pub key: String,
+    /// Display name (`typeName` of its modules).
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// How many modules of this type one distribution set may hold.
+    pub max_assignments: u32,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// A distribution-set type (`distributionsettypes`): which module types a set must and may hold.
+#[derive(Debug, Clone)]
+pub struct DsType {
+    /// Id.
+    pub id: u64,
+    /// Key (`os`, `app`, `os_app`, or a custom one).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Module type keys a complete set must hold.
+    pub mandatory: Vec<String>,
+    /// Module type keys a set may hold besides.
+    pub optional: Vec<String>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
 /// A distribution set.
 #[derive(Debug, Clone)]
 pub struct DistributionSet {
@@ -615,6 +651,11 @@ pub struct State {
     pub window_override: Option<WindowOverride>,
     /// Per-target maintenance-window override.
     pub window_override_target: BTreeMap<String, WindowOverride>,
+    /// Software-module types by key (built in: `os`, `runtime`, `application`).
+    pub sm_types: BTreeMap<String, SmType>,
+    /// Distribution-set types by key (built in: `os`, `os_app`, `app`).
+    pub ds_types: BTreeMap<String, DsType>,
+    next_type_id: u64,
     next_id: u64,
     next_seq: u64,
     rng: u64,
@@ -625,7 +666,7 @@ const SERVER: &str = "Update Server: ";
 impl State {
     /// Fresh tenant.
     pub fn new(tenant: &str, config: TenantConfig, limits: Limits, seed: u64) -> Self {
-        Self {
+        let mut st = Self {
             tenant: tenant.into(),
             config,
             limits,
@@ -638,10 +679,134 @@ impl State {
             groups: BTreeMap::new(),
             window_override: None,
             window_override_target: BTreeMap::new(),
+            sm_types: BTreeMap::new(),
+            ds_types: BTreeMap::new(),
+            next_type_id: 1,
             next_id: 1,
             next_seq: 1,
             rng: seed | 1,
+        };
+        // hawkBit's default tenant types (ddi-api.md §2): `os` at most once per set,
+        // `application` unlimited; `runtime` (DDI part `jvm`) belongs to no default set type.
+        for (key, name, max) in [
+            ("os", "OS", 1),
+            ("runtime", "runtime", 1),
+            ("application", "Application", u32::MAX),
+        ] {
+            let _ = st.add_sm_type(key, name, "", max, 0);
         }
+        for (key, name, mandatory, optional) in [
+            ("os", "OS only", &["os"][..], &[][..]),
+            (
+                "os_app",
+                "OS with app(s)",
+                &["os"][..],
+                &["application"][..],
+            ),
+            ("app", "App(s) only", &["application"][..], &[][..]),
+        ] {
+            let _ = st.add_ds_type(key, name, "", mandatory, optional, 0);
+        }
+        st
+    }
+
+    /// Adds a software-module type (`POST /rest/v1/softwaremoduletypes`); 409 for a used key or name.
+    pub fn add_sm_type(
+        &mut self,
+        key: &str,
+        name: &str,
+        description: &str,
+        max_assignments: u32,
+        now: i64,
+    ) -> Res<u64> {
+        if key.is_empty() || name.is_empty() {
+            return Err(Failure::bad(
+                "softwaremoduletype: 'key' and 'name' must not be empty",
+            ));
+        }
+        if max_assignments == 0 {
+            return Err(Failure::bad(
+                "softwaremoduletype: 'maxAssignments' must be at least 1",
+            ));
+        }
+        if self
+            .sm_types
+            .values()
+            .any(|t| t.key == key || t.name == name)
+        {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.repo.entitiyAlreadyExists",
+                format!("software module type with key '{key}' or name '{name}' already exists"),
+            ));
+        }
+        let id = self.next_type_id;
+        self.next_type_id += 1;
+        self.sm_types.insert(
+            key.into(),
+            SmType {
+                id,
+                key: key.into(),
+                name: name.into(),
+                description: description.into(),
+                max_assignments,
+                created_at: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Adds a distribution-set type (`POST /rest/v1/distributionsettypes`) over existing module
+    /// type keys; 404 for an unknown module type, 409 for a used key or name.
+    pub fn add_ds_type(
+        &mut self,
+        key: &str,
+        name: &str,
+        description: &str,
+        mandatory: &[&str],
+        optional: &[&str],
+        now: i64,
+    ) -> Res<u64> {
+        if key.is_empty() || name.is_empty() {
+            return Err(Failure::bad(
+                "distributionsettype: 'key' and 'name' must not be empty",
+            ));
+        }
+        if let Some(t) = mandatory
+            .iter()
+            .chain(optional)
+            .find(|t| !self.sm_types.contains_key(**t))
+        {
+            return Err(Failure::not_found(format!(
+                "software module type '{t}' does not exist"
+            )));
+        }
+        if self
+            .ds_types
+            .values()
+            .any(|t| t.key == key || t.name == name)
+        {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.repo.entitiyAlreadyExists",
+                format!("distribution set type with key '{key}' or name '{name}' already exists"),
+            ));
+        }
+        let id = self.next_type_id;
+        self.next_type_id += 1;
+        self.ds_types.insert(
+            key.into(),
+            DsType {
+                id,
+                key: key.into(),
+                name: name.into(),
+                description: description.into(),
+                mandatory: mandatory.iter().map(|t| (*t).to_owned()).collect(),
+                optional: optional.iter().map(|t| (*t).to_owned()).collect(),
+                created_at: now,
+            },
+        );
+        Ok(id)
     }
 
     /// Next id (shared counter; hawkBit ids are per table but any unique number is fine).
@@ -944,11 +1109,9 @@ impl State {
                 .iter()
                 .any(|m| self.modules.get(m).is_some_and(|m| m.kind == k))
         };
-        match set.kind.as_str() {
-            "os" | "os_app" => has("os"),
-            "app" => has("application"),
-            _ => true,
-        }
+        self.ds_types
+            .get(&set.kind)
+            .is_none_or(|t| t.mandatory.iter().all(|k| has(k)))
     }
 
     fn new_action(
