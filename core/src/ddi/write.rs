@@ -82,18 +82,8 @@ impl<'b> W<'b> {
         self.raw("\"")
     }
 
-    pub(crate) fn u64(&mut self, mut n: u64) -> Result<(), WriteError> {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.raw(core::str::from_utf8(&tmp[i..]).unwrap_or("0"))
+    pub(crate) fn u64(&mut self, n: u64) -> Result<(), WriteError> {
+        self.raw(crate::text::Num::dec(n).as_str())
     }
 
     pub(crate) fn i64(&mut self, n: i64) -> Result<(), WriteError> {
