@@ -589,3 +589,126 @@ async fn power_cut_during_install_installs_again_after_restart() {
     );
     sim.shutdown().await;
 }
+
+/// An `os` module (RAUC bundle) plus a `config` module (a custom module type, as real hawkBit
+/// allows) in one distribution set; `[eyas] part.config.command` is a script that records its
+/// arguments and a copy of the file it got, then exits with `exit_code`.
+async fn two_chunks(
+    sb: &RaucSandbox,
+    sim: &SimHandle,
+    broker: &Broker,
+    target: &str,
+    exit_code: u8,
+) -> (u64, PathBuf, tempfile::TempDir, Vec<u8>) {
+    sim.create_software_module_type("config", "Configuration", 1)
+        .expect("config module type");
+    sim.create_distribution_set_type("os_config", "OS with config", &["os"], &["config"])
+        .expect("DS type");
+    let token = sim.create_target(target, None).expect("target");
+    let bundle = sb.bundle("v110", "1.1.0", COMPATIBLE);
+    let os = sim
+        .create_software_module("rootfs", "1.1.0", "os")
+        .expect("os module");
+    sim.add_artifact_file(os, "rootfs-1.1.0.raucb", &bundle)
+        .expect("bundle");
+    let settings = common::test_bytes(70_000, 7);
+    let cfg = sim
+        .create_software_module("settings", "7", "config")
+        .expect("config module");
+    sim.add_artifact_bytes(cfg, "settings-7.tar", &settings)
+        .expect("config artifact");
+    let ds = sim
+        .create_distribution_set("image", "1.1.0", "os_config", &[os, cfg])
+        .expect("ds");
+    let action = sim.assign(target, ds, Default::default()).expect("assign");
+    let work = tempfile::tempdir().expect("tmp");
+    let w = work.path().display();
+    let hook = work.path().join("apply-config.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {w}/hook-args\ncp \"$1\" {w}/hook-copy\nexit {exit_code}\n"
+        ),
+    )
+    .expect("hook");
+    common::run(Command::new("chmod").arg("+x").arg(&hook));
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        target,
+        &token,
+        broker.port,
+        "",
+        &format!(
+            "part.config.command={}\npart.config.timeout=30\n",
+            hook.display()
+        ),
+    );
+    (action, conf, work, settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn os_and_config_chunks_both_install_and_the_config_command_gets_its_file() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let (action, conf, work, settings) = two_chunks(&sb, &sim, &broker, "dev-2chunks", 0).await;
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(0), "install run");
+    let args = std::fs::read_to_string(work.path().join("hook-args")).expect("the hook ran");
+    assert_eq!(
+        args,
+        format!("{}\n", work.path().join("dl/settings-7.tar").display()),
+        "one argument: the config artifact"
+    );
+    assert_eq!(
+        std::fs::read(work.path().join("hook-copy")).expect("copy"),
+        settings,
+        "the hook got the verified file"
+    );
+    assert_eq!(
+        sb.slot_version(&sb.slot_b),
+        "1.1.0",
+        "the os chunk went to RAUC"
+    );
+    assert_eq!(
+        sim.action_status(action).as_deref(),
+        Some("running"),
+        "no success before the reboot"
+    );
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 2).await;
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_config_command_fails_the_action_before_the_os_is_touched() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let (action, conf, work, _) = two_chunks(&sb, &sim, &broker, "dev-2chunks-bad", 3).await;
+    let slot_b_before = file_digest(&sb.slot_b);
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(1), "the exit code decides");
+    assert!(work.path().join("hook-args").exists(), "the hook ran");
+    wait_until("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    })
+    .await;
+    let messages = sim.action_messages(action).join("\n");
+    assert!(messages.contains("exit status: 3"), "{messages}");
+    assert_eq!(file_digest(&sb.slot_b), slot_b_before, "slot B untouched");
+    assert!(!sb.bootloader_calls().contains("set-primary"));
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "failure"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
