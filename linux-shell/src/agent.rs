@@ -669,7 +669,9 @@ impl Agent<'_> {
         let status = match t.phase {
             TelemetryPhase::Idle
             | TelemetryPhase::WaitingConfirmation
-            | TelemetryPhase::AwaitingWindow => OtaStatus::Idle,
+            | TelemetryPhase::AwaitingWindow
+            // download-only: the DOWNLOADED sample was sent; nothing was updated
+            | TelemetryPhase::Downloaded => OtaStatus::Idle,
             TelemetryPhase::Downloading => OtaStatus::Downloading,
             TelemetryPhase::Installing => OtaStatus::Installing,
             TelemetryPhase::Rebooting => OtaStatus::Rebooting,
@@ -708,8 +710,12 @@ impl Agent<'_> {
                 return;
             }
         };
+        // Cut the file back to the checkpoint, never extend it: after a power cut the file can
+        // be shorter than the checkpoint (data not yet on disk), and zeros would fail the hash.
+        // The download then resumes from the bytes that are really there.
         if let Some(n) = a.range_start
             && let Ok(f) = std::fs::OpenOptions::new().write(true).open(&dest)
+            && f.metadata().is_ok_and(|m| m.len() > n)
         {
             let _ = f.set_len(n);
         }

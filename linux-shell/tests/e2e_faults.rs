@@ -442,15 +442,26 @@ fn telemetry_now_ms() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cut_during_download_resumes_by_range_after_restart() {
+    power_cut_during_download("dev-cut9", false).await;
+}
+
+/// The cut also loses file data that was not yet on disk: the partial file is shorter than the
+/// record's checkpoint. The restart must resume from what is really there, not from zeros.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cut_that_loses_unsynced_download_data_still_completes() {
+    power_cut_during_download("dev-cutlost", true).await;
+}
+
+async fn power_cut_during_download(target: &str, lose_unsynced: bool) {
     let mut sb = RaucSandbox::start();
     let broker = Broker::start();
     let observer = broker.observer();
     let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
     let bundle = sb.bundle_with_filler("big", "1.2.0", COMPATIBLE, 2_500_000);
     let size = std::fs::metadata(&bundle).expect("bundle").len();
-    let (token, action) = deploy(&sim, "dev-cut9", "1.2.0", &bundle);
+    let (token, action) = deploy(&sim, target, "1.2.0", &bundle);
     sim.set_target_faults(
-        Some("dev-cut9"),
+        Some(target),
         Faults {
             bandwidth_bytes_per_sec: Some(250_000),
             ..Faults::default()
@@ -460,7 +471,7 @@ async fn power_cut_during_download_resumes_by_range_after_restart() {
     let conf = config(
         work.path(),
         sim.addr().port(),
-        "dev-cut9",
+        target,
         &token,
         broker.port,
         "",
@@ -490,7 +501,18 @@ async fn power_cut_during_download_resumes_by_range_after_restart() {
         rec.resume_offset
     );
     assert_eq!(sim.action_status(action).as_deref(), Some("running"));
-    sim.set_target_faults(Some("dev-cut9"), Faults::default());
+    let resume_at = if lose_unsynced {
+        let short = rec.resume_offset / 2;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&partial)
+            .and_then(|f| f.set_len(short))
+            .expect("truncate");
+        short
+    } else {
+        rec.resume_offset
+    };
+    sim.set_target_faults(Some(target), Faults::default());
     sim.clear_request_log();
 
     let out = run_once(&conf, &sb.bus_address, 2).await;
@@ -502,7 +524,7 @@ async fn power_cut_during_download_resumes_by_range_after_restart() {
     let gets = artifact_gets(&sim);
     assert_eq!(
         gets,
-        vec![(Some(format!("bytes={}-", rec.resume_offset)), 206)],
+        vec![(Some(format!("bytes={resume_at}-")), 206)],
         "one GET, resumed by range from the checkpoint"
     );
     assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
