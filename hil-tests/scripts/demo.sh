@@ -187,7 +187,13 @@ real = sys.argv[1].split()
 sims = ['sim-%03d' % i for i in range(int(sys.argv[2]))]
 print(json.dumps([{'controllerId': t, 'name': t, 'securityToken': 'tok-' + t} for t in real + sims]))" "${DEVS[*]}" "$N_SIM")
 mgmt POST /targets "$body" >/dev/null
-say "hawkbit: hawkbit-sim on $HAWKBIT_URL, $N_REAL real + $N_SIM simulated targets registered"
+# factory image: every device left the factory with rootfs 1.0.0 (an offline assignment records it as installed)
+FSM=$(mgmt POST /softwaremodules '[{"name":"rootfs","version":"1.0.0","type":"os","vendor":"eyas"}]' | json_get .0.id)
+FDS=$(mgmt POST /distributionsets "[{\"name\":\"rootfs\",\"version\":\"1.0.0\",\"type\":\"os\",\"modules\":[{\"id\":$FSM}]}]" | json_get .0.id)
+for t in "${DEVS[@]}" $(seq -f 'sim-%03g' 0 $((N_SIM - 1))); do
+  mgmt POST "/targets/$t/assignedDS?offline=true" "{\"id\":$FDS}" >/dev/null
+done
+say "hawkbit: hawkbit-sim on $HAWKBIT_URL, $N_REAL real + $N_SIM simulated targets registered, factory rootfs 1.0.0 installed"
 "$BIN/sim-devices" --url "$HAWKBIT_URL" --prefix sim- --count "$N_SIM" --max-poll-ms 500 --work-ms 300 \
   --duration-secs $((TIMEOUT + 120)) >"$W/sim-devices.log" 2>&1 & PIDS+=($!)
 
@@ -276,6 +282,8 @@ for dev in "${DEVS[@]}"; do
   mkdir -p "$d/mnt" "$d/data" "$d/dl"
   mkfs.ext4 -q -F -L rootfs -d "$W/rootA" "$d/slotA.img" 8M >/dev/null
   truncate -s 8M "$d/slotB.img"
+  # RAUC's slot status as the factory left it: slot A holds the rootfs 1.0.0 bundle
+  printf '[slot.rootfs.0]\nbundle.compatible=eyas-demo\nbundle.version=1.0.0\nstatus=ok\n' >"$d/data/central.raucs"
   # redundant U-Boot env (two 16 KiB copies), as RAUC's U-Boot integration expects it
   printf 'BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n' >"$d/env.txt"
   mkenvimage -r -s 0x4000 -o "$d/copy.env" "$d/env.txt"
@@ -372,7 +380,7 @@ g = lambda name, pct, flt=None: dict({"name": name, "targetPercentage": pct,
     "errorCondition": {"condition": "THRESHOLD", "expression": "0"}}, **({"targetFilterQuery": flt} if flt else {}))
 print(json.dumps([g("canary", 100, "controllerid==dev-*"), g("wave-10pct", 10), g("wave-50pct", 50), g("wave-100pct", 100)]))')
 rc=0
-TARGET_FILTER='controllerid==dev-*,controllerid==sim-*' ROLLOUT_GROUPS_JSON=$groups ROLLOUT_TABLE=1 SUCCESS=100 ERROR=0 \
+DS_NAME=rootfs TARGET_FILTER='controllerid==dev-*,controllerid==sim-*' ROLLOUT_GROUPS_JSON=$groups ROLLOUT_TABLE=1 SUCCESS=100 ERROR=0 \
   WAIT_SECS=$TIMEOUT bash "$HERE/release.sh" "$BUNDLE" "$VERSION" 2>&1 | while IFS= read -r line; do say "$line"; done ||
   rc=${PIPESTATUS[0]}
 case $rc in
@@ -396,12 +404,18 @@ mgmt GET "/rollouts/$RO" >"$W/rollout.json"
 for dev in "${DEVS[@]}"; do
   d=$W/$dev
   fw_printenv -c "$d/fw_env.config" BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT >"$d/bootenv.txt" 2>&1 || true
-  mgmt GET "/targets/$dev/actions?limit=1" | json_get .content.0 >"$d/action.json"
+  # the rollout's action (after a fallback, eyas' installedBase PUT adds a newer offline action)
+  mgmt GET "/targets/$dev/actions?limit=50" | python3 -c '
+import json, sys
+acts = [a for a in json.load(sys.stdin)["content"] if str(a.get("rollout")) == sys.argv[1]]
+print(json.dumps(acts[0] if acts else {}))' "$RO" >"$d/action.json"
   aid=$(json_get .id <"$d/action.json")
   mgmt GET "/targets/$dev/actions/$aid/status?limit=1" | json_get .content.0.messages >"$d/last-status.json"
   # what the device sees: the base poll's links (installedBase appears once hawkBit has an installed DS)
   curl -sS -H "Authorization: TargetToken tok-$dev" "$HAWKBIT_URL/DEFAULT/controller/v1/$dev" >"$d/base.json" || true
   mgmt GET "/targets/$dev" >"$d/target.json"
+  ib=$(json_get ._links.installedBase.href <"$d/base.json" || true)
+  if [ -n "$ib" ]; then curl -sS -H "Authorization: TargetToken tok-$dev" "$ib" >"$d/installedBase.json" || true; fi
 done
 fleet_rc=0
 python3 - "$W" "$outcome" "${DEMO_EXPECT:-}" "${DEMO_FAIL_BOOT:-}" "${DEMO_FAIL_HEALTH:-}" "$VERSION" "${DEVS[@]}" <<'EOF' || fleet_rc=$?
@@ -455,8 +469,11 @@ for d in [x for x in (fail_boot, fail_health) if x in devs]:
     links = sorted((load(d, "base.json", default={}) or {}).get("_links", {}))
     t = load(d, "target.json", default={}) or {}
     print("%s: last feedback %s" % (d, load(d, "last-status.json")))
-    print("%s: hawkBit updateStatus=%s; DDI base poll links: %s%s" % (d, t.get("updateStatus"), ", ".join(links) or "none",
-          "" if "installedBase" in links else " (no installedBase: nothing was ever installed successfully)"))
+    ib = load(d, "installedBase.json", default={}) or {}
+    ibv = sorted({c.get("version") for c in ib.get("deployment", {}).get("chunks", [])})
+    info.setdefault("installedBase", {})[d] = ibv
+    print("%s: hawkBit updateStatus=%s; DDI installedBase: action %s, %s" % (d, t.get("updateStatus"), ib.get("id", "-"),
+          ", ".join("%s %s" % (c.get("name"), c.get("version")) for c in ib.get("deployment", {}).get("chunks", [])) or "none"))
 print("==============================================================================")
 if not expect:
     sys.exit(0)
@@ -467,6 +484,8 @@ for d in devs:
     s, a, env = info[d]
     if d == fail_boot:
         want = dict(ota="failure", slot="A", detail="error")
+        if s.get("sw_version") != "1.0.0" or info.get("installedBase", {}).get(d) != ["1.0.0"]:
+            bad.append("%s: after the fallback sw_version %s, installedBase %s, expected 1.0.0" % (d, s.get("sw_version"), info.get("installedBase", {}).get(d)))
         if env.get("BOOT_B_LEFT") != "0":
             bad.append("%s: BOOT_B_LEFT=%s, expected 0 (attempts used up)" % (d, env.get("BOOT_B_LEFT")))
     elif d == fail_health:

@@ -6,7 +6,7 @@
 # usage: release.sh BUNDLE [VERSION]
 # env:   HAWKBIT_URL   (default http://127.0.0.1:8080)   HAWKBIT_AUTH (default admin:admin)
 #        TARGET_FILTER (default controllerid==sim-*)   ROLLOUT_GROUPS 4   SUCCESS 95   ERROR 5
-#        ROLLOUT_TYPE  (default forced)   WAIT_SECS 300
+#        ROLLOUT_TYPE  (default forced)   WAIT_SECS 300   DS_NAME (default eyas-fw)   SM_NAME (default rootfs)
 #        ROLLOUT_GROUPS_JSON  explicit hawkBit 'groups' array (name, targetFilterQuery, targetPercentage, …)
 #                             instead of amountGroups=ROLLOUT_GROUPS
 #        ROLLOUT_TABLE=1      print the full group table (deploygroups?representation=full) on every change
@@ -27,8 +27,8 @@ TYPE=${ROLLOUT_TYPE:-forced} WAIT_SECS=${WAIT_SECS:-300}
 say() { echo "release: $*"; }
 
 # 1. software module (bulk create: the body is an array)
-SM=$(mgmt POST /softwaremodules "[{\"name\":\"rootfs\",\"version\":\"$VERSION\",\"type\":\"os\",\"vendor\":\"eyas\"}]" | json_get .0.id)
-say "software module $SM (rootfs $VERSION, type os)"
+SM=$(mgmt POST /softwaremodules "[{\"name\":\"${SM_NAME:-rootfs}\",\"version\":\"$VERSION\",\"type\":\"os\",\"vendor\":\"eyas\"}]" | json_get .0.id)
+say "software module $SM (${SM_NAME:-rootfs} $VERSION, type os)"
 
 # 2. upload the bundle as multipart part 'file'; the server verifies the SHA-256
 SHA256=$(sha256sum "$BUNDLE" | cut -d' ' -f1)
@@ -36,8 +36,8 @@ ART=$(curl -sSf -u "$HAWKBIT_AUTH" -F "file=@$BUNDLE" "$HAWKBIT_URL/rest/v1/soft
 say "uploaded $(echo "$ART" | json_get .providedFilename) ($(echo "$ART" | json_get .size) bytes, sha256 $SHA256)"
 
 # 3. distribution set of type os with that module
-DS=$(mgmt POST /distributionsets "[{\"name\":\"eyas-fw\",\"version\":\"$VERSION\",\"type\":\"os\",\"modules\":[{\"id\":$SM}]}]" | json_get .0.id)
-say "distribution set $DS (eyas-fw $VERSION)"
+DS=$(mgmt POST /distributionsets "[{\"name\":\"${DS_NAME:-eyas-fw}\",\"version\":\"$VERSION\",\"type\":\"os\",\"modules\":[{\"id\":$SM}]}]" | json_get .0.id)
+say "distribution set $DS (${DS_NAME:-eyas-fw} $VERSION)"
 
 # 4. rollout: a single object; groups either by count (amountGroups) or explicit (groups)
 if [ -n "${ROLLOUT_GROUPS_JSON:-}" ]; then
@@ -48,7 +48,7 @@ else
 fi
 #    (thresholds are conditions, not fields like 'successThreshold'); thresholds are conditions, not fields like 'successThreshold'
 RO=$(mgmt POST /rollouts "{
-  \"name\": \"eyas-fw-$VERSION\", \"distributionSetId\": $DS, \"targetFilterQuery\": \"$FILTER\",
+  \"name\": \"${DS_NAME:-eyas-fw}-$VERSION\", \"distributionSetId\": $DS, \"targetFilterQuery\": \"$FILTER\",
   $GROUPS_FIELD, \"type\": \"$TYPE\",
   \"successCondition\": {\"condition\": \"THRESHOLD\", \"expression\": \"$SUCCESS\"},
   \"successAction\":    {\"action\": \"NEXTGROUP\", \"expression\": \"\"},
