@@ -308,6 +308,10 @@ fn download_only_closes_with_downloaded() {
     );
     assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 0);
     assert!(s.dev.record.is_none());
+    // telemetry: downloaded, not an update that succeeded
+    let phase = |p: TelemetryPhase| move |d: &Did| matches!(d, Did::Telemetry(t) if t.phase == p);
+    assert_eq!(s.dev.count(phase(TelemetryPhase::Succeeded)), 0);
+    assert_eq!(s.dev.count(phase(TelemetryPhase::Downloaded)), 1);
     s.assert_clean();
 }
 

@@ -669,7 +669,9 @@ impl Agent<'_> {
         let status = match t.phase {
             TelemetryPhase::Idle
             | TelemetryPhase::WaitingConfirmation
-            | TelemetryPhase::AwaitingWindow => OtaStatus::Idle,
+            | TelemetryPhase::AwaitingWindow
+            // download-only: the DOWNLOADED sample was sent; nothing was updated
+            | TelemetryPhase::Downloaded => OtaStatus::Idle,
             TelemetryPhase::Downloading => OtaStatus::Downloading,
             TelemetryPhase::Installing => OtaStatus::Installing,
             TelemetryPhase::Rebooting => OtaStatus::Rebooting,

@@ -2107,7 +2107,9 @@ impl Client {
         self.progress_fb = None;
         self.push(Act::Persist);
         self.telemetry(
-            if success {
+            if exec == Execution::Downloaded {
+                TelemetryPhase::Downloaded
+            } else if success {
                 TelemetryPhase::Succeeded
             } else {
                 TelemetryPhase::Failed

@@ -294,6 +294,8 @@ pub enum TelemetryPhase {
     Rebooting,
     /// The action succeeded.
     Succeeded,
+    /// A download-only action closed: downloaded and verified, nothing installed.
+    Downloaded,
     /// The action failed.
     Failed,
     /// The action was canceled.
