@@ -55,13 +55,17 @@ PIDS=()
 cleanup() {
   local rc=$? pid f
   touch "$W/stop"
+  if [ -f "$W/release.pid" ] && [ ! -f "$W/release.rc" ]; then
+    echo "demo: stopping (exit $rc)" >&2
+    kill "$(cat "$W/release.pid")" 2>/dev/null || true
+  fi
   # device processes first (eyas, RAUC, bus: their supervisors wrote the pids), then everything else
   for f in "$W"/dev-*/eyas.pid "$W"/dev-*/rauc.pid "$W"/dev-*/dbus.pid; do
     if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
   done
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "$rc" -ne 0 ] && [ -d "$W" ]; then
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ -d "$W" ]; then
     for f in "$W"/dev-*/eyas.log; do if [ -f "$f" ]; then echo "--- $f (last lines)"; tail -15 "$f"; fi; done
   fi
   if [ "${DEMO_KEEP_DIR:-0}" = 1 ]; then echo "demo: files kept in $W"; else rm -rf "$W"; fi
@@ -379,10 +383,17 @@ g = lambda name, pct, flt=None: dict({"name": name, "targetPercentage": pct,
     "successCondition": {"condition": "THRESHOLD", "expression": "100"},
     "errorCondition": {"condition": "THRESHOLD", "expression": "0"}}, **({"targetFilterQuery": flt} if flt else {}))
 print(json.dumps([g("canary", 100, "controllerid==dev-*"), g("wave-10pct", 10), g("wave-50pct", 50), g("wave-100pct", 100)]))')
-rc=0
-DS_NAME=rootfs TARGET_FILTER='controllerid==dev-*,controllerid==sim-*' ROLLOUT_GROUPS_JSON=$groups ROLLOUT_TABLE=1 SUCCESS=100 ERROR=0 \
-  WAIT_SECS=$TIMEOUT bash "$HERE/release.sh" "$BUNDLE" "$VERSION" 2>&1 | while IFS= read -r line; do say "$line"; done ||
-  rc=${PIPESTATUS[0]}
+# in the background + wait, so that Ctrl-C / SIGTERM run the cleanup at once
+(
+  set +e
+  DS_NAME=rootfs TARGET_FILTER='controllerid==dev-*,controllerid==sim-*' ROLLOUT_GROUPS_JSON=$groups ROLLOUT_TABLE=1 \
+    SUCCESS=100 ERROR=0 WAIT_SECS=$TIMEOUT bash "$HERE/release.sh" "$BUNDLE" "$VERSION" &
+  echo $! >"$W/release.pid"
+  wait $!
+  echo $? >"$W/release.rc"
+) 2>&1 | while IFS= read -r line; do say "$line"; done &
+wait $! || true
+rc=$(cat "$W/release.rc" 2>/dev/null || echo 1)
 case $rc in
   0) outcome=finished ;;
   3) outcome=paused ;;
