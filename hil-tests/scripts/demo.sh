@@ -139,14 +139,14 @@ for i in $(seq 1 "$N_REAL"); do
   printf 'listener %s 127.0.0.1\nmount_point %s/\n' "$port" "$dev" >>"$W/mqtt/mosquitto.conf"
   printf 'user tok-mqtt-%s\ntopic readwrite %s/v1/devices/me/#\n' "$dev" "$dev" >>"$W/mqtt/acl"
 done
-mosquitto -c "$W/mqtt/mosquitto.conf" >"$W/mqtt/mosquitto.out" 2>&1 & PIDS+=($!)
+mosquitto -c "$W/mqtt/mosquitto.conf" >"$W/mqtt/mosquitto.out" 2>&1 & PIDS+=("$!")
 wait_until 10 "mosquitto" bash -c "exec 3<>/dev/tcp/127.0.0.1/$MQTT_PORT"
 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u observer -i demo-observer -q 1 -v -t '+/v1/devices/me/telemetry' \
-  >"$W/telemetry.txt" 2>"$W/mqtt/sub.err" & PIDS+=($!)
+  >"$W/telemetry.txt" 2>"$W/mqtt/sub.err" & PIDS+=("$!")
 say "mqtt: mosquitto on 127.0.0.1:$MQTT_PORT (username = access token, one listener per device), observer subscribed"
 
 # progress printer: one line per device phase change seen in the telemetry
-python3 -u - "$W/telemetry.txt" "$W/stop" "$T0" <<'EOF' & PIDS+=($!)
+python3 -u - "$W/telemetry.txt" "$W/stop" "$T0" <<'EOF' & PIDS+=("$!")
 import json, os, sys, time
 path, stop, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def say(msg):
@@ -194,12 +194,14 @@ mgmt POST /targets "$body" >/dev/null
 # factory image: every device left the factory with rootfs 1.0.0 (an offline assignment records it as installed)
 FSM=$(mgmt POST /softwaremodules '[{"name":"rootfs","version":"1.0.0","type":"os","vendor":"eyas"}]' | json_get .0.id)
 FDS=$(mgmt POST /distributionsets "[{\"name\":\"rootfs\",\"version\":\"1.0.0\",\"type\":\"os\",\"modules\":[{\"id\":$FSM}]}]" | json_get .0.id)
-for t in "${DEVS[@]}" $(seq -f 'sim-%03g' 0 $((N_SIM - 1))); do
+ALL=("${DEVS[@]}")
+for ((i = 0; i < N_SIM; i++)); do ALL+=("$(printf 'sim-%03d' "$i")"); done
+for t in "${ALL[@]}"; do
   mgmt POST "/targets/$t/assignedDS?offline=true" "{\"id\":$FDS}" >/dev/null
 done
 say "hawkbit: hawkbit-sim on $HAWKBIT_URL, $N_REAL real + $N_SIM simulated targets registered, factory rootfs 1.0.0 installed"
 "$BIN/sim-devices" --url "$HAWKBIT_URL" --prefix sim- --count "$N_SIM" --max-poll-ms 500 --work-ms 300 \
-  --duration-secs $((TIMEOUT + 120)) >"$W/sim-devices.log" 2>&1 & PIDS+=($!)
+  --duration-secs $((TIMEOUT + 120)) >"$W/sim-devices.log" 2>&1 & PIDS+=("$!")
 
 # ---------------------------------------------------------------- 4. real eyas devices
 # boot D DEV: the U-Boot boot script (RAUC contrib/uboot.sh) on the device's env with fw_printenv/fw_setenv:
@@ -368,7 +370,7 @@ EOF
   dbus-daemon --config-file="$d/bus.conf" --nofork >/dev/null 2>&1 &
   echo $! >"$d/dbus.pid"
   wait_until 10 "$dev's private bus" test -S "$d/sysbus.sock"
-  supervise "$d" "$dev" & PIDS+=($!)
+  supervise "$d" "$dev" & PIDS+=("$!")
 done
 for dev in "${DEVS[@]}"; do
   wait_until 30 "$dev's eyas to start" test -f "$W/$dev/eyas.pid"
@@ -397,7 +399,7 @@ rc=$(cat "$W/release.rc" 2>/dev/null || echo 1)
 case $rc in
   0) outcome=finished ;;
   3) outcome=paused ;;
-  *) die "release.sh exit $rc" ;;
+  *) die "release.sh exit $rc (a timeout means the rollout did not end within DEMO_TIMEOUT=$TIMEOUT s)" ;;
 esac
 
 # let the last telemetry arrive (success is published after closed/success)
