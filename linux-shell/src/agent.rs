@@ -404,6 +404,15 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     } else if resp.status >= 400 {
                         tracing::warn!("hawkBit answered {} to {kind:?}", resp.status);
                     }
+                    // Run-once: a server error before the poll was answered is a failed run, as
+                    // an unreachable server is (not "nothing to do", and no endless retry).
+                    if agent.options.run_once
+                        && !agent.polled
+                        && (resp.status >= 500 || resp.status == 429)
+                    {
+                        agent.failed = true;
+                        break;
+                    }
                     if matches!(kind, eyas_core::client::RequestKind::Poll) {
                         agent.polled = true;
                     }
@@ -420,7 +429,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     tracing::warn!("{kind:?} failed: {e}");
                     let _ = client.handle_transport_error(now);
                     if agent.options.run_once
-                        && matches!(kind, eyas_core::client::RequestKind::Poll)
+                        && (matches!(kind, eyas_core::client::RequestKind::Poll) || !agent.polled)
                     {
                         agent.failed = true;
                         break;

@@ -734,3 +734,37 @@ async fn a_failing_config_command_fails_the_action_before_the_os_is_touched() {
     );
     sim.shutdown().await;
 }
+
+/// Run-once while hawkBit answers 503: like an unreachable server, that is a failed run (exit 1),
+/// never "nothing to do" (exit 0) while an update is waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_during_a_server_error_burst_reports_failure() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle("v110", "1.1.0", COMPATIBLE);
+    let (token, action) = deploy(&sim, "dev-5xx-once", "1.1.0", &bundle);
+    sim.set_target_faults(
+        Some("dev-5xx-once"),
+        Faults {
+            error_rate: 1.0,
+            error_status: Some(503),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-5xx-once",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(1), "the poll failed");
+    assert_eq!(sim.action_status(action).as_deref(), Some("running"));
+    assert!(!sb.bootloader_calls().contains("set-primary"));
+    sim.shutdown().await;
+}
