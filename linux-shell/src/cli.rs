@@ -51,6 +51,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Diagnostic: download and verify one artifact through the production download path
+    /// (benchmarks; no hawkBit, no RAUC, no configuration file)
+    #[command(hide = true)]
+    DownloadVerify(crate::diag::DownloadVerifyArgs),
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod diag;
 pub mod download;
 pub mod hooks;
 pub mod http;

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
     if let Some(cli::Command::Bootloader { args }) = &cli.command {
         return bootloader(&cli, args);
     }
+    if let Some(cli::Command::DownloadVerify(args)) = &cli.command {
+        return eyas_linux::diag::download_verify(args);
+    }
     let loaded = match config::load(&cli.config) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -82,7 +85,9 @@ fn main() -> ExitCode {
             ExitCode::from(rt.block_on(status::run(&store, None)))
         }
         // Handled before the configuration is loaded.
-        Some(cli::Command::Bootloader { .. }) => ExitCode::from(2),
+        Some(cli::Command::Bootloader { .. } | cli::Command::DownloadVerify(_)) => {
+            ExitCode::from(2)
+        }
         None => {
             let rt = match runtime() {
                 Ok(rt) => rt,
