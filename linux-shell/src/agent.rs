@@ -1058,11 +1058,18 @@ impl Agent<'_> {
                             }
                             _ => Event::DownloadFailed { http_status: None },
                         };
-                        self.publish(&telemetry::status(
-                            OtaStatus::Failure,
-                            Some(("download", &e.detail)),
-                        ));
-                        client.handle_event(now, ev)
+                        let r = client.handle_event(now, ev);
+                        // Only a download the core gave up on is a failure for ThingsBoard; one
+                        // it retries (cut, 5xx with resume_downloads) is not.
+                        if client.record().is_some_and(|r| {
+                            matches!(r.phase, Phase::Reporting { success: false, .. })
+                        }) {
+                            self.publish(&telemetry::status(
+                                OtaStatus::Failure,
+                                Some(("download", &e.detail)),
+                            ));
+                        }
+                        r
                     }
                 }
             }

@@ -768,3 +768,130 @@ async fn run_once_during_a_server_error_burst_reports_failure() {
     assert!(!sb.bootloader_calls().contains("set-primary"));
     sim.shutdown().await;
 }
+
+/// A cut download whose resume requests hit a 503 burst: with `resume_downloads=true` eyas backs
+/// off, resumes by range once the burst is over and completes; ThingsBoard never sees a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_burst_during_a_resumed_download_is_ridden_out() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", COMPATIBLE, 2_500_000);
+    let (token, action) = deploy(&sim, "dev-5xx-dl", "1.2.0", &bundle);
+    sim.set_target_faults(
+        Some("dev-5xx-dl"),
+        Faults {
+            cut_after_bytes: Some(600_000),
+            cut_count: Some(1),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-5xx-dl",
+        &token,
+        broker.port,
+        "resume_downloads=true\n",
+        "",
+    );
+    let text = std::fs::read_to_string(&conf)
+        .expect("read")
+        .replace("retry_wait=5\n", "retry_wait=2\n");
+    std::fs::write(&conf, text).expect("write");
+    let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
+    wait_until("the cut", Duration::from_secs(30), || {
+        artifact_gets(&sim).first().is_some_and(|g| g.1 == 200)
+            && std::fs::metadata(work.path().join("dl/big.raucb")).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    sim.set_target_faults(
+        Some("dev-5xx-dl"),
+        Faults {
+            error_rate: 1.0,
+            error_status: Some(503),
+            ..Faults::default()
+        },
+    );
+    wait_until("two refused resumes", Duration::from_secs(30), || {
+        artifact_gets(&sim).iter().filter(|g| g.1 == 503).count() >= 2
+    })
+    .await;
+    sim.set_target_faults(Some("dev-5xx-dl"), Faults::default());
+    let out = wait_exit(eyas, &conf, 1, Duration::from_secs(120)).await;
+    assert_eq!(out.status.code(), Some(0), "the update went on");
+    let gets = artifact_gets(&sim);
+    let (range, status) = gets.last().cloned().expect("a last GET");
+    assert_eq!(status, 206, "{gets:?}");
+    assert!(
+        range.is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+        "{gets:?}"
+    );
+    assert!(
+        gets.iter().skip(1).all(|g| g.0.is_some()),
+        "every retry asked for the rest only: {gets:?}"
+    );
+    assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
+    reboot_and_confirm(&mut sb, &sim, action, &conf, 2).await;
+    wait_statuses(
+        &observer,
+        &["downloading", "installing", "rebooting", "success"],
+        Duration::from_secs(10),
+    );
+    sim.shutdown().await;
+}
+
+/// Without `resume_downloads` a cut download is final: hawkBit gets the failure, and so does
+/// ThingsBoard, with the transfer error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_given_up_is_a_failure_with_its_reason_in_telemetry() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let observer = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle_with_filler("big", "1.2.0", COMPATIBLE, 1_000_000);
+    let (token, action) = deploy(&sim, "dev-cut-final", "1.2.0", &bundle);
+    sim.set_target_faults(
+        Some("dev-cut-final"),
+        Faults {
+            cut_after_bytes: Some(300_000),
+            ..Faults::default()
+        },
+    );
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cut-final",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(1));
+    wait_until("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    })
+    .await;
+    assert!(!sb.bootloader_calls().contains("set-primary"));
+    wait_statuses(
+        &observer,
+        &["downloading", "failure"],
+        Duration::from_secs(10),
+    );
+    wait_until(
+        "the transfer error in telemetry",
+        Duration::from_secs(10),
+        || {
+            observer
+                .lines()
+                .iter()
+                .any(|l| l.contains("\"error_code\":\"download\"") && l.contains("300000"))
+        },
+    )
+    .await;
+    sim.shutdown().await;
+}
