@@ -243,6 +243,7 @@ impl JsonNum<'_> {
 
 /// One scalar or the start of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Value<'a> {
     /// `{` was consumed; read members with [`Lexer::next_key`].
     Object,
@@ -487,6 +488,16 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         Ok(Some(k))
+    }
+
+    /// Inside an object: the next member's key and the first token of its value
+    /// ([`Lexer::next_key`] then [`Lexer::value`]), or `None` at `}`.
+    #[inline(never)]
+    pub fn member(&mut self) -> Result<Option<(JsonStr<'a>, Value<'a>)>, ParseError> {
+        match self.next_key()? {
+            Some(k) => Ok(Some((k, self.value()?))),
+            None => Ok(None),
+        }
     }
 
     /// Inside an array: `true` if another element follows (positioned at it), `false` at `]`.

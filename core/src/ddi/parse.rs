@@ -11,7 +11,7 @@ use crate::time::Duration;
 // small helpers
 
 fn want_object(v: Value<'_>, field: &'static str) -> Result<(), ParseError> {
-    if v == Value::Object {
+    if matches!(v, Value::Object) {
         Ok(())
     } else {
         Err(ParseError::WrongType(field))
@@ -62,8 +62,7 @@ fn action_id(v: Value<'_>, field: &'static str) -> Result<ActionId, ParseError> 
 fn href<'a>(l: &mut Lexer<'a>, field: &'static str) -> Result<JsonStr<'a>, ParseError> {
     want_object(l.value()?, field)?;
     let mut out = None;
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("href") {
             out = Some(want_str(v, field)?);
         } else {
@@ -124,11 +123,11 @@ fn start_doc<'a>(body: &'a [u8]) -> Result<Lexer<'a>, ParseError> {
 /// duration as produced by Java's `Duration.toString()` (`PT26H30M`, `PT0.5S`) or with days
 /// (`P1DT2H`). Negative values, empty components and overflow are rejected (`None`).
 /// Fractions of seconds below one millisecond are truncated.
+#[inline(never)]
 pub fn parse_sleep(s: &str) -> Option<Duration> {
-    if let Some(rest) = s.strip_prefix('P') {
-        parse_iso(rest)
-    } else {
-        parse_hms(s)
+    match s.strip_prefix('P') {
+        Some(rest) => parse_iso(rest),
+        None => parse_hms(s),
     }
 }
 
@@ -139,10 +138,19 @@ fn digits_u64(s: &str) -> Option<u64> {
     json::digits_u64(s)
 }
 
+/// `s` split around its first `a` or `b` byte (both ASCII): `split_once` by bytes, without
+/// `str`'s generic pattern searchers.
+#[inline(never)]
+fn cut(s: &str, a: u8, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == a || c == b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 fn parse_hms(s: &str) -> Option<Duration> {
-    let mut it = s.split(':');
-    let (h, m, sec) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() || m.len() != 2 || sec.len() != 2 {
+    let (h, rest) = cut(s, b':', b':')?;
+    let (m, sec) = cut(rest, b':', b':')?;
+    // a third `:` leaves one in `sec`, which is then no two-digit number
+    if m.len() != 2 || sec.len() != 2 {
         return None;
     }
     let (h, m, sec) = (digits_u64(h)?, digits_u64(m)?, digits_u64(sec)?);
@@ -153,42 +161,38 @@ fn parse_hms(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(secs.checked_mul(1000)?))
 }
 
+/// Strips the leading `<digits><unit>` from `*s` (if `unit` occurs) and adds it as `ms` units.
+fn iso_part(s: &mut &str, unit: u8, ms: u64, millis: &mut u64, any: &mut bool) -> Option<()> {
+    if let Some((n, rest)) = cut(s, unit, unit) {
+        let n = digits_u64(n)?;
+        *millis = millis.checked_add(n.checked_mul(ms)?)?;
+        *s = rest;
+        *any = true;
+    }
+    Some(())
+}
+
 fn parse_iso(rest: &str) -> Option<Duration> {
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => {
-            if t.is_empty() {
-                return None;
-            }
-            (d, Some(t))
-        }
+    let (mut d, time) = match cut(rest, b'T', b'T') {
+        Some((_, "")) => return None,
+        Some((d, t)) => (d, Some(t)),
         None => (rest, None),
     };
     let mut millis: u64 = 0;
     let mut any = false;
     // date part: nW and/or nD
-    let mut d = date;
-    for (unit, ms) in [('W', 7 * 86_400_000u64), ('D', 86_400_000u64)] {
-        if let Some(idx) = d.find(unit) {
-            let n = digits_u64(d.get(..idx)?)?;
-            millis = millis.checked_add(n.checked_mul(ms)?)?;
-            d = d.get(idx + 1..)?;
-            any = true;
-        }
+    for (unit, ms) in [(b'W', 7 * 86_400_000u64), (b'D', 86_400_000u64)] {
+        iso_part(&mut d, unit, ms, &mut millis, &mut any)?;
     }
     if !d.is_empty() {
         return None;
     }
     if let Some(mut t) = time {
-        for (unit, ms) in [('H', 3_600_000u64), ('M', 60_000u64)] {
-            if let Some(idx) = t.find(unit) {
-                let n = digits_u64(t.get(..idx)?)?;
-                millis = millis.checked_add(n.checked_mul(ms)?)?;
-                t = t.get(idx + 1..)?;
-                any = true;
-            }
+        for (unit, ms) in [(b'H', 3_600_000u64), (b'M', 60_000u64)] {
+            iso_part(&mut t, unit, ms, &mut millis, &mut any)?;
         }
         if let Some(num) = t.strip_suffix('S') {
-            let (whole, frac) = match num.split_once(['.', ',']) {
+            let (whole, frac) = match cut(num, b'.', b',') {
                 Some((w, f)) => (w, Some(f)),
                 None => (num, None),
             };
@@ -246,18 +250,15 @@ pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseErr
     };
     let mut saw_config = false;
     let mut saw_polling = false;
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("config") {
             want_object(v, "config")?;
             saw_config = true;
-            while let Some(k) = l.next_key()? {
-                let v = l.value()?;
+            while let Some((k, v)) = l.member()? {
                 if k.eq_str("polling") {
                     want_object(v, "config.polling")?;
                     saw_polling = true;
-                    while let Some(k) = l.next_key()? {
-                        let v = l.value()?;
+                    while let Some((k, v)) = l.member()? {
                         if k.eq_str("sleep") {
                             let s = want_str(v, "config.polling.sleep")?;
                             let mut buf = [0u8; 32];
@@ -445,7 +446,7 @@ macro_rules! lazy_iter {
                 }
                 if !self.started {
                     self.started = true;
-                    if self.lex.value() != Ok(Value::Array) {
+                    if !matches!(self.lex.value(), Ok(Value::Array)) {
                         self.done = true;
                         return None;
                     }
@@ -489,14 +490,19 @@ lazy_iter!(
 );
 
 /// Validate an array whose elements are parsed by `f`, return (raw slice, count).
-fn array_of<'a, T>(
+///
+/// One copy for every element type: `f` is a plain `fn` that validates one element.
+#[inline(never)]
+fn array_of<'a>(
     l: &mut Lexer<'a>,
+    v: Value<'a>,
     field: &'static str,
     max: usize,
-    mut f: impl FnMut(&mut Lexer<'a>) -> Result<T, ParseError>,
+    f: fn(&mut Lexer<'a>) -> Result<(), ParseError>,
 ) -> Result<(&'a [u8], usize), ParseError> {
-    let start = l.next_pos();
-    match l.value()? {
+    // `v` was read by the caller: an array's `[` is the byte before the lexer's position
+    let start = l.pos().saturating_sub(1);
+    match v {
         Value::Array => {}
         Value::Null => return Ok((&[], 0)),
         _ => return Err(ParseError::WrongType(field)),
@@ -518,8 +524,7 @@ fn parse_metadata<'a>(l: &mut Lexer<'a>) -> Result<MetadataEntry<'a>, ParseError
     want_object(l.value()?, F)?;
     let mut key = None;
     let mut value = None;
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("key") {
             key = Some(want_name(
                 v,
@@ -555,8 +560,7 @@ fn parse_artifact<'a>(l: &mut Lexer<'a>) -> Result<Artifact<'a>, ParseError> {
     let mut size = None;
     let (mut sha1, mut md5, mut sha256) = (None, None, None);
     let mut link: Option<(u8, JsonStr<'a>)> = None;
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("filename") {
             filename = Some(want_name(
                 v,
@@ -579,8 +583,7 @@ fn parse_artifact<'a>(l: &mut Lexer<'a>) -> Result<Artifact<'a>, ParseError> {
                     ));
                 }
             }
-            while let Some(k) = l.next_key()? {
-                let v = l.value()?;
+            while let Some((k, v)) = l.member()? {
                 if k.eq_str("sha1") {
                     sha1 = hex_digest(v, "deployment.chunks[].artifacts[].hashes.sha1")?;
                 } else if k.eq_str("md5") {
@@ -640,27 +643,24 @@ fn parse_chunk<'a>(l: &mut Lexer<'a>) -> Result<Chunk<'a>, ParseError> {
     let mut encrypted = false;
     let (mut artifacts_raw, mut artifact_count): (&[u8], usize) = (&[], 0);
     let (mut metadata_raw, mut metadata_count): (&[u8], usize) = (&[], 0);
-    while let Some(k) = l.next_key()? {
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("artifacts") {
             (artifacts_raw, artifact_count) = array_of(
                 l,
+                v,
                 "deployment.chunks[].artifacts",
                 MAX_ARTIFACTS_PER_CHUNK,
-                parse_artifact,
+                |l| parse_artifact(l).map(drop),
             )?;
-            continue;
-        }
-        if k.eq_str("metadata") {
+        } else if k.eq_str("metadata") {
             (metadata_raw, metadata_count) = array_of(
                 l,
+                v,
                 "deployment.chunks[].metadata",
                 MAX_METADATA_PER_CHUNK,
-                parse_metadata,
+                |l| parse_metadata(l).map(drop),
             )?;
-            continue;
-        }
-        let v = l.value()?;
-        if k.eq_str("part") {
+        } else if k.eq_str("part") {
             part = Some(want_name(v, "deployment.chunks[].part", MAX_NAME_LEN)?);
         } else if k.eq_str("version") {
             version = Some(want_name(v, "deployment.chunks[].version", MAX_NAME_LEN)?);
@@ -694,15 +694,14 @@ fn parse_deployment_object<'a>(
     out: &mut DeploymentBase<'a>,
 ) -> Result<(), ParseError> {
     let mut saw_chunks = false;
-    while let Some(k) = l.next_key()? {
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("chunks") {
             (out.chunks_raw, out.chunk_count) =
-                array_of(l, "deployment.chunks", MAX_CHUNKS, parse_chunk)?;
+                array_of(l, v, "deployment.chunks", MAX_CHUNKS, |l| {
+                    parse_chunk(l).map(drop)
+                })?;
             saw_chunks = true;
-            continue;
-        }
-        let v = l.value()?;
-        if k.eq_str("download") {
+        } else if k.eq_str("download") {
             out.download = handling(v, "deployment.download")?;
         } else if k.eq_str("update") {
             out.update = handling(v, "deployment.update")?;
@@ -741,8 +740,7 @@ fn parse_deployment_like<'a>(
         chunks_raw: &[],
         chunk_count: 0,
     };
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("id") {
             id = Some(action_id(v, "id")?);
         } else if k.eq_str(object_key) {
@@ -755,8 +753,7 @@ fn parse_deployment_like<'a>(
                 Value::Null => continue,
                 _ => return Err(ParseError::WrongType("actionHistory")),
             }
-            while let Some(k) = l.next_key()? {
-                let v = l.value()?;
+            while let Some((k, v)) = l.member()? {
                 if k.eq_str("status") {
                     out.action_history_status = Some(want_str(v, "actionHistory.status")?);
                 } else {
@@ -780,7 +777,7 @@ fn parse_deployment_like<'a>(
 /// document is not even well-formed up to its `id`.
 pub fn peek_action_id(body: &[u8]) -> Option<ActionId> {
     let mut l = Lexer::new(body);
-    if l.value().ok()? != Value::Object {
+    if !matches!(l.value().ok()?, Value::Object) {
         return None;
     }
     while let Some(k) = l.next_key().ok()? {
@@ -846,11 +843,13 @@ impl<'a> ArtifactList<'a> {
 #[inline(never)]
 pub fn parse_artifacts(body: &[u8]) -> Result<ArtifactList<'_>, ParseError> {
     let mut l = Lexer::new(body);
+    let v = l.value()?;
     let (raw, count) = array_of(
         &mut l,
+        v,
         "deployment.chunks[].artifacts",
         MAX_ARTIFACTS_PER_CHUNK,
-        parse_artifact,
+        |l| parse_artifact(l).map(drop),
     )?;
     l.finish()?;
     if raw.is_empty() {
@@ -897,15 +896,13 @@ pub fn parse_cancel_action(body: &[u8]) -> Result<CancelAction, ParseError> {
     let mut l = start_doc(body)?;
     let (mut id, mut stop_id) = (None, None);
     let mut saw_cancel = false;
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("id") {
             id = Some(action_id(v, "id")?);
         } else if k.eq_str("cancelAction") {
             want_object(v, "cancelAction")?;
             saw_cancel = true;
-            while let Some(k) = l.next_key()? {
-                let v = l.value()?;
+            while let Some((k, v)) = l.member()? {
                 if k.eq_str("stopId") {
                     stop_id = Some(action_id(v, "cancelAction.stopId")?);
                 } else {
@@ -980,13 +977,11 @@ pub fn parse_confirmation_base(body: &[u8]) -> Result<ConfirmationBase<'_>, Pars
         deactivate_auto_confirm: None,
         confirmation_base: None,
     };
-    while let Some(k) = l.next_key()? {
-        let v = l.value()?;
+    while let Some((k, v)) = l.member()? {
         if k.eq_str("autoConfirm") {
             want_object(v, "autoConfirm")?;
             saw_auto = true;
-            while let Some(k) = l.next_key()? {
-                let v = l.value()?;
+            while let Some((k, v)) = l.member()? {
                 if k.eq_str("active") {
                     active = Some(match v {
                         Value::Bool(b) => b,
