@@ -413,7 +413,7 @@ fn main() {
     row("eyas download-verify", &e, Some(idle));
     row("curl -s -o FILE URL", &c, None);
     row("openssl dgst -sha256 FILE", &o, None);
-    row("curl + openssl (sum)", &s, None);
+    row("curl + openssl (sum; max kB)", &s, None);
     println!();
     let cpu_ratio = e.cpu() / s.cpu().max(1e-9);
     let wall_ratio = e.wall / s.wall.max(1e-9);
