@@ -603,6 +603,34 @@ fn cmdline_params(cmdline: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// `s.split(' ')` by bytes: the same pieces (empty ones included) without `str`'s pattern
+/// searcher and `memchr` in an MCU image.
+struct SpaceSplit<'a>(Option<&'a str>);
+
+impl<'a> Iterator for SpaceSplit<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.0?;
+        match s.bytes().position(|b| b == b' ') {
+            Some(i) => {
+                self.0 = s.get(i + 1..);
+                s.get(..i)
+            }
+            None => {
+                self.0 = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// `s.contains(&b)` without `memchr` (which `[u8]::contains` uses) in an MCU image.
+#[allow(clippy::manual_contains)] // on purpose: a plain loop is smaller than memchr
+fn has_byte(s: &[u8], b: u8) -> bool {
+    s.iter().any(|&x| x == b)
+}
+
 fn unquote(v: &str) -> &str {
     v.strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
@@ -828,11 +856,11 @@ impl BootState {
         let mut order: Vec<u8, MAX_ORDER> = Vec::new();
         let mut foreign: String<MAX_FOREIGN_ORDER_TEXT> = String::new();
         let mut n_foreign = 0usize;
-        for word in v.split(' ').filter(|w| !w.is_empty()) {
+        for word in SpaceSplit(Some(v)).filter(|w| !w.is_empty()) {
             let code = match self.slot_index(word) {
                 Some(idx) => {
                     let idx = idx as u8;
-                    if order.contains(&idx) {
+                    if has_byte(&order, idx) {
                         return Err(FromVarsError::DuplicateInOrder);
                     }
                     idx
@@ -935,7 +963,7 @@ impl BootState {
             return false;
         }
         let s = &self.slots[slot];
-        let in_order = self.order.contains(&(slot as u8));
+        let in_order = has_byte(&self.order, slot as u8);
         match self.config.backend {
             // RAUC reads a missing BOOT_ORDER / BOOT_x_LEFT as empty / 0.
             Backend::UBoot => !self.order_unset && in_order && s.attempts > 0,
@@ -967,7 +995,7 @@ impl BootState {
             return false;
         }
         let s = &self.slots[slot];
-        let in_order = self.order.contains(&(slot as u8));
+        let in_order = has_byte(&self.order, slot as u8);
         if !self.config.reset_when_exhausted {
             return match self.config.backend {
                 // What the boot script reads (it defaults a missing BOOT_ORDER / LEFT).
@@ -1365,7 +1393,7 @@ impl BootState {
                         let _ = s.push(' ');
                     }
                     let word = match i.checked_sub(FOREIGN) {
-                        Some(f) => self.foreign.split(' ').nth(usize::from(f)),
+                        Some(f) => SpaceSplit(Some(&self.foreign)).nth(usize::from(f)),
                         None => self.bootname(usize::from(i)),
                     };
                     let _ = s.push_str(word.unwrap_or(""));
@@ -1452,6 +1480,24 @@ impl Transition {
                     value_end: self.text.len() as u16,
                     delete: new_value.is_none(),
                 });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn space_split_is_str_split() {
+        for s in ["", " ", "A", "A B", " A  B ", "A  ", "  R A B", "x y z w"] {
+            assert!(SpaceSplit(Some(s)).eq(s.split(' ')), "{s:?}");
+            for b in 0..4u8 {
+                assert_eq!(
+                    has_byte(s.as_bytes(), b'A' + b),
+                    s.as_bytes().contains(&(b'A' + b))
+                );
             }
         }
     }

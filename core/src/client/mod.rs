@@ -446,6 +446,12 @@ pub struct Client {
     last_now: Instant,
 }
 
+/// `s.trim_end_matches('/')` by bytes (no `str` pattern searcher in an MCU image).
+fn trim_slashes(s: &str) -> &str {
+    let n = s.len() - s.bytes().rev().take_while(|&b| b == b'/').count();
+    s.get(..n).unwrap_or(s)
+}
+
 fn ident_ok(s: &str) -> bool {
     !s.is_empty()
         && !s
@@ -576,7 +582,7 @@ impl Client {
         cat(
             &mut self.controller_url,
             &[
-                cfg.server_url.trim_end_matches('/'),
+                trim_slashes(cfg.server_url),
                 "/",
                 cfg.tenant,
                 "/controller/v1/",

@@ -190,12 +190,16 @@ pub enum DetailError {
 }
 
 /// Check one detail line against hawkBit's rules (≤ [`MAX_DETAIL_LEN`] bytes, no `<…>`).
+#[allow(clippy::manual_contains)] // on purpose: a plain loop is smaller than memchr
 pub fn check_detail(s: &str) -> Result<(), DetailError> {
     if s.len() > MAX_DETAIL_LEN {
         return Err(DetailError::TooLong { len: s.len() });
     }
-    if let Some(lt) = s.find('<')
-        && s.get(lt..).is_some_and(|rest| rest.contains('>'))
+    // byte searches (`<`/`>` are ASCII): no `str` pattern searcher in an MCU image
+    let b = s.as_bytes();
+    if let Some(lt) = b.iter().position(|&c| c == b'<')
+        && b.get(lt..)
+            .is_some_and(|rest| rest.iter().any(|&c| c == b'>'))
     {
         return Err(DetailError::Markup);
     }
