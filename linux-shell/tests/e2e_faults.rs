@@ -889,9 +889,63 @@ async fn a_download_given_up_is_a_failure_with_its_reason_in_telemetry() {
             observer
                 .lines()
                 .iter()
-                .any(|l| l.contains("\"error_code\":\"download\"") && l.contains("300000"))
+                .any(|l| l.contains("\"ota_status\":\"failure\"") && l.contains("300000 bytes"))
         },
     )
     .await;
+    sim.shutdown().await;
+}
+
+/// Power cut after the reboot, while the success report is on its way: the record says
+/// "report success", so the next start reports it (without judging the boot again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cut_while_reporting_success_reports_it_after_restart() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let bundle = sb.bundle("v110", "1.1.0", COMPATIBLE);
+    let (token, action) = deploy(&sim, "dev-cutreport", "1.1.0", &bundle);
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-cutreport",
+        &token,
+        broker.port,
+        "",
+        "",
+    );
+    let out = run_once(&conf, &sb.bus_address, 1).await;
+    assert_eq!(out.status.code(), Some(0), "install run");
+    sb.reboot_into("B");
+    // Every DDI answer now takes 3 s: the cut lands while the final feedback is in flight.
+    sim.set_target_faults(
+        Some("dev-cutreport"),
+        Faults {
+            latency_ms: 3_000,
+            ..Faults::default()
+        },
+    );
+    let eyas = spawn_eyas(&conf, &sb.bus_address, true, 2);
+    wait_until("the verdict in the record", Duration::from_secs(30), || {
+        record(work.path())
+            .is_some_and(|r| matches!(r.phase, Phase::Reporting { success: true, .. }))
+    })
+    .await;
+    signal(&eyas, "-KILL");
+    let out = wait_exit(eyas, &conf, 2, Duration::from_secs(10)).await;
+    assert_eq!(out.status.code(), None, "killed by SIGKILL");
+    assert!(sb.bootloader_calls().contains("set-state B good"));
+    sim.set_target_faults(Some("dev-cutreport"), Faults::default());
+    sb.reboot_into("B");
+    let out = run_once(&conf, &sb.bus_address, 3).await;
+    assert_eq!(out.status.code(), Some(0));
+    wait_until("the action to finish", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("finished")
+    })
+    .await;
+    assert!(record(work.path()).is_none(), "record cleared");
+    let messages = sim.action_messages(action).join("\n");
+    assert!(messages.contains("booted"), "{messages}");
     sim.shutdown().await;
 }
