@@ -83,6 +83,7 @@ fn handling(v: Value<'_>, field: &'static str) -> Result<Option<HandlingType>, P
     }
 }
 
+#[inline(never)]
 fn hex_digest<const N: usize>(
     v: Value<'_>,
     field: &'static str,
@@ -240,14 +241,15 @@ pub struct ControllerBase<'a> {
 pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseError> {
     let mut l = start_doc(body)?;
     let mut sleep = None;
-    let mut out = ControllerBase {
-        sleep: Duration::ZERO,
-        deployment_base: None,
-        cancel_action: None,
-        confirmation_base: None,
-        installed_base: None,
-        config_data: None,
-    };
+    // `_links` members by name: one table instead of a ladder per link
+    const LINKS: [(&str, &str); 5] = [
+        ("deploymentBase", "_links.deploymentBase.href"),
+        ("cancelAction", "_links.cancelAction.href"),
+        ("confirmationBase", "_links.confirmationBase.href"),
+        ("installedBase", "_links.installedBase.href"),
+        ("configData", "_links.configData.href"),
+    ];
+    let mut links: [Option<JsonStr<'_>>; 5] = [None; 5];
     let mut saw_config = false;
     let mut saw_polling = false;
     while let Some((k, v)) = l.member()? {
@@ -280,21 +282,11 @@ pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseErr
         } else if k.eq_str("_links") {
             want_object(v, "_links")?;
             while let Some(k) = l.next_key()? {
-                let slot = if k.eq_str("deploymentBase") {
-                    Some((&mut out.deployment_base, "_links.deploymentBase.href"))
-                } else if k.eq_str("cancelAction") {
-                    Some((&mut out.cancel_action, "_links.cancelAction.href"))
-                } else if k.eq_str("confirmationBase") {
-                    Some((&mut out.confirmation_base, "_links.confirmationBase.href"))
-                } else if k.eq_str("installedBase") {
-                    Some((&mut out.installed_base, "_links.installedBase.href"))
-                } else if k.eq_str("configData") {
-                    Some((&mut out.config_data, "_links.configData.href"))
-                } else {
-                    None
-                };
-                match slot {
-                    Some((dst, field)) => *dst = Some(want_url(href(&mut l, field)?, field)?),
+                match LINKS.iter().position(|(name, _)| k.eq_str(name)) {
+                    Some(i) => {
+                        let field = LINKS[i].1;
+                        links[i] = Some(want_url(href(&mut l, field)?, field)?);
+                    }
                     None => l.skip_value()?,
                 }
             }
@@ -309,8 +301,21 @@ pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseErr
     if !saw_polling {
         return Err(ParseError::MissingField("config.polling"));
     }
-    out.sleep = sleep.ok_or(ParseError::MissingField("config.polling.sleep"))?;
-    Ok(out)
+    let [
+        deployment_base,
+        cancel_action,
+        confirmation_base,
+        installed_base,
+        config_data,
+    ] = links;
+    Ok(ControllerBase {
+        sleep: sleep.ok_or(ParseError::MissingField("config.polling.sleep"))?,
+        deployment_base,
+        cancel_action,
+        confirmation_base,
+        installed_base,
+        config_data,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
