@@ -503,8 +503,11 @@ fn href_hash(h: ddi::JsonStr<'_>) -> u64 {
     hash
 }
 
-fn copy_str<const N: usize>(s: ddi::JsonStr<'_>) -> Option<String<N>> {
-    s.to_heapless::<N>().ok()
+/// Appends the decoded `s` (its length already checked against the capacity).
+fn copy_into(out: &mut heapless::string::StringView, s: ddi::JsonStr<'_>) {
+    for c in s.chars() {
+        let _ = out.push(c);
+    }
 }
 
 impl Client {
@@ -2234,16 +2237,24 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
         .find(|(k, _)| c.part.eq_str(k))
         .map(|(_, kind)| *kind)
         .ok_or(PlanError::UnknownPart(ci))?;
-        let part: String<MAX_PLAN_NAME_LEN> =
-            copy_str(c.part).ok_or(PlanError::TooLong("chunk part"))?;
+        // lengths checked here (a `String<MAX_PLAN_NAME_LEN>` takes exactly these), the texts are
+        // copied into the pushed plan in place: no chunk-sized temporaries
+        let fits = |s: ddi::JsonStr<'_>| s.decoded_len() <= MAX_PLAN_NAME_LEN;
+        if !fits(c.part) {
+            return Err(PlanError::TooLong("chunk part"));
+        }
         if kind == InstallKind::RaucReboot {
             os += 1;
             if os > 1 {
                 return Err(PlanError::MultipleOs);
             }
         }
-        let name = copy_str(c.name).ok_or(PlanError::TooLong("chunk name"))?;
-        let version = copy_str(c.version).ok_or(PlanError::TooLong("chunk version"))?;
+        if !fits(c.name) {
+            return Err(PlanError::TooLong("chunk name"));
+        }
+        if !fits(c.version) {
+            return Err(PlanError::TooLong("chunk version"));
+        }
         let first = job.artifacts.len() as u8;
         for (ai, a) in c.artifacts().enumerate() {
             if a.filename.decoded_len() > MAX_FILENAME_LEN {
@@ -2270,9 +2281,9 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
                 .map_err(|_| PlanError::TooManyArtifacts)?;
         }
         let chunk = ChunkPlan {
-            part,
-            name,
-            version,
+            part: String::new(),
+            name: String::new(),
+            version: String::new(),
             kind,
             encrypted: c.encrypted,
             first_artifact: first,
@@ -2281,6 +2292,11 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
         job.chunks
             .push(chunk)
             .map_err(|_| PlanError::TooManyChunks(d.chunk_count()))?;
+        if let Some(p) = job.chunks.last_mut() {
+            copy_into(p.part.as_mut_view(), c.part);
+            copy_into(p.name.as_mut_view(), c.name);
+            copy_into(p.version.as_mut_view(), c.version);
+        }
     }
     // install order: config hooks, then applications, then the OS (which reboots)
     for want in [
