@@ -52,6 +52,10 @@ async fn connect_rauc(bus_address: Option<&str>, patience: Duration) -> Option<R
     }
 }
 
+/// How long to try to report a failed health check before rebooting into the previous slot
+/// (the record keeps the report for the next start).
+const REBOOT_REPORT_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long a RAUC install may take.
 const INSTALL_LIMIT: Duration = Duration::from_secs(3600);
 
@@ -238,6 +242,13 @@ struct Agent<'c> {
     awaiting_reboot: bool,
     /// Why the loop must end (401, record not writable).
     halt: Option<String>,
+    /// The new slot failed its health check: reboot into the previous one once the failure
+    /// is reported (or at this deadline).
+    reboot_after_report: Option<std::time::Instant>,
+    /// Code and short reason of the last failure, for telemetry.
+    last_error: Option<(u16, String)>,
+    /// The current failure was already published (by `publish_failure`).
+    failure_published: bool,
 }
 
 /// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
@@ -334,6 +345,9 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         awaiting_reboot: false,
         polled: false,
         halt: None,
+        reboot_after_report: None,
+        last_error: None,
+        failure_published: false,
     };
     agent.boot(&mut client).await;
     service::ready("polling hawkBit");
@@ -348,6 +362,15 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         if let Some(reason) = &agent.halt {
             tracing::error!("stopping: {reason}");
             break;
+        }
+        if let Some(deadline) = agent.reboot_after_report
+            && (client.current_action().is_none() || std::time::Instant::now() >= deadline)
+        {
+            agent.reboot_after_report = None;
+            agent.reboot_to_previous_slot().await;
+            if agent.options.run_once {
+                break;
+            }
         }
         let now = agent.now();
         let request = match client.poll_request(now, &mut buf) {
@@ -391,6 +414,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                 r = task => r,
                 signal = &mut shutdown => {
                     tracing::info!("{signal}: stopping");
+                    agent.reboot_after_report = None;
                     break;
                 }
             };
@@ -449,9 +473,13 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             break;
         }
         let next = client.poll_timeout();
-        let sleep_for = next.map_or(Duration::from_secs(3600), |t| {
+        let mut sleep_for = next.map_or(Duration::from_secs(3600), |t| {
             Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
         });
+        if let Some(deadline) = agent.reboot_after_report {
+            sleep_for =
+                sleep_for.min(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
         tracing::debug!("next core timeout in {} ms", sleep_for.as_millis());
         tokio::select! {
             () = tokio::time::sleep(sleep_for) => {
@@ -461,9 +489,14 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             Some(done) = done_rx.recv() => agent.handle_done(&mut client, done),
             signal = &mut shutdown => {
                 tracing::info!("{signal}: stopping");
+                agent.reboot_after_report = None;
                 break;
             }
         }
+    }
+    if agent.reboot_after_report.take().is_some() {
+        // The failure is not reported yet (the record keeps it for the next start).
+        agent.reboot_to_previous_slot().await;
     }
     service::stopping();
     agent.cancel.store(true, Ordering::Relaxed);
@@ -493,6 +526,14 @@ impl Agent<'_> {
         }
     }
 
+    /// `ota_status=failure` with its `error_code` and reason, once per failure (the core's
+    /// `Failed` sample that follows is not published again).
+    fn publish_failure(&mut self, code: u16, reason: &str) {
+        self.publish(&telemetry::status(OtaStatus::Failure, Some((code, reason))));
+        self.failure_published = true;
+        self.last_error = None;
+    }
+
     /// Record + RAUC + health check → `handle_boot`.
     async fn boot(&mut self, client: &mut Client) {
         let record = match self.store.load() {
@@ -519,17 +560,54 @@ impl Agent<'_> {
         };
         let booted_slot = booted.as_deref().and_then(slot_from_bootname);
         let mut healthy = false;
-        if let Some(rec) = &pending
-            && rec.phase == Phase::Rebooting
-        {
-            if rec.target_slot.is_some() && rec.target_slot == booted_slot {
-                healthy = self.health_check().await;
-            } else {
-                tracing::warn!(
-                    "booted slot {} is not the update's target {}: the bootloader fell back",
-                    booted.as_deref().unwrap_or("?"),
-                    rec.target_slot.map_or("?", Slot::as_str)
-                );
+        match &pending {
+            Some(rec) if rec.phase == Phase::Rebooting => {
+                if rec.target_slot.is_some() && rec.target_slot == booted_slot {
+                    if self.run_health_command().await {
+                        healthy = self.mark_good_booted().await;
+                        if healthy {
+                            self.clear_bad_slot_marker();
+                        } else {
+                            self.last_error = Some((
+                                telemetry::error_code::MARK_GOOD,
+                                "the new slot could not be marked good".to_owned(),
+                            ));
+                        }
+                    } else {
+                        self.last_error = Some((
+                            telemetry::error_code::HEALTH,
+                            "the new slot failed the health check".to_owned(),
+                        ));
+                        self.reject_booted(booted.as_deref().unwrap_or("?")).await;
+                    }
+                } else {
+                    tracing::warn!(
+                        "booted slot {} is not the update's target {}: the bootloader fell back",
+                        booted.as_deref().unwrap_or("?"),
+                        rec.target_slot.map_or("?", Slot::as_str)
+                    );
+                    self.last_error = Some((
+                        telemetry::error_code::FELL_BACK,
+                        format!(
+                            "the bootloader fell back to slot {} (target was slot {})",
+                            booted.as_deref().unwrap_or("?"),
+                            rec.target_slot.map_or("?", Slot::as_str)
+                        ),
+                    ));
+                    if let (Some(target), Some(b)) = (rec.target_slot, booted.as_deref()) {
+                        self.after_fallback(target, b).await;
+                    }
+                }
+            }
+            _ => {
+                // The target of an update that failed on this very slot stays bad.
+                let failed_here = pending.as_ref().is_some_and(|r| {
+                    matches!(r.phase, Phase::Reporting { success: false, .. })
+                        && r.target_slot.is_some()
+                        && r.target_slot == booted_slot
+                });
+                self.mark_good_on_start(booted.as_deref(), failed_here)
+                    .await;
             }
         }
         let version = running.clone().unwrap_or_default();
@@ -556,10 +634,23 @@ impl Agent<'_> {
                 running: running.as_deref().map(|v| ("rootfs", v)),
             },
         );
+        // An install interrupted too often (power cuts) is given up by the core right here.
+        if pending
+            .as_ref()
+            .is_some_and(|r| r.phase == Phase::Installing)
+            && client
+                .record()
+                .is_some_and(|r| matches!(r.phase, Phase::Reporting { success: false, .. }))
+        {
+            self.last_error = Some((
+                telemetry::error_code::INTERRUPTED,
+                "the install was interrupted too often".to_owned(),
+            ));
+        }
     }
 
-    /// Health check command (if any) then `Mark good booted`.
-    async fn health_check(&self) -> bool {
+    /// The health check command (if any); true when it passed or none is configured.
+    async fn run_health_command(&self) -> bool {
         if let Some(cmd) = &self.config.eyas.health_check_command {
             match hooks::run(cmd, &[], self.config.eyas.health_check_timeout).await {
                 Ok(()) => tracing::info!("health check passed"),
@@ -569,8 +660,13 @@ impl Agent<'_> {
                 }
             }
         }
+        true
+    }
+
+    /// `Mark good booted`; true when RAUC accepted it.
+    async fn mark_good_booted(&self) -> bool {
         let Some(rauc) = &self.rauc else {
-            tracing::error!("cannot mark the new slot good: RAUC is not reachable");
+            tracing::error!("cannot mark the booted slot good: RAUC is not reachable");
             return false;
         };
         match rauc.mark(MarkState::Good, "booted").await {
@@ -582,6 +678,166 @@ impl Agent<'_> {
                 tracing::error!("cannot mark the booted slot good: {e}");
                 false
             }
+        }
+    }
+
+    /// `Mark <state> <slot>`, logged; true when RAUC accepted it.
+    async fn mark(&self, state: MarkState, slot: &str) -> bool {
+        let Some(rauc) = &self.rauc else {
+            tracing::error!("cannot mark slot {slot} {state:?}: RAUC is not reachable");
+            return false;
+        };
+        match rauc.mark(state, slot).await {
+            Ok((name, msg)) => {
+                tracing::info!("{name}: {msg}");
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot mark slot {slot} {state:?}: {e}");
+                false
+            }
+        }
+    }
+
+    /// RAUC's slot name for a bootname (`rootfs.1` for `B`).
+    async fn slot_name(&self, bootname: &str) -> Option<String> {
+        let slots = self.rauc.as_ref()?.slot_status().await.ok()?;
+        slots
+            .into_iter()
+            .find(|s| s.get("bootname") == Some(bootname))
+            .map(|s| s.name)
+    }
+
+    /// Makes the slot with `bootname` primary unless RAUC already says it is (backends where
+    /// `Mark bad` of the other slot does not change the boot order, e.g. custom ones).
+    async fn ensure_primary(&self, bootname: &str, identifier: &str) {
+        let Some(rauc) = &self.rauc else { return };
+        let Some(name) = self.slot_name(bootname).await else {
+            tracing::warn!("RAUC does not know a slot with bootname {bootname}");
+            return;
+        };
+        if rauc.primary().await.ok().as_deref() == Some(name.as_str()) {
+            return;
+        }
+        self.mark(MarkState::Active, identifier).await;
+    }
+
+    /// A failed health check on the update's target: never boot it again, make the previous
+    /// slot primary, and reboot into it once the failure is reported.
+    async fn reject_booted(&mut self, booted: &str) {
+        tracing::error!(
+            "slot {booted} failed its health check: marking it bad so that the previous slot boots again"
+        );
+        if self.mark(MarkState::Bad, "booted").await {
+            self.write_bad_slot_marker(booted);
+        }
+        let other = match booted {
+            "A" | "a" => Some("B"),
+            "B" | "b" => Some("A"),
+            _ => None,
+        };
+        if let Some(other) = other {
+            self.ensure_primary(other, "other").await;
+        }
+        self.reboot_after_report = Some(std::time::Instant::now() + REBOOT_REPORT_PATIENCE);
+    }
+
+    /// The bootloader fell back from `target` to `booted`: mark the target bad (so that the
+    /// boot script never picks it again once the booted slot's attempts run out) and the
+    /// booted slot good after its health check.
+    async fn after_fallback(&mut self, target: Slot, booted: &str) {
+        let target_id = self
+            .slot_name(target.as_str())
+            .await
+            .unwrap_or_else(|| "other".to_owned());
+        self.mark(MarkState::Bad, &target_id).await;
+        if self.run_health_command().await {
+            if self.mark_good_booted().await {
+                self.ensure_primary(booted, "booted").await;
+            }
+        } else {
+            tracing::error!(
+                "the previous slot {booted} failed its health check too: not marking it good"
+            );
+        }
+    }
+
+    /// A start without an update to judge: health check, then `Mark good booted` (as
+    /// rauc-mark-good.service does) so that the running slot's boot attempts never run out.
+    async fn mark_good_on_start(&mut self, booted: Option<&str>, failed_here: bool) {
+        if !self.config.eyas.mark_good_on_boot {
+            return;
+        }
+        let marker = self.read_bad_slot_marker();
+        if let (Some(m), Some(b)) = (marker.as_deref(), booted)
+            && m != b
+        {
+            // Rebooted away from the rejected slot.
+            self.clear_bad_slot_marker();
+        }
+        if failed_here || (marker.is_some() && marker.as_deref() == booted) {
+            tracing::warn!(
+                "slot {} failed its update and was marked bad: not marking it good; reboot to return to the previous slot",
+                booted.unwrap_or("?")
+            );
+            return;
+        }
+        if self.rauc.is_none() {
+            tracing::warn!("RAUC is not reachable: the booted slot is not marked good");
+            return;
+        }
+        if self.run_health_command().await {
+            self.mark_good_booted().await;
+        } else {
+            tracing::error!("not marking the booted slot good");
+        }
+    }
+
+    fn bad_slot_marker(&self) -> PathBuf {
+        self.config.eyas.record_path.with_extension("bad-slot")
+    }
+
+    fn read_bad_slot_marker(&self) -> Option<String> {
+        std::fs::read_to_string(self.bad_slot_marker())
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn write_bad_slot_marker(&self, bootname: &str) {
+        if let Err(e) = std::fs::write(self.bad_slot_marker(), format!("{bootname}\n")) {
+            tracing::warn!("{}: {e}", self.bad_slot_marker().display());
+        }
+    }
+
+    fn clear_bad_slot_marker(&self) {
+        let _ = std::fs::remove_file(self.bad_slot_marker());
+    }
+
+    /// After a failed health check: reboot into the previous slot (`post_update_reboot=true`),
+    /// or say clearly that someone must.
+    async fn reboot_to_previous_slot(&mut self) {
+        self.awaiting_reboot = true;
+        if let Some(t) = &self.telemetry {
+            let _ = t.flush(Duration::from_secs(3)).await;
+        }
+        if !self.config.client.post_update_reboot {
+            tracing::error!(
+                "the new slot failed its health check and is marked bad: reboot now to return to the previous slot (post_update_reboot=false, so eyas does not reboot)"
+            );
+            service::status("update failed; reboot to return to the previous slot");
+            return;
+        }
+        tracing::info!("rebooting into the previous slot");
+        service::stopping();
+        if let Err(e) = hooks::run(
+            &self.config.eyas.reboot_command,
+            &[],
+            Duration::from_secs(60),
+        )
+        .await
+        {
+            tracing::error!("reboot command failed: {e}");
         }
     }
 
@@ -631,12 +887,9 @@ impl Agent<'_> {
                     Ok(()) => {
                         let _ = client.handle_event(now, Event::Verified);
                     }
-                    Err(reason) => {
+                    Err((code, reason)) => {
                         tracing::error!("{reason}");
-                        self.publish(&telemetry::status(
-                            OtaStatus::Failure,
-                            Some(("verify", &reason)),
-                        ));
+                        self.publish_failure(code, &reason);
                         let _ = client.handle_event(now, Event::VerifyFailed { reason: &reason });
                     }
                 }
@@ -697,8 +950,24 @@ impl Agent<'_> {
         );
         service::status(&text);
         let error =
-            (t.phase == TelemetryPhase::Canceled).then_some(("canceled", "action canceled"));
-        let mut msg = telemetry::status(status, error);
+            match t.phase {
+                TelemetryPhase::Canceled => Some((
+                    telemetry::error_code::CANCELED,
+                    "action canceled".to_owned(),
+                )),
+                TelemetryPhase::Failed => {
+                    if std::mem::take(&mut self.failure_published) {
+                        // Already published with its code where it happened (once per failure).
+                        self.last_error = None;
+                        return;
+                    }
+                    Some(self.last_error.take().unwrap_or_else(|| {
+                        (telemetry::error_code::OTHER, "update failed".to_owned())
+                    }))
+                }
+                _ => None,
+            };
+        let mut msg = telemetry::status(status, error.as_ref().map(|(c, r)| (*c, r.as_str())));
         if let (Some(p), Some(values)) = (
             t.percent,
             msg.get_mut("values").and_then(|v| v.as_object_mut()),
@@ -714,6 +983,7 @@ impl Agent<'_> {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{e}");
+                self.last_error = Some((telemetry::error_code::DOWNLOAD, e.to_string()));
                 let now = self.now();
                 let _ = client.handle_event(now, Event::DownloadFailed { http_status: None });
                 return;
@@ -801,9 +1071,11 @@ impl Agent<'_> {
 
     /// The core decides: size and hawkBit digest, from the verifier fed during the download
     /// (or, for a file from an earlier run, from one more pass over the file).
-    fn verify(&mut self, a: &OwnedArtifact) -> Result<(), String> {
+    fn verify(&mut self, a: &OwnedArtifact) -> Result<(), (u16, String)> {
+        let other = |e: String| (telemetry::error_code::VERIFY, e);
         let key = (a.action, a.artifact);
-        let path = artifact_path(&self.download_dir, &a.filename).map_err(|e| e.to_string())?;
+        let path =
+            artifact_path(&self.download_dir, &a.filename).map_err(|e| other(e.to_string()))?;
         let spec = ArtifactSpec {
             size: a.size,
             sha256: a.sha256,
@@ -811,12 +1083,12 @@ impl Agent<'_> {
         };
         let verifier = match self.digests.remove(&key).and_then(|d| d.verifier) {
             Some(v) => v,
-            None => verify_file(&path, &spec)?,
+            None => verify_file(&path, &spec).map_err(other)?,
         };
         // Policy::Off here: the signed manifest is checked before install (`crate::manifest`).
         verifier
             .finish("", None)
-            .map_err(|e| format!("{}: {e} ({})", a.filename, e.as_str()))?;
+            .map_err(|e| (e.code(), format!("{}: {e} ({})", a.filename, e.as_str())))?;
         tracing::info!("{}: size and checksum OK", a.filename);
         self.files.insert(key, path);
         // A file verified after a restart was not downloaded by this run: the install needs
@@ -867,6 +1139,7 @@ impl Agent<'_> {
                 format!("no downloaded bundle for {} {}", i.name, i.version)
             };
             tracing::error!("{reason}");
+            self.last_error = Some((telemetry::error_code::INSTALL, reason.clone()));
             let now = self.now();
             let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
             return;
@@ -954,6 +1227,7 @@ impl Agent<'_> {
                 i.part, i.part
             );
             tracing::error!("{reason}");
+            self.last_error = Some((telemetry::error_code::PART_HANDLER, reason.clone()));
             let now = self.now();
             let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
             return;
@@ -975,7 +1249,7 @@ impl Agent<'_> {
 
     async fn reboot(&mut self, target: Option<Slot>) {
         self.awaiting_reboot = true;
-        self.publish(&telemetry::status(OtaStatus::Rebooting, None));
+        // `ota_status=rebooting` was published from the core's Rebooting sample just before.
         if let Some(t) = &self.telemetry {
             let _ = t.flush(Duration::from_secs(3)).await;
         }
@@ -1064,10 +1338,7 @@ impl Agent<'_> {
                         if client.record().is_some_and(|r| {
                             matches!(r.phase, Phase::Reporting { success: false, .. })
                         }) {
-                            self.publish(&telemetry::status(
-                                OtaStatus::Failure,
-                                Some(("download", &e.detail)),
-                            ));
+                            self.publish_failure(telemetry::error_code::DOWNLOAD, &e.detail);
                         }
                         r
                     }
@@ -1082,11 +1353,13 @@ impl Agent<'_> {
                     Ok(slot) => client.handle_event(now, Event::Installed { slot }),
                     Err(reason) => {
                         tracing::error!("{reason}");
-                        self.publish(&telemetry::status(
-                            OtaStatus::Failure,
-                            Some(("install", &reason)),
-                        ));
-                        client.handle_event(now, Event::InstallFailed { reason: &reason })
+                        let r = client.handle_event(now, Event::InstallFailed { reason: &reason });
+                        if client.record().is_some_and(|r| {
+                            matches!(r.phase, Phase::Reporting { success: false, .. })
+                        }) {
+                            self.publish_failure(telemetry::error_code::INSTALL, &reason);
+                        }
+                        r
                     }
                 }
             }

@@ -195,6 +195,9 @@ pub struct EyasConfig {
     pub health_check_command: Option<String>,
     /// Kill the health check after this long.
     pub health_check_timeout: Duration,
+    /// On every start without an update to judge: health check, then `Mark good booted` (as
+    /// rauc-mark-good.service does), so that the running slot's boot attempts never run out.
+    pub mark_good_on_boot: bool,
     /// Confirmation policy.
     pub confirmation: Confirmation,
     /// Never poll more often than this.
@@ -298,6 +301,7 @@ const EYAS_KEYS: &[&str] = &[
     "manifest_public_keys",
     "health_check_command",
     "health_check_timeout",
+    "mark_good_on_boot",
     "confirmation",
     "confirmation_command",
     "poll_min",
@@ -335,6 +339,8 @@ CONFIGURATION FILE (GLib key file, same as rauc-hawkbit-updater; only lines star
   manifest_signature=off           off|if-present|required
   manifest_public_keys=HEX;HEX     Ed25519 public keys, 64 hex digits each
   health_check_command=CMD health_check_timeout=60   run after booting the new slot; exit 0 = good
+  mark_good_on_boot=true           on every start, health check then RAUC mark-good of the booted slot
+                                   (as rauc-mark-good.service); false if something else marks good
   confirmation=auto                auto|deny|command (runs confirmation_command=CMD; exit 0 confirms)
   poll_min=S poll_max=S            clamp the server's polling sleep (seconds or HH:MM:SS)
   proxy=URL                        http://, https:// or socks5:// proxy for all HTTP(S)
@@ -823,6 +829,7 @@ impl Reader<'_> {
             manifest_public_keys,
             health_check_command: self.non_empty(g, "health_check_command")?,
             health_check_timeout: self.seconds(g, "health_check_timeout", 60, true)?,
+            mark_good_on_boot: self.bool(g, "mark_good_on_boot", true)?,
             confirmation,
             poll_min,
             poll_max,

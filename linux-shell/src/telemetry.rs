@@ -87,8 +87,48 @@ pub fn current_software(title: &str, version: &str, rauc_slot: &str) -> Value {
     }))
 }
 
-/// `{ts, values}` for a status change; `error` fills `ota_error`/`sw_error`/`error_code`.
-pub fn status(status: OtaStatus, error: Option<(&str, &str)>) -> Value {
+/// Stable numeric `error_code`s of failure telemetry (each failure also carries `ota_error`
+/// and ThingsBoard's `sw_error`, a short reason, and `sw_state=FAILED`).
+///
+/// | code | failure |
+/// |---|---|
+/// | 1–99 | verification, `eyas_core::verify::VerifyError::code()` (4 = SHA-256 mismatch, 10 = manifest missing, 11 = bad signature, …) |
+/// | 100 | download failed (HTTP status, network, too many cuts) |
+/// | 110 | verification failed before the core's verdict (file unreadable, no digest) |
+/// | 200 | install failed (RAUC, signed manifest check, RAUC not reachable) |
+/// | 210 | part handler (`part.<NAME>.command`) failed |
+/// | 300 | the new slot failed the health check (marked bad; the previous slot boots again) |
+/// | 310 | the new slot could not be marked good |
+/// | 400 | the bootloader fell back to the previous slot (the new slot is marked bad) |
+/// | 500 | the install was interrupted too often |
+/// | 600 | the action was canceled |
+/// | 900 | other failure (the core's reason is in `ota_error`) |
+pub mod error_code {
+    /// Download failed.
+    pub const DOWNLOAD: u16 = 100;
+    /// Verification failed outside the core's verifier.
+    pub const VERIFY: u16 = 110;
+    /// Install failed.
+    pub const INSTALL: u16 = 200;
+    /// Part handler failed.
+    pub const PART_HANDLER: u16 = 210;
+    /// Health check of the new slot failed.
+    pub const HEALTH: u16 = 300;
+    /// `Mark good` of the new slot failed.
+    pub const MARK_GOOD: u16 = 310;
+    /// The bootloader fell back.
+    pub const FELL_BACK: u16 = 400;
+    /// Interrupted too often.
+    pub const INTERRUPTED: u16 = 500;
+    /// Canceled.
+    pub const CANCELED: u16 = 600;
+    /// Anything else.
+    pub const OTHER: u16 = 900;
+}
+
+/// `{ts, values}` for a status change; `error` = (`error_code`, reason) fills
+/// `error_code`, `ota_error` and `sw_error`.
+pub fn status(status: OtaStatus, error: Option<(u16, &str)>) -> Value {
     let mut values = Map::new();
     values.insert("ota_status".into(), status.as_str().into());
     if let Some(state) = status.sw_state() {
@@ -373,13 +413,13 @@ mod tests {
 
     #[test]
     fn status_messages_carry_thingsboard_keys() {
-        let v = status(OtaStatus::Failure, Some(("E_CHECKSUM", "bad sha256")));
+        let v = status(OtaStatus::Failure, Some((4, "bad sha256")));
         let values = &v["values"];
         assert_eq!(values["ota_status"], "failure");
         assert_eq!(values["sw_state"], "FAILED");
         assert_eq!(values["ota_error"], "bad sha256");
         assert_eq!(values["sw_error"], "bad sha256");
-        assert_eq!(values["error_code"], "E_CHECKSUM");
+        assert_eq!(values["error_code"], 4);
         assert!(v["ts"].as_u64().is_some_and(|t| t > 1_600_000_000_000));
         let v = status(OtaStatus::Idle, None);
         assert!(v["values"].get("sw_state").is_none());

@@ -161,6 +161,11 @@ async fn update_is_reported_only_after_the_new_slot_booted() {
     let lines = observer.wait_lines(3, Duration::from_secs(10)).join("\n");
     assert!(lines.contains("\"DOWNLOADING\""), "{lines}");
     assert!(lines.contains("\"sw_state\":\"UPDATED\""), "{lines}");
+    assert_eq!(
+        lines.matches("\"ota_status\":\"rebooting\"").count(),
+        1,
+        "rebooting is published once: {lines}"
+    );
     sim.shutdown().await;
 }
 
@@ -355,6 +360,22 @@ async fn installed_awaiting_reboot(
     std::path::PathBuf,
     tempfile::TempDir,
 ) {
+    installed_awaiting_reboot_with(sb, broker, target, "", extra).await
+}
+
+/// Like `installed_awaiting_reboot`, with `client_extra` added to `[client]`.
+async fn installed_awaiting_reboot_with(
+    sb: &RaucSandbox,
+    broker: &Broker,
+    target: &str,
+    client_extra: &str,
+    extra: &str,
+) -> (
+    hil_tests::sim::SimHandle,
+    u64,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
     let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
     let token = sim.create_target(target, None).expect("target");
     let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
@@ -376,6 +397,10 @@ async fn installed_awaiting_reboot(
         broker.port,
         extra,
     );
+    let text = std::fs::read_to_string(&conf)
+        .expect("read")
+        .replace("retry_wait=5\n", &format!("retry_wait=5\n{client_extra}"));
+    std::fs::write(&conf, text).expect("write");
     let out = eyas_run_once(&conf, &sb.bus_address).await;
     assert_eq!(out.status.code(), Some(0), "install run");
     assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
@@ -387,13 +412,28 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
     let mut sb = RaucSandbox::start();
     let broker = Broker::start();
     let observer = broker.observer();
-    let (sim, action, conf, _work) = installed_awaiting_reboot(
+    let work = tempfile::tempdir().expect("tmp");
+    let reboots = work.path().join("reboots");
+    let (sim, action, conf, _work) = installed_awaiting_reboot_with(
         &sb,
         &broker,
         "dev-sick",
-        "health_check_command=exit 7\nhealth_check_timeout=5\n",
+        "post_update_reboot=true\n",
+        &format!(
+            "health_check_command=test -e {ok} || exit 7\nhealth_check_timeout=5\nreboot_command=echo reboot >> {r}\n",
+            ok = work.path().join("healthy").display(),
+            r = reboots.display()
+        ),
     )
     .await;
+    let reboot_count = || {
+        std::fs::read_to_string(&reboots)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(reboot_count(), 1, "the install rebooted into B");
+    assert_eq!(sb.bootloader_primary(), "B");
     sb.reboot_into("B");
     let out = eyas_run_once(&conf, &sb.bus_address).await;
     assert_eq!(out.status.code(), Some(1));
@@ -401,16 +441,45 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
     common::wait_for("the action to fail", Duration::from_secs(10), || {
         sim.action_status(action).as_deref() == Some("error")
     });
-    assert!(
-        !sb.bootloader_calls().contains("set-state B good"),
-        "{}",
-        sb.bootloader_calls()
+    let calls = sb.bootloader_calls();
+    assert!(!calls.contains("set-state B good"), "{calls}");
+    // The failed slot is never booted again; the previous slot is primary and bootable.
+    assert_eq!(sb.bootloader_state("B"), "bad", "{calls}");
+    assert_eq!(sb.bootloader_primary(), "A", "{calls}");
+    assert_eq!(sb.bootloader_state("A"), "good", "{calls}");
+    assert_eq!(
+        reboot_count(),
+        2,
+        "eyas rebooted into the previous slot after the failed health check"
     );
     let lines = observer.wait_lines(1, Duration::from_secs(10)).join("\n");
     common::wait_for("FAILED telemetry", Duration::from_secs(10), || {
         observer.lines().join("\n").contains("\"FAILED\"")
     });
+    common::wait_for("the error code", Duration::from_secs(10), || {
+        observer.lines().iter().any(|l| {
+            l.contains("\"sw_state\":\"FAILED\"")
+                && l.contains("\"error_code\":300")
+                && l.contains("\"ota_error\":\"the new slot failed the health check\"")
+                && l.contains("\"sw_error\"")
+        })
+    });
     assert!(!lines.contains("\"UPDATED\""), "{lines}");
+
+    // Back on A (healthy now): A is marked good, B stays bad, nothing is reported as success.
+    std::fs::write(work.path().join("healthy"), "").expect("write");
+    sb.reboot_into("A");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    let calls = sb.bootloader_calls();
+    assert!(calls.contains("set-state A good"), "{calls}");
+    assert_eq!(sb.bootloader_state("B"), "bad", "{calls}");
+    assert_eq!(sb.bootloader_primary(), "A", "{calls}");
+    assert_eq!(sim.action_status(action).as_deref(), Some("error"));
+    assert!(
+        !observer.lines().join("\n").contains("\"UPDATED\""),
+        "no success is ever reported"
+    );
     sim.shutdown().await;
 }
 
@@ -418,8 +487,10 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
 async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
     let mut sb = RaucSandbox::start();
     let broker = Broker::start();
+    let observer = broker.observer();
     let (sim, action, conf, _work) =
         installed_awaiting_reboot(&sb, &broker, "dev-fallback", "").await;
+    assert_eq!(sb.bootloader_primary(), "B");
     // The new slot did not come up: the bootloader booted A again.
     sb.reboot_into("A");
     let out = eyas_run_once(&conf, &sb.bus_address).await;
@@ -429,6 +500,65 @@ async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
     });
     let messages = sim.action_messages(action).join("\n");
     assert!(messages.contains("fell back"), "{messages}");
+    // The failed slot is marked bad (never chosen again), the running slot good and primary.
+    let calls = sb.bootloader_calls();
+    assert!(calls.contains("set-state B bad"), "{calls}");
+    assert!(calls.contains("set-state A good"), "{calls}");
+    assert_eq!(sb.bootloader_state("B"), "bad", "{calls}");
+    assert_eq!(sb.bootloader_state("A"), "good", "{calls}");
+    assert_eq!(sb.bootloader_primary(), "A", "{calls}");
+    common::wait_for("the error code", Duration::from_secs(10), || {
+        observer.lines().iter().any(|l| {
+            l.contains("\"sw_state\":\"FAILED\"")
+                && l.contains("\"error_code\":400")
+                && l.contains("fell back to slot A")
+        })
+    });
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_start_marks_the_booted_slot_good_after_the_health_check() {
+    let sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target("dev-idle", None).expect("target");
+    let work = tempfile::tempdir().expect("tmp");
+    let ok = work.path().join("healthy");
+    let conf = config(
+        work.path(),
+        sim.addr().port(),
+        "dev-idle",
+        &token,
+        broker.port,
+        &format!(
+            "health_check_command=test -e {}\nhealth_check_timeout=5\n",
+            ok.display()
+        ),
+    );
+    // Unhealthy: not marked good.
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!sb.bootloader_calls().contains("set-state A good"));
+    // Healthy: marked good on a start without any update.
+    std::fs::write(&ok, "").expect("write");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    let calls = sb.bootloader_calls();
+    assert!(calls.contains("set-state A good"), "{calls}");
+    assert_eq!(calls.matches("set-state A good").count(), 1, "{calls}");
+
+    // mark_good_on_boot=false: left to something else (e.g. a custom mark-good service).
+    let text = std::fs::read_to_string(&conf).expect("read") + "mark_good_on_boot=false\n";
+    std::fs::write(&conf, text).expect("write");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        sb.bootloader_calls().matches("set-state A good").count(),
+        1,
+        "{}",
+        sb.bootloader_calls()
+    );
     sim.shutdown().await;
 }
 

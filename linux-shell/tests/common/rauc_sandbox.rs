@@ -197,6 +197,18 @@ impl RaucSandbox {
         std::fs::read_to_string(self.bootloader_dir.join("calls.log")).unwrap_or_default()
     }
 
+    /// The custom backend's state of `bootname` (`good` when never set, as the script answers).
+    pub fn bootloader_state(&self, bootname: &str) -> String {
+        std::fs::read_to_string(self.bootloader_dir.join(format!("state.{bootname}")))
+            .map_or_else(|_| "good".to_owned(), |s| s.trim().to_owned())
+    }
+
+    /// The custom backend's primary bootname (`A` when never set, as the script answers).
+    pub fn bootloader_primary(&self) -> String {
+        std::fs::read_to_string(self.bootloader_dir.join("primary"))
+            .map_or_else(|_| "A".to_owned(), |s| s.trim().to_owned())
+    }
+
     pub fn rauc_log(&self) -> String {
         std::fs::read_to_string(self.path().join("rauc.log")).unwrap_or_default()
     }
