@@ -503,11 +503,14 @@ fn href_hash(h: ddi::JsonStr<'_>) -> u64 {
     hash
 }
 
-/// Appends the decoded `s` (its length already checked against the capacity).
-fn copy_into(out: &mut heapless::string::StringView, s: ddi::JsonStr<'_>) {
+/// Appends the decoded `s`; `false` (with a part appended) if it does not fit.
+fn copy_into(out: &mut heapless::string::StringView, s: ddi::JsonStr<'_>) -> bool {
     for c in s.chars() {
-        let _ = out.push(c);
+        if out.push(c).is_err() {
+            return false;
+        }
     }
+    true
 }
 
 impl Client {
@@ -1528,11 +1531,9 @@ impl Client {
 
     fn set_link(&mut self, f: Fetch, href: ddi::JsonStr<'_>) {
         self.link.clear();
-        for c in href.chars() {
-            if self.link.push(c).is_err() {
-                self.link.clear();
-                return;
-            }
+        if !copy_into(self.link.as_mut_view(), href) {
+            self.link.clear();
+            return;
         }
         self.fetch = Some(f);
     }
@@ -2293,9 +2294,10 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
             .push(chunk)
             .map_err(|_| PlanError::TooManyChunks(d.chunk_count()))?;
         if let Some(p) = job.chunks.last_mut() {
-            copy_into(p.part.as_mut_view(), c.part);
-            copy_into(p.name.as_mut_view(), c.name);
-            copy_into(p.version.as_mut_view(), c.version);
+            // lengths checked above: these fit
+            let _ = copy_into(p.part.as_mut_view(), c.part);
+            let _ = copy_into(p.name.as_mut_view(), c.name);
+            let _ = copy_into(p.version.as_mut_view(), c.version);
         }
     }
     // install order: config hooks, then applications, then the OS (which reboots)
