@@ -23,7 +23,7 @@
 #                                old slot; eyas reports closed/failure and the running version (installedBase);
 #                                the canary group's error threshold pauses the rollout
 #      DEMO_FAIL_HEALTH=dev-02   that device's new slot boots but fails eyas' health check (closed/failure,
-#                                slot not marked good)
+#                                slot marked bad, eyas reboots it into the old slot, which is marked good)
 #      DEMO_EXPECT=finished|paused   make the outcome a check (CI)      DEMO_KEEP_DIR=1 keep the temp dir
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -337,7 +337,9 @@ EOF
 EOF
   # health check of the new slot: the kernel command line names the slot the bootloader chose
   if [ "${DEMO_FAIL_HEALTH:-}" = "$dev" ]; then
-    printf '#!/bin/sh\necho "demo: injected health check failure" >&2\nexit 1\n' >"$d/health.sh"
+    # only the new slot (B) is sick; the old slot A stays healthy
+    printf '#!/bin/sh\nif grep -q "rauc.slot=B" %s; then echo "demo: injected health check failure" >&2; exit 1; fi\n' \
+      "$d/cmdline" >"$d/health.sh"
   else
     printf '#!/bin/sh\ngrep -q "rauc.slot=" %s\n' "$d/cmdline" >"$d/health.sh"
   fi
@@ -406,6 +408,10 @@ esac
 end=$(( $(date +%s) + 15 ))
 while [ "$(date +%s)" -lt "$end" ]; do
   n=$(grep -c '"ota_status":"\(success\|failure\)"' "$W/telemetry.txt" || true)
+  # after a failed health check eyas reboots into the old slot: wait for that boot's telemetry too
+  if [ -n "${DEMO_FAIL_HEALTH:-}" ] && ! grep -q "^$DEMO_FAIL_HEALTH/.*\"rauc_slot\":\"A\"" "$W/telemetry.txt"; then
+    sleep 0.5; continue
+  fi
   [ "${n:-0}" -ge "$N_REAL" ] && break
   sleep 0.5
 done
@@ -502,13 +508,21 @@ for d in devs:
         if env.get("BOOT_B_LEFT") != "0":
             bad.append("%s: BOOT_B_LEFT=%s, expected 0 (attempts used up)" % (d, env.get("BOOT_B_LEFT")))
     elif d == fail_health:
-        want = dict(ota="failure", slot="B", detail="error")
+        want = dict(ota="failure", slot="A", detail="error")
     else:
         want = dict(ota="success", slot="B", detail="finished")
         if env.get("BOOT_ORDER", "").split()[:1] != ["B"] or env.get("BOOT_B_LEFT") != "3":
             bad.append("%s: U-Boot env %s, expected B first and marked good (BOOT_B_LEFT=3)" % (d, env))
         if s.get("sw_version") != version:
             bad.append("%s: telemetry sw_version %s, expected %s" % (d, s.get("sw_version"), version))
+    if d in (fail_boot, fail_health):
+        # the failed slot is marked bad (out of BOOT_ORDER, so the boot script never picks it again once A's
+        # attempts run out) and the old slot good
+        if "B" in env.get("BOOT_ORDER", "").split() or env.get("BOOT_B_LEFT") != "0" or env.get("BOOT_A_LEFT") != "3":
+            bad.append("%s: U-Boot env %s, expected B marked bad (not in BOOT_ORDER, BOOT_B_LEFT=0) and A good (BOOT_A_LEFT=3)" % (d, env))
+        code = 400 if d == fail_boot else 300
+        if s.get("error_code") != code:
+            bad.append("%s: telemetry error_code %s, expected %d" % (d, s.get("error_code"), code))
     if s.get("ota_status") != want["ota"]:
         bad.append("%s: telemetry ota_status %s, expected %s" % (d, s.get("ota_status"), want["ota"]))
     if s.get("rauc_slot") != want["slot"]:
