@@ -20,6 +20,6 @@ pub mod record;
 mod sha1_small;
 pub mod slots;
 mod text;
-mod varint;
 pub mod time;
+mod varint;
 pub mod verify;
