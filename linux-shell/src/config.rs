@@ -1013,6 +1013,7 @@ mod tests {
         assert_eq!(e.manifest_signature, SignaturePolicy::Off);
         assert_eq!(e.confirmation, Confirmation::Auto);
         assert_eq!(e.reboot_command, "systemctl reboot");
+        assert!(e.mark_good_on_boot, "marks good on every start, as rauc-mark-good.service");
     }
 
     #[test]
@@ -1122,7 +1123,7 @@ mod tests {
              manifest_signature=required\nmanifest_public_keys={key};{key}\nhealth_check_command=/bin/true\nhealth_check_timeout=5\n\
              confirmation=command\nconfirmation_command=/usr/bin/ask\npoll_min=30\npoll_max=01:00:00\nproxy=http://proxy:3128\n\
              ca_file=/etc/ca.pem\npart.bApp.command=/usr/lib/eyas/app-hook\npart.bApp.timeout=12\nreboot_command=/sbin/reboot -f\n\
-             record_path=/data/eyas.rec\nbootloader_config=/etc/bl.conf\n"
+             record_path=/data/eyas.rec\nbootloader_config=/etc/bl.conf\nmark_good_on_boot=false\n"
         );
         let l = load_text(&with("", &eyas)).expect("valid");
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
@@ -1155,6 +1156,8 @@ mod tests {
         assert_eq!(e.reboot_command, "/sbin/reboot -f");
         assert_eq!(e.record_path, PathBuf::from("/data/eyas.rec"));
         assert_eq!(e.bootloader_config, PathBuf::from("/etc/bl.conf"));
+        assert!(!e.mark_good_on_boot);
+        assert!(HELP.contains("mark_good_on_boot=true"));
     }
 
     #[test]
