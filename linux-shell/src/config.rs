@@ -1013,7 +1013,10 @@ mod tests {
         assert_eq!(e.manifest_signature, SignaturePolicy::Off);
         assert_eq!(e.confirmation, Confirmation::Auto);
         assert_eq!(e.reboot_command, "systemctl reboot");
-        assert!(e.mark_good_on_boot, "marks good on every start, as rauc-mark-good.service");
+        assert!(
+            e.mark_good_on_boot,
+            "marks good on every start, as rauc-mark-good.service"
+        );
     }
 
     #[test]
