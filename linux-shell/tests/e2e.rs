@@ -484,6 +484,57 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_health_check_without_post_update_reboot_says_so_and_never_marks_the_slot_good() {
+    let mut sb = RaucSandbox::start();
+    let broker = Broker::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let reboots = work.path().join("reboots");
+    let (sim, action, conf, _work) = installed_awaiting_reboot(
+        &sb,
+        &broker,
+        "dev-sick-manual",
+        &format!(
+            "health_check_command=test -e {ok} || exit 7\nhealth_check_timeout=5\nreboot_command=echo reboot >> {r}\n",
+            ok = work.path().join("healthy").display(),
+            r = reboots.display()
+        ),
+    )
+    .await;
+    sb.reboot_into("B");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reboot now to return to the previous slot"),
+        "{stderr}"
+    );
+    assert!(
+        !reboots.exists(),
+        "post_update_reboot=false: eyas does not reboot"
+    );
+    common::wait_for("the action to fail", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("error")
+    });
+    assert_eq!(sb.bootloader_state("B"), "bad");
+    assert_eq!(sb.bootloader_primary(), "A");
+    // eyas restarts while the device still runs the rejected slot (the failure is reported, the
+    // record is gone, and the health check would pass now): the slot stays bad.
+    std::fs::write(work.path().join("healthy"), "").expect("write");
+    let out = eyas_run_once(&conf, &sb.bus_address).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failed its update and was marked bad"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = sb.bootloader_calls();
+    assert!(!calls.contains("set-state B good"), "{calls}");
+    assert_eq!(sb.bootloader_state("B"), "bad", "{calls}");
+    assert_eq!(sb.bootloader_primary(), "A", "{calls}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
     let mut sb = RaucSandbox::start();
     let broker = Broker::start();
