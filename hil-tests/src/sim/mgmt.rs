@@ -57,14 +57,17 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         )
         .route(
             "/rest/v1/softwaremoduletypes",
-            get(sm_type_list).post(sm_type_create),
+            get(type_list::<SmType>).post(sm_type_create),
         )
-        .route("/rest/v1/softwaremoduletypes/{id}", get(sm_type_get))
+        .route("/rest/v1/softwaremoduletypes/{id}", get(type_get::<SmType>))
         .route(
             "/rest/v1/distributionsettypes",
-            get(ds_type_list).post(ds_type_create),
+            get(type_list::<DsType>).post(ds_type_create),
         )
-        .route("/rest/v1/distributionsettypes/{id}", get(ds_type_get))
+        .route(
+            "/rest/v1/distributionsettypes/{id}",
+            get(type_get::<DsType>),
+        )
         .route("/rest/v1/distributionsets", get(ds_list).post(ds_create))
         .route("/rest/v1/distributionsets/{id}", get(ds_get))
         .route(
@@ -695,6 +698,78 @@ fn ds_type_json(b: &str, t: &DsType) -> Value {
     )
 }
 
+/// What the list and get handlers of software module types and distribution set
+/// types share: both live in a map keyed by `key` and are addressed by `id`.
+trait MgmtType: Sized + 'static {
+    /// In error messages and id parsing: `software module type`, `distribution set type`.
+    const WHAT: &'static str;
+    fn all(st: &State) -> &std::collections::BTreeMap<String, Self>;
+    fn id(&self) -> u64;
+    fn to_json(&self, b: &str) -> Value;
+
+    /// The type with this id, or 404 `<what> <id> not found`.
+    fn by_id(st: &State, id: u64) -> Res<&Self> {
+        Self::all(st)
+            .values()
+            .find(|t| t.id() == id)
+            .ok_or_else(|| Failure::not_found(format!("{} {id} not found", Self::WHAT)))
+    }
+}
+
+impl MgmtType for SmType {
+    const WHAT: &'static str = "software module type";
+    fn all(st: &State) -> &std::collections::BTreeMap<String, Self> {
+        &st.sm_types
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn to_json(&self, b: &str) -> Value {
+        sm_type_json(b, self)
+    }
+}
+
+impl MgmtType for DsType {
+    const WHAT: &'static str = "distribution set type";
+    fn all(st: &State) -> &std::collections::BTreeMap<String, Self> {
+        &st.ds_types
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn to_json(&self, b: &str) -> Value {
+        ds_type_json(b, self)
+    }
+}
+
+/// `GET /softwaremoduletypes`, `GET /distributionsettypes`: paged, by id.
+async fn type_list<T: MgmtType>(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
+    done((|| {
+        let st = sh.state();
+        let b = base(&headers, &sh);
+        let mut types: Vec<&T> = T::all(&st).values().collect();
+        types.sort_by_key(|t| t.id());
+        Ok(json_get(
+            &headers,
+            &page(types.into_iter().map(|t| t.to_json(&b)).collect(), &q)?,
+        ))
+    })())
+}
+
+/// `GET /softwaremoduletypes/{id}`, `GET /distributionsettypes/{id}`.
+async fn type_get<T: MgmtType>(
+    AxState(sh): Sh,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done((|| {
+        let id = id_of(&id, T::WHAT)?;
+        let st = sh.state();
+        let t = T::by_id(&st, id)?;
+        Ok(json_get(&headers, &t.to_json(&base(&headers, &sh))))
+    })())
+}
+
 async fn sm_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
     done((|| {
         check_json_ct(&headers)?;
@@ -740,31 +815,6 @@ async fn sm_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
     })())
 }
 
-async fn sm_type_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
-    done((|| {
-        let st = sh.state();
-        let b = base(&headers, &sh);
-        let mut types: Vec<&SmType> = st.sm_types.values().collect();
-        types.sort_by_key(|t| t.id);
-        Ok(json_get(
-            &headers,
-            &page(types.into_iter().map(|t| sm_type_json(&b, t)).collect(), &q)?,
-        ))
-    })())
-}
-
-async fn sm_type_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    done((|| {
-        let id = id_of(&id, "software module type")?;
-        let st = sh.state();
-        let t =
-            st.sm_types.values().find(|t| t.id == id).ok_or_else(|| {
-                Failure::not_found(format!("software module type {id} not found"))
-            })?;
-        Ok(json_get(&headers, &sm_type_json(&base(&headers, &sh), t)))
-    })())
-}
-
 /// `[{"id":7}, …]` of module type ids → their keys.
 fn module_type_keys(st: &State, o: &Map<String, Value>, field: &str) -> Res<Vec<String>> {
     let Some(v) = o.get(field).filter(|v| !v.is_null()) else {
@@ -778,11 +828,7 @@ fn module_type_keys(st: &State, o: &Map<String, Value>, field: &str) -> Res<Vec<
     let mut keys = Vec::new();
     for m in v.as_array().ok_or_else(bad)? {
         let id = m.get("id").and_then(Value::as_u64).ok_or_else(bad)?;
-        let t =
-            st.sm_types.values().find(|t| t.id == id).ok_or_else(|| {
-                Failure::not_found(format!("software module type {id} not found"))
-            })?;
-        keys.push(t.key.clone());
+        keys.push(SmType::by_id(st, id)?.key.clone());
     }
     Ok(keys)
 }
@@ -838,31 +884,6 @@ async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
             .map(|t| ds_type_json(&b, t))
             .collect();
         Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
-}
-
-async fn ds_type_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
-    done((|| {
-        let st = sh.state();
-        let b = base(&headers, &sh);
-        let mut types: Vec<&DsType> = st.ds_types.values().collect();
-        types.sort_by_key(|t| t.id);
-        Ok(json_get(
-            &headers,
-            &page(types.into_iter().map(|t| ds_type_json(&b, t)).collect(), &q)?,
-        ))
-    })())
-}
-
-async fn ds_type_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    done((|| {
-        let id = id_of(&id, "distribution set type")?;
-        let st = sh.state();
-        let t =
-            st.ds_types.values().find(|t| t.id == id).ok_or_else(|| {
-                Failure::not_found(format!("distribution set type {id} not found"))
-            })?;
-        Ok(json_get(&headers, &ds_type_json(&base(&headers, &sh), t)))
     })())
 }
 
