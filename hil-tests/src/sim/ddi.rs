@@ -470,25 +470,38 @@ pub fn parse_feedback(body: &[u8]) -> Res<Feedback> {
     })
 }
 
-async fn deployment_feedback(
-    AxState(sh): Sh,
-    Path((tenant, cid, aid)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+/// `POST …/{deploymentBase|cancelAction}/{id}/feedback`: authenticates, checks the JSON
+/// content type, the action id and the `DdiActionFeedback` body (in that order), then
+/// hands the feedback to `apply`; 200 with no body, or the failure.
+fn action_feedback(
+    sh: &Shared,
+    (tenant, cid, aid): (String, String, String),
+    headers: &HeaderMap,
+    body: &[u8],
+    apply: fn(&mut State, &str, u64, &Feedback, i64) -> Res<()>,
 ) -> Response {
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
-        auth(&mut st, &headers, &tenant, &cid, false, now)?;
-        check_json_ct(&headers)?;
+        auth(&mut st, headers, &tenant, &cid, false, now)?;
+        check_json_ct(headers)?;
         let id = parse_aid(&aid)?;
-        let fb = parse_feedback(&body)?;
-        st.deployment_feedback(&cid, id, &fb, now)
+        let fb = parse_feedback(body)?;
+        apply(&mut st, &cid, id, &fb, now)
     })();
     match r {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+async fn deployment_feedback(
+    AxState(sh): Sh,
+    Path(p): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    action_feedback(&sh, p, &headers, &body, State::deployment_feedback)
 }
 
 async fn cancel_action(
@@ -519,23 +532,11 @@ async fn cancel_action(
 
 async fn cancel_feedback(
     AxState(sh): Sh,
-    Path((tenant, cid, aid)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r = (|| -> Res<()> {
-        let now = now_ms();
-        let mut st = sh.state();
-        auth(&mut st, &headers, &tenant, &cid, false, now)?;
-        check_json_ct(&headers)?;
-        let id = parse_aid(&aid)?;
-        let fb = parse_feedback(&body)?;
-        st.cancel_feedback(&cid, id, &fb, now)
-    })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    action_feedback(&sh, p, &headers, &body, State::cancel_feedback)
 }
 
 async fn config_data(
