@@ -348,42 +348,59 @@ fn action_history(a: &Action, q: &HashMap<String, String>) -> Res<Option<Value>>
     ))
 }
 
-async fn deployment_base(
-    AxState(sh): Sh,
-    Path((tenant, cid, aid)): Path<(String, String, String)>,
-    Query(q): Q,
-    headers: HeaderMap,
+/// `GET …/{deploymentBase|installedBase|confirmationBase}/{id}`: checks `Accept`, authenticates,
+/// looks the action up; 404 with no body unless `shown(action)`. The body is
+/// `{"id", key: <deployment>, "actionHistory"?}`. With `log_retrieved`, an active action then
+/// gets its RETRIEVED status (like hawkBit: after the response and its history were built).
+fn action_view(
+    sh: &Shared,
+    (tenant, cid, aid): (String, String, String),
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    key: &str,
+    shown: fn(&Action) -> bool,
+    log_retrieved: bool,
 ) -> Response {
     let r = (|| -> Res<Value> {
-        check_accept(&headers)?;
+        check_accept(headers)?;
         let now = now_ms();
         let mut st = sh.state();
-        auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        auth(&mut st, headers, &tenant, &cid, false, now)?;
         let id = parse_aid(&aid)?;
         let a = st.target_action(&cid, id)?;
-        if matches!(
-            a.status,
-            Status::Canceling | Status::Canceled | Status::WaitForConfirmation | Status::Scheduled
-        ) {
+        if !shown(a) {
             return Err(Failure::empty(404));
         }
         let active = a.active;
-        let base = links_base(&headers, &sh, &tenant, &cid);
-        let mut v =
-            json!({ "id": id.to_string(), "deployment": deployment_json(&st, a, &base, now) });
-        if let Some(h) = action_history(a, &q)? {
+        let base = links_base(headers, sh, &tenant, &cid);
+        let mut v = json!({ "id": id.to_string(), key: deployment_json(&st, a, &base, now) });
+        if let Some(h) = action_history(a, q)? {
             v["actionHistory"] = h;
         }
-        // like hawkBit: RETRIEVED is registered after the response (and its history) was built
-        if active {
+        if log_retrieved && active {
             st.log_retrieved(id, now);
         }
         Ok(v)
     })();
     match r {
-        Ok(v) => json_get(&headers, &v),
+        Ok(v) => json_get(headers, &v),
         Err(e) => e.into_response(),
     }
+}
+
+async fn deployment_base(
+    AxState(sh): Sh,
+    Path(p): Path<(String, String, String)>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    let shown = |a: &Action| {
+        !matches!(
+            a.status,
+            Status::Canceling | Status::Canceled | Status::WaitForConfirmation | Status::Scheduled
+        )
+    };
+    action_view(&sh, p, &q, &headers, "deployment", shown, true)
 }
 
 /// Validates a `DdiActionFeedback` body.
@@ -573,35 +590,16 @@ async fn config_data(
 
 async fn installed_base(
     AxState(sh): Sh,
-    Path((tenant, cid, aid)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
     Query(q): Q,
     headers: HeaderMap,
 ) -> Response {
-    let r = (|| -> Res<Value> {
-        check_accept(&headers)?;
-        let now = now_ms();
-        let mut st = sh.state();
-        auth(&mut st, &headers, &tenant, &cid, false, now)?;
-        let id = parse_aid(&aid)?;
-        let a = st.target_action(&cid, id)?;
-        let done = !a.active
+    let shown = |a: &Action| {
+        !a.active
             && (a.status == Status::Finished
-                || (a.status == Status::Downloaded && a.kind == ActionType::DownloadOnly));
-        if !done {
-            return Err(Failure::empty(404));
-        }
-        let base = links_base(&headers, &sh, &tenant, &cid);
-        let mut v =
-            json!({ "id": id.to_string(), "deployment": deployment_json(&st, a, &base, now) });
-        if let Some(h) = action_history(a, &q)? {
-            v["actionHistory"] = h;
-        }
-        Ok(v)
-    })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+                || (a.status == Status::Downloaded && a.kind == ActionType::DownloadOnly))
+    };
+    action_view(&sh, p, &q, &headers, "deployment", shown, false)
 }
 
 async fn installed_base_put(
@@ -690,32 +688,12 @@ async fn confirmation_root(
 
 async fn confirmation_base(
     AxState(sh): Sh,
-    Path((tenant, cid, aid)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
     Query(q): Q,
     headers: HeaderMap,
 ) -> Response {
-    let r = (|| -> Res<Value> {
-        check_accept(&headers)?;
-        let now = now_ms();
-        let mut st = sh.state();
-        auth(&mut st, &headers, &tenant, &cid, false, now)?;
-        let id = parse_aid(&aid)?;
-        let a = st.target_action(&cid, id)?;
-        if a.status != Status::WaitForConfirmation || !a.active {
-            return Err(Failure::empty(404));
-        }
-        let base = links_base(&headers, &sh, &tenant, &cid);
-        let mut v =
-            json!({ "id": id.to_string(), "confirmation": deployment_json(&st, a, &base, now) });
-        if let Some(h) = action_history(a, &q)? {
-            v["actionHistory"] = h;
-        }
-        Ok(v)
-    })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+    let shown = |a: &Action| a.status == Status::WaitForConfirmation && a.active;
+    action_view(&sh, p, &q, &headers, "confirmation", shown, false)
 }
 
 async fn confirmation_feedback(
