@@ -46,6 +46,12 @@ fn group_status(fx: &Fx, id: u64) -> Vec<String> {
         .collect()
 }
 
+/// `POST /rollouts/{id}/<op>` (start, pause, resume, triggerNextGroup, …): the status code.
+fn op(fx: &Fx, id: u64, name: &str) -> u16 {
+    fx.mgmt("POST", &format!("/rollouts/{id}/{name}"), None)
+        .status
+}
+
 fn tick(fx: &Fx) {
     assert_eq!(fx.call("POST", "/sim/tick", &[], None).status, 204);
 }
@@ -183,27 +189,11 @@ fn lifecycle_states_and_frozen_targets() {
         .collect();
     assert_eq!(sizes, vec![3, 3, 2], "round(pct_of_rest × remaining)");
     assert_eq!(r["totalTargetsPerStatus"]["notstarted"], 8);
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/pause"), None)
-            .status,
-        400
-    );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/resume"), None)
-            .status,
-        400
-    );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/start"), None)
-            .status,
-        204
-    );
+    assert_eq!(op(&fx, id, "pause"), 400);
+    assert_eq!(op(&fx, id, "resume"), 400);
+    assert_eq!(op(&fx, id, "start"), 204);
     assert_eq!(rollout(&fx, id)["status"], "running");
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/start"), None)
-            .status,
-        400
-    );
+    assert_eq!(op(&fx, id, "start"), 400);
     assert_eq!(
         group_status(&fx, id),
         vec!["running", "scheduled", "scheduled"]
@@ -231,41 +221,20 @@ fn lifecycle_states_and_frozen_targets() {
     );
     assert!(fx.links("f999", "tok-f999").get("deploymentBase").is_none());
     // pause / resume / triggerNextGroup
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/pause"), None)
-            .status,
-        204
-    );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/triggerNextGroup"), None)
-            .status,
-        400,
-        "only while running"
-    );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/resume"), None)
-            .status,
-        204
-    );
+    assert_eq!(op(&fx, id, "pause"), 204);
+    assert_eq!(op(&fx, id, "triggerNextGroup"), 400, "only while running");
+    assert_eq!(op(&fx, id, "resume"), 204);
     assert_eq!(
         group_status(&fx, id),
         vec!["running", "scheduled", "scheduled"],
         "manual pause: resume just continues"
     );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/triggerNextGroup"), None)
-            .status,
-        204
-    );
+    assert_eq!(op(&fx, id, "triggerNextGroup"), 204);
     assert_eq!(
         group_status(&fx, id),
         vec!["running", "running", "scheduled"]
     );
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/nonsense"), None)
-            .status,
-        404
-    );
+    assert_eq!(op(&fx, id, "nonsense"), 404);
     // finish everything → rollout finished
     report(&fx, id, 0, 3, "success");
     report(&fx, id, 1, 3, "success");
@@ -278,11 +247,7 @@ fn lifecycle_states_and_frozen_targets() {
     tick(&fx);
     assert_eq!(rollout(&fx, id)["status"], "finished");
     assert_eq!(rollout(&fx, id)["totalTargetsPerStatus"]["finished"], 8);
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/triggerNextGroup"), None)
-            .status,
-        400
-    );
+    assert_eq!(op(&fx, id, "triggerNextGroup"), 400);
 }
 
 #[test]
@@ -296,11 +261,7 @@ fn thresholds_overlap_error_pause_and_completion() {
                "errorCondition": {"condition": "THRESHOLD", "expression": "5"}, "errorAction": {"action": "PAUSE", "expression": ""}}),
     );
     tick(&fx);
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/start"), None)
-            .status,
-        204
-    );
+    assert_eq!(op(&fx, id, "start"), 204);
     // 18/20 = 90 % < 95 %: nothing happens
     report(&fx, id, 0, 18, "success");
     tick(&fx);
@@ -335,11 +296,7 @@ fn thresholds_overlap_error_pause_and_completion() {
     tick(&fx);
     assert_eq!(group_status(&fx, id)[2], "scheduled");
     // resume after an error pause starts the next group
-    assert_eq!(
-        fx.mgmt("POST", &format!("/rollouts/{id}/resume"), None)
-            .status,
-        204
-    );
+    assert_eq!(op(&fx, id, "resume"), 204);
     assert_eq!(
         group_status(&fx, id),
         vec!["finished", "error", "running", "scheduled"]
@@ -427,7 +384,7 @@ fn success_action_pause_and_explicit_groups() {
     assert_eq!(g[0]["totalTargets"], 3);
     assert_eq!(g[1]["totalTargets"], 7);
     assert_eq!(g[1]["successCondition"]["expression"], "100");
-    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    op(&fx, id, "start");
     let d = fx.ddi_get("e000", "tok-e000", "").json();
     let href = d["_links"]["deploymentBase"]["href"]
         .as_str()
@@ -449,7 +406,7 @@ fn success_action_pause_and_explicit_groups() {
     tick(&fx);
     assert_eq!(rollout(&fx, id)["status"], "paused", "successAction PAUSE");
     assert_eq!(group_status(&fx, id), vec!["running", "scheduled"]);
-    fx.mgmt("POST", &format!("/rollouts/{id}/resume"), None);
+    op(&fx, id, "resume");
     assert_eq!(group_status(&fx, id), vec!["running", "running"]);
 }
 
@@ -495,7 +452,7 @@ fn more_groups_than_targets() {
         .map(|g| g["totalTargets"].as_u64().unwrap())
         .collect();
     assert_eq!(sizes, vec![1, 1, 1, 0]);
-    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    op(&fx, id, "start");
     for g in 0..3 {
         report(&fx, id, g, 1, "success");
         tick(&fx);
@@ -520,7 +477,7 @@ fn downloadonly_rollout_counts_downloaded_as_finished() {
                "type": "downloadonly", "successCondition": {"condition": "THRESHOLD", "expression": "100"}}),
     );
     tick(&fx);
-    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    op(&fx, id, "start");
     let members: Vec<String> = {
         let gid = groups(&fx, id)[0]["id"].as_u64().unwrap();
         fx.mgmt(
@@ -596,7 +553,7 @@ fn per_status_maps_every_active_state_to_running() {
                "confirmationRequired": true}),
     );
     tick(&fx);
-    fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
+    op(&fx, id, "start");
     let action = |cid: &str| fx.sim().with_state(|s| s.current_action(cid).unwrap().id);
     // every device must consent; p006 never does and stays WAIT_FOR_CONFIRMATION
     for i in 0..6 {
