@@ -108,16 +108,20 @@ fn etag_and_304_on_json_gets() {
             .unwrap()
     };
     let before = polled();
+    // a poll conditional on the first ETag (If-None-Match)
+    let conditional_poll = || {
+        fx.call(
+            "GET",
+            &fx.ddi("dev-01"),
+            &[
+                ("Authorization", "TargetToken tok-dev-01"),
+                ("If-None-Match", &etag),
+            ],
+            None,
+        )
+    };
     std::thread::sleep(std::time::Duration::from_millis(5));
-    let r2 = fx.call(
-        "GET",
-        &fx.ddi("dev-01"),
-        &[
-            ("Authorization", "TargetToken tok-dev-01"),
-            ("If-None-Match", &etag),
-        ],
-        None,
-    );
+    let r2 = conditional_poll();
     assert_eq!(r2.status, 304);
     assert!(r2.body.is_empty());
     // the poll is still registered on a 304
@@ -128,15 +132,7 @@ fn etag_and_304_on_json_gets() {
     // a change (new assignment) changes the body and therefore the ETag
     let (_, ds) = fx.make_ds("2.0", b"x");
     fx.sim().assign("dev-01", ds, Default::default()).unwrap();
-    let r3 = fx.call(
-        "GET",
-        &fx.ddi("dev-01"),
-        &[
-            ("Authorization", "TargetToken tok-dev-01"),
-            ("If-None-Match", &etag),
-        ],
-        None,
-    );
+    let r3 = conditional_poll();
     assert_eq!(r3.status, 200);
     assert_ne!(r3.header("etag"), Some(etag.as_str()));
 }

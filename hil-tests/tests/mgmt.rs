@@ -612,16 +612,16 @@ fn system_configs() {
         "/system/configs/authentication.gatewaytoken.enabled",
         Some(json!({"value": true})),
     );
-    assert_eq!(
+    let gateway_poll = || {
         fx.call(
             "GET",
             &fx.ddi("gw"),
             &[("Authorization", "GatewayToken k")],
-            None
+            None,
         )
-        .status,
-        200
-    );
+        .status
+    };
+    assert_eq!(gateway_poll(), 200);
     assert_eq!(
         fx.mgmt(
             "DELETE",
@@ -631,16 +631,7 @@ fn system_configs() {
         .status,
         204
     );
-    assert_eq!(
-        fx.call(
-            "GET",
-            &fx.ddi("gw"),
-            &[("Authorization", "GatewayToken k")],
-            None
-        )
-        .status,
-        401
-    );
+    assert_eq!(gateway_poll(), 401);
 }
 
 #[test]
