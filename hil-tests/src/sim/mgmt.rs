@@ -236,6 +236,35 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
+/// `POST` of a JSON array of new entities: checks the Content-Type, parses the array (`example`
+/// in the error), and under one state lock runs `create` on each item (an object, `what` in
+/// the error if not) until the first failure. On success 201 with `render` of each created
+/// entity, plus the `Warning` headers `create` collected.
+fn create_each<K>(
+    sh: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    example: &str,
+    what: &str,
+    mut create: impl FnMut(&mut State, &Map<String, Value>, &mut Warnings, i64) -> Res<K>,
+    render: impl Fn(&State, &str, &K) -> Option<Value>,
+) -> Response {
+    done((|| {
+        check_json_ct(headers)?;
+        let items = expect_array(parse_body(body)?, example)?;
+        let mut w = Warnings::default();
+        let now = now_ms();
+        let mut st = sh.state();
+        let mut created = Vec::new();
+        for it in &items {
+            created.push(create(&mut st, obj(it, what)?, &mut w, now)?);
+        }
+        let b = base(headers, sh);
+        let out: Vec<Value> = created.iter().filter_map(|k| render(&st, &b, k)).collect();
+        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
+    })())
+}
+
 // ------------------------------------------------------------------ software modules
 
 fn type_name(k: &str) -> &str {
@@ -312,18 +341,13 @@ fn sm_json(b: &str, m: &SoftwareModule) -> Value {
 }
 
 async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
-    done((|| {
-        check_json_ct(&headers)?;
-        let items = expect_array(
-            parse_body(&body)?,
-            r#"[{"name":"rootfs","version":"1.2.0","type":"os"}]"#,
-        )?;
-        let mut w = Warnings::default();
-        let now = now_ms();
-        let mut st = sh.state();
-        let mut created = Vec::new();
-        for it in &items {
-            let o = obj(it, "software module")?;
+    create_each(
+        &sh,
+        &headers,
+        &body,
+        r#"[{"name":"rootfs","version":"1.2.0","type":"os"}]"#,
+        "software module",
+        |st, o, w, now| {
             w.unknown_fields(
                 "softwaremodule",
                 o,
@@ -338,7 +362,7 @@ async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                 &[("moduleType", "type"), ("kind", "type")],
             );
             let id = create_module(
-                &mut st,
+                st,
                 req_str(o, "name", "softwaremodule")?,
                 req_str(o, "version", "softwaremodule")?,
                 req_str(o, "type", "softwaremodule")?,
@@ -347,16 +371,10 @@ async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                 opt_bool(o, "encrypted", "softwaremodule")?.unwrap_or(false),
                 now,
             )?;
-            created.push(id);
-        }
-        let b = base(&headers, &sh);
-        let out: Vec<Value> = created
-            .iter()
-            .filter_map(|i| st.modules.get(i))
-            .map(|m| sm_json(&b, m))
-            .collect();
-        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
+            Ok(id)
+        },
+        |st, b, i| st.modules.get(i).map(|m| sm_json(b, m)),
+    )
 }
 
 async fn sm_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
@@ -771,18 +789,13 @@ async fn type_get<T: MgmtType>(
 }
 
 async fn sm_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
-    done((|| {
-        check_json_ct(&headers)?;
-        let items = expect_array(
-            parse_body(&body)?,
-            r#"[{"key":"config","name":"Configuration","maxAssignments":1}]"#,
-        )?;
-        let mut w = Warnings::default();
-        let now = now_ms();
-        let mut st = sh.state();
-        let mut created = Vec::new();
-        for it in &items {
-            let o = obj(it, "software module type")?;
+    create_each(
+        &sh,
+        &headers,
+        &body,
+        r#"[{"key":"config","name":"Configuration","maxAssignments":1}]"#,
+        "software module type",
+        |st, o, w, now| {
             w.unknown_fields(
                 "softwaremoduletype",
                 o,
@@ -803,16 +816,10 @@ async fn sm_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
                 max,
                 now,
             )?;
-            created.push(key.to_owned());
-        }
-        let b = base(&headers, &sh);
-        let out: Vec<Value> = created
-            .iter()
-            .filter_map(|k| st.sm_types.get(k))
-            .map(|t| sm_type_json(&b, t))
-            .collect();
-        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
+            Ok(key.to_owned())
+        },
+        |st, b, k| st.sm_types.get(k).map(|t| sm_type_json(b, t)),
+    )
 }
 
 /// `[{"id":7}, …]` of module type ids → their keys.
@@ -834,18 +841,13 @@ fn module_type_keys(st: &State, o: &Map<String, Value>, field: &str) -> Res<Vec<
 }
 
 async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
-    done((|| {
-        check_json_ct(&headers)?;
-        let items = expect_array(
-            parse_body(&body)?,
-            r#"[{"key":"os_config","name":"OS with config","mandatorymodules":[{"id":1}],"optionalmodules":[{"id":7}]}]"#,
-        )?;
-        let mut w = Warnings::default();
-        let now = now_ms();
-        let mut st = sh.state();
-        let mut created = Vec::new();
-        for it in &items {
-            let o = obj(it, "distribution set type")?;
+    create_each(
+        &sh,
+        &headers,
+        &body,
+        r#"[{"key":"os_config","name":"OS with config","mandatorymodules":[{"id":1}],"optionalmodules":[{"id":7}]}]"#,
+        "distribution set type",
+        |st, o, w, now| {
             w.unknown_fields(
                 "distributionsettype",
                 o,
@@ -862,8 +864,8 @@ async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
                     ("optionalModules", "optionalmodules"),
                 ],
             );
-            let mandatory = module_type_keys(&st, o, "mandatorymodules")?;
-            let optional = module_type_keys(&st, o, "optionalmodules")?;
+            let mandatory = module_type_keys(st, o, "mandatorymodules")?;
+            let optional = module_type_keys(st, o, "optionalmodules")?;
             let m: Vec<&str> = mandatory.iter().map(String::as_str).collect();
             let op: Vec<&str> = optional.iter().map(String::as_str).collect();
             let key = req_str(o, "key", "distributionsettype")?;
@@ -875,16 +877,10 @@ async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
                 &op,
                 now,
             )?;
-            created.push(key.to_owned());
-        }
-        let b = base(&headers, &sh);
-        let out: Vec<Value> = created
-            .iter()
-            .filter_map(|k| st.ds_types.get(k))
-            .map(|t| ds_type_json(&b, t))
-            .collect();
-        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
+            Ok(key.to_owned())
+        },
+        |st, b, k| st.ds_types.get(k).map(|t| ds_type_json(b, t)),
+    )
 }
 
 // ------------------------------------------------------------------ distribution sets
@@ -989,18 +985,13 @@ fn ds_json(st: &State, b: &str, d: &DistributionSet) -> Value {
 }
 
 async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
-    done((|| {
-        check_json_ct(&headers)?;
-        let items = expect_array(
-            parse_body(&body)?,
-            r#"[{"name":"fw","version":"1.2.0","type":"os","modules":[{"id":7}]}]"#,
-        )?;
-        let mut w = Warnings::default();
-        let now = now_ms();
-        let mut st = sh.state();
-        let mut created = Vec::new();
-        for it in &items {
-            let o = obj(it, "distribution set")?;
+    create_each(
+        &sh,
+        &headers,
+        &body,
+        r#"[{"name":"fw","version":"1.2.0","type":"os","modules":[{"id":7}]}]"#,
+        "distribution set",
+        |st, o, w, now| {
             w.unknown_fields(
                 "distributionset",
                 o,
@@ -1029,7 +1020,7 @@ async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                 }
             }
             let id = create_ds(
-                &mut st,
+                st,
                 req_str(o, "name", "distributionset")?,
                 req_str(o, "version", "distributionset")?,
                 opt_str(o, "type", "distributionset")?.unwrap_or("os_app"),
@@ -1038,16 +1029,10 @@ async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                 opt_bool(o, "requiredMigrationStep", "distributionset")?.unwrap_or(false),
                 now,
             )?;
-            created.push(id);
-        }
-        let b = base(&headers, &sh);
-        let out: Vec<Value> = created
-            .iter()
-            .filter_map(|i| st.sets.get(i))
-            .map(|d| ds_json(&st, &b, d))
-            .collect();
-        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
+            Ok(id)
+        },
+        |st, b, i| st.sets.get(i).map(|d| ds_json(st, b, d)),
+    )
 }
 
 async fn ds_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
@@ -1116,18 +1101,13 @@ fn target_json(st: &State, b: &str, t: &Target) -> Value {
 }
 
 async fn target_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response {
-    done((|| {
-        check_json_ct(&headers)?;
-        let items = expect_array(
-            parse_body(&body)?,
-            r#"[{"controllerId":"dev-01","name":"dev-01","securityToken":"…"}]"#,
-        )?;
-        let mut w = Warnings::default();
-        let now = now_ms();
-        let mut st = sh.state();
-        let mut created = Vec::new();
-        for it in &items {
-            let o = obj(it, "target")?;
+    create_each(
+        &sh,
+        &headers,
+        &body,
+        r#"[{"controllerId":"dev-01","name":"dev-01","securityToken":"…"}]"#,
+        "target",
+        |st, o, w, now| {
             w.unknown_fields(
                 "target",
                 o,
@@ -1164,16 +1144,10 @@ async fn target_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Resp
             {
                 t.request_attributes = false;
             }
-            created.push(cid);
-        }
-        let b = base(&headers, &sh);
-        let out: Vec<Value> = created
-            .iter()
-            .filter_map(|c| st.targets.get(c))
-            .map(|t| target_json(&st, &b, t))
-            .collect();
-        Ok(w.apply(json_resp(StatusCode::CREATED, &Value::Array(out))))
-    })())
+            Ok(cid)
+        },
+        |st, b, c| st.targets.get(c).map(|t| target_json(st, b, t)),
+    )
 }
 
 async fn target_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
