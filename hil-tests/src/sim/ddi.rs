@@ -125,6 +125,22 @@ fn ip(peer: Option<axum::Extension<Peer>>) -> Option<String> {
     peer.map(|p| p.0.0.ip().to_string())
 }
 
+/// 200 with no body, or the failure.
+fn ok_or_failure(r: Res<()>) -> Response {
+    match r {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The JSON body (with `json_get`'s ETag and 304 handling), or the failure.
+fn json_or_failure(headers: &HeaderMap, r: Res<Value>) -> Response {
+    match r {
+        Ok(v) => json_get(headers, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn links_base(headers: &HeaderMap, sh: &Shared, tenant: &str, cid: &str) -> String {
     format!(
         "{}/{}/controller/v1/{}",
@@ -176,10 +192,7 @@ async fn base_poll(
         let base = links_base(&headers, &sh, &tenant, &cid);
         Ok(base_body(&mut st, &cid, &base, now))
     })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+    json_or_failure(&headers, r)
 }
 
 fn base_body(st: &mut State, cid: &str, base: &str, now: i64) -> Value {
@@ -382,10 +395,7 @@ fn action_view(
         }
         Ok(v)
     })();
-    match r {
-        Ok(v) => json_get(headers, &v),
-        Err(e) => e.into_response(),
-    }
+    json_or_failure(headers, r)
 }
 
 async fn deployment_base(
@@ -506,10 +516,7 @@ fn action_feedback(
         let fb = parse_feedback(body)?;
         apply(&mut st, &cid, id, &fb, now)
     })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    ok_or_failure(r)
 }
 
 async fn deployment_feedback(
@@ -541,10 +548,7 @@ async fn cancel_action(
         }
         Ok(json!({ "id": id.to_string(), "cancelAction": { "stopId": id.to_string() } }))
     })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+    json_or_failure(&headers, r)
 }
 
 async fn cancel_feedback(
@@ -582,10 +586,7 @@ async fn config_data(
         };
         st.config_data(&cid, data, mode)
     })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    ok_or_failure(r)
 }
 
 async fn installed_base(
@@ -680,10 +681,7 @@ async fn confirmation_root(
         }
         Ok(json!({ "autoConfirm": auto, "_links": links }))
     })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+    json_or_failure(&headers, r)
 }
 
 async fn confirmation_base(
@@ -745,10 +743,7 @@ async fn confirmation_feedback(
         }
         st.confirmation_feedback(&cid, id, confirmed, code, details, now)
     })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    ok_or_failure(r)
 }
 
 async fn activate_auto_confirm(
@@ -770,10 +765,7 @@ async fn activate_auto_confirm(
         }
         st.activate_auto_confirm(&cid, initiator, remark, now)
     })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    ok_or_failure(r)
 }
 
 async fn deactivate_auto_confirm(
@@ -791,10 +783,7 @@ async fn deactivate_auto_confirm(
         }
         Ok(())
     })();
-    match r {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
+    ok_or_failure(r)
 }
 
 async fn artifact_list(
@@ -822,10 +811,7 @@ async fn artifact_list(
                 .collect(),
         ))
     })();
-    match r {
-        Ok(v) => json_get(&headers, &v),
-        Err(e) => e.into_response(),
-    }
+    json_or_failure(&headers, r)
 }
 
 async fn artifact_download(
