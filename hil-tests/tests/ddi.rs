@@ -451,30 +451,20 @@ fn deployment_base_404s_history_and_retrieved() {
         "RETRIEVED is not repeated while it is the latest entry"
     );
     assert_eq!(fx.action_status("d1", a), "retrieved");
+    let post_feedback = |fb: &Value| {
+        fx.ddi_send(
+            "POST",
+            "d1",
+            &tok,
+            &format!("/deploymentBase/{a}/feedback"),
+            fb,
+        )
+        .status
+    };
     let fb = json!({"status": {"execution": "proceeding", "result": {"finished": "none", "progress": {"cnt": 1, "of": 3}}, "details": ["one", "two"]}});
-    assert_eq!(
-        fx.ddi_send(
-            "POST",
-            "d1",
-            &tok,
-            &format!("/deploymentBase/{a}/feedback"),
-            &fb
-        )
-        .status,
-        200
-    );
+    assert_eq!(post_feedback(&fb), 200);
     let fb = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "code": 7, "details": ["three"]}});
-    assert_eq!(
-        fx.ddi_send(
-            "POST",
-            "d1",
-            &tok,
-            &format!("/deploymentBase/{a}/feedback"),
-            &fb
-        )
-        .status,
-        200
-    );
+    assert_eq!(post_feedback(&fb), 200);
     let d = fx
         .ddi_get("d1", &tok, &format!("/deploymentBase/{a}?actionHistory=3"))
         .json();
