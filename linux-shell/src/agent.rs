@@ -829,6 +829,11 @@ impl Agent<'_> {
             return;
         }
         tracing::info!("rebooting into the previous slot");
+        self.run_reboot_command().await;
+    }
+
+    /// Tells systemd eyas is stopping and runs `reboot_command` (60 s bound); a failure is logged.
+    async fn run_reboot_command(&self) {
         service::stopping();
         if let Err(e) = hooks::run(
             &self.config.eyas.reboot_command,
@@ -1262,16 +1267,7 @@ impl Agent<'_> {
             return;
         }
         tracing::info!("rebooting into slot {}", target.map_or("?", Slot::as_str));
-        service::stopping();
-        if let Err(e) = hooks::run(
-            &self.config.eyas.reboot_command,
-            &[],
-            Duration::from_secs(60),
-        )
-        .await
-        {
-            tracing::error!("reboot command failed: {e}");
-        }
+        self.run_reboot_command().await;
     }
 
     fn ask(&mut self, action: ActionId) {
