@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::broker::{Broker, TOKEN};
+use common::broker::Broker;
 use common::rauc_sandbox::RaucSandbox;
 use hil_tests::sim::{Sim, SimConfig};
 
@@ -19,20 +19,7 @@ fn config(
     mqtt_port: u16,
     extra: &str,
 ) -> std::path::PathBuf {
-    let path = dir.join("eyas.conf");
-    std::fs::create_dir_all(dir.join("dl")).expect("mkdir");
-    std::fs::write(
-        &path,
-        format!(
-            "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
-             bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n\
-             [device]\nproduct=eyas-e2e\nhw_revision=1\n\
-             [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt_port}\nmqtt_access_token={TOKEN}\n{extra}",
-            d = dir.display()
-        ),
-    )
-    .expect("write config");
-    path
+    common::e2e::write_config(dir, port, target, token, mqtt_port, "", extra)
 }
 
 async fn eyas_run_once_owned(conf: std::path::PathBuf, bus: String) -> Output {
@@ -407,6 +394,16 @@ async fn installed_awaiting_reboot_with(
     (sim, action, conf, work)
 }
 
+/// `[eyas]` lines: a health check that fails (exit 7) until `<work>/healthy` exists, and a
+/// `reboot_command` that appends a line to `reboots`.
+fn failing_health_check(work: &Path, reboots: &Path) -> String {
+    format!(
+        "health_check_command=test -e {ok} || exit 7\nhealth_check_timeout=5\nreboot_command=echo reboot >> {r}\n",
+        ok = work.join("healthy").display(),
+        r = reboots.display()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_health_check_reports_failure_and_does_not_mark_good() {
     let mut sb = RaucSandbox::start();
@@ -419,11 +416,7 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
         &broker,
         "dev-sick",
         "post_update_reboot=true\n",
-        &format!(
-            "health_check_command=test -e {ok} || exit 7\nhealth_check_timeout=5\nreboot_command=echo reboot >> {r}\n",
-            ok = work.path().join("healthy").display(),
-            r = reboots.display()
-        ),
+        &failing_health_check(work.path(), &reboots),
     )
     .await;
     let reboot_count = || {
@@ -493,11 +486,7 @@ async fn failed_health_check_without_post_update_reboot_says_so_and_never_marks_
         &sb,
         &broker,
         "dev-sick-manual",
-        &format!(
-            "health_check_command=test -e {ok} || exit 7\nhealth_check_timeout=5\nreboot_command=echo reboot >> {r}\n",
-            ok = work.path().join("healthy").display(),
-            r = reboots.display()
-        ),
+        &failing_health_check(work.path(), &reboots),
     )
     .await;
     sb.reboot_into("B");

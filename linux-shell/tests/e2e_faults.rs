@@ -8,37 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::{Broker, Observer, TOKEN};
+use common::broker::{Broker, Observer};
+use common::e2e::{read_record as record, wait_until, write_config as config};
 use common::rauc_sandbox::RaucSandbox;
-use eyas_core::record::{Phase, Record};
+use eyas_core::record::Phase;
 use hil_tests::sim::{Faults, Sim, SimConfig, SimHandle};
 
 const COMPATIBLE: &str = "ota-agent-test";
-
-fn config(
-    dir: &Path,
-    port: u16,
-    target: &str,
-    token: &str,
-    mqtt_port: u16,
-    client_extra: &str,
-    eyas_extra: &str,
-) -> PathBuf {
-    let path = dir.join("eyas.conf");
-    std::fs::create_dir_all(dir.join("dl")).expect("mkdir");
-    std::fs::write(
-        &path,
-        format!(
-            "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
-             bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n{client_extra}\
-             [device]\nproduct=eyas-e2e\nhw_revision=1\n\
-             [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt_port}\nmqtt_access_token={TOKEN}\n{eyas_extra}",
-            d = dir.display()
-        ),
-    )
-    .expect("write config");
-    path
-}
 
 /// Starts `eyas` (`-r` when `run_once`) with its stderr in `<conf>.stderr.<n>`.
 fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, n: u32) -> Child {
@@ -110,24 +86,6 @@ async fn run_once(conf: &Path, bus: &str, n: u32) -> Output {
         Duration::from_secs(120),
     )
     .await
-}
-
-/// Polls `f` every 50 ms without blocking the runtime the simulator runs on.
-async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
-
-fn record(work: &Path) -> Option<Record> {
-    std::fs::read(work.join("record.bin"))
-        .ok()
-        .and_then(|b| Record::decode(&b).ok())
 }
 
 /// The `ota_status` values of the telemetry lines, consecutive repeats folded, plus a check that

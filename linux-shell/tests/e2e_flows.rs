@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::{Broker, Observer, TOKEN};
+use common::broker::{Broker, Observer};
+use common::e2e::wait_until;
 use common::rauc_sandbox::RaucSandbox;
 use eyas_core::record::{Phase, Record};
 use hil_tests::sim::{
@@ -76,25 +77,15 @@ impl Rig {
 
     /// Writes the eyas configuration (token = the target's unless `token` is given).
     fn config(&self, token: Option<&str>, eyas_extra: &str) -> PathBuf {
-        let d = self.work.path();
-        let path = d.join("eyas.conf");
-        std::fs::create_dir_all(d.join("dl")).expect("mkdir");
-        std::fs::write(
-            &path,
-            format!(
-                "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
-                 bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n\
-                 [device]\nproduct=eyas-e2e\nhw_revision=1\n\
-                 [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt}\nmqtt_access_token={TOKEN}\n{eyas_extra}",
-                port = self.sim.addr().port(),
-                target = self.target,
-                token = token.unwrap_or(&self.token),
-                mqtt = self.broker.port,
-                d = d.display()
-            ),
+        common::e2e::write_config(
+            self.work.path(),
+            self.sim.addr().port(),
+            &self.target,
+            token.unwrap_or(&self.token),
+            self.broker.port,
+            "",
+            eyas_extra,
         )
-        .expect("write config");
-        path
     }
 
     fn eyas(&self, conf: &Path, run_once: bool, tag: &str) -> Eyas {
@@ -106,9 +97,7 @@ impl Rig {
     }
 
     fn record(&self) -> Option<Record> {
-        std::fs::read(self.work.path().join("record.bin"))
-            .ok()
-            .and_then(|b| Record::decode(&b).ok())
+        common::e2e::read_record(self.work.path())
     }
 
     /// Slot B was never written (still the zero-filled file the sandbox made).
@@ -229,18 +218,6 @@ impl Drop for Eyas {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Polls `f` every 50 ms without blocking the runtime the simulator runs on.
-async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// The telemetry as a sequence of short labels, consecutive repeats folded:
@@ -482,10 +459,7 @@ async fn maintenance_window_downloads_early_and_installs_once_it_opens() {
     let mut eyas = rig.eyas(&conf, true, "window");
     let work = rig.work.path().to_owned();
     wait_until("the download, then the wait for the window", LIMIT, || {
-        std::fs::read(work.join("record.bin"))
-            .ok()
-            .and_then(|b| Record::decode(&b).ok())
-            .is_some_and(|r| r.phase == Phase::AwaitingWindow)
+        common::e2e::read_record(&work).is_some_and(|r| r.phase == Phase::AwaitingWindow)
     })
     .await;
     assert_eq!(rig.artifact_gets(), 1, "downloaded before the window");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod e2e;
 pub mod http_server;
 pub mod rauc_sandbox;
 pub mod signing;

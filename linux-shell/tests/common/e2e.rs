@@ -1,0 +1,56 @@
+//! Pieces shared by the end-to-end tests (`e2e.rs`, `e2e_flows.rs`, `e2e_faults.rs`): the eyas
+//! configuration they all run with, a bounded async wait and the persisted record.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eyas_core::record::Record;
+
+use super::broker::TOKEN;
+
+/// Writes `<dir>/eyas.conf`: hawkbit-sim on 127.0.0.1:`port` (plain HTTP) as `target`/`token`,
+/// downloads under `<dir>/dl`, the record in `<dir>/record.bin`, mosquitto on 127.0.0.1:`mqtt_port`.
+/// `client_extra` and `eyas_extra` are appended (whole lines) to `[client]` and `[eyas]`.
+pub fn write_config(
+    dir: &Path,
+    port: u16,
+    target: &str,
+    token: &str,
+    mqtt_port: u16,
+    client_extra: &str,
+    eyas_extra: &str,
+) -> PathBuf {
+    let path = dir.join("eyas.conf");
+    std::fs::create_dir_all(dir.join("dl")).expect("mkdir");
+    std::fs::write(
+        &path,
+        format!(
+            "[client]\nhawkbit_server=127.0.0.1:{port}\nssl=false\ntarget_name={target}\nauth_token={token}\n\
+             bundle_download_location={d}/dl/bundle.raucb\nretry_wait=5\n{client_extra}\
+             [device]\nproduct=eyas-e2e\nhw_revision=1\n\
+             [eyas]\nrecord_path={d}/record.bin\nmqtt_host=127.0.0.1\nmqtt_port={mqtt_port}\nmqtt_access_token={TOKEN}\n{eyas_extra}",
+            d = dir.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Polls `f` every 50 ms without blocking the runtime the simulator runs on.
+pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// The record eyas persisted in `<work>/record.bin`, if there is one and it decodes.
+pub fn read_record(work: &Path) -> Option<Record> {
+    std::fs::read(work.join("record.bin"))
+        .ok()
+        .and_then(|b| Record::decode(&b).ok())
+}
