@@ -114,6 +114,14 @@ impl Rig {
             .count()
     }
 
+    /// Waits (bounded) until the telemetry ends with the last label of `want`, then checks the
+    /// whole sequence is `want` (see `telemetry`).
+    async fn expect_telemetry(&self, want: &[&str]) {
+        let last = want.last().expect("an expected sequence");
+        let seen = telemetry_until(&self.observer, last).await;
+        assert_eq!(seen, want, "{}", self.observer.lines().join("\n"));
+    }
+
     /// "Reboots" into slot B and runs eyas once more: the update is judged and reported.
     async fn reboot_and_confirm(&mut self, conf: &Path, action: u64) {
         self.sb.reboot_into("B");
@@ -132,6 +140,19 @@ impl Rig {
         assert!(self.record().is_none(), "record cleared after the report");
     }
 }
+
+/// The telemetry of an update that installs and is confirmed after the reboot.
+const FULL_UPDATE: [&str; 9] = [
+    "current",
+    "downloading",
+    "DOWNLOADED",
+    "installing",
+    "target",
+    "installing",
+    "rebooting",
+    "current",
+    "success",
+];
 
 /// Upper bound for one eyas run.
 const LIMIT: Duration = Duration::from_secs(90);
@@ -378,23 +399,7 @@ async fn cancel_during_install_is_rejected_and_the_update_completes() {
         "{history:#?}"
     );
 
-    let seen = telemetry_until(&rig.observer, "success").await;
-    assert_eq!(
-        seen,
-        [
-            "current",
-            "downloading",
-            "DOWNLOADED",
-            "installing",
-            "target",
-            "installing",
-            "rebooting",
-            "current",
-            "success"
-        ],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&FULL_UPDATE).await;
     rig.sim.shutdown().await;
 }
 
@@ -431,13 +436,8 @@ async fn download_only_downloads_verifies_and_closes_without_installing() {
     assert!(rig.record().is_none(), "nothing pending");
 
     // Downloaded, then idle: never `success`/UPDATED, nothing was installed.
-    let seen = telemetry_until(&rig.observer, "idle").await;
-    assert_eq!(
-        seen,
-        ["current", "downloading", "DOWNLOADED", "idle"],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&["current", "downloading", "DOWNLOADED", "idle"])
+        .await;
     rig.sim.shutdown().await;
 }
 
@@ -500,24 +500,19 @@ async fn maintenance_window_downloads_early_and_installs_once_it_opens() {
     );
     assert_eq!(history.last().map(|h| h.0.as_str()), Some("finished"));
 
-    let seen = telemetry_until(&rig.observer, "success").await;
-    assert_eq!(
-        seen,
-        [
-            "current",
-            "downloading",
-            "DOWNLOADED",
-            "idle",
-            "installing",
-            "target",
-            "installing",
-            "rebooting",
-            "current",
-            "success"
-        ],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&[
+        "current",
+        "downloading",
+        "DOWNLOADED",
+        "idle",
+        "installing",
+        "target",
+        "installing",
+        "rebooting",
+        "current",
+        "success",
+    ])
+    .await;
     rig.sim.shutdown().await;
 }
 
@@ -570,23 +565,7 @@ async fn confirmation_auto_confirms_and_installs_without_waiting_a_poll() {
             .any(|(s, m)| s == "running" && m.contains("Confirmed by policy")),
         "{history:#?}"
     );
-    let seen = telemetry_until(&rig.observer, "success").await;
-    assert_eq!(
-        seen,
-        [
-            "current",
-            "downloading",
-            "DOWNLOADED",
-            "installing",
-            "target",
-            "installing",
-            "rebooting",
-            "current",
-            "success"
-        ],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&FULL_UPDATE).await;
     rig.sim.shutdown().await;
 }
 
@@ -639,26 +618,21 @@ async fn confirmation_denied_stays_waiting_then_a_command_accepts_it() {
             .any(|(s, m)| s == "running" && m.contains("Confirmed by user")),
         "{history:#?}"
     );
-    let seen = telemetry_until(&rig.observer, "success").await;
-    assert_eq!(
-        seen,
-        [
-            "current",
-            "idle",
-            "current",
-            "idle",
-            "downloading",
-            "DOWNLOADED",
-            "installing",
-            "target",
-            "installing",
-            "rebooting",
-            "current",
-            "success"
-        ],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&[
+        "current",
+        "idle",
+        "current",
+        "idle",
+        "downloading",
+        "DOWNLOADED",
+        "installing",
+        "target",
+        "installing",
+        "rebooting",
+        "current",
+        "success",
+    ])
+    .await;
     rig.sim.shutdown().await;
 }
 
@@ -751,13 +725,8 @@ async fn action_closed_by_the_server_is_dropped_on_410_and_polling_goes_on() {
     assert!(!rig.sb.bootloader_calls().contains("set-primary"));
     assert!(rig.record().is_none(), "record cleared");
 
-    let seen = telemetry_until(&rig.observer, "idle").await;
-    assert_eq!(
-        seen,
-        ["current", "downloading", "idle"],
-        "{}",
-        rig.observer.lines().join("\n")
-    );
+    rig.expect_telemetry(&["current", "downloading", "idle"])
+        .await;
     rig.sim.shutdown().await;
 }
 
