@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use common::broker::{Broker, Observer};
@@ -18,19 +18,7 @@ const COMPATIBLE: &str = "ota-agent-test";
 
 /// Starts `eyas` (`-r` when `run_once`) with its stderr in `<conf>.stderr.<n>`.
 fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, n: u32) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
-    if run_once {
-        cmd.arg("-r");
-    }
-    cmd.arg("-d")
-        .arg("-c")
-        .arg(conf)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log_path(conf, n)).expect("stderr file"))
-        .spawn()
-        .expect("run eyas")
+    common::e2e::spawn_eyas(conf, bus, run_once, &log_path(conf, n))
 }
 
 fn log_path(conf: &Path, n: u32) -> PathBuf {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::broker::{Broker, Observer};
@@ -181,20 +181,7 @@ struct Eyas {
 impl Eyas {
     fn start(conf: &Path, bus: &str, run_once: bool, tag: &str) -> Self {
         let log = conf.with_extension(format!("{tag}.stderr"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
-        if run_once {
-            cmd.arg("-r");
-        }
-        let child = cmd
-            .arg("-d")
-            .arg("-c")
-            .arg(conf)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("stderr file"))
-            .spawn()
-            .expect("run eyas");
+        let child = common::e2e::spawn_eyas(conf, bus, run_once, &log);
         Self { child, log }
     }
 

@@ -2,6 +2,7 @@
 //! configuration they all run with, a bounded async wait and the persisted record.
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eyas_core::record::Record;
@@ -34,6 +35,24 @@ pub fn write_config(
     )
     .expect("write config");
     path
+}
+
+/// Starts the `eyas` binary (`-r` when `run_once`, `-d -c conf`) on the D-Bus `bus`, stdin and
+/// stdout closed, stderr into `log`.
+pub fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, log: &Path) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eyas"));
+    if run_once {
+        cmd.arg("-r");
+    }
+    cmd.arg("-d")
+        .arg("-c")
+        .arg(conf)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("stderr file"))
+        .spawn()
+        .expect("run eyas")
 }
 
 /// Polls `f` every 50 ms without blocking the runtime the simulator runs on.
