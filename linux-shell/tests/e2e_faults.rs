@@ -21,6 +21,14 @@ fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, n: u32) -> Child {
     common::e2e::spawn_eyas(conf, bus, run_once, &log_path(conf, n))
 }
 
+/// Rewrites the configuration's `retry_wait=5` (what `config` writes) to `retry_wait=2`.
+fn retry_wait_2(conf: &Path) {
+    let text = std::fs::read_to_string(conf)
+        .expect("read")
+        .replace("retry_wait=5\n", "retry_wait=2\n");
+    std::fs::write(conf, text).expect("write");
+}
+
 fn log_path(conf: &Path, n: u32) -> PathBuf {
     conf.with_extension(format!("stderr.{n}"))
 }
@@ -261,10 +269,7 @@ async fn server_error_burst_is_backed_off_and_the_update_completes() {
         "",
         "",
     );
-    let text = std::fs::read_to_string(&conf)
-        .expect("read")
-        .replace("retry_wait=5\n", "retry_wait=2\n");
-    std::fs::write(&conf, text).expect("write");
+    retry_wait_2(&conf);
     // The service (not run-once): it must ride out the burst on its own.
     let eyas = spawn_eyas(&conf, &sb.bus_address, false, 1);
     let injected = || {
@@ -743,10 +748,7 @@ async fn server_error_burst_during_a_resumed_download_is_ridden_out() {
         "resume_downloads=true\n",
         "",
     );
-    let text = std::fs::read_to_string(&conf)
-        .expect("read")
-        .replace("retry_wait=5\n", "retry_wait=2\n");
-    std::fs::write(&conf, text).expect("write");
+    retry_wait_2(&conf);
     let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
     wait_until("the cut", Duration::from_secs(30), || {
         artifact_gets(&sim).first().is_some_and(|g| g.1 == 200)
