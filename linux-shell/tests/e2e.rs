@@ -72,17 +72,14 @@ async fn update_is_reported_only_after_the_new_slot_booted() {
     let port = sim.addr().port();
     let token = sim.create_target("dev-e2e", None).expect("target");
     let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
-    let sm = sim
-        .create_software_module("rootfs", "1.1.0", "os")
-        .expect("module");
-    sim.add_artifact_file(sm, "rootfs-1.1.0.raucb", &bundle)
-        .expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", "1.1.0", "os", &[sm])
-        .expect("ds");
-    let action = sim
-        .assign("dev-e2e", ds, Default::default())
-        .expect("assign");
+    let action = common::e2e::assign_os(
+        &sim,
+        "dev-e2e",
+        "1.1.0",
+        "rootfs-1.1.0.raucb",
+        &bundle,
+        Default::default(),
+    );
     let work = tempfile::tempdir().expect("tmp");
     let conf = config(work.path(), port, "dev-e2e", &token, broker.port, "");
 
@@ -221,17 +218,14 @@ async fn required_manifest_refuses_unsigned_and_installs_signed_bundles() {
 
     // Unsigned: refused before RAUC activates anything.
     let token = sim.create_target("dev-unsigned", None).expect("target");
-    let sm = sim
-        .create_software_module("rootfs", "1.1.0", "os")
-        .expect("module");
-    sim.add_artifact_file(sm, "update.raucb", &bundle)
-        .expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", "1.1.0", "os", &[sm])
-        .expect("ds");
-    let action = sim
-        .assign("dev-unsigned", ds, Default::default())
-        .expect("assign");
+    let action = common::e2e::assign_os(
+        &sim,
+        "dev-unsigned",
+        "1.1.0",
+        "update.raucb",
+        &bundle,
+        Default::default(),
+    );
     let work = tempfile::tempdir().expect("tmp");
     let conf = config(
         work.path(),
@@ -293,16 +287,14 @@ async fn cut_download_is_resumed_by_range_when_resume_downloads_is_set() {
     let bundle = sb.bundle_with_filler("big", "1.2.0", "ota-agent-test", 2_500_000);
     let size = std::fs::metadata(&bundle).expect("bundle").len();
     assert!(size > 2_000_000, "bundle is only {size} bytes");
-    let sm = sim
-        .create_software_module("rootfs", "1.2.0", "os")
-        .expect("module");
-    sim.add_artifact_file(sm, "big.raucb", &bundle)
-        .expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", "1.2.0", "os", &[sm])
-        .expect("ds");
-    sim.assign("dev-cut", ds, Default::default())
-        .expect("assign");
+    common::e2e::assign_os(
+        &sim,
+        "dev-cut",
+        "1.2.0",
+        "big.raucb",
+        &bundle,
+        Default::default(),
+    );
     sim.set_target_faults(
         Some("dev-cut"),
         hil_tests::sim::Faults {
@@ -366,15 +358,14 @@ async fn installed_awaiting_reboot_with(
     let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
     let token = sim.create_target(target, None).expect("target");
     let bundle = sb.bundle("v110", "1.1.0", "ota-agent-test");
-    let sm = sim
-        .create_software_module("rootfs", "1.1.0", "os")
-        .expect("module");
-    sim.add_artifact_file(sm, "rootfs.raucb", &bundle)
-        .expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", "1.1.0", "os", &[sm])
-        .expect("ds");
-    let action = sim.assign(target, ds, Default::default()).expect("assign");
+    let action = common::e2e::assign_os(
+        &sim,
+        target,
+        "1.1.0",
+        "rootfs.raucb",
+        &bundle,
+        Default::default(),
+    );
     let work = tempfile::tempdir().expect("tmp");
     let conf = config(
         work.path(),
@@ -609,17 +600,14 @@ async fn operator_cancel_during_download_stops_it_and_is_acknowledged() {
     let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
     let token = sim.create_target("dev-cancel", None).expect("target");
     let bundle = sb.bundle_with_filler("big", "1.2.0", "ota-agent-test", 2_500_000);
-    let sm = sim
-        .create_software_module("rootfs", "1.2.0", "os")
-        .expect("module");
-    sim.add_artifact_file(sm, "big.raucb", &bundle)
-        .expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", "1.2.0", "os", &[sm])
-        .expect("ds");
-    let action = sim
-        .assign("dev-cancel", ds, Default::default())
-        .expect("assign");
+    let action = common::e2e::assign_os(
+        &sim,
+        "dev-cancel",
+        "1.2.0",
+        "big.raucb",
+        &bundle,
+        Default::default(),
+    );
     // ~100 kB/s: the download takes ~25 s unless it is canceled (eyas polls every 5 s meanwhile).
     sim.set_target_faults(
         Some("dev-cancel"),

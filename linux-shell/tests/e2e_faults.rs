@@ -130,19 +130,12 @@ fn wait_statuses(observer: &Observer, want: &[&str], limit: Duration) -> Vec<Str
 /// One OS module with `bundle` as its artifact, assigned to a new target `target`.
 fn deploy(sim: &SimHandle, target: &str, version: &str, bundle: &Path) -> (String, u64) {
     let token = sim.create_target(target, None).expect("target");
-    let sm = sim
-        .create_software_module("rootfs", version, "os")
-        .expect("module");
     let name = bundle
         .file_name()
         .expect("name")
         .to_string_lossy()
         .into_owned();
-    sim.add_artifact_file(sm, &name, bundle).expect("artifact");
-    let ds = sim
-        .create_distribution_set("image", version, "os", &[sm])
-        .expect("ds");
-    let action = sim.assign(target, ds, Default::default()).expect("assign");
+    let action = common::e2e::assign_os(sim, target, version, &name, bundle, Default::default());
     (token, action)
 }
 

@@ -61,18 +61,14 @@ impl Rig {
         let bundle =
             self.sb
                 .bundle_with_filler(&format!("b{version}"), version, COMPATIBLE, filler);
-        let sm = self
-            .sim
-            .create_software_module("rootfs", version, "os")
-            .expect("module");
-        self.sim
-            .add_artifact_file(sm, "rootfs.raucb", &bundle)
-            .expect("artifact");
-        let ds = self
-            .sim
-            .create_distribution_set("image", version, "os", &[sm])
-            .expect("ds");
-        self.sim.assign(&self.target, ds, opts).expect("assign")
+        common::e2e::assign_os(
+            &self.sim,
+            &self.target,
+            version,
+            "rootfs.raucb",
+            &bundle,
+            opts,
+        )
     }
 
     /// Writes the eyas configuration (token = the target's unless `token` is given).

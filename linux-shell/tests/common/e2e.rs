@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eyas_core::record::Record;
+use hil_tests::sim::{AssignOptions, SimHandle};
 
 use super::broker::TOKEN;
 
@@ -35,6 +36,27 @@ pub fn write_config(
     )
     .expect("write config");
     path
+}
+
+/// One OS software module (`rootfs` `version`) with `bundle` as its artifact `artifact`, in a
+/// distribution set (`image` `version`) assigned to `target` with `opts`; returns the action.
+pub fn assign_os(
+    sim: &SimHandle,
+    target: &str,
+    version: &str,
+    artifact: &str,
+    bundle: &Path,
+    opts: AssignOptions,
+) -> u64 {
+    let sm = sim
+        .create_software_module("rootfs", version, "os")
+        .expect("module");
+    sim.add_artifact_file(sm, artifact, bundle)
+        .expect("artifact");
+    let ds = sim
+        .create_distribution_set("image", version, "os", &[sm])
+        .expect("ds");
+    sim.assign(target, ds, opts).expect("assign")
 }
 
 /// Starts the `eyas` binary (`-r` when `run_once`, `-d -c conf`) on the D-Bus `bus`, stdin and
