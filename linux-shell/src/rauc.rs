@@ -238,7 +238,7 @@ impl Rauc {
                         if result == 0 {
                             return Ok(());
                         }
-                        let last_error = self.proxy.last_error().await.map_err(call_err)?;
+                        let last_error = self.last_error().await?;
                         return Err(RaucError::InstallFailed(if last_error.is_empty() {
                             format!("result code {result} without LastError")
                         } else {
@@ -296,9 +296,23 @@ impl Rauc {
         self.proxy.compatible().await.map_err(call_err)
     }
 
-    /// `LastError` property.
+    /// `LastError` property, read from RAUC itself rather than the proxy's property cache: GDBus
+    /// coalesces `PropertiesChanged` and may send it after `Completed`, so right after a failed
+    /// install the cache can still hold the previous (often empty) value.
     pub async fn last_error(&self) -> Result<String, RaucError> {
-        self.proxy.last_error().await.map_err(call_err)
+        let inner = self.proxy.inner();
+        let properties = zbus::fdo::PropertiesProxy::builder(inner.connection())
+            .destination(inner.destination().to_owned())
+            .path(inner.path().to_owned())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(call_err)?;
+        let value = properties
+            .get(inner.interface().clone(), "LastError")
+            .await
+            .map_err(|e| call_err(e.into()))?;
+        String::try_from(value).map_err(|e| RaucError::Call(format!("LastError: {e}")))
     }
 
     /// `Progress` property.
