@@ -20,6 +20,15 @@ use sim::*;
 
 const MAX: usize = 3000;
 
+/// The base-poll requests (`GET …/controller/v1/dev-01`) in the server's log, in order.
+fn base_polls(s: &Sim) -> Vec<&Logged> {
+    s.server
+        .log
+        .iter()
+        .filter(|l| l.url.ends_with("dev-01"))
+        .collect()
+}
+
 fn os_only(s: &mut Sim, id: u64, kind: Kind, sizes: &[usize]) {
     s.server
         .assign(id, kind, None, vec![chunk("os", "1.2.0", sizes)]);
@@ -99,12 +108,7 @@ fn etag_304_and_poll_interval_follow_server_sleep() {
     let mut s = Sim::new(k);
     s.server.sleep = "00:01:40".into();
     s.run_for(Duration::from_secs(1000));
-    let polls: Vec<_> = s
-        .server
-        .log
-        .iter()
-        .filter(|l| l.url.ends_with("dev-01"))
-        .collect();
+    let polls = base_polls(&s);
     assert!(polls.len() >= 9, "{}", polls.len());
     assert!(
         polls.iter().skip(2).all(|p| p.status == 304),
@@ -125,12 +129,7 @@ fn etag_304_and_poll_interval_follow_server_sleep() {
     let mut s = Sim::new(k);
     s.server.sleep = "PT26H30M".into();
     s.run_for(Duration::from_secs(4 * 3600));
-    let polls: Vec<_> = s
-        .server
-        .log
-        .iter()
-        .filter(|l| l.url.ends_with("dev-01"))
-        .collect();
+    let polls = base_polls(&s);
     for w in polls.windows(2).skip(1) {
         assert_eq!((w[1].t - w[0].t).as_secs(), 3600);
     }
@@ -140,12 +139,7 @@ fn etag_304_and_poll_interval_follow_server_sleep() {
     k.poll_override = Some(Duration::from_secs(77));
     let mut s = Sim::new(k);
     s.run_for(Duration::from_secs(1000));
-    let polls: Vec<_> = s
-        .server
-        .log
-        .iter()
-        .filter(|l| l.url.ends_with("dev-01"))
-        .collect();
+    let polls = base_polls(&s);
     for w in polls.windows(2).skip(1) {
         assert_eq!((w[1].t - w[0].t).as_secs(), 77);
     }
@@ -154,12 +148,7 @@ fn etag_304_and_poll_interval_follow_server_sleep() {
     let mut s = Sim::new(k);
     s.server.sleep = "PT0.5S".into();
     s.run_for(Duration::from_secs(200));
-    let polls: Vec<_> = s
-        .server
-        .log
-        .iter()
-        .filter(|l| l.url.ends_with("dev-01"))
-        .collect();
+    let polls = base_polls(&s);
     for w in polls.windows(2).skip(1) {
         assert_eq!((w[1].t - w[0].t).as_secs(), 10, "poll_min clamps PT0.5S");
     }
@@ -173,10 +162,8 @@ fn jitter_is_seeded_and_bounded() {
         k.jitter = 20;
         let mut s = Sim::new(k);
         s.run_for(Duration::from_secs(5000));
-        s.server
-            .log
+        base_polls(&s)
             .iter()
-            .filter(|l| l.url.ends_with("dev-01"))
             .map(|l| l.t.as_millis())
             .collect::<Vec<_>>()
     };
