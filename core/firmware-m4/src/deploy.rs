@@ -5,23 +5,20 @@
 
 use core::ptr::addr_of_mut;
 
+use crate::device::{
+    Device, Pending, apply_op, booted_slot, bootloader_boot, install, provision, read_state,
+    slot_of, stream_artifact, verify_artifact,
+};
 use crate::out::{DebugOptBool, say};
+use crate::{Checks, DEPLOYMENT};
 use eyas_core::client::{
     Action, BootReport, Client, ClientConfig, Event, InstallKind, REQUEST_BUF_LEN, Response,
     StopReason, Warning,
 };
-use eyas_core::record::{RECORD_MAX_LEN, Slot};
-use eyas_core::slots::{Backend, BootState, Booted, Transition};
+use eyas_core::record::RECORD_MAX_LEN;
 use eyas_core::time::{Duration, Instant};
-use eyas_core::verify::{
-    ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, Policy, Verified, Verifier,
-};
-use heapless::{Deque, String, Vec};
-
-use crate::{
-    BUNDLE_LEN, COMPATIBLE, Checks, DEPLOYMENT, MANIFEST, feed_bundle, print_changes_indented,
-    read_uboot,
-};
+use eyas_core::verify::ArtifactSpec;
+use heapless::Deque;
 
 const SERVER: &str = "http://hb.example";
 const BASE_WITH_ACTION: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{"deploymentBase":{"href":"http:\/\/hb.example\/DEFAULT\/controller\/v1\/dev-01\/deploymentBase\/42?c=7"}}}"#;
@@ -32,55 +29,6 @@ const BASE_IDLE: &[u8] = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links"
 /// `Client::unconfigured` and configured in place: no Client-sized temporary on the stack.
 static mut CLIENT: Client = Client::unconfigured();
 static mut REQUEST_BUF: [u8; REQUEST_BUF_LEN] = [0; REQUEST_BUF_LEN];
-
-type Env = Vec<(String<12>, String<8>), 6>;
-
-/// The simulated device: U-Boot environment, persisted record, downloaded-artifact results.
-struct Device {
-    env: Env,
-    record: [u8; RECORD_MAX_LEN],
-    record_len: Option<usize>,
-    cmdline_slot: &'static str,
-    bundle: Option<Verifier>,
-    bundle_ok: Option<Verified>,
-    manifest_buf: [u8; MAX_MANIFEST_LEN],
-    manifest_len: usize,
-    manifest_verifier: Option<Verifier>,
-    key: [u8; 32],
-}
-
-#[derive(Clone, Copy)]
-enum Pending {
-    DownloadComplete,
-    Verified,
-    VerifyFailed(&'static str),
-    Installed(Slot),
-    InstallFailed(&'static str),
-}
-
-fn lookup<'e>(env: &'e Env, name: &str) -> Option<&'e str> {
-    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-fn apply(env: &mut Env, what: &str, t: &Transition) {
-    print_changes_indented("  ", what, t);
-    for (name, value) in t.changes() {
-        env.retain(|(k, _)| k != name);
-        if let Some(v) = value {
-            if let (Ok(k), Ok(v)) = (String::try_from(name), String::try_from(v)) {
-                let _ = env.push((k, v));
-            }
-        }
-    }
-}
-
-fn read_state(env: &Env) -> Option<BootState> {
-    read_uboot(&mut |n: &str| lookup(env, n)).ok()
-}
-
-fn slot_of(i: usize) -> Slot {
-    if i == 0 { Slot::A } else { Slot::B }
-}
 
 fn client_config() -> ClientConfig<'static> {
     let mut cfg = ClientConfig::new(SERVER, "DEFAULT", "dev-01");
@@ -155,7 +103,7 @@ fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
         "\n"
     );
     // Health check passed: mark the booted slot good (before reporting).
-    apply_op(&mut dev.env, "mark-good booted", |s| {
+    apply_op(&mut dev.env, "mark-good booted", &mut |s| {
         s.mark_good(booted).ok()
     })?;
     // A fresh client after every power-on, as a new process would be.
@@ -171,138 +119,6 @@ fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
         },
     );
     Some(())
-}
-
-/// A factory-fresh environment: both slots good, A first.
-#[inline(never)]
-fn provision(env: &mut Env) -> Option<()> {
-    let init = BootState::initial(Backend::UBoot, &["A", "B"]).ok()?;
-    apply(env, "provision", &init);
-    Some(())
-}
-
-/// The bootloader's choose-and-decrement step, written to the environment.
-#[inline(never)]
-fn bootloader_boot(env: &mut Env) -> Option<usize> {
-    let st = read_state(env)?;
-    let step = st.boot();
-    apply(env, "bootloader boot", &step.transition);
-    step.chosen
-}
-
-#[inline(never)]
-fn booted_slot(env: &Env, cmdline: &str) -> Option<usize> {
-    match read_state(env)?.booted_slot(cmdline) {
-        Ok(Booted::Slot(i)) => Some(i),
-        _ => None,
-    }
-}
-
-/// Reads the state, runs one operation and writes its change set: one transition live at a time.
-#[inline(never)]
-fn apply_op(
-    env: &mut Env,
-    what: &str,
-    op: impl FnOnce(&BootState) -> Option<Transition>,
-) -> Option<()> {
-    let st = read_state(env)?;
-    let t = op(&st)?;
-    apply(env, what, &t);
-    Some(())
-}
-
-#[inline(never)]
-fn stream_artifact(dev: &mut Device, is_manifest: bool, spec: &ArtifactSpec) -> Pending {
-    let Ok(mut v) = Verifier::new(spec, Policy::Off) else {
-        return Pending::VerifyFailed("no-digest");
-    };
-    if is_manifest {
-        let mut col = ManifestCollector::new(&mut dev.manifest_buf);
-        for chunk in MANIFEST.chunks(29) {
-            if v.update(chunk).is_err() || col.feed(chunk).is_err() {
-                return Pending::VerifyFailed("manifest-too-long");
-            }
-        }
-        dev.manifest_len = col.bytes().len();
-        dev.manifest_verifier = Some(v);
-    } else {
-        if feed_bundle(&mut v, None).is_err() {
-            return Pending::VerifyFailed("too-long");
-        }
-        dev.bundle = Some(v);
-    }
-    Pending::DownloadComplete
-}
-
-#[inline(never)]
-fn verify_artifact(dev: &mut Device, is_manifest: bool) -> Pending {
-    if !is_manifest {
-        let Some(v) = dev.bundle.take() else {
-            return Pending::VerifyFailed("not-downloaded");
-        };
-        return match v.finish(COMPATIBLE, None) {
-            Ok(ok) => {
-                dev.bundle_ok = Some(ok);
-                Pending::Verified
-            }
-            Err(e) => Pending::VerifyFailed(e.as_str()),
-        };
-    }
-    let Some(v) = dev.manifest_verifier.take() else {
-        return Pending::VerifyFailed("not-downloaded");
-    };
-    if let Err(e) = v.finish(COMPATIBLE, None) {
-        return Pending::VerifyFailed(e.as_str());
-    }
-    let Some(bundle) = dev.bundle_ok.as_mut() else {
-        return Pending::VerifyFailed("manifest-before-bundle");
-    };
-    let m = Manifest::verify_signed(&dev.manifest_buf[..dev.manifest_len], &dev.key);
-    match bundle.check_manifest(Policy::Required, COMPATIBLE, Some(m)) {
-        Ok(()) => {
-            say!(
-                "  verify: signed manifest ok, version ",
-                bundle.manifest_version.as_deref().unwrap_or("?"),
-                "\n"
-            );
-            Pending::Verified
-        }
-        Err(e) => Pending::VerifyFailed(e.as_str()),
-    }
-}
-
-/// Install = the RAUC sequence on the inactive slot: mark it bad, write it, mark it active.
-#[inline(never)]
-fn install(dev: &mut Device) -> Pending {
-    if !dev.bundle_ok.as_ref().is_some_and(|v| v.manifest_checked) {
-        return Pending::InstallFailed("manifest-missing");
-    }
-    let Some(booted) = booted_slot(&dev.env, dev.cmdline_slot) else {
-        return Pending::InstallFailed("booted-slot");
-    };
-    let target = 1 - booted;
-    if apply_op(&mut dev.env, "mark-bad target (before writing)", |s| {
-        s.mark_bad(target).ok()
-    })
-    .is_none()
-    {
-        return Pending::InstallFailed("mark-bad");
-    }
-    say!(
-        "  install: writing ",
-        BUNDLE_LEN,
-        " bytes into slot ",
-        target,
-        "\n"
-    );
-    if apply_op(&mut dev.env, "mark-active target", |s| {
-        s.mark_active(target).ok()
-    })
-    .is_none()
-    {
-        return Pending::InstallFailed("mark-active");
-    }
-    Pending::Installed(slot_of(target))
 }
 
 /// The variant name of a warning (what `{:?}` starts with).
@@ -368,7 +184,7 @@ fn drain_actions(
                     sha256: r.sha256,
                     sha1: r.sha1,
                 };
-                let p = stream_artifact(dev, is_manifest, &spec);
+                let p = stream_artifact(dev, is_manifest, &spec, None);
                 let _ = pending.push_back(p);
             }
             Action::Verify(r) => {
@@ -417,18 +233,7 @@ fn drain_actions(
 #[inline(never)]
 pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
     say!("size_of Client=", core::mem::size_of::<Client>(), "\n");
-    let mut dev = Device {
-        env: Vec::new(),
-        record: [0; RECORD_MAX_LEN],
-        record_len: None,
-        cmdline_slot: "root=/dev/mmcblk0p2 rauc.slot=A",
-        bundle: None,
-        bundle_ok: None,
-        manifest_buf: [0; MAX_MANIFEST_LEN],
-        manifest_len: 0,
-        manifest_verifier: None,
-        key,
-    };
+    let mut dev = Device::new(key);
     if provision(&mut dev.env).is_none() {
         return false;
     }

@@ -1,11 +1,16 @@
 //! eyas-core on a Cortex-M4 (QEMU mps2-an386): one deployment end to end, then the measurements.
 //!
 //! 1. Parse a hawkBit `deploymentBase` (DDI) and pick the bundle and its `<bundle>.manifest`.
-//! 2. Stream the manifest into a caller-owned buffer, check its DDI digest and Ed25519 signature.
-//! 3. Stream the 10 000-byte bundle in odd-sized chunks through the size/SHA-256/manifest checks;
-//!    also a tampered bundle and a tampered manifest, which must fail with their codes.
-//! 4. A/B accounting (U-Boot semantics): booted slot from the kernel command line, mark the other
-//!    slot bad, install, mark it active, the bootloader's trial boots and the fallback.
+//! 2. Stream the 10 000-byte bundle in odd-sized chunks through the size/SHA-256 checks; a
+//!    tampered copy must fail with `sha256-mismatch`.
+//! 3. Stream the manifest into a caller-owned buffer, check its DDI digest, its Ed25519 signature
+//!    and that it names the verified bundle; a tampered signature must fail.
+//! 4. A/B accounting (U-Boot semantics) on a U-Boot environment: booted slot from the kernel
+//!    command line, mark the other slot bad, install, mark it active, the bootloader's trial
+//!    boots and the fallback, and mark-good after a good boot.
+//!
+//! The device work (streaming, verifying, slot transitions) is in [`device`]; the client
+//! deployment (feature `client`) drives the same functions through the `Client`'s actions.
 //!
 //! Output goes through semihosting; the exit status is failure if any check fails. The stack is
 //! painted before the work and scanned after it to report the peak.
@@ -14,6 +19,7 @@
 
 #[cfg(feature = "client")]
 mod deploy;
+mod device;
 mod out;
 
 use out::{Hex2, say};
@@ -25,21 +31,16 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
-use eyas_core::ddi::{self, Artifact};
-use eyas_core::slots::{Backend, BootState, Booted, FromVarsError, Transition};
-use eyas_core::verify::{
-    self, ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, ManifestError, Policy,
-    UpdateError, Verifier, VerifyError,
+use device::{
+    Device, MANIFEST, Pending, apply_op, booted_slot, bootloader_boot, install, provision,
+    read_state, stream_artifact, verify_artifact,
 };
+use eyas_core::ddi::{self, Artifact};
+use eyas_core::record::Slot;
+use eyas_core::slots::{BootState, Transition};
+use eyas_core::verify::{self, ArtifactSpec, Manifest, ManifestError, Verifier};
 
-/// The test bundle (`core/tests/vectors/manifest/bundle.bin`) is this line repeated, cut at 10 000
-/// bytes; it is generated on the fly so it costs no flash.
-const LINE: &[u8] = b"eyas test bundle\n";
-const BUNDLE_LEN: usize = 10_000;
-/// Signed by `make-vector.sh` with `openssl pkeyutl -sign -rawin`.
-const MANIFEST: &[u8] = include_bytes!("../../tests/vectors/manifest/bundle.bin.manifest");
 const PUBLIC_KEY_DER: &[u8] = include_bytes!("../../tests/vectors/manifest/pub.der");
-const COMPATIBLE: &str = "eyas-test";
 
 /// The deploymentBase document (compact JSON, as hawkBit sends it).
 const DEPLOYMENT: &[u8] = br#"{"id":"42","deployment":{"download":"forced","update":"forced","chunks":[{"part":"os","version":"2026.11.0","name":"rootfs","artifacts":[{"filename":"bundle.bin","hashes":{"sha1":"74c152b3b6289ccf0e4911239177a81750bacbbf","sha256":"809ae44ad0b291a9d43834773e69be5fe060e576492eed25ca27d682dd0269bc"},"size":10000,"_links":{"download-http":{"href":"http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin"}}},{"filename":"bundle.bin.manifest","hashes":{"sha1":"d1d6c4cb42691acc6b47d5d490050be857536d45","sha256":"390eb51cdaf84c04ae736dc23950652eb29eb12afbc8c4c3e10abc46b4774070"},"size":119,"_links":{"download-http":{"href":"http://hb.example/DEFAULT/controller/v1/dev-01/softwaremodules/7/artifacts/bundle.bin.manifest"}}}]}]}}"#;
@@ -124,10 +125,6 @@ impl Checks {
     }
 }
 
-fn bundle_byte(i: usize) -> u8 {
-    LINE[i % LINE.len()]
-}
-
 fn spec_of(a: &Artifact<'_>) -> ArtifactSpec {
     ArtifactSpec {
         size: a.size,
@@ -175,183 +172,80 @@ fn parse_deployment(c: &mut Checks) -> Option<(ArtifactSpec, ArtifactSpec)> {
     Some((bundle?, manifest?))
 }
 
-/// Step 2: collect the manifest artifact in 23-byte chunks, check its DDI digest and signature.
+/// Downloads one artifact into the device and verifies it (the client's Download + Verify).
 #[inline(never)]
-fn check_manifest<'b>(
-    c: &mut Checks,
+fn download_and_verify(
+    dev: &mut Device,
+    is_manifest: bool,
     spec: &ArtifactSpec,
-    buf: &'b mut [u8; MAX_MANIFEST_LEN],
-    key: &[u8; 32],
-) -> Option<Manifest<'b>> {
-    let mut v = Verifier::new(spec, Policy::Off).ok()?;
-    let mut col = ManifestCollector::new(&mut *buf);
-    for chunk in MANIFEST.chunks(23) {
-        if v.update(chunk).is_err() || col.feed(chunk).is_err() {
-            c.check("manifest download", false);
-            return None;
-        }
+    flip: Option<usize>,
+) -> Pending {
+    match stream_artifact(dev, is_manifest, spec, flip) {
+        Pending::DownloadComplete => verify_artifact(dev, is_manifest),
+        p => p,
+    }
+}
+
+/// Step 2: the bundle, then a copy with one byte flipped (which must be rejected).
+#[inline(never)]
+fn bundle_step(c: &mut Checks, dev: &mut Device, spec: &ArtifactSpec) {
+    let bad = download_and_verify(dev, false, spec, Some(4321));
+    if let Pending::VerifyFailed(e) = bad {
+        say!("tampered bundle: ", e, "\n");
     }
     c.check(
-        "manifest artifact digest",
-        v.finish(COMPATIBLE, None).is_ok(),
+        "tampered bundle rejected",
+        bad == Pending::VerifyFailed("sha256-mismatch"),
     );
-    // Tampered copy: flip one signature bit.
-    let mut bad = [0u8; MAX_MANIFEST_LEN];
+    let ok = download_and_verify(dev, false, spec, None) == Pending::Verified;
+    if let Some(v) = &dev.bundle_ok {
+        say!("bundle: ", v.size, " bytes verified, sha256 ");
+        for b in v.sha256 {
+            say!(Hex2(b));
+        }
+        say!("\n");
+    }
+    c.check("bundle verified (size, sha256)", ok);
+}
+
+/// Step 3: the signed manifest (DDI digest, signature, matches the bundle), then a copy with one
+/// signature bit flipped.
+#[inline(never)]
+fn manifest_step(c: &mut Checks, dev: &mut Device, spec: &ArtifactSpec, key: &[u8; 32]) {
+    let ok = download_and_verify(dev, true, spec, None) == Pending::Verified;
+    c.check(
+        "signed manifest (openssl-made) matches the bundle",
+        ok && dev.bundle_ok.as_ref().is_some_and(|v| v.manifest_checked),
+    );
     let n = MANIFEST.len();
-    bad[..n].copy_from_slice(MANIFEST);
-    bad[n - 1] ^= 1;
-    let tampered = Manifest::verify_signed(&bad[..n], key);
+    dev.manifest_buf[n - 1] ^= 1;
+    let tampered = Manifest::verify_signed(&dev.manifest_buf[..n], key);
     c.check(
         "tampered manifest rejected",
         tampered == Err(ManifestError::BadSignature),
     );
-    let collected = col.bytes().len();
-    drop(col);
-    let buf: &'b [u8; MAX_MANIFEST_LEN] = buf;
-    let m = Manifest::verify_signed(&buf[..collected], key);
-    match m {
-        Ok(m) => {
-            say!(
-                "manifest: compatible=",
-                m.compatible,
-                " version=",
-                m.version,
-                " size=",
-                m.size,
-                "\n"
-            );
-            c.check("manifest signature (openssl-made)", true);
-            Some(m)
-        }
-        Err(e) => {
-            say!("manifest error ", VerifyError::from(e).as_str(), "\n");
-            c.check("manifest signature (openssl-made)", false);
-            None
-        }
-    }
 }
 
-/// Step 3: stream the bundle (61-byte chunks) through the verifier; `flip` corrupts one byte.
+/// Step 4: A/B accounting on a U-Boot environment, with the verified bundle of steps 2 and 3.
 #[inline(never)]
-fn stream_bundle(
-    spec: &ArtifactSpec,
-    manifest: Option<Manifest<'_>>,
-    flip: Option<usize>,
-) -> Result<verify::Verified, VerifyError> {
-    let mut v = Verifier::new(spec, Policy::Required)?;
-    if let Some(m) = &manifest {
-        v.precheck(COMPATIBLE, m)?;
-    }
-    feed_bundle(&mut v, flip)?;
-    v.finish(COMPATIBLE, manifest.map(Ok))
-}
-
-/// Streams the bundle into `v` in 61-byte chunks; `flip` corrupts one byte.
-#[inline(never)]
-fn feed_bundle(v: &mut Verifier, flip: Option<usize>) -> Result<(), UpdateError> {
-    let mut chunk = [0u8; 61];
-    let mut pos = 0;
-    while pos < BUNDLE_LEN {
-        let n = chunk.len().min(BUNDLE_LEN - pos);
-        for (k, b) in chunk[..n].iter_mut().enumerate() {
-            *b = bundle_byte(pos + k);
-            if flip == Some(pos + k) {
-                *b ^= 0x20;
-            }
-        }
-        v.update(&chunk[..n])?;
-        pos += n;
-    }
-    Ok(())
-}
-
-fn print_changes(what: &str, t: &Transition) {
-    print_changes_indented("", what, t);
-}
-
-/// `<indent>slots: <what> -> NAME=value …` (one copy for the core steps and the deployment).
-#[inline(never)]
-pub fn print_changes_indented(indent: &str, what: &str, t: &Transition) {
-    say!(indent, "slots: ", what, " ->");
-    for (name, value) in t.changes() {
-        say!(" ", name, "=", value.unwrap_or("<delete>"));
-    }
-    say!("\n");
-}
-
-/// The U-Boot A/B state read through `lookup` (one `from_vars` instance for every caller).
-#[inline(never)]
-pub fn read_uboot<'v>(
-    lookup: &mut dyn FnMut(&str) -> Option<&'v str>,
-) -> Result<BootState, FromVarsError> {
-    BootState::from_vars(Backend::UBoot, &["A", "B"], lookup)
-}
-
-/// Applies one operation: prints its change set and returns the new state (one transition live).
-#[inline(never)]
-fn step(
-    st: &BootState,
-    what: &str,
-    op: impl FnOnce(&BootState) -> Option<Transition>,
-) -> Option<BootState> {
-    let t = op(st)?;
-    print_changes(what, &t);
-    Some(t.into_state())
-}
-
-/// RAUC's install sequence on slot B: mark it bad before writing, mark it active after.
-#[inline(never)]
-fn install_into_b(st: BootState) -> Option<BootState> {
-    let st = step(&st, "mark-bad B (before writing it)", |s| {
-        s.mark_bad(1).ok()
-    })?;
-    step(&st, "mark-active B (after install)", |s| {
-        s.mark_active(1).ok()
-    })
-}
-
-/// Four power-ons without anyone marking B good: the bootloader's choices.
-#[inline(never)]
-fn trial_boots(mut st: BootState) -> [Option<usize>; 4] {
+fn slots_flow(c: &mut Checks, dev: &mut Device) {
+    let fresh = provision(&mut dev.env).is_some();
+    let booted = booted_slot(
+        &dev.env,
+        "console=ttyAMA0 root=/dev/mmcblk0p2 rauc.slot=A rootwait",
+    );
+    c.check("booted slot from cmdline", fresh && booted == Some(0));
+    // RAUC's install sequence on the other slot: mark it bad before writing, active after
+    c.check(
+        "install into B (mark-bad, write, mark-active)",
+        install(dev) == Pending::Installed(Slot::B),
+    );
+    let env = &mut dev.env;
+    // four power-ons without anyone marking B good: the bootloader's choices
     let mut chosen = [None; 4];
     for slot in &mut chosen {
-        st = boot_once(&st, slot);
+        *slot = bootloader_boot(env);
     }
-    chosen
-}
-
-#[inline(never)]
-fn boot_once(st: &BootState, chosen: &mut Option<usize>) -> BootState {
-    let step = st.boot();
-    *chosen = step.chosen;
-    print_changes("bootloader boot", &step.transition);
-    step.transition.into_state()
-}
-
-/// Step 4: A/B accounting on a U-Boot environment.
-#[inline(never)]
-fn slots_flow(c: &mut Checks) {
-    let env: [(&str, &str); 3] = [
-        ("BOOT_ORDER", "A B"),
-        ("BOOT_A_LEFT", "3"),
-        ("BOOT_B_LEFT", "3"),
-    ];
-    let st = match read_uboot(&mut |n: &str| env.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = e;
-            say!("slots error\n");
-            c.check("slots read", false);
-            return;
-        }
-    };
-    let booted = st.booted_slot("console=ttyAMA0 root=/dev/mmcblk0p2 rauc.slot=A rootwait");
-    c.check("booted slot from cmdline", booted == Ok(Booted::Slot(0)));
-    let Some(st) = install_into_b(st) else {
-        c.check("mark-bad / mark-active", false);
-        return;
-    };
-    let chosen = trial_boots(st);
     say!("slots: boots chose");
     for c in chosen {
         match c {
@@ -364,33 +258,13 @@ fn slots_flow(c: &mut Checks) {
         "trial boots then fallback",
         chosen == [Some(1), Some(1), Some(1), Some(0)],
     );
-    // The happy path: B boots and the agent marks it good.
-    let st = active_state_after_good_boot();
-    c.check("mark-good after a good boot", st);
-}
-
-/// A factory-fresh U-Boot A/B state (its transition's frame is gone before the next step).
-#[inline(never)]
-fn initial_state() -> Option<BootState> {
-    BootState::initial(Backend::UBoot, &["A", "B"])
-        .ok()
-        .map(Transition::into_state)
-}
-
-#[inline(never)]
-fn active_state_after_good_boot() -> bool {
-    let Some(st) = initial_state() else {
-        return false;
-    };
-    let Some(st) = step(&st, "mark-active B", |s| s.mark_active(1).ok()) else {
-        return false;
-    };
-    let mut chosen = None;
-    let st = boot_once(&st, &mut chosen);
-    let Some(st) = step(&st, "mark-good B", |s| s.mark_good(1).ok()) else {
-        return false;
-    };
-    chosen == Some(1) && st.attempts_left(1) == Some(3)
+    // the happy path: B boots and the agent marks it good
+    let good = provision(env).is_some()
+        && apply_op(env, "mark-active B", &mut |s| s.mark_active(1).ok()).is_some()
+        && bootloader_boot(env) == Some(1)
+        && apply_op(env, "mark-good B", &mut |s| s.mark_good(1).ok()).is_some()
+        && read_state(env).is_some_and(|s| s.is_good(1) && s.attempts_left(1) == Some(3));
+    c.check("mark-good after a good boot", good);
 }
 
 #[inline(never)]
@@ -408,44 +282,12 @@ fn core_steps(c: &mut Checks) -> Option<[u8; 32]> {
     let mut specs = None;
     measured("step 1 ddi", &mut || specs = parse_deployment(c));
     let (bundle, manifest_spec) = specs?;
-    let mut buf = [0u8; MAX_MANIFEST_LEN];
-    let mut manifest = None;
-    let mut buf_once = Some(&mut buf); // the manifest borrows it beyond the closure
-    measured("step 2 manifest", &mut || {
-        if let Some(buf) = buf_once.take() {
-            manifest = check_manifest(c, &manifest_spec, buf, &key);
-        }
+    let mut dev = Device::new(key);
+    measured("step 2 bundle", &mut || bundle_step(c, &mut dev, &bundle));
+    measured("step 3 manifest", &mut || {
+        manifest_step(c, &mut dev, &manifest_spec, &key)
     });
-    let mut verified = None;
-    measured("step 3 bundle", &mut || {
-        verified = Some(stream_bundle(&bundle, manifest, None));
-    });
-    match verified? {
-        Ok(v) => {
-            say!("bundle: ", v.size, " bytes verified, sha256 ");
-            for b in v.sha256 {
-                say!(Hex2(b));
-            }
-            say!(" manifest_checked=", v.manifest_checked, "\n");
-            c.check(
-                "bundle verified (size, sha256, signed manifest)",
-                v.manifest_checked,
-            );
-        }
-        Err(e) => {
-            say!("bundle error ", e.as_str(), " (", e.code(), ")\n");
-            c.check("bundle verified", false);
-        }
-    }
-    let bad = stream_bundle(&bundle, manifest, Some(4321));
-    if let Err(e) = bad {
-        say!("tampered bundle: ", e.as_str(), " (code ", e.code(), ")\n");
-    }
-    c.check(
-        "tampered bundle rejected",
-        bad == Err(VerifyError::DigestMismatch(verify::HashAlgo::Sha256)),
-    );
-    measured("step 4 slots", &mut || slots_flow(c));
+    measured("step 4 slots", &mut || slots_flow(c, &mut dev));
     Some(key)
 }
 
