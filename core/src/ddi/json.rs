@@ -449,35 +449,44 @@ impl<'a> Lexer<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Option<JsonNum<'a>> {
-        let start = self.pos;
-        if self.b.get(self.pos) == Some(&b'-') {
+    /// Consume `c` if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.b.get(self.pos) == Some(&c);
+        if hit {
             self.pos += 1;
         }
-        let ok = match self.b.get(self.pos) {
-            Some(b'0') => {
-                self.pos += 1;
-                true
-            }
-            Some(b'1'..=b'9') => self.digits() > 0,
-            _ => false,
-        } && (self.b.get(self.pos) != Some(&b'.') || {
-            self.pos += 1;
-            self.digits() > 0
-        }) && (!matches!(self.b.get(self.pos), Some(b'e' | b'E')) || {
-            self.pos += 1;
-            if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            self.digits() > 0
-        });
-        match core::str::from_utf8(self.slice(start, self.pos)) {
-            Ok(s) if ok => Some(JsonNum(s)),
-            _ => {
-                self.syntax();
+        hit
+    }
+
+    /// The input between `from` and the current position as text (a syntax error at `at` if it
+    /// is not UTF-8).
+    #[inline(never)]
+    fn text(&mut self, from: usize, at: usize) -> Option<&'a str> {
+        match core::str::from_utf8(self.slice(from, self.pos)) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.syntax_at(at);
                 None
             }
         }
+    }
+
+    fn number(&mut self) -> Option<JsonNum<'a>> {
+        let start = self.pos;
+        self.eat(b'-');
+        // `0` or a digit run starting with 1-9, then `.digits` and `e[+-]digits`, each optional;
+        // a failed part leaves the position at the offending byte
+        let ok = (self.eat(b'0') || self.digits() > 0)
+            && (!self.eat(b'.') || self.digits() > 0)
+            && (!(self.eat(b'e') || self.eat(b'E')) || {
+                let _ = self.eat(b'+') || self.eat(b'-');
+                self.digits() > 0
+            });
+        if !ok {
+            self.syntax();
+            return None;
+        }
+        self.text(start, start).map(JsonNum)
     }
 
     fn string(&mut self) -> Option<JsonStr<'a>> {
@@ -525,10 +534,7 @@ impl<'a> Lexer<'a> {
                 _ => self.pos += 1,
             }
         }
-        let Ok(raw) = core::str::from_utf8(self.slice(start, self.pos)) else {
-            self.syntax_at(start);
-            return None;
-        };
+        let raw = self.text(start, start)?;
         self.pos += 1; // closing quote
         Some(JsonStr { raw, escaped })
     }
