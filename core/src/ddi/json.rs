@@ -15,8 +15,9 @@ pub const MAX_DEPTH: u8 = 16;
 /// [`JsonStr::eq_str`] to read the decoded text (`"http:\/\/x"` reads as `http://x`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct JsonStr<'a> {
+    /// Escapes validated; whether there are any is `raw` containing `\\` (two words, so a
+    /// `JsonStr` and an `Option<JsonStr>` travel in registers).
     raw: &'a str,
-    escaped: bool,
 }
 
 impl core::fmt::Debug for JsonStr<'_> {
@@ -53,11 +54,13 @@ impl<'a> JsonStr<'a> {
         if s.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
             None
         } else {
-            Some(Self {
-                raw: s,
-                escaped: false,
-            })
+            Some(Self { raw: s })
         }
+    }
+
+    /// Whether the text has escapes (then it needs decoding).
+    fn escaped(&self) -> bool {
+        self.raw.bytes().any(|b| b == b'\\')
     }
 
     /// The raw text between the quotes, escapes not decoded.
@@ -67,7 +70,7 @@ impl<'a> JsonStr<'a> {
 
     /// The decoded text if it needed no decoding.
     pub fn as_plain(&self) -> Option<&'a str> {
-        if self.escaped { None } else { Some(self.raw) }
+        if self.escaped() { None } else { Some(self.raw) }
     }
 
     /// Decoded characters.
@@ -81,7 +84,7 @@ impl<'a> JsonStr<'a> {
 
     /// Length of the decoded text in UTF-8 bytes.
     pub fn decoded_len(&self) -> usize {
-        if !self.escaped {
+        if !self.escaped() {
             return self.raw.len();
         }
         self.chars().map(char::len_utf8).sum()
@@ -89,7 +92,7 @@ impl<'a> JsonStr<'a> {
 
     /// Whether the decoded text equals `s`.
     pub fn eq_str(&self, s: &str) -> bool {
-        if !self.escaped {
+        if !self.escaped() {
             return self.raw == s;
         }
         self.chars().eq(s.chars())
@@ -97,7 +100,7 @@ impl<'a> JsonStr<'a> {
 
     /// Whether the decoded text contains `needle` (ASCII needles only need no decoding).
     pub fn contains(&self, needle: &str) -> bool {
-        if !self.escaped {
+        if !self.escaped() {
             return str_contains(self.raw, needle);
         }
         let mut buf = [0u8; 64];
@@ -493,7 +496,6 @@ impl<'a> Lexer<'a> {
         // at '"'
         self.pos += 1;
         let start = self.pos;
-        let mut escaped = false;
         loop {
             let Some(&c) = self.b.get(self.pos) else {
                 self.syntax();
@@ -502,7 +504,6 @@ impl<'a> Lexer<'a> {
             match c {
                 b'"' => break,
                 b'\\' => {
-                    escaped = true;
                     let used = match self.b.get(self.pos + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
                         Some(b'u') => match self.b.get(self.pos + 2..).and_then(hex4) {
@@ -536,7 +537,7 @@ impl<'a> Lexer<'a> {
         }
         let raw = self.text(start, start)?;
         self.pos += 1; // closing quote
-        Some(JsonStr { raw, escaped })
+        Some(JsonStr { raw })
     }
 
     /// Inside an object: the next member key (the `:` is consumed), or `None` at `}` or if an
