@@ -75,11 +75,7 @@ impl<'a> JsonStr<'a> {
 
     /// Decoded characters.
     pub fn chars(&self) -> Chars<'a> {
-        Chars {
-            rest: self.raw.as_bytes(),
-            raw: self.raw,
-            pos: 0,
-        }
+        Chars { rest: self.raw }
     }
 
     /// Length of the decoded text in UTF-8 bytes.
@@ -144,9 +140,8 @@ impl<'a> JsonStr<'a> {
 /// Iterator over the decoded characters of a [`JsonStr`].
 #[derive(Clone)]
 pub struct Chars<'a> {
-    rest: &'a [u8],
-    raw: &'a str,
-    pos: usize,
+    /// The raw text not yet decoded.
+    rest: &'a str,
 }
 
 /// `hay.contains(needle)` by a plain byte search (UTF-8 is self-synchronising, so a byte match
@@ -172,29 +167,24 @@ fn hex4(b: &[u8]) -> Option<u16> {
 impl Iterator for Chars<'_> {
     type Item = char;
     fn next(&mut self) -> Option<char> {
-        let first = *self.rest.first()?;
-        if first != b'\\' {
-            // Take one UTF-8 char from the raw str at pos.
-            let c = self.raw.get(self.pos..)?.chars().next()?;
-            let l = c.len_utf8();
-            self.pos += l;
-            self.rest = self.rest.get(l..)?;
+        let mut plain = self.rest.chars();
+        let c = plain.next()?;
+        if c != '\\' {
+            self.rest = plain.as_str();
             return Some(c);
         }
-        let esc = *self.rest.get(1)?;
-        let (c, used) = match esc {
-            b'"' => ('"', 2),
-            b'\\' => ('\\', 2),
-            b'/' => ('/', 2),
+        let b = self.rest.as_bytes();
+        let (c, used) = match *b.get(1)? {
+            e @ (b'"' | b'\\' | b'/') => (e as char, 2),
             b'b' => ('\u{8}', 2),
             b'f' => ('\u{c}', 2),
             b'n' => ('\n', 2),
             b'r' => ('\r', 2),
             b't' => ('\t', 2),
             b'u' => {
-                let hi = hex4(self.rest.get(2..)?)?;
+                let hi = hex4(b.get(2..)?)?;
                 if (0xD800..0xDC00).contains(&hi) {
-                    let lo = hex4(self.rest.get(8..)?)?;
+                    let lo = hex4(b.get(8..)?)?;
                     let cp = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
                     (char::from_u32(cp)?, 12)
                 } else {
@@ -203,7 +193,6 @@ impl Iterator for Chars<'_> {
             }
             _ => return None,
         };
-        self.pos += used;
         self.rest = self.rest.get(used..)?;
         Some(c)
     }
