@@ -164,6 +164,42 @@ fn hex4(b: &[u8]) -> Option<u16> {
     Some(v)
 }
 
+/// The escape sequence at the start of `b` (a `\\`): the character and the sequence's length,
+/// `None` if it is no valid JSON escape (unknown letter, short `\\u`, a lone or unpaired
+/// surrogate). The lexer validates with it, [`Chars`] decodes with it.
+#[inline(never)]
+fn escape(b: &[u8]) -> Option<(char, usize)> {
+    Some(match *b.get(1)? {
+        e @ (b'"' | b'\\' | b'/') => (e as char, 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'n' => ('\n', 2),
+        b'r' => ('\r', 2),
+        b't' => ('\t', 2),
+        b'u' => {
+            let hi = u32::from(hex4(b.get(2..)?)?);
+            if (0xD800..0xDC00).contains(&hi) {
+                // a high surrogate needs a low one right after
+                if b.get(6..8)? != b"\\u" {
+                    return None;
+                }
+                let lo = u32::from(hex4(b.get(8..)?)?);
+                if !(0xDC00..0xE000).contains(&lo) {
+                    return None;
+                }
+                (
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?,
+                    12,
+                )
+            } else {
+                // `None` for a lone low surrogate
+                (char::from_u32(hi)?, 6)
+            }
+        }
+        _ => return None,
+    })
+}
+
 impl Iterator for Chars<'_> {
     type Item = char;
     fn next(&mut self) -> Option<char> {
@@ -173,26 +209,7 @@ impl Iterator for Chars<'_> {
             self.rest = plain.as_str();
             return Some(c);
         }
-        let b = self.rest.as_bytes();
-        let (c, used) = match *b.get(1)? {
-            e @ (b'"' | b'\\' | b'/') => (e as char, 2),
-            b'b' => ('\u{8}', 2),
-            b'f' => ('\u{c}', 2),
-            b'n' => ('\n', 2),
-            b'r' => ('\r', 2),
-            b't' => ('\t', 2),
-            b'u' => {
-                let hi = hex4(b.get(2..)?)?;
-                if (0xD800..0xDC00).contains(&hi) {
-                    let lo = hex4(b.get(8..)?)?;
-                    let cp = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
-                    (char::from_u32(cp)?, 12)
-                } else {
-                    (char::from_u32(hi as u32)?, 6)
-                }
-            }
-            _ => return None,
-        };
+        let (c, used) = escape(self.rest.as_bytes())?;
         self.rest = self.rest.get(used..)?;
         Some(c)
     }
@@ -492,31 +509,13 @@ impl<'a> Lexer<'a> {
             };
             match c {
                 b'"' => break,
-                b'\\' => {
-                    let used = match self.b.get(self.pos + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
-                        Some(b'u') => match self.b.get(self.pos + 2..).and_then(hex4) {
-                            // needs a low surrogate right after
-                            Some(0xD800..0xDC00) => {
-                                match (
-                                    self.b.get(self.pos + 6..self.pos + 8),
-                                    self.b.get(self.pos + 8..).and_then(hex4),
-                                ) {
-                                    (Some(b"\\u"), Some(0xDC00..0xE000)) => 12,
-                                    _ => 0,
-                                }
-                            }
-                            Some(0xDC00..0xE000) | None => 0,
-                            Some(_) => 6,
-                        },
-                        _ => 0,
-                    };
-                    if used == 0 {
+                b'\\' => match escape(self.slice(self.pos, self.b.len())) {
+                    Some((_, used)) => self.pos += used,
+                    None => {
                         self.syntax();
                         return None;
                     }
-                    self.pos += used;
-                }
+                },
                 0..=0x1f => {
                     self.syntax();
                     return None;
