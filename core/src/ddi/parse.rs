@@ -181,103 +181,106 @@ fn hex_digest(l: &mut Lexer<'_>, field: &'static str, out: &mut [u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// sleep// ---------------------------------------------------------------------------------------------
 // sleep
 
 /// Parse hawkBit's `config.polling.sleep`: `HH:MM:SS` (hours may exceed 24) or an ISO-8601
 /// duration as produced by Java's `Duration.toString()` (`PT26H30M`, `PT0.5S`) or with days
 /// (`P1DT2H`). Negative values, empty components and overflow are rejected (`None`).
 /// Fractions of seconds below one millisecond are truncated.
+///
+/// Every number is 1 to 12 digits. `HH:MM:SS` has exactly two-digit minutes and seconds, each
+/// below 60. An ISO duration is `P[nW][nD][T[nH][nM][n[.,f]S]]` with at least one part, a
+/// non-empty time part after `T` and a fraction of 1 to 9 digits (of which the first 3 count).
 #[inline(never)]
 pub fn parse_sleep(s: &str) -> Option<Duration> {
-    match s.strip_prefix('P') {
-        Some(rest) => parse_iso(rest),
-        None => parse_hms(s),
-    }
-}
-
-fn digits_u64(s: &str) -> Option<u64> {
-    if s.len() > 12 {
-        return None;
-    }
-    json::digits_u64(s)
-}
-
-/// `s` split around its first `a` or `b` byte (both ASCII): `split_once` by bytes, without
-/// `str`'s generic pattern searchers.
-#[inline(never)]
-fn cut(s: &str, a: u8, b: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|c| c == a || c == b)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
-}
-
-fn parse_hms(s: &str) -> Option<Duration> {
-    let (h, rest) = cut(s, b':', b':')?;
-    let (m, sec) = cut(rest, b':', b':')?;
-    // a third `:` leaves one in `sec`, which is then no two-digit number
-    if m.len() != 2 || sec.len() != 2 {
-        return None;
-    }
-    let (h, m, sec) = (digits_u64(h)?, digits_u64(m)?, digits_u64(sec)?);
-    if m >= 60 || sec >= 60 {
-        return None;
-    }
-    let secs = h.checked_mul(3600)?.checked_add(m * 60 + sec)?;
-    Some(Duration::from_millis(secs.checked_mul(1000)?))
-}
-
-/// Strips the leading `<digits><unit>` from `*s` (if `unit` occurs) and adds it as `ms` units.
-fn iso_part(s: &mut &str, unit: u8, ms: u64, millis: &mut u64, any: &mut bool) -> Option<()> {
-    if let Some((n, rest)) = cut(s, unit, unit) {
-        let n = digits_u64(n)?;
-        *millis = millis.checked_add(n.checked_mul(ms)?)?;
-        *s = rest;
-        *any = true;
-    }
-    Some(())
-}
-
-fn parse_iso(rest: &str) -> Option<Duration> {
-    let (mut d, time) = match cut(rest, b'T', b'T') {
-        Some((_, "")) => return None,
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
+    let b = s.as_bytes();
+    let mut i = 0;
+    let millis = if b.first() == Some(&b'P') {
+        i = 1;
+        parse_iso(b, &mut i)?
+    } else {
+        let h = number(b, &mut i)?;
+        let mut two = || {
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+            let start = i;
+            let n = number(b, &mut i)?;
+            (i - start == 2 && n < 60).then_some(n)
+        };
+        let (m, sec) = (two()?, two()?);
+        // h < 10^12: no overflow
+        (h * 3600 + m * 60 + sec) * 1000
     };
+    (i == b.len()).then_some(Duration::from_millis(millis))
+}
+
+/// The 1 to 12 digits at `b[*i..]` as a number (`*i` moved past them).
+fn number(b: &[u8], i: &mut usize) -> Option<u64> {
+    let start = *i;
+    let mut n = 0u64;
+    while let Some(&c) = b.get(*i).filter(|c| c.is_ascii_digit()) {
+        // a run longer than 12 digits is rejected below; until then no overflow
+        n = n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        *i += 1;
+    }
+    (1..=12).contains(&(*i - start)).then_some(n)
+}
+
+/// `[nW][nD][T[nH][nM][n[.,f]S]]` from `b[*i..]` to its end, in milliseconds.
+fn parse_iso(b: &[u8], i: &mut usize) -> Option<u64> {
+    const UNITS: [(u8, u64); 5] = [
+        (b'W', 7 * 86_400_000),
+        (b'D', 86_400_000),
+        (b'H', 3_600_000),
+        (b'M', 60_000),
+        (b'S', 1000),
+    ];
     let mut millis: u64 = 0;
     let mut any = false;
-    // date part: nW and/or nD
-    for (unit, ms) in [(b'W', 7 * 86_400_000u64), (b'D', 86_400_000u64)] {
-        iso_part(&mut d, unit, ms, &mut millis, &mut any)?;
-    }
-    if !d.is_empty() {
-        return None;
-    }
-    if let Some(mut t) = time {
-        for (unit, ms) in [(b'H', 3_600_000u64), (b'M', 60_000u64)] {
-            iso_part(&mut t, unit, ms, &mut millis, &mut any)?;
-        }
-        if let Some(num) = t.strip_suffix('S') {
-            let (whole, frac) = match cut(num, b'.', b',') {
-                Some((w, f)) => (w, Some(f)),
-                None => (num, None),
-            };
-            let w = digits_u64(whole)?;
-            let mut ms_frac = 0u64;
-            if let Some(f) = frac {
-                if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                for (i, b) in f.bytes().take(3).enumerate() {
-                    ms_frac += u64::from(b - b'0') * [100, 10, 1][i];
-                }
+    let mut in_time = false;
+    // index of the first unit still allowed (each comes at most once, in order)
+    let mut next = 0;
+    while let Some(&c) = b.get(*i) {
+        if c == b'T' && !in_time {
+            in_time = true;
+            next = 2;
+            *i += 1;
+            if *i == b.len() {
+                return None;
             }
-            millis = millis.checked_add(w.checked_mul(1000)?.checked_add(ms_frac)?)?;
-            any = true;
-        } else if !t.is_empty() {
+            continue;
+        }
+        let n = number(b, i)?;
+        let mut frac_ms = None;
+        if matches!(b.get(*i), Some(b'.' | b',')) {
+            *i += 1;
+            let start = *i;
+            let mut ms = 0;
+            let mut scale = 100;
+            while let Some(&d) = b.get(*i).filter(|d| d.is_ascii_digit()) {
+                ms += u64::from(d - b'0') * scale;
+                scale /= 10;
+                *i += 1;
+            }
+            if !(1..=9).contains(&(*i - start)) {
+                return None;
+            }
+            frac_ms = Some(ms);
+        }
+        let unit = *b.get(*i)?;
+        *i += 1;
+        let k = UNITS.iter().position(|&(u, _)| u == unit)?;
+        let (_, ms) = UNITS.get(k)?;
+        if k < next || (k >= 2) != in_time || (frac_ms.is_some() && k != 4) {
             return None;
         }
+        next = k + 1;
+        millis = millis.checked_add(n.checked_mul(*ms)?.checked_add(frac_ms.unwrap_or(0))?)?;
+        any = true;
     }
-    any.then_some(Duration::from_millis(millis))
+    any.then_some(millis)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1216,5 +1219,48 @@ mod tests {
         assert_eq!(c.metadata().count(), 1);
         assert!(d.chunk(1).unwrap().artifacts().next().is_none());
         assert!(d.chunk(2).is_none());
+    }
+
+    /// Edges of the sleep grammar the byte scanner must keep (pinned on the `cut`-based
+    /// parser it replaced).
+    #[test]
+    fn sleep_edges() {
+        let ms = |s: &str| parse_sleep(s).map(Duration::as_millis);
+        for (txt, want) in [
+            ("999999999999:59:59", Some(3_599_999_999_999_999_000)),
+            ("0:00:00", Some(0)),
+            ("PT0S", Some(0)),
+            ("P0D", Some(0)),
+            ("PT1,5S", Some(1_500)),
+            ("PT1.123456789S", Some(1_123)),
+            ("P2W1DT1H2M3.004S", Some(1_299_723_004)),
+            ("PT999999999999S", Some(999_999_999_999_000)),
+            ("P999999999999W", None), // overflows u64 milliseconds
+            ("P30000000000W", Some(18_144_000_000_000_000_000)),
+            ("P31000000000W", None),    // overflows u64 milliseconds
+            ("PT1.1234567890S", None),  // fraction of 10 digits
+            ("PT1234567890123S", None), // 13 digits
+            ("1234567890123:00:00", None),
+            ("99999999999999999999999999:00:00", None),
+            ("PT1.5M", None),
+            ("PT1.5.5S", None),
+            ("PT1.5", None),
+            ("PTT1H", None),
+            ("P1DT1HT", None),
+            ("P1D1W", None),
+            ("P1W1W", None),
+            ("PT1D", None),
+            ("P1T", None),
+            ("PT5S1M", None),
+            ("PT1HS", None),
+            ("1:000:00", None),
+            ("1:0a:00", None),
+            ("+1:00:00", None),
+            ("p1D", None),
+            ("P1d", None),
+            ("PT\u{663}S", None),
+        ] {
+            assert_eq!(ms(txt), want, "{txt:?}");
+        }
     }
 }
