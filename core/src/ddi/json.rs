@@ -15,8 +15,9 @@ pub const MAX_DEPTH: u8 = 16;
 /// [`JsonStr::eq_str`] to read the decoded text (`"http:\/\/x"` reads as `http://x`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct JsonStr<'a> {
+    /// Escapes validated; whether there are any is `raw` containing `\\` (two words, so a
+    /// `JsonStr` and an `Option<JsonStr>` travel in registers).
     raw: &'a str,
-    escaped: bool,
 }
 
 impl core::fmt::Debug for JsonStr<'_> {
@@ -53,11 +54,13 @@ impl<'a> JsonStr<'a> {
         if s.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
             None
         } else {
-            Some(Self {
-                raw: s,
-                escaped: false,
-            })
+            Some(Self { raw: s })
         }
+    }
+
+    /// Whether the text has escapes (then it needs decoding).
+    fn escaped(&self) -> bool {
+        self.raw.bytes().any(|b| b == b'\\')
     }
 
     /// The raw text between the quotes, escapes not decoded.
@@ -67,21 +70,17 @@ impl<'a> JsonStr<'a> {
 
     /// The decoded text if it needed no decoding.
     pub fn as_plain(&self) -> Option<&'a str> {
-        if self.escaped { None } else { Some(self.raw) }
+        if self.escaped() { None } else { Some(self.raw) }
     }
 
     /// Decoded characters.
     pub fn chars(&self) -> Chars<'a> {
-        Chars {
-            rest: self.raw.as_bytes(),
-            raw: self.raw,
-            pos: 0,
-        }
+        Chars { rest: self.raw }
     }
 
     /// Length of the decoded text in UTF-8 bytes.
     pub fn decoded_len(&self) -> usize {
-        if !self.escaped {
+        if !self.escaped() {
             return self.raw.len();
         }
         self.chars().map(char::len_utf8).sum()
@@ -89,7 +88,7 @@ impl<'a> JsonStr<'a> {
 
     /// Whether the decoded text equals `s`.
     pub fn eq_str(&self, s: &str) -> bool {
-        if !self.escaped {
+        if !self.escaped() {
             return self.raw == s;
         }
         self.chars().eq(s.chars())
@@ -97,7 +96,7 @@ impl<'a> JsonStr<'a> {
 
     /// Whether the decoded text contains `needle` (ASCII needles only need no decoding).
     pub fn contains(&self, needle: &str) -> bool {
-        if !self.escaped {
+        if !self.escaped() {
             return str_contains(self.raw, needle);
         }
         let mut buf = [0u8; 64];
@@ -141,9 +140,8 @@ impl<'a> JsonStr<'a> {
 /// Iterator over the decoded characters of a [`JsonStr`].
 #[derive(Clone)]
 pub struct Chars<'a> {
-    rest: &'a [u8],
-    raw: &'a str,
-    pos: usize,
+    /// The raw text not yet decoded.
+    rest: &'a str,
 }
 
 /// `hay.contains(needle)` by a plain byte search (UTF-8 is self-synchronising, so a byte match
@@ -166,41 +164,52 @@ fn hex4(b: &[u8]) -> Option<u16> {
     Some(v)
 }
 
+/// The escape sequence at the start of `b` (a `\\`): the character and the sequence's length,
+/// `None` if it is no valid JSON escape (unknown letter, short `\\u`, a lone or unpaired
+/// surrogate). The lexer validates with it, [`Chars`] decodes with it.
+#[inline(never)]
+fn escape(b: &[u8]) -> Option<(char, usize)> {
+    Some(match *b.get(1)? {
+        e @ (b'"' | b'\\' | b'/') => (e as char, 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'n' => ('\n', 2),
+        b'r' => ('\r', 2),
+        b't' => ('\t', 2),
+        b'u' => {
+            let hi = u32::from(hex4(b.get(2..)?)?);
+            if (0xD800..0xDC00).contains(&hi) {
+                // a high surrogate needs a low one right after
+                if b.get(6..8)? != b"\\u" {
+                    return None;
+                }
+                let lo = u32::from(hex4(b.get(8..)?)?);
+                if !(0xDC00..0xE000).contains(&lo) {
+                    return None;
+                }
+                (
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?,
+                    12,
+                )
+            } else {
+                // `None` for a lone low surrogate
+                (char::from_u32(hi)?, 6)
+            }
+        }
+        _ => return None,
+    })
+}
+
 impl Iterator for Chars<'_> {
     type Item = char;
     fn next(&mut self) -> Option<char> {
-        let first = *self.rest.first()?;
-        if first != b'\\' {
-            // Take one UTF-8 char from the raw str at pos.
-            let c = self.raw.get(self.pos..)?.chars().next()?;
-            let l = c.len_utf8();
-            self.pos += l;
-            self.rest = self.rest.get(l..)?;
+        let mut plain = self.rest.chars();
+        let c = plain.next()?;
+        if c != '\\' {
+            self.rest = plain.as_str();
             return Some(c);
         }
-        let esc = *self.rest.get(1)?;
-        let (c, used) = match esc {
-            b'"' => ('"', 2),
-            b'\\' => ('\\', 2),
-            b'/' => ('/', 2),
-            b'b' => ('\u{8}', 2),
-            b'f' => ('\u{c}', 2),
-            b'n' => ('\n', 2),
-            b'r' => ('\r', 2),
-            b't' => ('\t', 2),
-            b'u' => {
-                let hi = hex4(self.rest.get(2..)?)?;
-                if (0xD800..0xDC00).contains(&hi) {
-                    let lo = hex4(self.rest.get(8..)?)?;
-                    let cp = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
-                    (char::from_u32(cp)?, 12)
-                } else {
-                    (char::from_u32(hi as u32)?, 6)
-                }
-            }
-            _ => return None,
-        };
-        self.pos += used;
+        let (c, used) = escape(self.rest.as_bytes())?;
         self.rest = self.rest.get(used..)?;
         Some(c)
     }
@@ -273,13 +282,27 @@ impl Value<'_> {
     }
 }
 
-/// Pull lexer over one JSON document.
+/// Pull lexer over one JSON document, with a sticky error.
+///
+/// The first error (a syntax error of the lexer, or a field error a parser reports with
+/// [`Lexer::fail`]) is kept; from then on the lexer reads as an empty input, so every later
+/// [`Lexer::read`], [`Lexer::key`], [`Lexer::field`] or [`Lexer::element`] ends the caller's
+/// loops, and [`Lexer::result`] returns that first error. Parsers are then plain loops with one
+/// check at the end instead of a `?` (and a 16-byte error copy) after every token.
+///
+/// The `Result` methods ([`Lexer::value`], [`Lexer::next_key`], [`Lexer::next_element`],
+/// [`Lexer::skip`], [`Lexer::skip_value`], [`Lexer::finish`]) read the same tokens and return
+/// the stored error.
 pub struct Lexer<'a> {
     b: &'a [u8],
     pos: usize,
     depth: u8,
     /// `true` right after a container was opened (no member/element read yet).
     fresh: bool,
+    /// The first error; once set, `b` is empty and `depth` 0.
+    err: Option<ParseError>,
+    /// The value last read by [`Lexer::read`] / [`Lexer::field`].
+    cur: Value<'a>,
 }
 
 impl<'a> Lexer<'a> {
@@ -290,6 +313,8 @@ impl<'a> Lexer<'a> {
             pos: 0,
             depth: 0,
             fresh: false,
+            err: None,
+            cur: Value::Null,
         }
     }
 
@@ -304,13 +329,49 @@ impl<'a> Lexer<'a> {
         self.pos
     }
 
-    /// The input between two offsets.
+    /// The input between two offsets (empty once an error is stored).
     pub fn slice(&self, from: usize, to: usize) -> &'a [u8] {
         self.b.get(from..to).unwrap_or(&[])
     }
 
-    fn syntax(&self) -> ParseError {
-        ParseError::Syntax { offset: self.pos }
+    /// The value last read by [`Lexer::read`] or [`Lexer::field`] (a container is open, not
+    /// consumed).
+    pub fn cur(&self) -> Value<'a> {
+        self.cur
+    }
+
+    /// The stored error, if any.
+    pub fn error(&self) -> Option<ParseError> {
+        self.err
+    }
+
+    /// Store `e` unless an error is stored already (the first one wins) and stop lexing: the
+    /// rest of the input reads as empty.
+    #[inline(never)]
+    pub fn fail(&mut self, e: ParseError) {
+        if self.err.is_none() {
+            self.err = Some(e);
+        }
+        self.b = &[];
+        self.depth = 0;
+    }
+
+    fn syntax_at(&mut self, offset: usize) {
+        self.fail(ParseError::Syntax { offset });
+    }
+
+    fn syntax(&mut self) {
+        self.syntax_at(self.pos);
+    }
+
+    /// `Ok(v)` if no error was stored and the parser produced `v`, else the first error.
+    pub fn result<T>(&self, v: Option<T>) -> Result<T, ParseError> {
+        match (self.err, v) {
+            (Some(e), _) => Err(e),
+            (None, Some(v)) => Ok(v),
+            // every parser stores an error before it gives up
+            (None, None) => Err(ParseError::Syntax { offset: self.pos }),
+        }
     }
 
     fn ws(&mut self) {
@@ -328,46 +389,64 @@ impl<'a> Lexer<'a> {
         self.b.get(self.pos).copied()
     }
 
-    /// After the top-level value: only whitespace may follow.
-    pub fn finish(&mut self) -> Result<(), ParseError> {
+    /// After the top-level value: only whitespace may follow (else a syntax error is stored).
+    pub fn end(&mut self) {
         if self.peek().is_some() {
-            return Err(self.syntax());
+            self.syntax();
         }
-        Ok(())
     }
 
-    /// Read the next value. Containers are opened (depth checked), not consumed.
-    pub fn value(&mut self) -> Result<Value<'a>, ParseError> {
-        let c = self.peek().ok_or(ParseError::Syntax { offset: self.pos })?;
-        match c {
+    /// Read the next value into [`Lexer::cur`]. Containers are opened (depth checked), not
+    /// consumed. `false` if an error is stored.
+    #[inline(never)]
+    pub fn read(&mut self) -> bool {
+        let Some(c) = self.peek() else {
+            self.syntax();
+            return false;
+        };
+        let v = match c {
             b'{' | b'[' => {
                 if self.depth >= MAX_DEPTH {
-                    return Err(ParseError::TooDeep { offset: self.pos });
+                    self.fail(ParseError::TooDeep { offset: self.pos });
+                    return false;
                 }
                 self.depth += 1;
                 self.pos += 1;
                 self.fresh = true;
-                Ok(if c == b'{' {
+                if c == b'{' {
                     Value::Object
                 } else {
                     Value::Array
-                })
+                }
             }
-            b'"' => self.string().map(Value::Str),
-            b't' => self.literal(b"true", Value::Bool(true)),
-            b'f' => self.literal(b"false", Value::Bool(false)),
-            b'n' => self.literal(b"null", Value::Null),
-            b'-' | b'0'..=b'9' => self.number().map(Value::Num),
-            _ => Err(self.syntax()),
-        }
+            b'"' => match self.string() {
+                Some(s) => Value::Str(s),
+                None => return false,
+            },
+            b't' => return self.literal(b"true", Value::Bool(true)),
+            b'f' => return self.literal(b"false", Value::Bool(false)),
+            b'n' => return self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => match self.number() {
+                Some(n) => Value::Num(n),
+                None => return false,
+            },
+            _ => {
+                self.syntax();
+                return false;
+            }
+        };
+        self.cur = v;
+        true
     }
 
-    fn literal(&mut self, lit: &[u8], v: Value<'a>) -> Result<Value<'a>, ParseError> {
+    fn literal(&mut self, lit: &[u8], v: Value<'a>) -> bool {
         if self.b.get(self.pos..self.pos + lit.len()) == Some(lit) {
             self.pos += lit.len();
-            Ok(v)
+            self.cur = v;
+            true
         } else {
-            Err(self.syntax())
+            self.syntax();
+            false
         }
     }
 
@@ -379,170 +458,215 @@ impl<'a> Lexer<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<JsonNum<'a>, ParseError> {
-        let start = self.pos;
-        if self.b.get(self.pos) == Some(&b'-') {
+    /// Consume `c` if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.b.get(self.pos) == Some(&c);
+        if hit {
             self.pos += 1;
         }
-        match self.b.get(self.pos) {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return Err(self.syntax()),
-        }
-        if self.b.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return Err(self.syntax());
-            }
-        }
-        if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return Err(self.syntax());
-            }
-        }
-        let s = core::str::from_utf8(self.slice(start, self.pos)).map_err(|_| self.syntax())?;
-        Ok(JsonNum(s))
+        hit
     }
 
-    fn string(&mut self) -> Result<JsonStr<'a>, ParseError> {
+    /// The input between `from` and the current position as text (a syntax error at `at` if it
+    /// is not UTF-8).
+    #[inline(never)]
+    fn text(&mut self, from: usize, at: usize) -> Option<&'a str> {
+        match core::str::from_utf8(self.slice(from, self.pos)) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.syntax_at(at);
+                None
+            }
+        }
+    }
+
+    fn number(&mut self) -> Option<JsonNum<'a>> {
+        let start = self.pos;
+        self.eat(b'-');
+        // `0` or a digit run starting with 1-9, then `.digits` and `e[+-]digits`, each optional;
+        // a failed part leaves the position at the offending byte
+        let ok = (self.eat(b'0') || self.digits() > 0)
+            && (!self.eat(b'.') || self.digits() > 0)
+            && (!(self.eat(b'e') || self.eat(b'E')) || {
+                let _ = self.eat(b'+') || self.eat(b'-');
+                self.digits() > 0
+            });
+        if !ok {
+            self.syntax();
+            return None;
+        }
+        self.text(start, start).map(JsonNum)
+    }
+
+    fn string(&mut self) -> Option<JsonStr<'a>> {
         // at '"'
         self.pos += 1;
         let start = self.pos;
-        let mut escaped = false;
         loop {
             let Some(&c) = self.b.get(self.pos) else {
-                return Err(self.syntax());
+                self.syntax();
+                return None;
             };
             match c {
                 b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    let Some(&e) = self.b.get(self.pos + 1) else {
-                        return Err(self.syntax());
-                    };
-                    match e {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
-                        b'u' => {
-                            let hi = self
-                                .b
-                                .get(self.pos + 2..)
-                                .and_then(hex4)
-                                .ok_or(ParseError::Syntax { offset: self.pos })?;
-                            if (0xD800..0xDC00).contains(&hi) {
-                                // needs a low surrogate right after
-                                let lo = (self.b.get(self.pos + 6) == Some(&b'\\')
-                                    && self.b.get(self.pos + 7) == Some(&b'u'))
-                                .then(|| self.b.get(self.pos + 8..).and_then(hex4))
-                                .flatten()
-                                .ok_or(ParseError::Syntax { offset: self.pos })?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(self.syntax());
-                                }
-                                self.pos += 12;
-                            } else if (0xDC00..0xE000).contains(&hi) {
-                                return Err(self.syntax());
-                            } else {
-                                self.pos += 6;
-                            }
-                        }
-                        _ => return Err(self.syntax()),
+                b'\\' => match escape(self.slice(self.pos, self.b.len())) {
+                    Some((_, used)) => self.pos += used,
+                    None => {
+                        self.syntax();
+                        return None;
                     }
+                },
+                0..=0x1f => {
+                    self.syntax();
+                    return None;
                 }
-                0..=0x1f => return Err(self.syntax()),
                 _ => self.pos += 1,
             }
         }
-        let raw = core::str::from_utf8(self.slice(start, self.pos))
-            .map_err(|_| ParseError::Syntax { offset: start })?;
+        let raw = self.text(start, start)?;
         self.pos += 1; // closing quote
-        Ok(JsonStr { raw, escaped })
+        Some(JsonStr { raw })
     }
 
-    /// Inside an object: the next member key (the `:` is consumed), or `None` at `}`.
-    pub fn next_key(&mut self) -> Result<Option<JsonStr<'a>>, ParseError> {
+    /// Inside an object: the next member key (the `:` is consumed), or `None` at `}` or if an
+    /// error is stored.
+    #[inline(never)]
+    pub fn key(&mut self) -> Option<JsonStr<'a>> {
         let fresh = core::mem::replace(&mut self.fresh, false);
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
                 self.depth = self.depth.saturating_sub(1);
-                return Ok(None);
+                return None;
             }
             Some(b',') if !fresh => {
                 self.pos += 1;
             }
             Some(b'"') if fresh => {}
-            _ => return Err(self.syntax()),
+            _ => {
+                self.syntax();
+                return None;
+            }
         }
         if self.peek() != Some(b'"') {
-            return Err(self.syntax());
+            self.syntax();
+            return None;
         }
         let k = self.string()?;
         if self.peek() != Some(b':') {
-            return Err(self.syntax());
+            self.syntax();
+            return None;
         }
         self.pos += 1;
-        Ok(Some(k))
+        Some(k)
     }
 
-    /// Inside an object: the next member's key and the first token of its value
-    /// ([`Lexer::next_key`] then [`Lexer::value`]), or `None` at `}`.
+    /// Inside an object: the next member whose key is one of `keys` (the first that matches),
+    /// its value read into [`Lexer::cur`]; members with other keys are skipped. `None` at `}`
+    /// or if an error is stored.
     #[inline(never)]
-    pub fn member(&mut self) -> Result<Option<(JsonStr<'a>, Value<'a>)>, ParseError> {
-        match self.next_key()? {
-            Some(k) => Ok(Some((k, self.value()?))),
-            None => Ok(None),
+    pub fn field(&mut self, keys: &[&str]) -> Option<usize> {
+        loop {
+            let k = self.key()?;
+            if !self.read() {
+                return None;
+            }
+            if let Some(i) = keys.iter().position(|n| k.eq_str(n)) {
+                return Some(i);
+            }
+            self.skip_cur();
         }
     }
 
-    /// Inside an array: `true` if another element follows (positioned at it), `false` at `]`.
-    pub fn next_element(&mut self) -> Result<bool, ParseError> {
+    /// Inside an array: `true` if another element follows (positioned at it), `false` at `]`
+    /// or if an error is stored.
+    #[inline(never)]
+    pub fn element(&mut self) -> bool {
         let fresh = core::mem::replace(&mut self.fresh, false);
         match self.peek() {
             Some(b']') => {
                 self.pos += 1;
                 self.depth = self.depth.saturating_sub(1);
-                Ok(false)
+                false
             }
             Some(b',') if !fresh => {
                 self.pos += 1;
-                Ok(true)
+                true
             }
-            Some(_) if fresh => Ok(true),
-            _ => Err(self.syntax()),
+            Some(_) if fresh => true,
+            _ => {
+                self.syntax();
+                false
+            }
         }
     }
 
-    /// Skip the remainder of a value whose first token was `v`.
-    pub fn skip(&mut self, v: Value<'a>) -> Result<(), ParseError> {
-        match v {
+    /// Skip the remainder of [`Lexer::cur`] (the members or elements of an opened container).
+    #[inline(never)]
+    pub fn skip_cur(&mut self) {
+        match self.cur {
             Value::Object => {
-                while self.next_key()?.is_some() {
-                    let inner = self.value()?;
-                    self.skip(inner)?;
+                while self.key().is_some() {
+                    if self.read() {
+                        self.skip_cur();
+                    }
                 }
-                Ok(())
             }
             Value::Array => {
-                while self.next_element()? {
-                    let inner = self.value()?;
-                    self.skip(inner)?;
+                while self.element() {
+                    if self.read() {
+                        self.skip_cur();
+                    }
                 }
-                Ok(())
             }
-            _ => Ok(()),
+            _ => {}
         }
+    }
+
+    fn check<T>(&self, v: T) -> Result<T, ParseError> {
+        match self.err {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    pub fn finish(&mut self) -> Result<(), ParseError> {
+        self.end();
+        self.check(())
+    }
+
+    /// Read the next value. Containers are opened (depth checked), not consumed.
+    pub fn value(&mut self) -> Result<Value<'a>, ParseError> {
+        self.read();
+        self.check(self.cur)
+    }
+
+    /// Inside an object: the next member key (the `:` is consumed), or `None` at `}`.
+    pub fn next_key(&mut self) -> Result<Option<JsonStr<'a>>, ParseError> {
+        let k = self.key();
+        self.check(k)
+    }
+
+    /// Inside an array: `true` if another element follows (positioned at it), `false` at `]`.
+    pub fn next_element(&mut self) -> Result<bool, ParseError> {
+        let more = self.element();
+        self.check(more)
+    }
+
+    /// Skip the remainder of a value whose first token was `v` (the value just read).
+    pub fn skip(&mut self, v: Value<'a>) -> Result<(), ParseError> {
+        self.cur = v;
+        self.skip_cur();
+        self.check(())
     }
 
     /// Read and skip one whole value.
     pub fn skip_value(&mut self) -> Result<(), ParseError> {
-        let v = self.value()?;
-        self.skip(v)
+        if self.read() {
+            self.skip_cur();
+        }
+        self.check(())
     }
 }
 

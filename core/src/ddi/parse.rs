@@ -9,112 +9,175 @@ use crate::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
 // small helpers
+//
+// The lexer keeps the first error (sticky, see `json::Lexer`): a helper that finds a wrong
+// type, value or size reports it with `Lexer::fail` and returns `None`/`false`; every later
+// lexer call then ends its loop, and each public parser checks once, with `Lexer::result`.
+// Checks run in the same order as they would with an early return, so the first error is the
+// one an early return would give.
 
-fn want_object(v: Value<'_>, field: &'static str) -> Result<(), ParseError> {
-    if matches!(v, Value::Object) {
-        Ok(())
-    } else {
-        Err(ParseError::WrongType(field))
+#[inline(never)]
+fn wrong(l: &mut Lexer<'_>, field: &'static str) {
+    l.fail(ParseError::WrongType(field));
+}
+
+#[inline(never)]
+fn invalid(l: &mut Lexer<'_>, field: &'static str) {
+    l.fail(ParseError::InvalidValue(field));
+}
+
+#[inline(never)]
+fn missing(l: &mut Lexer<'_>, present: bool, field: &'static str) {
+    if !present {
+        l.fail(ParseError::MissingField(field));
     }
 }
 
-fn want_str<'a>(v: Value<'a>, field: &'static str) -> Result<JsonStr<'a>, ParseError> {
-    match v {
-        Value::Str(s) => Ok(s),
-        _ => Err(ParseError::WrongType(field)),
+/// The current value is an object (else `WrongType`).
+#[inline(never)]
+fn object(l: &mut Lexer<'_>, field: &'static str) -> bool {
+    let ok = matches!(l.cur(), Value::Object);
+    if !ok {
+        wrong(l, field);
     }
+    ok
 }
 
-fn want_name<'a>(v: Value<'a>, field: &'static str, max: usize) -> Result<JsonStr<'a>, ParseError> {
-    let s = want_str(v, field)?;
-    if s.decoded_len() > max {
-        return Err(ParseError::Capacity { field, max });
-    }
-    Ok(s)
+/// Read a value that must be an object.
+fn open(l: &mut Lexer<'_>, field: &'static str) -> bool {
+    l.read() && object(l, field)
 }
 
-fn want_url<'a>(s: JsonStr<'a>, field: &'static str) -> Result<JsonStr<'a>, ParseError> {
-    if s.decoded_len() > MAX_URL_LEN {
-        return Err(ParseError::Capacity {
-            field,
-            max: MAX_URL_LEN,
-        });
-    }
-    Ok(s)
-}
-
-fn action_id(v: Value<'_>, field: &'static str) -> Result<ActionId, ParseError> {
-    let n = match v {
-        Value::Str(s) => {
-            let mut buf = [0u8; 24];
-            let txt = s
-                .unescape_into(&mut buf)
-                .map_err(|_| ParseError::InvalidValue(field))?;
-            json::digits_u64(txt).ok_or(ParseError::InvalidValue(field))?
+/// `true` for an object, `false` for `null` (or after an error); other types are `WrongType`.
+fn object_or_null(l: &mut Lexer<'_>, field: &'static str) -> bool {
+    match l.cur() {
+        Value::Object => true,
+        Value::Null => false,
+        _ => {
+            wrong(l, field);
+            false
         }
-        Value::Num(n) => n.as_u64().ok_or(ParseError::InvalidValue(field))?,
-        _ => return Err(ParseError::WrongType(field)),
-    };
-    Ok(ActionId(n))
-}
-
-/// `{ "href": "…" }`, unknown members ignored.
-fn href<'a>(l: &mut Lexer<'a>, field: &'static str) -> Result<JsonStr<'a>, ParseError> {
-    want_object(l.value()?, field)?;
-    let mut out = None;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("href") {
-            out = Some(want_str(v, field)?);
-        } else {
-            l.skip(v)?;
-        }
-    }
-    out.ok_or(ParseError::MissingField(field))
-}
-
-fn handling(v: Value<'_>, field: &'static str) -> Result<Option<HandlingType>, ParseError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Str(s) if s.eq_str("skip") => Ok(Some(HandlingType::Skip)),
-        Value::Str(s) if s.eq_str("attempt") => Ok(Some(HandlingType::Attempt)),
-        Value::Str(s) if s.eq_str("forced") => Ok(Some(HandlingType::Forced)),
-        Value::Str(_) => Err(ParseError::InvalidValue(field)),
-        _ => Err(ParseError::WrongType(field)),
     }
 }
 
 #[inline(never)]
-fn hex_digest<const N: usize>(
-    v: Value<'_>,
-    field: &'static str,
-) -> Result<Option<[u8; N]>, ParseError> {
-    let s = match v {
-        Value::Null => return Ok(None),
-        Value::Str(s) => s,
-        _ => return Err(ParseError::WrongType(field)),
-    };
-    let raw = s.as_plain().ok_or(ParseError::InvalidValue(field))?;
-    let b = raw.as_bytes();
-    if b.len() != N * 2 {
-        return Err(ParseError::InvalidValue(field));
+fn string<'a>(l: &mut Lexer<'a>, field: &'static str) -> Option<JsonStr<'a>> {
+    match l.cur() {
+        Value::Str(s) => Some(s),
+        _ => {
+            wrong(l, field);
+            None
+        }
     }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        let hi = (b[2 * i] as char)
-            .to_digit(16)
-            .ok_or(ParseError::InvalidValue(field))?;
-        let lo = (b[2 * i + 1] as char)
-            .to_digit(16)
-            .ok_or(ParseError::InvalidValue(field))?;
-        *o = (hi * 16 + lo) as u8;
-    }
-    Ok(Some(out))
 }
 
-fn start_doc<'a>(body: &'a [u8]) -> Result<Lexer<'a>, ParseError> {
-    let mut l = Lexer::new(body);
-    want_object(l.value()?, "(document)")?;
-    Ok(l)
+/// `s` if it decodes to at most `max` bytes (else `Capacity`).
+#[inline(never)]
+fn capped<'a>(
+    l: &mut Lexer<'a>,
+    s: Option<JsonStr<'a>>,
+    field: &'static str,
+    max: usize,
+) -> Option<JsonStr<'a>> {
+    let s = s?;
+    if s.decoded_len() > max {
+        l.fail(ParseError::Capacity { field, max });
+        return None;
+    }
+    Some(s)
+}
+
+fn name<'a>(l: &mut Lexer<'a>, field: &'static str, max: usize) -> Option<JsonStr<'a>> {
+    let s = string(l, field);
+    capped(l, s, field, max)
+}
+
+#[inline(never)]
+fn action_id(l: &mut Lexer<'_>, field: &'static str) -> Option<ActionId> {
+    let n = match l.cur() {
+        Value::Str(s) => {
+            let mut buf = [0u8; 24];
+            s.unescape_into(&mut buf).ok().and_then(json::digits_u64)
+        }
+        Value::Num(n) => n.as_u64(),
+        _ => {
+            wrong(l, field);
+            return None;
+        }
+    };
+    if n.is_none() {
+        invalid(l, field);
+    }
+    n.map(ActionId)
+}
+
+/// The current value as `{ "href": "…" }`, unknown members ignored.
+#[inline(never)]
+fn href<'a>(l: &mut Lexer<'a>, field: &'static str) -> Option<JsonStr<'a>> {
+    object(l, field);
+    let mut out = None;
+    while l.field(&["href"]).is_some() {
+        out = string(l, field);
+    }
+    missing(l, out.is_some(), field);
+    out
+}
+
+/// `null` → 0, a string equal to `names[i]` → `i + 1`, another string `InvalidValue`, other
+/// types `WrongType` (0 after an error).
+#[inline(never)]
+fn choice(l: &mut Lexer<'_>, field: &'static str, names: &[&str]) -> usize {
+    match l.cur() {
+        Value::Null => 0,
+        Value::Str(s) => match names.iter().position(|n| s.eq_str(n)) {
+            Some(i) => i + 1,
+            None => {
+                invalid(l, field);
+                0
+            }
+        },
+        _ => {
+            wrong(l, field);
+            0
+        }
+    }
+}
+
+fn handling(l: &mut Lexer<'_>, field: &'static str) -> Option<HandlingType> {
+    match choice(l, field, &["skip", "attempt", "forced"]) {
+        1 => Some(HandlingType::Skip),
+        2 => Some(HandlingType::Attempt),
+        3 => Some(HandlingType::Forced),
+        _ => None,
+    }
+}
+
+/// The current value as a hex digest of `out.len()` bytes into `out`; `false` for `null`.
+#[inline(never)]
+fn hex_digest(l: &mut Lexer<'_>, field: &'static str, out: &mut [u8]) -> bool {
+    let s = match l.cur() {
+        Value::Null => return false,
+        Value::Str(s) => s,
+        _ => {
+            wrong(l, field);
+            return false;
+        }
+    };
+    let b = s.as_plain().map_or(&[][..], str::as_bytes);
+    let mut ok = b.len() == out.len() * 2;
+    if ok {
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            let &[hi, lo] = pair else { break };
+            match ((hi as char).to_digit(16), (lo as char).to_digit(16)) {
+                (Some(hi), Some(lo)) => *o = (hi * 16 + lo) as u8,
+                _ => ok = false,
+            }
+        }
+    }
+    if !ok {
+        invalid(l, field);
+    }
+    ok
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,96 +187,100 @@ fn start_doc<'a>(body: &'a [u8]) -> Result<Lexer<'a>, ParseError> {
 /// duration as produced by Java's `Duration.toString()` (`PT26H30M`, `PT0.5S`) or with days
 /// (`P1DT2H`). Negative values, empty components and overflow are rejected (`None`).
 /// Fractions of seconds below one millisecond are truncated.
+///
+/// Every number is 1 to 12 digits. `HH:MM:SS` has exactly two-digit minutes and seconds, each
+/// below 60. An ISO duration is `P[nW][nD][T[nH][nM][n[.,f]S]]` with at least one part, a
+/// non-empty time part after `T` and a fraction of 1 to 9 digits (of which the first 3 count).
 #[inline(never)]
 pub fn parse_sleep(s: &str) -> Option<Duration> {
-    match s.strip_prefix('P') {
-        Some(rest) => parse_iso(rest),
-        None => parse_hms(s),
-    }
-}
-
-fn digits_u64(s: &str) -> Option<u64> {
-    if s.len() > 12 {
-        return None;
-    }
-    json::digits_u64(s)
-}
-
-/// `s` split around its first `a` or `b` byte (both ASCII): `split_once` by bytes, without
-/// `str`'s generic pattern searchers.
-#[inline(never)]
-fn cut(s: &str, a: u8, b: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|c| c == a || c == b)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
-}
-
-fn parse_hms(s: &str) -> Option<Duration> {
-    let (h, rest) = cut(s, b':', b':')?;
-    let (m, sec) = cut(rest, b':', b':')?;
-    // a third `:` leaves one in `sec`, which is then no two-digit number
-    if m.len() != 2 || sec.len() != 2 {
-        return None;
-    }
-    let (h, m, sec) = (digits_u64(h)?, digits_u64(m)?, digits_u64(sec)?);
-    if m >= 60 || sec >= 60 {
-        return None;
-    }
-    let secs = h.checked_mul(3600)?.checked_add(m * 60 + sec)?;
-    Some(Duration::from_millis(secs.checked_mul(1000)?))
-}
-
-/// Strips the leading `<digits><unit>` from `*s` (if `unit` occurs) and adds it as `ms` units.
-fn iso_part(s: &mut &str, unit: u8, ms: u64, millis: &mut u64, any: &mut bool) -> Option<()> {
-    if let Some((n, rest)) = cut(s, unit, unit) {
-        let n = digits_u64(n)?;
-        *millis = millis.checked_add(n.checked_mul(ms)?)?;
-        *s = rest;
-        *any = true;
-    }
-    Some(())
-}
-
-fn parse_iso(rest: &str) -> Option<Duration> {
-    let (mut d, time) = match cut(rest, b'T', b'T') {
-        Some((_, "")) => return None,
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
+    let b = s.as_bytes();
+    let mut i = 0;
+    let millis = if b.first() == Some(&b'P') {
+        i = 1;
+        parse_iso(b, &mut i)?
+    } else {
+        let h = number(b, &mut i)?;
+        let mut two = || {
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+            let start = i;
+            let n = number(b, &mut i)?;
+            (i - start == 2 && n < 60).then_some(n)
+        };
+        let (m, sec) = (two()?, two()?);
+        // h < 10^12: no overflow
+        (h * 3600 + m * 60 + sec) * 1000
     };
+    (i == b.len()).then_some(Duration::from_millis(millis))
+}
+
+/// The 1 to 12 digits at `b[*i..]` as a number (`*i` moved past them).
+fn number(b: &[u8], i: &mut usize) -> Option<u64> {
+    let start = *i;
+    let mut n = 0u64;
+    while let Some(&c) = b.get(*i).filter(|c| c.is_ascii_digit()) {
+        // a run longer than 12 digits is rejected below; until then no overflow
+        n = n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        *i += 1;
+    }
+    (1..=12).contains(&(*i - start)).then_some(n)
+}
+
+/// `[nW][nD][T[nH][nM][n[.,f]S]]` from `b[*i..]` to its end, in milliseconds.
+fn parse_iso(b: &[u8], i: &mut usize) -> Option<u64> {
+    const UNITS: [(u8, u64); 5] = [
+        (b'W', 7 * 86_400_000),
+        (b'D', 86_400_000),
+        (b'H', 3_600_000),
+        (b'M', 60_000),
+        (b'S', 1000),
+    ];
     let mut millis: u64 = 0;
     let mut any = false;
-    // date part: nW and/or nD
-    for (unit, ms) in [(b'W', 7 * 86_400_000u64), (b'D', 86_400_000u64)] {
-        iso_part(&mut d, unit, ms, &mut millis, &mut any)?;
-    }
-    if !d.is_empty() {
-        return None;
-    }
-    if let Some(mut t) = time {
-        for (unit, ms) in [(b'H', 3_600_000u64), (b'M', 60_000u64)] {
-            iso_part(&mut t, unit, ms, &mut millis, &mut any)?;
-        }
-        if let Some(num) = t.strip_suffix('S') {
-            let (whole, frac) = match cut(num, b'.', b',') {
-                Some((w, f)) => (w, Some(f)),
-                None => (num, None),
-            };
-            let w = digits_u64(whole)?;
-            let mut ms_frac = 0u64;
-            if let Some(f) = frac {
-                if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                for (i, b) in f.bytes().take(3).enumerate() {
-                    ms_frac += u64::from(b - b'0') * [100, 10, 1][i];
-                }
+    let mut in_time = false;
+    // index of the first unit still allowed (each comes at most once, in order)
+    let mut next = 0;
+    while let Some(&c) = b.get(*i) {
+        if c == b'T' && !in_time {
+            in_time = true;
+            next = 2;
+            *i += 1;
+            if *i == b.len() {
+                return None;
             }
-            millis = millis.checked_add(w.checked_mul(1000)?.checked_add(ms_frac)?)?;
-            any = true;
-        } else if !t.is_empty() {
+            continue;
+        }
+        let n = number(b, i)?;
+        let mut frac_ms = None;
+        if matches!(b.get(*i), Some(b'.' | b',')) {
+            *i += 1;
+            let start = *i;
+            let mut ms = 0;
+            let mut scale = 100;
+            while let Some(&d) = b.get(*i).filter(|d| d.is_ascii_digit()) {
+                ms += u64::from(d - b'0') * scale;
+                scale /= 10;
+                *i += 1;
+            }
+            if !(1..=9).contains(&(*i - start)) {
+                return None;
+            }
+            frac_ms = Some(ms);
+        }
+        let unit = *b.get(*i)?;
+        *i += 1;
+        let k = UNITS.iter().position(|&(u, _)| u == unit)?;
+        let (_, ms) = UNITS.get(k)?;
+        if k < next || (k >= 2) != in_time || (frac_ms.is_some() && k != 4) {
             return None;
         }
+        next = k + 1;
+        millis = millis.checked_add(n.checked_mul(*ms)?.checked_add(frac_ms.unwrap_or(0))?)?;
+        any = true;
     }
-    any.then_some(Duration::from_millis(millis))
+    any.then_some(millis)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,68 +306,63 @@ pub struct ControllerBase<'a> {
 /// Parse the base poll response.
 #[inline(never)]
 pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseError> {
-    let mut l = start_doc(body)?;
-    let mut sleep = None;
+    let mut l = Lexer::new(body);
+    let out = controller_base(&mut l);
+    l.result(out)
+}
+
+fn controller_base<'a>(l: &mut Lexer<'a>) -> Option<ControllerBase<'a>> {
     // `_links` members by name: one table instead of a ladder per link
-    const LINKS: [(&str, &str); 5] = [
-        ("deploymentBase", "_links.deploymentBase.href"),
-        ("cancelAction", "_links.cancelAction.href"),
-        ("confirmationBase", "_links.confirmationBase.href"),
-        ("installedBase", "_links.installedBase.href"),
-        ("configData", "_links.configData.href"),
+    const LINKS: [&str; 5] = [
+        "deploymentBase",
+        "cancelAction",
+        "confirmationBase",
+        "installedBase",
+        "configData",
     ];
+    const FIELDS: [&str; 5] = [
+        "_links.deploymentBase.href",
+        "_links.cancelAction.href",
+        "_links.confirmationBase.href",
+        "_links.installedBase.href",
+        "_links.configData.href",
+    ];
+    const SLEEP: &str = "config.polling.sleep";
+    open(l, "(document)");
+    let mut sleep = None;
     let mut links: [Option<JsonStr<'_>>; 5] = [None; 5];
     let mut saw_config = false;
     let mut saw_polling = false;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("config") {
-            want_object(v, "config")?;
+    while let Some(i) = l.field(&["config", "_links"]) {
+        if i == 0 {
+            object(l, "config");
             saw_config = true;
-            while let Some((k, v)) = l.member()? {
-                if k.eq_str("polling") {
-                    want_object(v, "config.polling")?;
-                    saw_polling = true;
-                    while let Some((k, v)) = l.member()? {
-                        if k.eq_str("sleep") {
-                            let s = want_str(v, "config.polling.sleep")?;
-                            let mut buf = [0u8; 32];
-                            let txt = s
-                                .unescape_into(&mut buf)
-                                .map_err(|_| ParseError::InvalidValue("config.polling.sleep"))?;
-                            sleep = Some(
-                                parse_sleep(txt)
-                                    .ok_or(ParseError::InvalidValue("config.polling.sleep"))?,
-                            );
-                        } else {
-                            l.skip(v)?;
-                        }
+            while l.field(&["polling"]).is_some() {
+                object(l, "config.polling");
+                saw_polling = true;
+                while l.field(&["sleep"]).is_some() {
+                    let s = string(l, SLEEP);
+                    let mut buf = [0u8; 32];
+                    sleep = s.and_then(|s| parse_sleep(s.unescape_into(&mut buf).ok()?));
+                    if s.is_some() && sleep.is_none() {
+                        invalid(l, SLEEP);
                     }
-                } else {
-                    l.skip(v)?;
-                }
-            }
-        } else if k.eq_str("_links") {
-            want_object(v, "_links")?;
-            while let Some(k) = l.next_key()? {
-                match LINKS.iter().position(|(name, _)| k.eq_str(name)) {
-                    Some(i) => {
-                        let field = LINKS[i].1;
-                        links[i] = Some(want_url(href(&mut l, field)?, field)?);
-                    }
-                    None => l.skip_value()?,
                 }
             }
         } else {
-            l.skip(v)?;
+            object(l, "_links");
+            while let Some(i) = l.field(&LINKS) {
+                if let (Some(slot), Some(&field)) = (links.get_mut(i), FIELDS.get(i)) {
+                    let h = href(l, field);
+                    *slot = capped(l, h, field, MAX_URL_LEN);
+                }
+            }
         }
     }
-    l.finish()?;
-    if !saw_config {
-        return Err(ParseError::MissingField("config"));
-    }
-    if !saw_polling {
-        return Err(ParseError::MissingField("config.polling"));
-    }
+    l.end();
+    missing(l, saw_config, "config");
+    missing(l, saw_polling, "config.polling");
+    missing(l, sleep.is_some(), SLEEP);
     let [
         deployment_base,
         cancel_action,
@@ -308,8 +370,8 @@ pub fn parse_controller_base(body: &[u8]) -> Result<ControllerBase<'_>, ParseErr
         installed_base,
         config_data,
     ] = links;
-    Ok(ControllerBase {
-        sleep: sleep.ok_or(ParseError::MissingField("config.polling.sleep"))?,
+    Some(ControllerBase {
+        sleep: sleep?,
         deployment_base,
         cancel_action,
         confirmation_base,
@@ -347,11 +409,7 @@ impl<'a> DeploymentBase<'a> {
 
     /// The chunks in document order (already validated by the parse).
     pub fn chunks(&self) -> ChunkIter<'a> {
-        ChunkIter {
-            lex: Lexer::new(self.chunks_raw),
-            started: false,
-            done: self.chunks_raw.is_empty(),
-        }
+        ChunkIter::new(self.chunks_raw)
     }
 
     /// The `n`th chunk.
@@ -384,11 +442,7 @@ impl<'a> Chunk<'a> {
     }
     /// The artifacts in document order.
     pub fn artifacts(&self) -> ArtifactIter<'a> {
-        ArtifactIter {
-            lex: Lexer::new(self.artifacts_raw),
-            started: false,
-            done: self.artifacts_raw.is_empty(),
-        }
+        ArtifactIter::new(self.artifacts_raw)
     }
     /// Number of metadata entries (≤ [`MAX_METADATA_PER_CHUNK`]).
     pub fn metadata_count(&self) -> usize {
@@ -396,11 +450,7 @@ impl<'a> Chunk<'a> {
     }
     /// The target-visible metadata entries.
     pub fn metadata(&self) -> MetadataIter<'a> {
-        MetadataIter {
-            lex: Lexer::new(self.metadata_raw),
-            started: false,
-            done: self.metadata_raw.is_empty(),
-        }
+        MetadataIter::new(self.metadata_raw)
     }
 }
 
@@ -439,40 +489,36 @@ macro_rules! lazy_iter {
         /// exactly the validated elements.
         pub struct $name<'a> {
             lex: Lexer<'a>,
-            started: bool,
-            done: bool,
+        }
+
+        impl<'a> $name<'a> {
+            fn new(raw: &'a [u8]) -> Self {
+                Self {
+                    lex: array_lexer(raw),
+                }
+            }
         }
 
         impl<'a> Iterator for $name<'a> {
             type Item = $item<'a>;
             fn next(&mut self) -> Option<$item<'a>> {
-                if self.done {
+                // after the `]` or an error the lexer reads as empty: `element()` stays `false`
+                if !self.lex.element() {
                     return None;
                 }
-                if !self.started {
-                    self.started = true;
-                    if !matches!(self.lex.value(), Ok(Value::Array)) {
-                        self.done = true;
-                        return None;
-                    }
-                }
-                match self.lex.next_element() {
-                    Ok(true) => {}
-                    _ => {
-                        self.done = true;
-                        return None;
-                    }
-                }
-                match $parse(&mut self.lex) {
-                    Ok(x) => Some(x),
-                    Err(_) => {
-                        self.done = true;
-                        None
-                    }
-                }
+                $parse(&mut self.lex)
             }
         }
     };
+}
+
+/// A lexer inside the validated array `raw` (stopped if `raw` is no array, e.g. empty).
+fn array_lexer(raw: &[u8]) -> Lexer<'_> {
+    let mut l = Lexer::new(raw);
+    if l.read() && !matches!(l.cur(), Value::Array) {
+        wrong(&mut l, "");
+    }
+    l
 }
 
 lazy_iter!(
@@ -494,146 +540,146 @@ lazy_iter!(
     "Iterator over chunk metadata."
 );
 
-/// Validate an array whose elements are parsed by `f`, return (raw slice, count).
+/// Validate the current value as an array (or `null`) whose elements are parsed by `f`,
+/// return (raw slice, count).
 ///
 /// One copy for every element type: `f` is a plain `fn` that validates one element.
 #[inline(never)]
 fn array_of<'a>(
     l: &mut Lexer<'a>,
-    v: Value<'a>,
     field: &'static str,
     max: usize,
-    f: fn(&mut Lexer<'a>) -> Result<(), ParseError>,
-) -> Result<(&'a [u8], usize), ParseError> {
-    // `v` was read by the caller: an array's `[` is the byte before the lexer's position
+    f: fn(&mut Lexer<'a>),
+) -> (&'a [u8], usize) {
+    // the array's `[` is the byte before the lexer's position
     let start = l.pos().saturating_sub(1);
-    match v {
+    match l.cur() {
         Value::Array => {}
-        Value::Null => return Ok((&[], 0)),
-        _ => return Err(ParseError::WrongType(field)),
+        Value::Null => return (&[], 0),
+        _ => {
+            wrong(l, field);
+            return (&[], 0);
+        }
     }
     let mut n = 0;
-    while l.next_element()? {
+    while l.element() {
         if n == max {
-            return Err(ParseError::Capacity { field, max });
+            l.fail(ParseError::Capacity { field, max });
+            break;
         }
-        f(l)?;
+        f(l);
         n += 1;
     }
-    Ok((l.slice(start, l.pos()), n))
+    (l.slice(start, l.pos()), n)
 }
 
 #[inline(never)]
-fn parse_metadata<'a>(l: &mut Lexer<'a>) -> Result<MetadataEntry<'a>, ParseError> {
-    const F: &str = "deployment.chunks[].metadata[]";
-    want_object(l.value()?, F)?;
+fn parse_metadata<'a>(l: &mut Lexer<'a>) -> Option<MetadataEntry<'a>> {
+    const KEY: &str = "deployment.chunks[].metadata[].key";
+    open(l, "deployment.chunks[].metadata[]");
     let mut key = None;
     let mut value = None;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("key") {
-            key = Some(want_name(
-                v,
-                "deployment.chunks[].metadata[].key",
-                MAX_NAME_LEN,
-            )?);
-        } else if k.eq_str("value") {
-            value = match v {
+    while let Some(i) = l.field(&["key", "value"]) {
+        if i == 0 {
+            key = name(l, KEY, MAX_NAME_LEN);
+        } else {
+            value = match l.cur() {
                 Value::Null => None,
-                v => Some(want_name(
-                    v,
+                _ => name(
+                    l,
                     "deployment.chunks[].metadata[].value",
                     MAX_METADATA_VALUE_LEN,
-                )?),
+                ),
             };
-        } else {
-            l.skip(v)?;
         }
     }
-    Ok(MetadataEntry {
-        key: key.ok_or(ParseError::MissingField(
-            "deployment.chunks[].metadata[].key",
-        ))?,
-        value,
-    })
+    missing(l, key.is_some(), KEY);
+    Some(MetadataEntry { key: key?, value })
 }
 
 #[inline(never)]
-fn parse_artifact<'a>(l: &mut Lexer<'a>) -> Result<Artifact<'a>, ParseError> {
-    const F: &str = "deployment.chunks[].artifacts[]";
-    want_object(l.value()?, F)?;
+fn parse_artifact<'a>(l: &mut Lexer<'a>) -> Option<Artifact<'a>> {
+    const FILENAME: &str = "deployment.chunks[].artifacts[].filename";
+    const SIZE: &str = "deployment.chunks[].artifacts[].size";
+    open(l, "deployment.chunks[].artifacts[]");
     let mut filename = None;
     let mut size = None;
     let (mut sha1, mut md5, mut sha256) = (None, None, None);
     let mut link: Option<(u8, JsonStr<'a>)> = None;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("filename") {
-            filename = Some(want_name(
-                v,
-                "deployment.chunks[].artifacts[].filename",
-                MAX_NAME_LEN,
-            )?);
-        } else if k.eq_str("size") {
-            const S: &str = "deployment.chunks[].artifacts[].size";
-            size = Some(match v {
-                Value::Num(n) => n.as_u64().ok_or(ParseError::InvalidValue(S))?,
-                _ => return Err(ParseError::WrongType(S)),
-            });
-        } else if k.eq_str("hashes") {
-            match v {
-                Value::Object => {}
-                Value::Null => continue,
-                _ => {
-                    return Err(ParseError::WrongType(
-                        "deployment.chunks[].artifacts[].hashes",
-                    ));
-                }
-            }
-            while let Some((k, v)) = l.member()? {
-                if k.eq_str("sha1") {
-                    sha1 = hex_digest(v, "deployment.chunks[].artifacts[].hashes.sha1")?;
-                } else if k.eq_str("md5") {
-                    md5 = hex_digest(v, "deployment.chunks[].artifacts[].hashes.md5")?;
-                } else if k.eq_str("sha256") {
-                    sha256 = hex_digest(v, "deployment.chunks[].artifacts[].hashes.sha256")?;
-                } else {
-                    l.skip(v)?;
-                }
-            }
-        } else if k.eq_str("_links") {
-            want_object(v, "deployment.chunks[].artifacts[]._links")?;
-            while let Some(rel) = l.next_key()? {
-                let h = href(l, "deployment.chunks[].artifacts[]._links.href")?;
-                let prio = if rel.eq_str("download") {
-                    3
-                } else if rel.eq_str("download-http") {
-                    2
-                } else if rel.contains("download") {
-                    1
-                } else {
-                    0
+    while let Some(i) = l.field(&["filename", "size", "hashes", "_links"]) {
+        match i {
+            0 => filename = name(l, FILENAME, MAX_NAME_LEN),
+            1 => {
+                size = match l.cur() {
+                    Value::Num(n) => n.as_u64(),
+                    _ => {
+                        wrong(l, SIZE);
+                        continue;
+                    }
                 };
-                if prio > 0 && link.is_none_or(|(p, _)| prio > p) {
-                    link = Some((prio, h));
+                if size.is_none() {
+                    invalid(l, SIZE);
                 }
             }
-        } else {
-            l.skip(v)?;
+            2 => {
+                if !object_or_null(l, "deployment.chunks[].artifacts[].hashes") {
+                    continue;
+                }
+                while let Some(i) = l.field(&["sha1", "md5", "sha256"]) {
+                    match i {
+                        0 => {
+                            let mut d = [0u8; 20];
+                            let f = "deployment.chunks[].artifacts[].hashes.sha1";
+                            sha1 = hex_digest(l, f, &mut d).then_some(d);
+                        }
+                        1 => {
+                            let mut d = [0u8; 16];
+                            let f = "deployment.chunks[].artifacts[].hashes.md5";
+                            md5 = hex_digest(l, f, &mut d).then_some(d);
+                        }
+                        _ => {
+                            let mut d = [0u8; 32];
+                            let f = "deployment.chunks[].artifacts[].hashes.sha256";
+                            sha256 = hex_digest(l, f, &mut d).then_some(d);
+                        }
+                    }
+                }
+            }
+            _ => {
+                object(l, "deployment.chunks[].artifacts[]._links");
+                while let Some(rel) = l.key() {
+                    l.read();
+                    let h = href(l, "deployment.chunks[].artifacts[]._links.href");
+                    let prio = if rel.eq_str("download") {
+                        3
+                    } else if rel.eq_str("download-http") {
+                        2
+                    } else if rel.contains("download") {
+                        1
+                    } else {
+                        0
+                    };
+                    if let Some(h) = h
+                        && prio > 0
+                        && link.is_none_or(|(p, _)| prio > p)
+                    {
+                        link = Some((prio, h));
+                    }
+                }
+            }
         }
     }
-    let download_url = match link {
-        Some((_, h)) => Some(want_url(
-            h,
-            "deployment.chunks[].artifacts[]._links.download.href",
-        )?),
-        None => None,
-    };
-    Ok(Artifact {
-        filename: filename.ok_or(ParseError::MissingField(
-            "deployment.chunks[].artifacts[].filename",
-        ))?,
-        size: size.ok_or(ParseError::MissingField(
-            "deployment.chunks[].artifacts[].size",
-        ))?,
+    let download_url = capped(
+        l,
+        link.map(|(_, h)| h),
+        "deployment.chunks[].artifacts[]._links.download.href",
+        MAX_URL_LEN,
+    );
+    missing(l, filename.is_some(), FILENAME);
+    missing(l, size.is_some(), SIZE);
+    Some(Artifact {
+        filename: filename?,
+        size: size?,
         sha1,
         md5,
         sha256,
@@ -642,49 +688,67 @@ fn parse_artifact<'a>(l: &mut Lexer<'a>) -> Result<Artifact<'a>, ParseError> {
 }
 
 #[inline(never)]
-fn parse_chunk<'a>(l: &mut Lexer<'a>) -> Result<Chunk<'a>, ParseError> {
-    want_object(l.value()?, "deployment.chunks[]")?;
-    let (mut part, mut version, mut name) = (None, None, None);
+fn parse_chunk<'a>(l: &mut Lexer<'a>) -> Option<Chunk<'a>> {
+    const PART: &str = "deployment.chunks[].part";
+    const VERSION: &str = "deployment.chunks[].version";
+    const NAME: &str = "deployment.chunks[].name";
+    open(l, "deployment.chunks[]");
+    let (mut part, mut version, mut name_) = (None, None, None);
     let mut encrypted = false;
     let (mut artifacts_raw, mut artifact_count): (&[u8], usize) = (&[], 0);
     let (mut metadata_raw, mut metadata_count): (&[u8], usize) = (&[], 0);
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("artifacts") {
-            (artifacts_raw, artifact_count) = array_of(
-                l,
-                v,
-                "deployment.chunks[].artifacts",
-                MAX_ARTIFACTS_PER_CHUNK,
-                |l| parse_artifact(l).map(drop),
-            )?;
-        } else if k.eq_str("metadata") {
-            (metadata_raw, metadata_count) = array_of(
-                l,
-                v,
-                "deployment.chunks[].metadata",
-                MAX_METADATA_PER_CHUNK,
-                |l| parse_metadata(l).map(drop),
-            )?;
-        } else if k.eq_str("part") {
-            part = Some(want_name(v, "deployment.chunks[].part", MAX_NAME_LEN)?);
-        } else if k.eq_str("version") {
-            version = Some(want_name(v, "deployment.chunks[].version", MAX_NAME_LEN)?);
-        } else if k.eq_str("name") {
-            name = Some(want_name(v, "deployment.chunks[].name", MAX_NAME_LEN)?);
-        } else if k.eq_str("encrypted") {
-            encrypted = match v {
-                Value::Bool(b) => b,
-                Value::Null => false,
-                _ => return Err(ParseError::WrongType("deployment.chunks[].encrypted")),
-            };
-        } else {
-            l.skip(v)?;
+    let keys = [
+        "artifacts",
+        "metadata",
+        "part",
+        "version",
+        "name",
+        "encrypted",
+    ];
+    while let Some(i) = l.field(&keys) {
+        match i {
+            0 => {
+                (artifacts_raw, artifact_count) = array_of(
+                    l,
+                    "deployment.chunks[].artifacts",
+                    MAX_ARTIFACTS_PER_CHUNK,
+                    |l| {
+                        parse_artifact(l);
+                    },
+                );
+            }
+            1 => {
+                (metadata_raw, metadata_count) = array_of(
+                    l,
+                    "deployment.chunks[].metadata",
+                    MAX_METADATA_PER_CHUNK,
+                    |l| {
+                        parse_metadata(l);
+                    },
+                );
+            }
+            2 => part = name(l, PART, MAX_NAME_LEN),
+            3 => version = name(l, VERSION, MAX_NAME_LEN),
+            4 => name_ = name(l, NAME, MAX_NAME_LEN),
+            _ => {
+                encrypted = match l.cur() {
+                    Value::Bool(b) => b,
+                    Value::Null => false,
+                    _ => {
+                        wrong(l, "deployment.chunks[].encrypted");
+                        false
+                    }
+                };
+            }
         }
     }
-    Ok(Chunk {
-        part: part.ok_or(ParseError::MissingField("deployment.chunks[].part"))?,
-        version: version.ok_or(ParseError::MissingField("deployment.chunks[].version"))?,
-        name: name.ok_or(ParseError::MissingField("deployment.chunks[].name"))?,
+    missing(l, part.is_some(), PART);
+    missing(l, version.is_some(), VERSION);
+    missing(l, name_.is_some(), NAME);
+    Some(Chunk {
+        part: part?,
+        version: version?,
+        name: name_?,
         encrypted,
         artifacts_raw,
         artifact_count,
@@ -694,46 +758,38 @@ fn parse_chunk<'a>(l: &mut Lexer<'a>) -> Result<Chunk<'a>, ParseError> {
 }
 
 #[inline(never)]
-fn parse_deployment_object<'a>(
-    l: &mut Lexer<'a>,
-    out: &mut DeploymentBase<'a>,
-) -> Result<(), ParseError> {
+fn parse_deployment_object<'a>(l: &mut Lexer<'a>, out: &mut DeploymentBase<'a>) {
     let mut saw_chunks = false;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("chunks") {
-            (out.chunks_raw, out.chunk_count) =
-                array_of(l, v, "deployment.chunks", MAX_CHUNKS, |l| {
-                    parse_chunk(l).map(drop)
-                })?;
-            saw_chunks = true;
-        } else if k.eq_str("download") {
-            out.download = handling(v, "deployment.download")?;
-        } else if k.eq_str("update") {
-            out.update = handling(v, "deployment.update")?;
-        } else if k.eq_str("maintenanceWindow") {
-            const F: &str = "deployment.maintenanceWindow";
-            out.maintenance_window = match v {
-                Value::Null => None,
-                Value::Str(s) if s.eq_str("available") => Some(MaintenanceWindow::Available),
-                Value::Str(s) if s.eq_str("unavailable") => Some(MaintenanceWindow::Unavailable),
-                Value::Str(_) => return Err(ParseError::InvalidValue(F)),
-                _ => return Err(ParseError::WrongType(F)),
-            };
-        } else {
-            l.skip(v)?;
+    while let Some(i) = l.field(&["chunks", "download", "update", "maintenanceWindow"]) {
+        match i {
+            0 => {
+                (out.chunks_raw, out.chunk_count) =
+                    array_of(l, "deployment.chunks", MAX_CHUNKS, |l| {
+                        parse_chunk(l);
+                    });
+                saw_chunks = true;
+            }
+            1 => out.download = handling(l, "deployment.download"),
+            2 => out.update = handling(l, "deployment.update"),
+            _ => {
+                let names = ["available", "unavailable"];
+                out.maintenance_window = match choice(l, "deployment.maintenanceWindow", &names) {
+                    1 => Some(MaintenanceWindow::Available),
+                    2 => Some(MaintenanceWindow::Unavailable),
+                    _ => None,
+                };
+            }
         }
     }
-    if !saw_chunks {
-        return Err(ParseError::MissingField("deployment.chunks"));
-    }
-    Ok(())
+    missing(l, saw_chunks, "deployment.chunks");
 }
 
 fn parse_deployment_like<'a>(
     body: &'a [u8],
     object_key: &'static str,
 ) -> Result<DeploymentBase<'a>, ParseError> {
-    let mut l = start_doc(body)?;
+    let mut l = Lexer::new(body);
+    open(&mut l, "(document)");
     let mut id = None;
     let mut saw_deployment = false;
     let mut out = DeploymentBase {
@@ -745,36 +801,27 @@ fn parse_deployment_like<'a>(
         chunks_raw: &[],
         chunk_count: 0,
     };
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("id") {
-            id = Some(action_id(v, "id")?);
-        } else if k.eq_str(object_key) {
-            want_object(v, "deployment")?;
-            parse_deployment_object(&mut l, &mut out)?;
-            saw_deployment = true;
-        } else if k.eq_str("actionHistory") {
-            match v {
-                Value::Object => {}
-                Value::Null => continue,
-                _ => return Err(ParseError::WrongType("actionHistory")),
+    while let Some(i) = l.field(&["id", object_key, "actionHistory"]) {
+        match i {
+            0 => id = action_id(&mut l, "id"),
+            1 => {
+                object(&mut l, "deployment");
+                parse_deployment_object(&mut l, &mut out);
+                saw_deployment = true;
             }
-            while let Some((k, v)) = l.member()? {
-                if k.eq_str("status") {
-                    out.action_history_status = Some(want_str(v, "actionHistory.status")?);
-                } else {
-                    l.skip(v)?;
+            _ => {
+                if object_or_null(&mut l, "actionHistory") {
+                    while l.field(&["status"]).is_some() {
+                        out.action_history_status = string(&mut l, "actionHistory.status");
+                    }
                 }
             }
-        } else {
-            l.skip(v)?;
         }
     }
-    l.finish()?;
-    out.id = id.ok_or(ParseError::MissingField("id"))?;
-    if !saw_deployment {
-        return Err(ParseError::MissingField("deployment"));
-    }
-    Ok(out)
+    l.end();
+    missing(&mut l, id.is_some(), "id");
+    missing(&mut l, saw_deployment, "deployment");
+    l.result(id.map(|id| DeploymentBase { id, ..out }))
 }
 
 /// The top-level `id` of a document whose full parse failed (e.g. a capacity or type error
@@ -782,17 +829,11 @@ fn parse_deployment_like<'a>(
 /// document is not even well-formed up to its `id`.
 pub fn peek_action_id(body: &[u8]) -> Option<ActionId> {
     let mut l = Lexer::new(body);
-    if !matches!(l.value().ok()?, Value::Object) {
+    if !(l.read() && matches!(l.cur(), Value::Object)) {
         return None;
     }
-    while let Some(k) = l.next_key().ok()? {
-        let v = l.value().ok()?;
-        if k.eq_str("id") {
-            return action_id(v, "id").ok();
-        }
-        l.skip(v).ok()?;
-    }
-    None
+    l.field(&["id"])?;
+    action_id(&mut l, "id")
 }
 
 /// Parse `GET deploymentBase/{actionId}`.
@@ -835,11 +876,7 @@ impl<'a> ArtifactList<'a> {
     }
     /// The artifacts in document order.
     pub fn iter(&self) -> ArtifactIter<'a> {
-        ArtifactIter {
-            lex: Lexer::new(self.raw),
-            started: false,
-            done: self.raw.is_empty(),
-        }
+        ArtifactIter::new(self.raw)
     }
 }
 
@@ -848,20 +885,21 @@ impl<'a> ArtifactList<'a> {
 #[inline(never)]
 pub fn parse_artifacts(body: &[u8]) -> Result<ArtifactList<'_>, ParseError> {
     let mut l = Lexer::new(body);
-    let v = l.value()?;
+    l.read();
     let (raw, count) = array_of(
         &mut l,
-        v,
         "deployment.chunks[].artifacts",
         MAX_ARTIFACTS_PER_CHUNK,
-        |l| parse_artifact(l).map(drop),
-    )?;
-    l.finish()?;
+        |l| {
+            parse_artifact(l);
+        },
+    );
+    l.end();
     if raw.is_empty() {
         // `null` is not an artifact list
-        return Err(ParseError::WrongType("(document)"));
+        wrong(&mut l, "(document)");
     }
-    Ok(ArtifactList { raw, count })
+    l.result(Some(ArtifactList { raw, count }))
 }
 
 /// Parse the body of `GET …/{filename}.MD5SUM`: `"<md5hex>  <filename>"` (`md5sum -c`
@@ -898,35 +936,30 @@ pub struct CancelAction {
 /// Parse `GET cancelAction/{actionId}`.
 #[inline(never)]
 pub fn parse_cancel_action(body: &[u8]) -> Result<CancelAction, ParseError> {
-    let mut l = start_doc(body)?;
+    let mut l = Lexer::new(body);
+    open(&mut l, "(document)");
     let (mut id, mut stop_id) = (None, None);
     let mut saw_cancel = false;
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("id") {
-            id = Some(action_id(v, "id")?);
-        } else if k.eq_str("cancelAction") {
-            want_object(v, "cancelAction")?;
-            saw_cancel = true;
-            while let Some((k, v)) = l.member()? {
-                if k.eq_str("stopId") {
-                    stop_id = Some(action_id(v, "cancelAction.stopId")?);
-                } else {
-                    l.skip(v)?;
-                }
-            }
+    while let Some(i) = l.field(&["id", "cancelAction"]) {
+        if i == 0 {
+            id = action_id(&mut l, "id");
         } else {
-            l.skip(v)?;
+            object(&mut l, "cancelAction");
+            saw_cancel = true;
+            while l.field(&["stopId"]).is_some() {
+                stop_id = action_id(&mut l, "cancelAction.stopId");
+            }
         }
     }
-    l.finish()?;
-    let id = id.ok_or(ParseError::MissingField("id"))?;
-    if !saw_cancel {
-        return Err(ParseError::MissingField("cancelAction"));
-    }
-    Ok(CancelAction {
-        id,
-        stop_id: stop_id.ok_or(ParseError::MissingField("cancelAction.stopId"))?,
-    })
+    l.end();
+    missing(&mut l, id.is_some(), "id");
+    missing(&mut l, saw_cancel, "cancelAction");
+    missing(&mut l, stop_id.is_some(), "cancelAction.stopId");
+    let out = match (id, stop_id) {
+        (Some(id), Some(stop_id)) => Some(CancelAction { id, stop_id }),
+        _ => None,
+    };
+    l.result(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,17 +991,18 @@ pub struct ConfirmationBase<'a> {
     pub confirmation_base: Option<JsonStr<'a>>,
 }
 
-fn opt_str<'a>(v: Value<'a>, field: &'static str) -> Result<Option<JsonStr<'a>>, ParseError> {
-    match v {
-        Value::Null => Ok(None),
-        v => want_str(v, field).map(Some),
+fn opt_str<'a>(l: &mut Lexer<'a>, field: &'static str) -> Option<JsonStr<'a>> {
+    match l.cur() {
+        Value::Null => None,
+        _ => string(l, field),
     }
 }
 
 /// Parse `GET confirmationBase`.
 #[inline(never)]
 pub fn parse_confirmation_base(body: &[u8]) -> Result<ConfirmationBase<'_>, ParseError> {
-    let mut l = start_doc(body)?;
+    let mut l = Lexer::new(body);
+    open(&mut l, "(document)");
     let mut active = None;
     let mut saw_auto = false;
     let mut out = ConfirmationBase {
@@ -982,64 +1016,251 @@ pub fn parse_confirmation_base(body: &[u8]) -> Result<ConfirmationBase<'_>, Pars
         deactivate_auto_confirm: None,
         confirmation_base: None,
     };
-    while let Some((k, v)) = l.member()? {
-        if k.eq_str("autoConfirm") {
-            want_object(v, "autoConfirm")?;
+    while let Some(i) = l.field(&["autoConfirm", "_links"]) {
+        if i == 0 {
+            object(&mut l, "autoConfirm");
             saw_auto = true;
-            while let Some((k, v)) = l.member()? {
-                if k.eq_str("active") {
-                    active = Some(match v {
-                        Value::Bool(b) => b,
-                        _ => return Err(ParseError::WrongType("autoConfirm.active")),
-                    });
-                } else if k.eq_str("initiator") {
-                    out.auto_confirm.initiator = opt_str(v, "autoConfirm.initiator")?;
-                } else if k.eq_str("remark") {
-                    out.auto_confirm.remark = opt_str(v, "autoConfirm.remark")?;
-                } else if k.eq_str("activatedAt") {
-                    out.auto_confirm.activated_at = match v {
-                        Value::Null => None,
-                        Value::Num(n) => Some(
-                            n.as_i64()
-                                .ok_or(ParseError::InvalidValue("autoConfirm.activatedAt"))?,
-                        ),
-                        _ => return Err(ParseError::WrongType("autoConfirm.activatedAt")),
-                    };
-                } else {
-                    l.skip(v)?;
-                }
-            }
-        } else if k.eq_str("_links") {
-            want_object(v, "_links")?;
-            while let Some(k) = l.next_key()? {
-                let slot = if k.eq_str("activateAutoConfirm") {
-                    Some((
-                        &mut out.activate_auto_confirm,
-                        "_links.activateAutoConfirm.href",
-                    ))
-                } else if k.eq_str("deactivateAutoConfirm") {
-                    Some((
-                        &mut out.deactivate_auto_confirm,
-                        "_links.deactivateAutoConfirm.href",
-                    ))
-                } else if k.eq_str("confirmationBase") {
-                    Some((&mut out.confirmation_base, "_links.confirmationBase.href"))
-                } else {
-                    None
-                };
-                match slot {
-                    Some((dst, field)) => *dst = Some(want_url(href(&mut l, field)?, field)?),
-                    None => l.skip_value()?,
+            let keys = ["active", "initiator", "remark", "activatedAt"];
+            while let Some(i) = l.field(&keys) {
+                let a = &mut out.auto_confirm;
+                match i {
+                    0 => {
+                        active = match l.cur() {
+                            Value::Bool(b) => Some(b),
+                            _ => {
+                                wrong(&mut l, "autoConfirm.active");
+                                None
+                            }
+                        };
+                    }
+                    1 => a.initiator = opt_str(&mut l, "autoConfirm.initiator"),
+                    2 => a.remark = opt_str(&mut l, "autoConfirm.remark"),
+                    _ => {
+                        const F: &str = "autoConfirm.activatedAt";
+                        a.activated_at = match l.cur() {
+                            Value::Null => None,
+                            Value::Num(n) => {
+                                let v = n.as_i64();
+                                if v.is_none() {
+                                    invalid(&mut l, F);
+                                }
+                                v
+                            }
+                            _ => {
+                                wrong(&mut l, F);
+                                None
+                            }
+                        };
+                    }
                 }
             }
         } else {
-            l.skip(v)?;
+            object(&mut l, "_links");
+            let keys = [
+                "activateAutoConfirm",
+                "deactivateAutoConfirm",
+                "confirmationBase",
+            ];
+            while let Some(i) = l.field(&keys) {
+                let (dst, field) = match i {
+                    0 => (
+                        &mut out.activate_auto_confirm,
+                        "_links.activateAutoConfirm.href",
+                    ),
+                    1 => (
+                        &mut out.deactivate_auto_confirm,
+                        "_links.deactivateAutoConfirm.href",
+                    ),
+                    _ => (&mut out.confirmation_base, "_links.confirmationBase.href"),
+                };
+                let h = href(&mut l, field);
+                *dst = capped(&mut l, h, field, MAX_URL_LEN);
+            }
         }
     }
-    l.finish()?;
-    if !saw_auto {
-        return Err(ParseError::MissingField("autoConfirm"));
+    l.end();
+    missing(&mut l, saw_auto, "autoConfirm");
+    missing(&mut l, active.is_some(), "autoConfirm.active");
+    out.auto_confirm.active = active.unwrap_or(false);
+    l.result(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ParseError::*;
+
+    /// The lexer keeps the first error: a field error is not replaced by a later syntax, type
+    /// or missing-field error, and a syntax error is not replaced by a later field error
+    /// (the results an early return gives; pinned before the sticky lexer).
+    #[test]
+    fn first_error_wins() {
+        let deployment: &[(&[u8], ParseError)] = &[
+            (br#"{"id":"x","deployment":5}"#, InvalidValue("id")),
+            (br#"{"id":"x","#, InvalidValue("id")),
+            (br#"{"id" 1}"#, Syntax { offset: 6 }),
+            (br#"{"id":1.}"#, Syntax { offset: 8 }),
+            (br#"{"id":tru}"#, Syntax { offset: 6 }),
+            (br#"{} x"#, Syntax { offset: 3 }),
+            (br#"{"a":"\q"}"#, Syntax { offset: 6 }),
+            (b"{\"a\":\"\xff\"}", Syntax { offset: 6 }),
+            (
+                br#"{"id":"1","deployment":{"chunks":[{"part":7,"version":"1","name":"n","artifacts":5}]}}"#,
+                WrongType("deployment.chunks[].part"),
+            ),
+            (
+                br#"{"id":"1","deployment":{"chunks":[{"artifacts":5,"part":7}]}}"#,
+                WrongType("deployment.chunks[].artifacts"),
+            ),
+            (
+                br#"{"id":"1","deployment":{"chunks":[{"part":"p","version":"1","name":"n","artifacts":[{"filename":"f","size":1,"_links":{"download":{"href":"a"},"x":{}}}]}]}}"#,
+                MissingField("deployment.chunks[].artifacts[]._links.href"),
+            ),
+            (
+                br#"{"id":"1","deployment":{"chunks":[{"part":"p","version":"1","name":"n","artifacts":[{"hashes":{"md5":"zz"},"size":-1}]}]}}"#,
+                InvalidValue("deployment.chunks[].artifacts[].hashes.md5"),
+            ),
+            (
+                br#"{"id":"1","deployment":{"chunks":[{"part":"p","version":"1","name":"n","artifacts":[{"size":1}]}]}"#,
+                MissingField("deployment.chunks[].artifacts[].filename"),
+            ),
+            (
+                br#"{"id":"1","deployment":{"download":"x","chunks":[]},"actionHistory":7}"#,
+                InvalidValue("deployment.download"),
+            ),
+            (
+                br#"{"deployment":{"chunks":[]},"actionHistory":{"status":1}}"#,
+                WrongType("actionHistory.status"),
+            ),
+            (br#"{"deployment":{}}"#, MissingField("deployment.chunks")),
+            (
+                br#"{"x":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]],"id":"x"}"#,
+                TooDeep { offset: 20 },
+            ),
+        ];
+        for (doc, want) in deployment {
+            assert_eq!(parse_deployment_base(doc).unwrap_err(), *want, "{doc:?}");
+        }
+        let base: &[(&str, ParseError)] = &[
+            (
+                r#"{"config":{"polling":{"sleep":"bad"}}, x}"#,
+                InvalidValue("config.polling.sleep"),
+            ),
+            (
+                r#"{"_links":{"configData":{"href":"x","href":1}},"config":5}"#,
+                WrongType("_links.configData.href"),
+            ),
+            (r#"{"config":{"polling":{}},"#, Syntax { offset: 25 }),
+        ];
+        for (doc, want) in base {
+            assert_eq!(
+                parse_controller_base(doc.as_bytes()).unwrap_err(),
+                *want,
+                "{doc}"
+            );
+        }
+        let cancel: &[(&str, ParseError)] = &[
+            (r#"{"cancelAction":{"stopId":"1"}}"#, MissingField("id")),
+            (
+                r#"{"id":"1","cancelAction":{"stopId":[}}"#,
+                WrongType("cancelAction.stopId"),
+            ),
+            (
+                r#"{"id":"1","cancelAction":{"x":[}}"#,
+                Syntax { offset: 31 },
+            ),
+            (
+                r#"{"id":"1","cancelAction":{}}"#,
+                MissingField("cancelAction.stopId"),
+            ),
+        ];
+        for (doc, want) in cancel {
+            assert_eq!(
+                parse_cancel_action(doc.as_bytes()).unwrap_err(),
+                *want,
+                "{doc}"
+            );
+        }
+        assert_eq!(
+            parse_artifacts(b"null").unwrap_err(),
+            WrongType("(document)")
+        );
+        assert_eq!(
+            parse_artifacts(b"[{}] 1").unwrap_err(),
+            MissingField("deployment.chunks[].artifacts[].filename")
+        );
     }
-    out.auto_confirm.active = active.ok_or(ParseError::MissingField("autoConfirm.active"))?;
-    Ok(out)
+
+    /// `peek_action_id` reads past members it cannot use, stops at the first `id`.
+    #[test]
+    fn peek_action_id_skips_members() {
+        let doc = br#"{"deployment":{"chunks":7},"id":"5","id":"x"}"#;
+        assert_eq!(peek_action_id(doc), Some(ActionId(5)));
+        assert_eq!(peek_action_id(br#"{"x":[1,}],"id":"5"}"#), None);
+        assert_eq!(peek_action_id(br#"{"id":"x"}"#), None);
+        assert_eq!(peek_action_id(br#"[]"#), None);
+    }
+
+    /// The lazy iterators stop at the end of the array and stay stopped.
+    #[test]
+    fn iterators_end_and_stay_ended() {
+        let doc = br#"{"id":"1","deployment":{"chunks":[
+            {"part":"a","version":"1","name":"x","metadata":[{"key":"k","value":null}],
+             "artifacts":[{"filename":"f","size":1},{"filename":"g","size":2}]},
+            {"part":"b","version":"2","name":"y"}]}}"#;
+        let d = parse_deployment_base(doc).unwrap();
+        let mut it = d.chunks();
+        let c = it.next().unwrap();
+        assert_eq!(c.part.raw(), "a");
+        assert_eq!(it.next().unwrap().part.raw(), "b");
+        assert!(it.next().is_none() && it.next().is_none());
+        let sizes: heapless::Vec<u64, 4> = c.artifacts().map(|a| a.size).collect();
+        assert_eq!(sizes.as_slice(), [1, 2]);
+        assert_eq!(c.metadata().count(), 1);
+        assert!(d.chunk(1).unwrap().artifacts().next().is_none());
+        assert!(d.chunk(2).is_none());
+    }
+
+    /// Edges of the sleep grammar the byte scanner must keep (pinned on the `cut`-based
+    /// parser it replaced).
+    #[test]
+    fn sleep_edges() {
+        let ms = |s: &str| parse_sleep(s).map(Duration::as_millis);
+        for (txt, want) in [
+            ("999999999999:59:59", Some(3_599_999_999_999_999_000)),
+            ("0:00:00", Some(0)),
+            ("PT0S", Some(0)),
+            ("P0D", Some(0)),
+            ("PT1,5S", Some(1_500)),
+            ("PT1.123456789S", Some(1_123)),
+            ("P2W1DT1H2M3.004S", Some(1_299_723_004)),
+            ("PT999999999999S", Some(999_999_999_999_000)),
+            ("P999999999999W", None), // overflows u64 milliseconds
+            ("P30000000000W", Some(18_144_000_000_000_000_000)),
+            ("P31000000000W", None),    // overflows u64 milliseconds
+            ("PT1.1234567890S", None),  // fraction of 10 digits
+            ("PT1234567890123S", None), // 13 digits
+            ("1234567890123:00:00", None),
+            ("99999999999999999999999999:00:00", None),
+            ("PT1.5M", None),
+            ("PT1.5.5S", None),
+            ("PT1.5", None),
+            ("PTT1H", None),
+            ("P1DT1HT", None),
+            ("P1D1W", None),
+            ("P1W1W", None),
+            ("PT1D", None),
+            ("P1T", None),
+            ("PT5S1M", None),
+            ("PT1HS", None),
+            ("1:000:00", None),
+            ("1:0a:00", None),
+            ("+1:00:00", None),
+            ("p1D", None),
+            ("P1d", None),
+            ("PT\u{663}S", None),
+        ] {
+            assert_eq!(ms(txt), want, "{txt:?}");
+        }
+    }
 }
