@@ -85,30 +85,8 @@ wait_until() { # wait_until SECONDS WHAT COMMAND...: bounded wait
 }
 
 # ---------------------------------------------------------------- 1. CI: test PKI + signed RAUC bundle
-mkdir -p "$W/pki" "$W/ci/root/etc" "$W/ci/bundle" "$W/rootA/etc"
-cat >"$W/pki/openssl.cnf" <<'EOF'
-[ req ]
-distinguished_name = dn
-[ dn ]
-[ v3_ca ]
-basicConstraints = critical,CA:true
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[ v3_leaf ]
-basicConstraints = critical,CA:false
-keyUsage = critical,digitalSignature
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer
-EOF
-(
-  cd "$W/pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key.pem -out ca.cert.pem -days 30 -subj "/O=eyas demo/CN=demo RAUC CA" \
-    -config openssl.cnf -extensions v3_ca
-  openssl req -newkey rsa:2048 -nodes -keyout signer.key.pem -out signer.csr.pem -subj "/O=eyas demo/CN=demo CI signer" \
-    -config openssl.cnf
-  openssl x509 -req -in signer.csr.pem -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial -out signer.cert.pem -days 30 \
-    -extfile openssl.cnf -extensions v3_leaf
-) >"$W/pki/openssl.log" 2>&1 || { cat "$W/pki/openssl.log" >&2; die "test PKI"; }
+mkdir -p "$W/ci/root/etc" "$W/ci/bundle" "$W/rootA/etc"
+test_pki "$W/pki" "eyas demo" || die "test PKI"
 echo "$VERSION" >"$W/ci/root/etc/sw-version"
 head -c 262144 /dev/urandom >"$W/ci/root/payload.bin"
 mkfs.ext4 -q -F -L rootfs -d "$W/ci/root" "$W/ci/bundle/rootfs.ext4" 4M >/dev/null

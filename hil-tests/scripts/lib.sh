@@ -50,3 +50,34 @@ start_sim() {
   cat "$dir/sim.err" >&2
   return 1
 }
+
+# test_pki DIR ORG: a throw-away signing PKI made with openssl (real-peers.md §2.1): a CA
+# (DIR/ca.cert.pem, DIR/ca.key.pem) and a code-signing leaf without EKU (DIR/signer.cert.pem,
+# DIR/signer.key.pem), as RAUC and SWUpdate both accept. openssl's output goes to DIR/openssl.log.
+test_pki() {
+  local dir=$1 org=$2
+  mkdir -p "$dir"
+  cat >"$dir/openssl.cnf" <<'CNF'
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ v3_ca ]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ v3_leaf ]
+basicConstraints = critical,CA:false
+keyUsage = critical,digitalSignature
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+CNF
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key.pem -out ca.cert.pem -days 30 \
+      -subj "/O=$org/CN=$org CA" -config openssl.cnf -extensions v3_ca
+    openssl req -newkey rsa:2048 -nodes -keyout signer.key.pem -out signer.csr.pem \
+      -subj "/O=$org/CN=$org signer" -config openssl.cnf
+    openssl x509 -req -in signer.csr.pem -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial \
+      -out signer.cert.pem -days 30 -extfile openssl.cnf -extensions v3_leaf
+  ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; return 1; }
+}

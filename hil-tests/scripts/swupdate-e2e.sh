@@ -28,27 +28,8 @@ trap cleanup EXIT
 fail() { echo "swupdate-e2e: FAIL: $*" >&2; for f in "$W"/*.log "$W/sim.err"; do [ -f "$f" ] && { echo "--- $f" >&2; tail -40 "$f" >&2; }; done; exit 1; }
 
 # --- test PKI (real-peers.md §2.1): CA + signer without EKU
-P=$W/pki; mkdir -p "$P"
-cat >"$P/openssl.cnf" <<'CNF'
-[ req ]
-distinguished_name = dn
-[ dn ]
-[ v3_ca ]
-basicConstraints = critical,CA:true
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[ v3_leaf ]
-basicConstraints = critical,CA:false
-keyUsage = critical,digitalSignature
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer
-CNF
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key.pem" -out "$P/ca.cert.pem" -days 30 \
-  -subj "/O=Test/CN=Test CA" -config "$P/openssl.cnf" -extensions v3_ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$P/dev.key.pem" -out "$P/dev.csr.pem" -subj "/O=Test/CN=Test signer" \
-  -config "$P/openssl.cnf" 2>/dev/null
-openssl x509 -req -in "$P/dev.csr.pem" -CA "$P/ca.cert.pem" -CAkey "$P/ca.key.pem" -CAcreateserial \
-  -out "$P/dev.cert.pem" -days 30 -extfile "$P/openssl.cnf" -extensions v3_leaf 2>/dev/null
+P=$W/pki
+test_pki "$P" "Test" || fail "test PKI"
 
 # --- signed .swu whose raw handler writes a regular file
 TARGET=$W/target.img
@@ -69,8 +50,8 @@ software = {
   } );
 }
 DESC
-openssl cms -sign -in "$S/sw-description" -out "$S/sw-description.sig" -signer "$P/dev.cert.pem" \
-  -inkey "$P/dev.key.pem" -outform DER -nosmimecap -binary
+openssl cms -sign -in "$S/sw-description" -out "$S/sw-description.sig" -signer "$P/signer.cert.pem" \
+  -inkey "$P/signer.key.pem" -outform DER -nosmimecap -binary
 (cd "$S" && printf 'sw-description\nsw-description.sig\nrootfs.img\n' | cpio -o -H crc --quiet) >"$W/update.swu"
 
 # --- simulator + release objects (real hawkBit Mgmt syntax)
