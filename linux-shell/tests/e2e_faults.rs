@@ -84,18 +84,12 @@ async fn run_once(conf: &Path, bus: &str, n: u32) -> Output {
     .await
 }
 
-/// The `ota_status` values of the telemetry lines, consecutive repeats folded, plus a check that
-/// the time stamps never go backwards (the sequence arrived in order).
-fn statuses(lines: &[String]) -> Vec<String> {
+/// The `ota_status` values of the telemetry, consecutive repeats folded (in order: see
+/// [`Observer::values`]).
+fn statuses(observer: &Observer) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut last_ts = 0u64;
-    for l in lines {
-        let v: serde_json::Value =
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("telemetry {l:?}: {e}"));
-        let ts = v["ts"].as_u64().expect("ts");
-        assert!(ts >= last_ts, "telemetry out of order: {lines:#?}");
-        last_ts = ts;
-        if let Some(s) = v["values"]["ota_status"].as_str()
+    for v in observer.values() {
+        if let Some(s) = v["ota_status"].as_str()
             && out.last().map(String::as_str) != Some(s)
         {
             out.push(s.to_owned());
@@ -109,7 +103,7 @@ fn wait_statuses(observer: &Observer, want: &[&str], limit: Duration) -> Vec<Str
     let ok = (|| {
         let start = Instant::now();
         while start.elapsed() < limit {
-            seen = statuses(&observer.lines());
+            seen = statuses(observer);
             if seen.len() >= want.len() {
                 return true;
             }

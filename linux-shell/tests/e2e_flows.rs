@@ -226,17 +226,10 @@ impl Drop for Eyas {
 
 /// The telemetry as a sequence of short labels, consecutive repeats folded:
 /// `current` (installed software), `target` (the update being applied), `DOWNLOADED`, and the
-/// `ota_status` values. Time stamps must never go backwards.
-fn telemetry(lines: &[String]) -> Vec<String> {
+/// `ota_status` values (in order: see [`Observer::values`]).
+fn telemetry(observer: &Observer) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut last_ts = 0u64;
-    for l in lines {
-        let v: serde_json::Value =
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("telemetry {l:?}: {e}"));
-        let ts = v["ts"].as_u64().expect("ts");
-        assert!(ts >= last_ts, "telemetry out of order: {lines:#?}");
-        last_ts = ts;
-        let values = &v["values"];
+    for values in observer.values() {
         let label = if let Some(s) = values["ota_status"].as_str() {
             s.to_owned()
         } else if values.get("current_sw_version").is_some() {
@@ -246,7 +239,7 @@ fn telemetry(lines: &[String]) -> Vec<String> {
         } else if let Some(s) = values["sw_state"].as_str() {
             s.to_owned()
         } else {
-            panic!("unexpected telemetry {l}");
+            panic!("unexpected telemetry {values}");
         };
         if out.last() != Some(&label) {
             out.push(label);
@@ -260,7 +253,7 @@ async fn telemetry_until(observer: &Observer, last: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
-        seen = telemetry(&observer.lines());
+        seen = telemetry(observer);
         if seen.last().map(String::as_str) == Some(last) {
             return seen;
         }
@@ -327,7 +320,7 @@ async fn cancel_before_download_is_acknowledged_and_nothing_is_installed() {
     // Telemetry: the installed software at start, no update phases.
     rig.observer.wait_lines(1, Duration::from_secs(10));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(telemetry(&rig.observer.lines()), ["current"]);
+    assert_eq!(telemetry(&rig.observer), ["current"]);
     rig.sim.shutdown().await;
 }
 
@@ -738,6 +731,6 @@ async fn wrong_token_stops_eyas_with_an_auth_error() {
     assert!(rig.slot_b_untouched());
     rig.observer.wait_lines(1, Duration::from_secs(10));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(telemetry(&rig.observer.lines()), ["current"]);
+    assert_eq!(telemetry(&rig.observer), ["current"]);
     rig.sim.shutdown().await;
 }

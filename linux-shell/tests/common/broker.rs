@@ -151,6 +151,25 @@ impl Observer {
         s.lines().map(str::to_owned).collect()
     }
 
+    /// The `values` object of every telemetry message received so far, in order. Panics on a
+    /// message that is not ThingsBoard's `{"ts", "values"}` JSON or whose time stamp goes
+    /// backwards (the sequence must arrive in order).
+    pub fn values(&self) -> Vec<serde_json::Value> {
+        let lines = self.lines();
+        let mut last_ts = 0u64;
+        lines
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("telemetry {l:?}: {e}"));
+                let ts = v["ts"].as_u64().unwrap_or_else(|| panic!("no ts in {l}"));
+                assert!(ts >= last_ts, "telemetry out of order: {lines:#?}");
+                last_ts = ts;
+                v["values"].take()
+            })
+            .collect()
+    }
+
     pub fn wait_lines(&self, n: usize, limit: Duration) -> Vec<String> {
         wait_for(&format!("{n} telemetry messages"), limit, || {
             self.lines().len() >= n
