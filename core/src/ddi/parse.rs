@@ -123,6 +123,24 @@ fn href<'a>(l: &mut Lexer<'a>, field: &'static str) -> Option<JsonStr<'a>> {
     out
 }
 
+/// The current value as a `_links` object: the `href` of member `names[i]` (at most
+/// [`MAX_URL_LEN`] bytes, errors naming `fields[i]`) into `out[i]`; other members are ignored.
+#[inline(never)]
+fn read_links<'a>(
+    l: &mut Lexer<'a>,
+    names: &[&str],
+    fields: &[&'static str],
+    out: &mut [Option<JsonStr<'a>>],
+) {
+    object(l, "_links");
+    while let Some(i) = l.field(names) {
+        if let (Some(slot), Some(&field)) = (out.get_mut(i), fields.get(i)) {
+            let h = href(l, field);
+            *slot = capped(l, h, field, MAX_URL_LEN);
+        }
+    }
+}
+
 /// `null` → 0, a string equal to `names[i]` → `i + 1`, another string `InvalidValue`, other
 /// types `WrongType` (0 after an error).
 #[inline(never)]
@@ -152,6 +170,21 @@ fn handling(l: &mut Lexer<'_>, field: &'static str) -> Option<HandlingType> {
     }
 }
 
+/// `hex` (exactly `2 * out.len()` hex digits, either case) decoded into `out`.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
+    if hex.len() != out.len() * 2 {
+        return false;
+    }
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let &[hi, lo] = pair else { return false };
+        match ((hi as char).to_digit(16), (lo as char).to_digit(16)) {
+            (Some(hi), Some(lo)) => *o = (hi * 16 + lo) as u8,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// The current value as a hex digest of `out.len()` bytes into `out`; `false` for `null`.
 #[inline(never)]
 fn hex_digest(l: &mut Lexer<'_>, field: &'static str, out: &mut [u8]) -> bool {
@@ -163,17 +196,7 @@ fn hex_digest(l: &mut Lexer<'_>, field: &'static str, out: &mut [u8]) -> bool {
             return false;
         }
     };
-    let b = s.as_plain().map_or(&[][..], str::as_bytes);
-    let mut ok = b.len() == out.len() * 2;
-    if ok {
-        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-            let &[hi, lo] = pair else { break };
-            match ((hi as char).to_digit(16), (lo as char).to_digit(16)) {
-                (Some(hi), Some(lo)) => *o = (hi * 16 + lo) as u8,
-                _ => ok = false,
-            }
-        }
-    }
+    let ok = decode_hex(s.as_plain().map_or(&[][..], str::as_bytes), out);
     if !ok {
         invalid(l, field);
     }
@@ -350,13 +373,7 @@ fn controller_base<'a>(l: &mut Lexer<'a>) -> Option<ControllerBase<'a>> {
                 }
             }
         } else {
-            object(l, "_links");
-            while let Some(i) = l.field(&LINKS) {
-                if let (Some(slot), Some(&field)) = (links.get_mut(i), FIELDS.get(i)) {
-                    let h = href(l, field);
-                    *slot = capped(l, h, field, MAX_URL_LEN);
-                }
-            }
+            read_links(l, &LINKS, &FIELDS, &mut links);
         }
     }
     l.end();
@@ -909,16 +926,11 @@ pub fn parse_md5sum(body: &str) -> Option<([u8; 16], &str)> {
     let (hex, rest) = line.split_once(' ')?;
     let name = rest.trim_start_matches(' ');
     let name = name.strip_prefix('*').unwrap_or(name);
-    if hex.len() != 32 || name.is_empty() || name.contains('\n') {
+    if name.is_empty() || name.contains('\n') {
         return None;
     }
     let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        let hi = char::from(*hex.as_bytes().get(2 * i)?).to_digit(16)?;
-        let lo = char::from(*hex.as_bytes().get(2 * i + 1)?).to_digit(16)?;
-        *o = (hi * 16 + lo) as u8;
-    }
-    Some((out, name))
+    decode_hex(hex.as_bytes(), &mut out).then_some((out, name))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1016,6 +1028,7 @@ pub fn parse_confirmation_base(body: &[u8]) -> Result<ConfirmationBase<'_>, Pars
         deactivate_auto_confirm: None,
         confirmation_base: None,
     };
+    let mut links: [Option<JsonStr<'_>>; 3] = [None; 3];
     while let Some(i) = l.field(&["autoConfirm", "_links"]) {
         if i == 0 {
             object(&mut l, "autoConfirm");
@@ -1055,29 +1068,27 @@ pub fn parse_confirmation_base(body: &[u8]) -> Result<ConfirmationBase<'_>, Pars
                 }
             }
         } else {
-            object(&mut l, "_links");
-            let keys = [
-                "activateAutoConfirm",
-                "deactivateAutoConfirm",
-                "confirmationBase",
-            ];
-            while let Some(i) = l.field(&keys) {
-                let (dst, field) = match i {
-                    0 => (
-                        &mut out.activate_auto_confirm,
-                        "_links.activateAutoConfirm.href",
-                    ),
-                    1 => (
-                        &mut out.deactivate_auto_confirm,
-                        "_links.deactivateAutoConfirm.href",
-                    ),
-                    _ => (&mut out.confirmation_base, "_links.confirmationBase.href"),
-                };
-                let h = href(&mut l, field);
-                *dst = capped(&mut l, h, field, MAX_URL_LEN);
-            }
+            read_links(
+                &mut l,
+                &[
+                    "activateAutoConfirm",
+                    "deactivateAutoConfirm",
+                    "confirmationBase",
+                ],
+                &[
+                    "_links.activateAutoConfirm.href",
+                    "_links.deactivateAutoConfirm.href",
+                    "_links.confirmationBase.href",
+                ],
+                &mut links,
+            );
         }
     }
+    [
+        out.activate_auto_confirm,
+        out.deactivate_auto_confirm,
+        out.confirmation_base,
+    ] = links;
     l.end();
     missing(&mut l, saw_auto, "autoConfirm");
     missing(&mut l, active.is_some(), "autoConfirm.active");
