@@ -1,4 +1,4 @@
-//! Byte-exact round trips against every file in `shared/vectors/` (made by mkenvimage,
+//! Byte-exact round trips against every file in `tests/vectors/` (made by mkenvimage,
 //! fw_setenv, barebox-state, grub-editenv and RAUC 1.8; see its MANIFEST.txt).
 
 use eyas_bootloader_glue::barebox::{self, BucketStatus, StateDesc, StateError};
@@ -11,7 +11,7 @@ use eyas_bootloader_glue::uboot::{self, CrcEndian, EnvError, EnvFormat, Layout, 
 use std::path::PathBuf;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 fn vec(rel: &str) -> Vec<u8> {

@@ -4,7 +4,7 @@ use eyas_bootloader_glue::barebox::{self, StateDesc};
 use eyas_bootloader_glue::storage::SliceStorage;
 use libfuzzer_sys::fuzz_target;
 
-const DTB: &[u8] = include_bytes!("../../../../shared/vectors/barebox/state-partuuid.dtb");
+const DTB: &[u8] = include_bytes!("../../tests/vectors/barebox/state-partuuid.dtb");
 
 fuzz_target!(|data: &[u8]| {
     let desc = StateDesc::from_dtb(DTB, None).unwrap();

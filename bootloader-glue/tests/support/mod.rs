@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 /// A temporary directory removed on drop.
@@ -141,8 +141,8 @@ pub fn uboot_script(vars: &Vars) -> (Option<&'static str>, ChangeList) {
     (chosen, ch)
 }
 
-/// Copies a test vector to `dst` as a new, writable file (CI's shared/ copy has no write bits,
-/// and `fs::copy` would carry them over).
+/// Copies a test vector to `dst` as a new, writable file (a checkout may have the vectors
+/// read-only, and `fs::copy` would carry that over; the vectors themselves are never written).
 pub fn copy_vector(rel: &str, dst: &Path) {
     let p = vectors().join(rel);
     let bytes =
