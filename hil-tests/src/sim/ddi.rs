@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::artifacts::{self, StreamFaults};
 use super::http::{
-    base_url, check_accept, check_json_ct, encode_segment, href, json_get, parse_body,
+    DDI_BODY_LIMIT, base_url, check_accept, check_json_ct, encode_segment, href, json_get,
+    parse_body, read_body,
 };
 use super::model::{
     Action, ActionType, Execution, Failure, Feedback, Finished, Res, State, Status,
@@ -504,16 +505,17 @@ fn action_feedback(
     sh: &Shared,
     (tenant, cid, aid): (String, String, String),
     headers: &HeaderMap,
-    body: &[u8],
+    body: Res<Bytes>,
     apply: fn(&mut State, &str, u64, &Feedback, i64) -> Res<()>,
 ) -> Response {
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, headers, &tenant, &cid, false, now)?;
+        let body = body?;
         check_json_ct(headers)?;
         let id = parse_aid(&aid)?;
-        let fb = parse_feedback(body)?;
+        let fb = parse_feedback(&body)?;
         apply(&mut st, &cid, id, &fb, now)
     })();
     ok_or_failure(r)
@@ -523,9 +525,10 @@ async fn deployment_feedback(
     AxState(sh): Sh,
     Path(p): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    action_feedback(&sh, p, &headers, &body, State::deployment_feedback)
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
+    action_feedback(&sh, p, &headers, body, State::deployment_feedback)
 }
 
 async fn cancel_action(
@@ -555,21 +558,24 @@ async fn cancel_feedback(
     AxState(sh): Sh,
     Path(p): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    action_feedback(&sh, p, &headers, &body, State::cancel_feedback)
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
+    action_feedback(&sh, p, &headers, body, State::cancel_feedback)
 }
 
 async fn config_data(
     AxState(sh): Sh,
     Path((tenant, cid)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        let body = body?;
         check_json_ct(&headers)?;
         let v = parse_body(&body)?;
         let data = v.get("data").and_then(Value::as_object).ok_or_else(|| {
@@ -607,12 +613,14 @@ async fn installed_base_put(
     AxState(sh): Sh,
     Path((tenant, cid)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
     let r = (|| -> Res<bool> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        let body = body?;
         check_json_ct(&headers)?;
         let v = parse_body(&body)?;
         let field = |k: &str| {
@@ -698,12 +706,14 @@ async fn confirmation_feedback(
     AxState(sh): Sh,
     Path((tenant, cid, aid)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        let body = body?;
         check_json_ct(&headers)?;
         let id = parse_aid(&aid)?;
         let v = parse_body(&body)?;
@@ -750,12 +760,14 @@ async fn activate_auto_confirm(
     AxState(sh): Sh,
     Path((tenant, cid)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        let body = body?;
         let (mut initiator, mut remark) = (None, None);
         if !body.iter().all(u8::is_ascii_whitespace) {
             check_json_ct(&headers)?;
@@ -772,12 +784,14 @@ async fn deactivate_auto_confirm(
     AxState(sh): Sh,
     Path((tenant, cid)): Path<(String, String)>,
     headers: HeaderMap,
-    _body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(body, &headers, DDI_BODY_LIMIT).await;
     let r = (|| -> Res<()> {
         let now = now_ms();
         let mut st = sh.state();
         auth(&mut st, &headers, &tenant, &cid, false, now)?;
+        body?;
         if let Some(t) = st.targets.get_mut(&cid) {
             t.auto_confirm = None;
         }

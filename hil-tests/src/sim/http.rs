@@ -1,6 +1,6 @@
 //! Small HTTP helpers shared by the DDI, Mgmt and control layers.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -125,6 +125,61 @@ pub fn check_json_ct(headers: &HeaderMap) -> Result<(), Failure> {
             format!("Content-Type '{ct}' not supported; send application/json"),
         ))
     }
+}
+
+/// Largest DDI request body the simulator reads (256 KiB). Real hawkBit sets no limit of its own,
+/// but its quotas bound what a body may carry: a feedback stores at most 50 messages of 512 UTF-16
+/// units (`maxMessagesPerActionStatus`, `JpaActionStatus.MESSAGE_ENTRY_LENGTH`) — 154 KB of JSON
+/// even with every unit written as a `\uXXXX` escape — and configData at most 100 attributes of
+/// 128 + 128 characters. A larger body is answered 413 so that no client can make the server buffer
+/// megabytes (issue 13 §10: 300 feedbacks with a 1.9 MB detail each grew it to 605 MB).
+pub const DDI_BODY_LIMIT: usize = 256 * 1024;
+
+/// A body over the limit is still read and dropped up to this many bytes (memory stays at the
+/// limit), so that a client sending it whole gets the 413 rather than a reset connection; beyond
+/// it, or with a larger `Content-Length`, reading stops.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads a request body of at most `limit` bytes. `Err` is a 413 (JSON, naming the limit, never
+/// the content) or a 400 for a body that could not be read.
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Failure> {
+    use futures_util::StreamExt as _;
+    let too_large = |got: &str| {
+        Failure::new(
+            413,
+            "hawkbit.sim.bodyTooLarge",
+            format!(
+                "request body of {got} bytes is larger than hawkbit-sim's limit of {limit} bytes for this route (hawkBit's quotas: at most 50 messages of 512 characters per feedback)"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > DRAIN_LIMIT) {
+        return Err(too_large(&n.to_string()));
+    }
+    let mut chunks = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(data) = chunks.next().await {
+        let data =
+            data.map_err(|e| Failure::bad(format!("request body could not be read: {e}")))?;
+        total += data.len() as u64;
+        if total > limit as u64 {
+            buf = bytes::BytesMut::new();
+            if total > DRAIN_LIMIT {
+                return Err(too_large(&format!("more than {DRAIN_LIMIT}")));
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if total > limit as u64 {
+        return Err(too_large(&total.to_string()));
+    }
+    Ok(buf.freeze())
 }
 
 /// Parses a JSON body (400 with the parser's message otherwise).

@@ -57,6 +57,52 @@ impl Failure {
             format!("Quota exceeded: {}", message.into()),
         )
     }
+    /// hawkBit's `AssignmentQuotaExceededException` for `requested` more `kind` entities on a
+    /// parent (429 since hawkBit 0.10.0), with its message text: "Quota exceeded: Cannot assign
+    /// %s more %s entities to %s '%s'. The maximum is %s." (`parent_id` `<new>` for an entity
+    /// not saved yet, as a new action status).
+    pub fn assignment_quota(
+        requested: usize,
+        kind: &str,
+        parent_kind: &str,
+        parent_id: &str,
+        max: usize,
+    ) -> Self {
+        Self::new(
+            429,
+            "hawkbit.server.error.quota.tooManyEntries",
+            format!(
+                "Quota exceeded: Cannot assign {requested} more {kind} entities to {parent_kind} '{parent_id}'. The maximum is {max}."
+            ),
+        )
+    }
+}
+
+/// Longest stored action-status message, in Java chars (UTF-16 units): hawkBit's
+/// `JpaActionStatus.MESSAGE_ENTRY_LENGTH` (column `detail_message`, length 512). Longer messages
+/// are split into entries of this length (`addMessage`), and every entry counts against
+/// `maxMessagesPerActionStatus`.
+pub const MESSAGE_ENTRY_LENGTH: usize = 512;
+
+/// The entries hawkBit stores for one message: pieces of at most [`MESSAGE_ENTRY_LENGTH`] UTF-16
+/// units (an empty message is one empty entry). Unlike Java's `substring`, a surrogate pair is
+/// never cut: a piece may then hold 511 units.
+pub fn message_entries(m: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(m);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let mut units = 0;
+        let cut = r
+            .char_indices()
+            .find(|(_, c)| {
+                units += c.len_utf16();
+                units > MESSAGE_ENTRY_LENGTH
+            })
+            .map_or(r.len(), |(i, _)| i);
+        let (piece, tail) = r.split_at(cut);
+        rest = (!tail.is_empty()).then_some(tail);
+        Some(piece)
+    })
 }
 
 impl std::fmt::Display for Failure {
@@ -1428,39 +1474,53 @@ impl State {
             })
     }
 
-    fn check_quota(&self, a: &Action, fb: &Feedback, final_: bool) -> Res<()> {
-        if fb.details.len() > self.limits.max_messages {
-            return Err(Failure::quota(format!(
-                "{} messages in one status, maximum is {} (maxMessagesPerActionStatus)",
-                fb.details.len(),
-                self.limits.max_messages
-            )));
-        }
-        if !final_ && a.history.len() >= self.limits.max_status_entries {
-            return Err(Failure::quota(format!(
-                "action {} already has {} status entries, maximum is {} (maxStatusEntriesPerAction)",
-                a.id,
-                a.history.len(),
-                self.limits.max_status_entries
-            )));
+    /// hawkBit's `maxStatusEntriesPerAction`: one more entry must fit (checked for intermediate
+    /// statuses only; the closing one is always accepted).
+    fn check_status_quota(&self, a: &Action) -> Res<()> {
+        if a.history.len() >= self.limits.max_status_entries {
+            return Err(Failure::assignment_quota(
+                1,
+                "ActionStatus",
+                "Action",
+                &a.id.to_string(),
+                self.limits.max_status_entries,
+            ));
         }
         Ok(())
     }
 
-    fn messages(fb: &Feedback) -> Vec<String> {
-        let mut out = Vec::new();
-        for d in &fb.details {
-            if d.chars().count() <= 512 {
-                out.push(d.clone());
-            } else {
-                let chars: Vec<char> = d.chars().collect();
-                out.extend(chars.chunks(512).map(|c| c.iter().collect::<String>()));
+    /// The messages of one new status as hawkBit builds them (server notes first here, the
+    /// device's details, then `Device reported status code: N`), split into
+    /// [`MESSAGE_ENTRY_LENGTH`]-unit entries. With `check`, hawkBit's `maxMessagesPerActionStatus`
+    /// applies to the entries, counted before anything is copied.
+    fn status_messages(
+        &self,
+        notes: &[String],
+        details: &[String],
+        code: Option<i64>,
+        check: bool,
+    ) -> Res<Vec<String>> {
+        let code = code.map(|c| format!("Device reported status code: {c}"));
+        let all = || {
+            notes
+                .iter()
+                .chain(details)
+                .chain(code.as_ref())
+                .map(String::as_str)
+        };
+        if check {
+            let n: usize = all().map(|m| message_entries(m).count()).sum();
+            if n > self.limits.max_messages {
+                return Err(Failure::assignment_quota(
+                    n,
+                    "Message",
+                    "ActionStatus",
+                    "<new>",
+                    self.limits.max_messages,
+                ));
             }
         }
-        if let Some(c) = fb.code {
-            out.push(format!("Device reported status code: {c}"));
-        }
-        out
+        Ok(all().flat_map(message_entries).map(String::from).collect())
     }
 
     /// `POST …/deploymentBase/{id}/feedback`.
@@ -1484,10 +1544,14 @@ impl State {
         }
         let final_ = fb.execution == Execution::Closed
             || (fb.execution == Execution::Downloaded && a.kind == ActionType::DownloadOnly);
-        self.check_quota(a, fb, final_)?;
+        // hawkBit (JpaActionManagement.handleAddUpdateActionStatus): the entry quota for
+        // intermediate statuses, the message quota for every status
+        if !final_ {
+            self.check_status_quota(a)?;
+        }
+        let msgs = self.status_messages(&[], &fb.details, fb.code, true)?;
         let (ds, kind) = (a.ds, a.kind);
         let ts = fb.timestamp.unwrap_or(now);
-        let msgs = Self::messages(fb);
         let status = match (fb.execution, fb.finished) {
             (Execution::Closed, Finished::Failure) => Status::Error,
             (Execution::Closed, _) => Status::Finished,
@@ -1565,10 +1629,21 @@ impl State {
                 format!("action {id} is not in canceling state"),
             ));
         }
+        // hawkBit (JpaControllerManagement.addCancelActionStatus) checks both quotas only for
+        // informational entries: not for the accepted, failed or rejected cancel
         let final_ = matches!(fb.execution, Execution::Closed | Execution::Rejected);
-        self.check_quota(a, fb, final_)?;
+        if !final_ {
+            self.check_status_quota(a)?;
+        }
+        let notes = if fb.execution == Execution::Canceled {
+            vec![format!(
+                "{SERVER}'canceled' is not supported as cancel feedback; send 'closed' to accept the cancel"
+            )]
+        } else {
+            Vec::new()
+        };
+        let msgs = self.status_messages(&notes, &fb.details, fb.code, !final_)?;
         let ts = fb.timestamp.unwrap_or(now);
-        let msgs = Self::messages(fb);
         match (fb.execution, fb.finished) {
             (Execution::Closed, Finished::Failure) | (Execution::Rejected, _) => {
                 let st = if fb.execution == Execution::Rejected {
@@ -1591,9 +1666,7 @@ impl State {
                 self.resync_target(target, now);
             }
             (Execution::Canceled, _) => {
-                let mut m = msgs;
-                m.insert(0, format!("{SERVER}'canceled' is not supported as cancel feedback; send 'closed' to accept the cancel"));
-                self.push_status(id, Status::Warning, m, fb.code, ts, now);
+                self.push_status(id, Status::Warning, msgs, fb.code, ts, now);
             }
             _ => self.push_status(id, Status::Running, msgs, fb.code, ts, now),
         }
@@ -1624,18 +1697,21 @@ impl State {
         if a.status != Status::WaitForConfirmation {
             return Err(Failure::empty(404));
         }
-        let mut msgs = details;
-        if let Some(c) = code {
-            msgs.push(format!("Device reported status code: {c}"));
-        }
+        // hawkBit (JpaConfirmationManagement confirmAction/denyAction → addActionStatus): both
+        // quotas, the server's note and the code message counted as messages
+        self.check_status_quota(a)?;
+        let note = if confirmed {
+            "Target confirmed action"
+        } else {
+            "Target rejected action"
+        };
+        let msgs = self.status_messages(&[format!("{SERVER}{note}")], &details, code, true)?;
         if confirmed {
-            msgs.insert(0, format!("{SERVER}Target confirmed action"));
             self.push_status(id, Status::Running, msgs, code, now, now);
             if let Some(a) = self.actions.get_mut(&id) {
                 a.status = Status::Running;
             }
         } else {
-            msgs.insert(0, format!("{SERVER}Target rejected action"));
             self.push_status(id, Status::WaitForConfirmation, msgs, code, now, now);
         }
         Ok(())
@@ -2239,4 +2315,23 @@ pub fn parse_polling(s: &str) -> Option<(u64, u64)> {
         None => (s, 0),
     };
     Some((parse_hms(base.trim())?, jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_entries_split_at_512_utf16_units() {
+        let entries = |s: &str| message_entries(s).map(str::len).collect::<Vec<_>>();
+        assert_eq!(entries(""), vec![0], "an empty message is one entry");
+        assert_eq!(entries(&"a".repeat(512)), vec![512]);
+        assert_eq!(entries(&"a".repeat(1025)), vec![512, 512, 1]);
+        // 'é' is one unit in two bytes, '😀' two units in four bytes (never cut in half)
+        assert_eq!(entries(&"é".repeat(513)), vec![1024, 2]);
+        assert_eq!(
+            entries(&format!("a{}", "😀".repeat(256))),
+            vec![1 + 255 * 4, 4]
+        );
+    }
 }

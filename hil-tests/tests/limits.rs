@@ -1,0 +1,260 @@
+//! Bounds on oversized or hostile input: hawkBit's status quotas and the simulator's own limits
+//! (request bodies, multipart fields, names, ranges, `/sim` credentials). Each test names the figure
+//! it bounds.
+
+mod common;
+
+use common::{Fx, Resp};
+use hil_tests::sim::SimConfig;
+use serde_json::{Value, json};
+
+/// Bytes of all stored status messages of all actions (what the feedback routes let a device grow).
+fn stored_message_bytes(fx: &Fx) -> usize {
+    fx.sim().with_state(|s| {
+        s.actions
+            .values()
+            .flat_map(|a| &a.history)
+            .flat_map(|h| &h.messages)
+            .map(String::len)
+            .sum()
+    })
+}
+
+fn history_len(fx: &Fx, action: u64) -> usize {
+    fx.sim().with_state(|s| s.actions[&action].history.len())
+}
+
+fn proceeding(details: Value, code: Option<i64>) -> Value {
+    let mut v = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "details": details}});
+    if let Some(c) = code {
+        v["status"]["code"] = json!(c);
+    }
+    v
+}
+
+fn assert_quota(r: &Resp, requested: usize, kind: &str, parent: &str, max: usize) {
+    assert_eq!(r.status, 429, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        v["errorCode"], "hawkbit.server.error.quota.tooManyEntries",
+        "{v}"
+    );
+    assert_eq!(
+        v["exceptionClass"],
+        "org.eclipse.hawkbit.repository.exception.AssignmentQuotaExceededException",
+        "{v}"
+    );
+    assert_eq!(
+        v["message"],
+        format!(
+            "Quota exceeded: Cannot assign {requested} more {kind} entities to {parent}. The maximum is {max}."
+        ),
+        "{v}"
+    );
+}
+
+#[test]
+fn feedback_messages_are_split_into_512_unit_entries_and_counted_against_the_quota() {
+    let fx = Fx::new();
+    let (tok, _, _, a) = fx.deployment("q", json!({}));
+    let path = format!("/deploymentBase/{a}/feedback");
+    let send = |v: Value| fx.ddi_send("POST", "q", &tok, &path, &v);
+    // 50 entries of 512 characters: accepted and stored as 50 messages
+    assert_eq!(
+        send(proceeding(json!(["x".repeat(50 * 512)]), None)).status,
+        200
+    );
+    let last = fx
+        .sim()
+        .with_state(|s| s.actions[&a].history.last().unwrap().messages.clone());
+    assert_eq!(last.len(), 50);
+    assert!(last.iter().all(|m| m.len() == 512));
+    let before = (history_len(&fx, a), stored_message_bytes(&fx));
+    // one character more is a 51st entry: hawkBit's quota answer, nothing stored
+    let r = send(proceeding(json!(["x".repeat(50 * 512 + 1)]), None));
+    assert_quota(&r, 51, "Message", "ActionStatus '<new>'", 50);
+    // the status code is stored as one more message ("Device reported status code: N")
+    let lines = |n: usize| json!((0..n).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    let r = send(proceeding(lines(50), Some(3)));
+    assert_quota(&r, 51, "Message", "ActionStatus '<new>'", 50);
+    // a final status is checked too (hawkBit checks the messages of every deployment feedback)
+    let mut closed = proceeding(json!(["y".repeat(60 * 512)]), None);
+    closed["status"]["execution"] = json!("closed");
+    closed["status"]["result"]["finished"] = json!("success");
+    assert_quota(&send(closed), 60, "Message", "ActionStatus '<new>'", 50);
+    assert_eq!(fx.action_status("q", a), "running");
+    assert_eq!(
+        before,
+        (history_len(&fx, a), stored_message_bytes(&fx)),
+        "a refused feedback stores nothing"
+    );
+    assert_eq!(send(proceeding(lines(49), Some(3))).status, 200);
+    // the 512 are Java chars (UTF-16 units): 256 emoji are one entry, 257 are two
+    assert_eq!(
+        send(proceeding(json!(["😀".repeat(256)]), None)).status,
+        200
+    );
+    let last = fx
+        .sim()
+        .with_state(|s| s.actions[&a].history.last().unwrap().messages.clone());
+    assert_eq!(last, vec!["😀".repeat(256)]);
+    assert_eq!(
+        send(proceeding(json!(["😀".repeat(257)]), None)).status,
+        200
+    );
+    let last = fx
+        .sim()
+        .with_state(|s| s.actions[&a].history.last().unwrap().messages.clone());
+    assert_eq!(last, vec!["😀".repeat(256), "😀".to_string()]);
+}
+
+#[test]
+fn oversized_ddi_bodies_get_413_and_store_nothing() {
+    let fx = Fx::with(SimConfig {
+        confirmation_flow: true,
+        rollout_interval: std::time::Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let (tok, _, _, a) = fx.deployment("big", json!({"confirmationRequired": false}));
+    let before = (history_len(&fx, a), stored_message_bytes(&fx));
+    // issue 13 §10: one 1.9 MB detail per feedback (300 of them took the server to 605 MB)
+    let body = proceeding(json!(["x".repeat(1_900_000)]), None).to_string();
+    let auth = format!("TargetToken {tok}");
+    let post = |sub: &str, body: &[u8]| {
+        fx.call(
+            "POST",
+            &format!("{}{sub}", fx.ddi("big")),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body),
+        )
+    };
+    for _ in 0..5 {
+        let r = post(&format!("/deploymentBase/{a}/feedback"), body.as_bytes());
+        assert_eq!(r.status, 413, "{}", r.text());
+        let msg = r.json()["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("262144"), "{msg}");
+        assert!(
+            r.body.len() < 1024,
+            "the answer does not echo the body: {} bytes",
+            r.body.len()
+        );
+    }
+    for sub in [
+        format!("/cancelAction/{a}/feedback"),
+        format!("/confirmationBase/{a}/feedback"),
+        "/confirmationBase/activateAutoConfirm".to_string(),
+    ] {
+        assert_eq!(post(&sub, body.as_bytes()).status, 413, "{sub}");
+    }
+    let r = fx.call(
+        "PUT",
+        &format!("{}/configData", fx.ddi("big")),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(
+            json!({"data": {"k": "v".repeat(300_000)}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(
+        before,
+        (history_len(&fx, a), stored_message_bytes(&fx)),
+        "nothing stored"
+    );
+    // without credentials the answer stays 401 (auth is checked first)
+    let r = fx.call(
+        "POST",
+        &format!("{}/deploymentBase/{a}/feedback", fx.ddi("big")),
+        &[("Content-Type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.status, 401);
+    // the largest body hawkBit's quota admits (50 entries of 512 \u-escaped units) still fits
+    let escaped = format!("\"{}\"", "\\u00e9".repeat(512));
+    let big_ok = format!(
+        "{{\"status\":{{\"execution\":\"proceeding\",\"result\":{{\"finished\":\"none\"}},\"details\":[{}]}}}}",
+        vec![escaped; 50].join(",")
+    );
+    assert!(big_ok.len() > 150_000);
+    assert_eq!(
+        post(&format!("/deploymentBase/{a}/feedback"), big_ok.as_bytes()).status,
+        200
+    );
+    assert_eq!(fx.ddi_get("big", &tok, "").status, 200, "still healthy");
+}
+
+#[test]
+fn confirmation_feedback_is_quota_checked() {
+    let fx = Fx::with(SimConfig {
+        confirmation_flow: true,
+        rollout_interval: std::time::Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let (tok, _, _, a) = fx.deployment("u", json!({"confirmationRequired": true}));
+    let path = format!("/confirmationBase/{a}/feedback");
+    let deny = |details: Value| {
+        fx.ddi_send(
+            "POST",
+            "u",
+            &tok,
+            &path,
+            &json!({"confirmation": "denied", "details": details}),
+        )
+    };
+    // the server's own note ("Target rejected action") is the 50th message
+    let lines = |n: usize| json!((0..n).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert_quota(&deny(lines(50)), 51, "Message", "ActionStatus '<new>'", 50);
+    assert_eq!(deny(lines(49)).status, 200);
+    // a denied action stays waiting: each denial is a status entry, up to maxStatusEntriesPerAction
+    for _ in history_len(&fx, a)..1000 {
+        assert_eq!(deny(json!([])).status, 200);
+    }
+    assert_quota(
+        &deny(json!([])),
+        1,
+        "ActionStatus",
+        &format!("Action '{a}'"),
+        1000,
+    );
+    assert_eq!(history_len(&fx, a), 1000);
+}
+
+#[test]
+fn cancel_feedback_quotas_follow_hawkbit() {
+    let fx = Fx::new();
+    let (tok, _, _, a) = fx.deployment("c", json!({}));
+    assert_eq!(
+        fx.mgmt("DELETE", &format!("/targets/c/actions/{a}"), None)
+            .status,
+        204
+    );
+    let path = format!("/cancelAction/{a}/feedback");
+    let lines = json!((0..60).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    let fb = |ex: &str, fin: &str| {
+        fx.ddi_send(
+            "POST",
+            "c",
+            &tok,
+            &path,
+            &json!({"status": {"execution": ex, "result": {"finished": fin}, "details": lines}}),
+        )
+    };
+    // an informational entry is quota-checked
+    assert_quota(
+        &fb("proceeding", "none"),
+        60,
+        "Message",
+        "ActionStatus '<new>'",
+        50,
+    );
+    // the closing one is not (hawkBit's addCancelActionStatus checks only the default branch)
+    assert_eq!(fb("closed", "success").status, 200);
+    assert_eq!(fx.action_status("c", a), "canceled");
+}
