@@ -3,12 +3,16 @@
 //! Every `[client]` key of rauc-hawkbit-updater is accepted with its meaning and default
 //! (shared/reference/ddi-api.md §3.1); `[device]` holds the attributes sent as configData.
 //! Unknown keys produce warnings; invalid values stop with `file:line: key: what is wrong`.
+//!
+//! Every key is one row of [`KEYS`] (group, key, default, help text): the reader names each key
+//! through a compile-time lookup in it and takes absent keys' defaults from it, and the
+//! unknown-key warnings and the `eyas --help` listing ([`HELP`]) are generated from it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::keyfile::{self, Entry, Group, KeyFile};
+use crate::keyfile::{self, Group, KeyFile};
 
 /// How the device authenticates at the DDI API.
 #[derive(Clone, PartialEq, Eq)]
@@ -265,90 +269,266 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-const CLIENT_KEYS: &[&str] = &[
-    "hawkbit_server",
-    "target_name",
-    "auth_token",
-    "gateway_token",
-    "ssl_key",
-    "ssl_cert",
-    "ssl_engine",
-    "bundle_download_location",
-    "tenant_id",
-    "ssl",
-    "ssl_verify",
-    "connect_timeout",
-    "timeout",
-    "retry_wait",
-    "low_speed_time",
-    "low_speed_rate",
-    "download_speed_limit",
-    "resume_downloads",
-    "stream_bundle",
-    "post_update_reboot",
-    "log_level",
-    "send_download_authentication",
+/// What a key is when its line is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDefault {
+    /// The key must be given; the text is the form of its value shown by `--help`.
+    Required(&'static str),
+    /// Unset (the feature is off, or other keys decide); the text is the form of its value shown
+    /// by `--help`.
+    Unset(&'static str),
+    /// This text, read by the same parser as a value written in the file.
+    Value(&'static str),
+}
+
+impl KeyDefault {
+    /// The default text: `None` unless [`Value`](Self::Value).
+    pub const fn value(self) -> Option<&'static str> {
+        match self {
+            Self::Value(text) => Some(text),
+            Self::Required(_) | Self::Unset(_) => None,
+        }
+    }
+
+    /// What `--help` shows after `key=`.
+    pub const fn shown(self) -> &'static str {
+        match self {
+            Self::Required(form) | Self::Unset(form) | Self::Value(form) => form,
+        }
+    }
+}
+
+/// One row of [`KEYS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The group: `client`, `device` or `eyas`.
+    pub group: &'static str,
+    /// The key; `<NAME>` stands for any non-empty name (`part.<NAME>.command`, the `[device]`
+    /// attributes).
+    pub name: &'static str,
+    /// Its value when the line is absent.
+    pub default: KeyDefault,
+    /// What it means, for `--help`.
+    pub help: &'static str,
+}
+
+impl Key {
+    /// Whether `key` (as written in the file) is this row.
+    pub fn matches(&self, key: &str) -> bool {
+        match self.name.split_once(NAME) {
+            None => self.name == key,
+            Some((prefix, suffix)) => {
+                key.len() > prefix.len() + suffix.len()
+                    && key.starts_with(prefix)
+                    && key.ends_with(suffix)
+            }
+        }
+    }
+}
+
+/// The placeholder for any name in [`Key::name`].
+pub const NAME: &str = "<NAME>";
+
+/// The groups in `--help` order, with what they hold; any other group is warned about and ignored.
+pub const GROUPS: &[(&str, &str)] = &[
+    ("client", "rauc-hawkbit-updater's keys, unchanged"),
+    ("device", "attributes sent to hawkBit as configData"),
+    ("eyas", "optional; keys rauc-hawkbit-updater does not have"),
 ];
 
-const EYAS_KEYS: &[&str] = &[
-    "mqtt_host",
-    "mqtt_port",
-    "mqtt_access_token",
-    "mqtt_tls",
-    "mqtt_ca_file",
-    "mqtt_queue_size",
-    "manifest_signature",
-    "manifest_public_keys",
-    "health_check_command",
-    "health_check_timeout",
-    "mark_good_on_boot",
-    "confirmation",
-    "confirmation_command",
-    "poll_min",
-    "poll_max",
-    "proxy",
-    "ca_file",
-    "reboot_command",
-    "record_path",
-    "bootloader_config",
+const fn row(
+    group: &'static str,
+    name: &'static str,
+    default: KeyDefault,
+    help: &'static str,
+) -> Key {
+    Key {
+        group,
+        name,
+        default,
+        help,
+    }
+}
+
+use KeyDefault::{Required, Unset, Value};
+
+/// Every configuration key: its group, name, default and help text. The reader takes each key
+/// (and its default) from here, unknown-key warnings and `eyas --help` are generated from it.
+#[rustfmt::skip]
+pub const KEYS: &[Key] = &[
+    row("client", "hawkbit_server", Required("host[:port]"), "the hawkBit server, without a scheme (ssl chooses https or http)"),
+    row("client", "target_name", Required("ID"), "the controllerId"),
+    row("client", "auth_token", Unset("TOKEN"), "target security token; set exactly one of auth_token, gateway_token or ssl_key+ssl_cert (mTLS)"),
+    row("client", "gateway_token", Unset("TOKEN"), "gateway security token, instead of auth_token"),
+    row("client", "ssl_key", Unset("PATH"), "client key (PEM) for mTLS; ssl_key and ssl_cert both or neither"),
+    row("client", "ssl_cert", Unset("PATH"), "client certificate (PEM) for mTLS"),
+    row("client", "ssl_engine", Unset("NAME"), "accepted, ignored with a warning (eyas uses rustls; the key file is read as PEM)"),
+    row("client", "bundle_download_location", Required("PATH"), "the OS bundle is stored at exactly this path (size its partition for the bundle); other artifacts of the deployment go beside it in the same directory as PATH.<n>.<artifact name>"),
+    row("client", "tenant_id", Value("DEFAULT"), "the hawkBit tenant"),
+    row("client", "ssl", Value("true"), "https (true) or http (false)"),
+    row("client", "ssl_verify", Value("true"), "verify the server's certificate and host name"),
+    row("client", "connect_timeout", Value("20"), "seconds to connect (TCP and TLS)"),
+    row("client", "timeout", Value("60"), "seconds for one API request"),
+    row("client", "retry_wait", Value("300"), "seconds to wait after a failed poll; the poll interval when the server gives none"),
+    row("client", "low_speed_time", Value("60"), "abort a download slower than low_speed_rate for this many seconds (0 = never)"),
+    row("client", "low_speed_rate", Value("100"), "bytes per second, see low_speed_time"),
+    row("client", "download_speed_limit", Value("0"), "bytes per second, 0 = unlimited"),
+    row("client", "resume_downloads", Value("false"), "resume after a cut with Range/If-Range"),
+    row("client", "stream_bundle", Value("false"), "not supported: eyas always downloads and verifies first (true warns)"),
+    row("client", "post_update_reboot", Value("false"), "reboot right after the install ([eyas] reboot_command)"),
+    row("client", "log_level", Value("message"), "debug|info|message|critical|error|fatal"),
+    row("client", "send_download_authentication", Value("true"), "send the token / client certificate to artifact hosts other than the hawkBit server too (the server always gets them)"),
+    row("device", NAME, Unset("VALUE"), "at least one attribute, e.g. product=…"),
+    row("eyas", "mqtt_host", Unset("HOST"), "ThingsBoard MQTT broker; telemetry is off when unset (the other mqtt_* keys are then ignored)"),
+    row("eyas", "mqtt_port", Value("1883"), "broker port; 8883 when mqtt_tls=true and mqtt_port is not set"),
+    row("eyas", "mqtt_access_token", Unset("TOKEN"), "ThingsBoard device access token; required with mqtt_host"),
+    row("eyas", "mqtt_tls", Value("false"), "TLS to the broker"),
+    row("eyas", "mqtt_ca_file", Unset("PATH"), "CA (PEM) for the broker instead of the system roots"),
+    row("eyas", "mqtt_queue_size", Value("256"), "telemetry messages kept while the broker is away (oldest dropped), 1 to 100000"),
+    row("eyas", "manifest_signature", Value("off"), "off|if-present|required"),
+    row("eyas", "manifest_public_keys", Unset("HEX;HEX"), "Ed25519 public keys, 64 hex digits each"),
+    row("eyas", "health_check_command", Unset("CMD"), "run after booting the new slot; exit 0 = good"),
+    row("eyas", "health_check_timeout", Value("60"), "seconds before the health check is killed"),
+    row("eyas", "mark_good_on_boot", Value("true"), "on every start, health check then RAUC mark-good of the booted slot (as rauc-mark-good.service); false if something else marks good"),
+    row("eyas", "confirmation", Value("auto"), "auto|deny|command (runs confirmation_command; exit 0 confirms)"),
+    row("eyas", "confirmation_command", Unset("CMD"), "the command for confirmation=command"),
+    row("eyas", "poll_min", Unset("S"), "never poll more often than this (seconds or HH:MM:SS)"),
+    row("eyas", "poll_max", Unset("S"), "never poll less often than this (seconds or HH:MM:SS)"),
+    row("eyas", "proxy", Unset("URL"), "http://, https:// or socks5:// proxy for all HTTP(S)"),
+    row("eyas", "ca_file", Unset("PATH"), "CA bundle (PEM) for hawkBit and artifact hosts instead of the system roots"),
+    row("eyas", "part.<NAME>.command", Unset("CMD"), "handler for hawkBit chunk part NAME (artifact path appended)"),
+    row("eyas", "part.<NAME>.timeout", Value("300"), "seconds before the handler is killed"),
+    row("eyas", "reboot_command", Value("systemctl reboot"), "command that reboots the device"),
+    row("eyas", "record_path", Value("/var/lib/eyas/record.bin"), "the persistent record (the update in progress, kept across reboots)"),
+    row("eyas", "bootloader_config", Value("/etc/eyas/bootloader.conf"), "eyas bootloader's configuration"),
 ];
 
-/// Text for `eyas --help`: every key, its default and meaning.
-pub const HELP: &str = "\
-CONFIGURATION FILE (GLib key file, same as rauc-hawkbit-updater; only lines starting with # are comments)
-[client]  (rauc-hawkbit-updater keys, unchanged)
-  hawkbit_server=host[:port]       required
-  target_name=ID                   required, the controllerId
-  auth_token=T | gateway_token=T   exactly one of these, or ssl_key+ssl_cert (mTLS)
-  ssl_key=PATH, ssl_cert=PATH      client key and certificate (PEM) for mTLS; both or neither
-  ssl_engine=NAME                  accepted, ignored with a warning (eyas uses rustls)
-  bundle_download_location=PATH    required; the bundle is downloaded to this file
-  tenant_id=DEFAULT  ssl=true  ssl_verify=true
-  connect_timeout=20  timeout=60  retry_wait=300          seconds
-  low_speed_time=60  low_speed_rate=100                   abort a download slower than RATE B/s for TIME s
-  download_speed_limit=0           B/s, 0 = unlimited
-  resume_downloads=false           resume after a cut with Range/If-Range
-  stream_bundle=false              not supported: eyas always downloads and verifies first (warns)
-  post_update_reboot=false         reboot right after the install
-  log_level=message                debug|info|message|critical|error|fatal
-  send_download_authentication=true  send the token / client cert to artifact hosts
-[device]  at least one key=value; sent to hawkBit as configData attributes
-[eyas]    (optional; keys rauc-hawkbit-updater does not have)
-  mqtt_host=HOST mqtt_port=1883|8883 mqtt_access_token=T mqtt_tls=false mqtt_ca_file=PATH
-  mqtt_queue_size=256              telemetry kept while the broker is away (oldest dropped)
-  manifest_signature=off           off|if-present|required
-  manifest_public_keys=HEX;HEX     Ed25519 public keys, 64 hex digits each
-  health_check_command=CMD health_check_timeout=60   run after booting the new slot; exit 0 = good
-  mark_good_on_boot=true           on every start, health check then RAUC mark-good of the booted slot
-                                   (as rauc-mark-good.service); false if something else marks good
-  confirmation=auto                auto|deny|command (runs confirmation_command=CMD; exit 0 confirms)
-  poll_min=S poll_max=S            clamp the server's polling sleep (seconds or HH:MM:SS)
-  proxy=URL                        http://, https:// or socks5:// proxy for all HTTP(S)
-  ca_file=PATH                     CA bundle (PEM) instead of the system roots
-  part.<NAME>.command=CMD part.<NAME>.timeout=300    handler for hawkBit chunk part NAME (artifact path appended)
-  reboot_command=systemctl reboot
-  record_path=/var/lib/eyas/record.bin  bootloader_config=/etc/eyas/bootloader.conf
-";
+/// The [`KEYS`] row for `group`/`name`. The reader calls it in a `const` (through `key!`), so
+/// reading a key that is not in the table does not compile.
+pub const fn key(group: &str, name: &str) -> &'static Key {
+    let mut i = 0;
+    while i < KEYS.len() {
+        if str_eq(KEYS[i].group, group) && str_eq(KEYS[i].name, name) {
+            return &KEYS[i];
+        }
+        i += 1;
+    }
+    panic!("the key is not in config::KEYS");
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The [`KEYS`] row of a key the reader reads, looked up at compile time.
+macro_rules! key {
+    ($group:literal, $name:expr) => {
+        const { key($group, $name) }
+    };
+}
+
+/// Whether `name` is a key of `[group]` in [`KEYS`].
+pub fn is_known(group: &str, name: &str) -> bool {
+    KEYS.iter().any(|k| k.group == group && k.matches(name))
+}
+
+/// `eyas --help`'s list of every key of [`KEYS`] with its default and meaning (clap's
+/// `after_help`; derefs to the text).
+#[derive(Debug, Clone, Copy)]
+pub struct Help;
+
+/// The `--help` key listing.
+pub const HELP: Help = Help;
+
+impl std::ops::Deref for Help {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(help_text);
+        &TEXT
+    }
+}
+
+impl fmt::Display for Help {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<Help> for clap::builder::StyledStr {
+    fn from(help: Help) -> Self {
+        help.to_string().into()
+    }
+}
+
+/// The column where a key's help text starts.
+const HELP_COLUMN: usize = 36;
+/// Help lines are wrapped before this column.
+const HELP_WIDTH: usize = 100;
+
+fn help_text() -> String {
+    let mut out = String::from(
+        "CONFIGURATION FILE (GLib key file, same as rauc-hawkbit-updater; only lines starting with # are comments)\n",
+    );
+    for (group, holds) in GROUPS {
+        out.push_str(&format!("[{group}]  {holds}\n"));
+        for k in KEYS.iter().filter(|k| k.group == *group) {
+            let required = if matches!(k.default, Required(_)) {
+                "required; "
+            } else {
+                ""
+            };
+            push_help_line(
+                &mut out,
+                &format!("  {}={}", k.name, k.default.shown()),
+                &format!("{required}{}", k.help),
+            );
+        }
+    }
+    out
+}
+
+/// `left`, then `help` from [`HELP_COLUMN`] (on the next line when `left` is too wide), wrapped
+/// at spaces before [`HELP_WIDTH`].
+fn push_help_line(out: &mut String, left: &str, help: &str) {
+    out.push_str(left);
+    let mut column = left.chars().count();
+    if column + 2 > HELP_COLUMN {
+        out.push('\n');
+        column = 0;
+    }
+    out.push_str(&" ".repeat(HELP_COLUMN - column));
+    column = HELP_COLUMN;
+    let mut first = true;
+    for word in help.split(' ') {
+        let width = word.chars().count();
+        if !first && column + 1 + width > HELP_WIDTH {
+            out.push('\n');
+            out.push_str(&" ".repeat(HELP_COLUMN));
+            column = HELP_COLUMN;
+            first = true;
+        }
+        if !first {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += width;
+        first = false;
+    }
+    out.push('\n');
+}
 
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -405,9 +585,12 @@ impl Reader<'_> {
     fn read(&mut self) -> Result<Config, ConfigError> {
         let kf = self.kf;
         for group in &kf.groups {
-            match group.name.as_str() {
-                "client" | "device" | "eyas" => {}
-                other => self.warn(group.line, &format!("[{other}]"), "unknown group, ignored"),
+            if !GROUPS.iter().any(|(name, _)| *name == group.name) {
+                self.warn(
+                    group.line,
+                    &format!("[{}]", group.name),
+                    "unknown group, ignored",
+                );
             }
         }
         let Some(client_group) = kf.group("client") else {
@@ -424,7 +607,7 @@ impl Reader<'_> {
                 "group missing or empty; give at least one attribute, e.g. product=…",
             ));
         };
-        self.warn_unknown(client_group, CLIENT_KEYS);
+        self.warn_unknown(client_group);
         let client = self.client(client_group)?;
         let device = device_group
             .entries
@@ -446,13 +629,11 @@ impl Reader<'_> {
         })
     }
 
-    fn warn_unknown(&mut self, group: &Group, known: &[&str]) {
+    fn warn_unknown(&mut self, group: &Group) {
         for e in &group.entries {
             if let Some(locale) = &e.locale {
                 self.warn(e.line, &e.key, &format!("localized key [{locale}] ignored"));
-            } else if !(known.contains(&e.key.as_str())
-                || (group.name == "eyas" && e.key.starts_with("part.")))
-            {
+            } else if !is_known(&group.name, &e.key) {
                 self.warn(
                     e.line,
                     &e.key,
@@ -463,30 +644,34 @@ impl Reader<'_> {
     }
 
     fn client(&mut self, g: &Group) -> Result<ClientConfig, ConfigError> {
-        let hawkbit_server = self.required(g, "hawkbit_server")?;
+        let hawkbit_server = self.required(g, key!("client", "hawkbit_server"))?;
         self.check_server(g, &hawkbit_server)?;
-        let target_name = self.required(g, "target_name")?;
+        let target_name_key = key!("client", "target_name");
+        let target_name = self.required(g, target_name_key)?;
         if target_name.contains(['/', '?', '#', ' ']) {
-            let line = g.get("target_name").map_or(g.line, |e| e.line);
             return Err(self.err(
-                line,
-                "target_name",
+                line_of(g, target_name_key.name),
+                target_name_key.name,
                 "must not contain '/', '?', '#' or spaces (it becomes part of the URL)",
             ));
         }
-        let auth_token = self.non_empty(g, "auth_token")?;
-        let gateway_token = self.non_empty(g, "gateway_token")?;
-        let ssl_key = self.non_empty(g, "ssl_key")?.map(PathBuf::from);
-        let ssl_cert = self.non_empty(g, "ssl_cert")?.map(PathBuf::from);
+        let (auth_token_key, gateway_token_key) = (
+            key!("client", "auth_token"),
+            key!("client", "gateway_token"),
+        );
+        let (ssl_key_key, ssl_cert_key) = (key!("client", "ssl_key"), key!("client", "ssl_cert"));
+        let auth_token = self.non_empty(g, auth_token_key)?;
+        let gateway_token = self.non_empty(g, gateway_token_key)?;
+        let ssl_key = self.non_empty(g, ssl_key_key)?.map(PathBuf::from);
+        let ssl_cert = self.non_empty(g, ssl_cert_key)?.map(PathBuf::from);
         if ssl_key.is_some() != ssl_cert.is_some() {
             let (present, missing) = if ssl_key.is_some() {
-                ("ssl_key", "ssl_cert")
+                (ssl_key_key.name, ssl_cert_key.name)
             } else {
-                ("ssl_cert", "ssl_key")
+                (ssl_cert_key.name, ssl_key_key.name)
             };
-            let line = g.get(present).map_or(g.line, |e| e.line);
             return Err(self.err(
-                line,
+                line_of(g, present),
                 present,
                 format!("{missing} is missing; mTLS needs both ssl_key and ssl_cert"),
             ));
@@ -503,68 +688,68 @@ impl Reader<'_> {
                 ));
             }
             _ => {
-                let line = ["gateway_token", "ssl_key", "auth_token"]
+                let line = [gateway_token_key, ssl_key_key, auth_token_key]
                     .iter()
-                    .filter_map(|k| g.get(k))
+                    .filter_map(|k| g.get(k.name))
                     .map(|e| e.line)
                     .max()
                     .unwrap_or(g.line);
                 return Err(self.err(
                     line,
-                    "auth_token",
+                    auth_token_key.name,
                     "only one of auth_token, gateway_token and ssl_key+ssl_cert may be set",
                 ));
             }
         };
-        let ssl_engine = self.non_empty(g, "ssl_engine")?;
-        if let Some(e) = g.get("ssl_engine") {
+        let ssl_engine_key = key!("client", "ssl_engine");
+        let ssl_engine = self.non_empty(g, ssl_engine_key)?;
+        if let Some(e) = g.get(ssl_engine_key.name) {
             self.warn(
                 e.line,
-                "ssl_engine",
+                ssl_engine_key.name,
                 "OpenSSL engines are not supported (eyas uses rustls); the key file is read as PEM",
             );
         }
-        let stream_bundle = self.bool(g, "stream_bundle", false)?;
-        let bundle_download_location = self
-            .non_empty(g, "bundle_download_location")?
-            .map(PathBuf::from);
+        let stream_bundle_key = key!("client", "stream_bundle");
+        let stream_bundle = self.bool(g, stream_bundle_key)?;
+        let location_key = key!("client", "bundle_download_location");
+        let bundle_download_location = self.non_empty(g, location_key)?.map(PathBuf::from);
         if stream_bundle {
-            let line = g.get("stream_bundle").map_or(g.line, |e| e.line);
             self.warn(
-                line,
-                "stream_bundle",
+                line_of(g, stream_bundle_key.name),
+                stream_bundle_key.name,
                 "not supported: eyas downloads and verifies the bundle before RAUC sees it",
             );
         }
         let Some(location) = bundle_download_location.clone() else {
             return Err(self.err(
                 g.line,
-                "bundle_download_location",
+                location_key.name,
                 "missing; give the file the bundle is downloaded to",
             ));
         };
         if location.file_name().is_none() || location.to_str().is_some_and(|s| s.ends_with('/')) {
-            let line = g.get("bundle_download_location").map_or(g.line, |e| e.line);
             return Err(self.err(
-                line,
-                "bundle_download_location",
+                line_of(g, location_key.name),
+                location_key.name,
                 "must name a file, not a directory",
             ));
         }
-        let log_level = match g.get("log_level") {
-            None => LogLevel::Message,
-            Some(e) => {
-                match e.value.as_str() {
-                    "debug" => LogLevel::Debug,
-                    "info" => LogLevel::Info,
-                    "message" => LogLevel::Message,
-                    "critical" => LogLevel::Critical,
-                    "error" => LogLevel::Error,
-                    "fatal" => LogLevel::Fatal,
-                    other => {
-                        return Err(self.err(e.line, "log_level", format!("{other:?} is not one of debug, info, message, critical, error, fatal")));
-                    }
-                }
+        let log_level_key = key!("client", "log_level");
+        let (line, text) = value_of(g, log_level_key, log_level_key.name);
+        let log_level = match text {
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "message" => LogLevel::Message,
+            "critical" => LogLevel::Critical,
+            "error" => LogLevel::Error,
+            "fatal" => LogLevel::Fatal,
+            other => {
+                return Err(self.err(
+                    line,
+                    log_level_key.name,
+                    format!("{other:?} is not one of debug, info, message, critical, error, fatal"),
+                ));
             }
         };
         Ok(ClientConfig {
@@ -575,38 +760,38 @@ impl Reader<'_> {
             ssl_key,
             ssl_engine,
             bundle_download_location,
-            tenant_id: self
-                .non_empty(g, "tenant_id")?
-                .unwrap_or_else(|| "DEFAULT".to_owned()),
-            ssl: self.bool(g, "ssl", true)?,
-            ssl_verify: self.bool(g, "ssl_verify", true)?,
-            connect_timeout: self.seconds(g, "connect_timeout", 20, true)?,
-            timeout: self.seconds(g, "timeout", 60, true)?,
-            retry_wait: self.seconds(g, "retry_wait", 300, true)?,
-            low_speed_time: self.seconds(g, "low_speed_time", 60, false)?,
-            low_speed_rate: self.uint(g, "low_speed_rate", 100)?,
-            download_speed_limit: self.uint(g, "download_speed_limit", 0)?,
-            resume_downloads: self.bool(g, "resume_downloads", false)?,
+            tenant_id: self.string(g, key!("client", "tenant_id"))?,
+            ssl: self.bool(g, key!("client", "ssl"))?,
+            ssl_verify: self.bool(g, key!("client", "ssl_verify"))?,
+            connect_timeout: self.seconds(g, key!("client", "connect_timeout"), true)?,
+            timeout: self.seconds(g, key!("client", "timeout"), true)?,
+            retry_wait: self.seconds(g, key!("client", "retry_wait"), true)?,
+            low_speed_time: self.seconds(g, key!("client", "low_speed_time"), false)?,
+            low_speed_rate: self.uint(g, key!("client", "low_speed_rate"))?,
+            download_speed_limit: self.uint(g, key!("client", "download_speed_limit"))?,
+            resume_downloads: self.bool(g, key!("client", "resume_downloads"))?,
             stream_bundle,
-            post_update_reboot: self.bool(g, "post_update_reboot", false)?,
+            post_update_reboot: self.bool(g, key!("client", "post_update_reboot"))?,
             log_level,
-            send_download_authentication: self.bool(g, "send_download_authentication", true)?,
+            send_download_authentication: self
+                .bool(g, key!("client", "send_download_authentication"))?,
         })
     }
 
     fn check_server(&self, g: &Group, server: &str) -> Result<(), ConfigError> {
-        let line = g.get("hawkbit_server").map_or(g.line, |e| e.line);
+        let name = key!("client", "hawkbit_server").name;
+        let line = line_of(g, name);
         if server.contains("://") {
             return Err(self.err(
                 line,
-                "hawkbit_server",
+                name,
                 "give host[:port] without a scheme; use ssl=true|false to choose https or http",
             ));
         }
         if server.contains(['/', ' ', '?', '#', '@']) {
             return Err(self.err(
                 line,
-                "hawkbit_server",
+                name,
                 "must be host[:port] only (no path, spaces or user info)",
             ));
         }
@@ -617,7 +802,7 @@ impl Reader<'_> {
         {
             return Err(self.err(
                 line,
-                "hawkbit_server",
+                name,
                 format!("port {port:?} is not a number from 1 to 65535"),
             ));
         }
@@ -625,87 +810,92 @@ impl Reader<'_> {
     }
 
     fn eyas(&mut self, g: &Group, client: &ClientConfig) -> Result<EyasConfig, ConfigError> {
-        self.warn_unknown(g, EYAS_KEYS);
-        let mqtt = match self.non_empty(g, "mqtt_host")? {
+        self.warn_unknown(g);
+        let host_key = key!("eyas", "mqtt_host");
+        let mqtt = match self.non_empty(g, host_key)? {
             None => {
-                for key in [
-                    "mqtt_port",
-                    "mqtt_access_token",
-                    "mqtt_tls",
-                    "mqtt_ca_file",
-                    "mqtt_queue_size",
+                for k in [
+                    key!("eyas", "mqtt_port"),
+                    key!("eyas", "mqtt_access_token"),
+                    key!("eyas", "mqtt_tls"),
+                    key!("eyas", "mqtt_ca_file"),
+                    key!("eyas", "mqtt_queue_size"),
                 ] {
-                    if let Some(e) = g.get(key) {
-                        self.warn(e.line, key, "ignored because mqtt_host is not set");
+                    if let Some(e) = g.get(k.name) {
+                        self.warn(e.line, k.name, "ignored because mqtt_host is not set");
                     }
                 }
                 None
             }
             Some(host) => {
-                let tls = self.bool(g, "mqtt_tls", false)?;
-                let port = match g.get("mqtt_port") {
-                    None => {
-                        if tls {
-                            8883
-                        } else {
-                            1883
-                        }
-                    }
-                    Some(e) => match e.value.parse::<u16>() {
+                let tls = self.bool(g, key!("eyas", "mqtt_tls"))?;
+                let port_key = key!("eyas", "mqtt_port");
+                let port = if tls && g.get(port_key.name).is_none() {
+                    8883
+                } else {
+                    let (line, text) = value_of(g, port_key, port_key.name);
+                    match text.parse::<u16>() {
                         Ok(p) if p > 0 => p,
                         _ => {
                             return Err(self.err(
-                                e.line,
-                                "mqtt_port",
-                                format!("{:?} is not a port number from 1 to 65535", e.value),
+                                line,
+                                port_key.name,
+                                format!("{text:?} is not a port number from 1 to 65535"),
                             ));
                         }
-                    },
+                    }
                 };
-                let Some(access_token) = self.non_empty(g, "mqtt_access_token")? else {
+                let token_key = key!("eyas", "mqtt_access_token");
+                let Some(access_token) = self.non_empty(g, token_key)? else {
                     return Err(self.err(
-                        g.get("mqtt_host").map_or(g.line, |e| e.line),
-                        "mqtt_access_token",
+                        line_of(g, host_key.name),
+                        token_key.name,
                         "missing; ThingsBoard needs the device access token when mqtt_host is set",
                     ));
                 };
-                let queue_size = self.uint(g, "mqtt_queue_size", 256)?;
+                let queue_key = key!("eyas", "mqtt_queue_size");
+                let queue_size = self.uint(g, queue_key)?;
                 if queue_size == 0 || queue_size > 100_000 {
-                    let line = g.get("mqtt_queue_size").map_or(g.line, |e| e.line);
-                    return Err(self.err(line, "mqtt_queue_size", "must be from 1 to 100000"));
+                    return Err(self.err(
+                        line_of(g, queue_key.name),
+                        queue_key.name,
+                        "must be from 1 to 100000",
+                    ));
                 }
                 Some(MqttConfig {
                     host,
                     port,
                     access_token,
                     tls,
-                    ca_file: self.non_empty(g, "mqtt_ca_file")?.map(PathBuf::from),
+                    ca_file: self
+                        .non_empty(g, key!("eyas", "mqtt_ca_file"))?
+                        .map(PathBuf::from),
                     queue_size: usize::try_from(queue_size).unwrap_or(256),
                 })
             }
         };
-        let manifest_signature = match g.get("manifest_signature") {
-            None => SignaturePolicy::Off,
-            Some(e) => match e.value.as_str() {
-                "off" => SignaturePolicy::Off,
-                "if-present" => SignaturePolicy::IfPresent,
-                "required" => SignaturePolicy::Required,
-                other => {
-                    return Err(self.err(
-                        e.line,
-                        "manifest_signature",
-                        format!("{other:?} is not one of off, if-present, required"),
-                    ));
-                }
-            },
+        let signature_key = key!("eyas", "manifest_signature");
+        let (line, text) = value_of(g, signature_key, signature_key.name);
+        let manifest_signature = match text {
+            "off" => SignaturePolicy::Off,
+            "if-present" => SignaturePolicy::IfPresent,
+            "required" => SignaturePolicy::Required,
+            other => {
+                return Err(self.err(
+                    line,
+                    signature_key.name,
+                    format!("{other:?} is not one of off, if-present, required"),
+                ));
+            }
         };
+        let keys_key = key!("eyas", "manifest_public_keys");
         let mut manifest_public_keys = Vec::new();
-        if let Some(e) = g.get("manifest_public_keys") {
+        if let Some(e) = g.get(keys_key.name) {
             for item in keyfile::split_list(&e.value) {
                 let key = parse_hex32(&item).ok_or_else(|| {
                     self.err(
                         e.line,
-                        "manifest_public_keys",
+                        keys_key.name,
                         format!("{item:?} is not an Ed25519 public key (64 hex digits)"),
                     )
                 })?;
@@ -713,52 +903,50 @@ impl Reader<'_> {
             }
         }
         if manifest_signature != SignaturePolicy::Off && manifest_public_keys.is_empty() {
-            let line = g.get("manifest_signature").map_or(g.line, |e| e.line);
             return Err(self.err(
-                line,
-                "manifest_signature",
+                line_of(g, signature_key.name),
+                signature_key.name,
                 "needs at least one key in manifest_public_keys",
             ));
         }
-        let confirmation = match g.get("confirmation") {
-            None => Confirmation::Auto,
-            Some(e) => match e.value.as_str() {
-                "auto" => Confirmation::Auto,
-                "deny" => Confirmation::Deny,
-                "command" => match self.non_empty(g, "confirmation_command")? {
-                    Some(cmd) => Confirmation::Command(cmd),
-                    None => {
-                        return Err(self.err(
-                            e.line,
-                            "confirmation",
-                            "is 'command' but confirmation_command is not set",
-                        ));
-                    }
-                },
-                other => {
+        let confirmation_key = key!("eyas", "confirmation");
+        let (line, text) = value_of(g, confirmation_key, confirmation_key.name);
+        let confirmation = match text {
+            "auto" => Confirmation::Auto,
+            "deny" => Confirmation::Deny,
+            "command" => match self.non_empty(g, key!("eyas", "confirmation_command"))? {
+                Some(cmd) => Confirmation::Command(cmd),
+                None => {
                     return Err(self.err(
-                        e.line,
-                        "confirmation",
-                        format!("{other:?} is not one of auto, deny, command"),
+                        line,
+                        confirmation_key.name,
+                        "is 'command' but confirmation_command is not set",
                     ));
                 }
             },
+            other => {
+                return Err(self.err(
+                    line,
+                    confirmation_key.name,
+                    format!("{other:?} is not one of auto, deny, command"),
+                ));
+            }
         };
-        let poll_min = self.opt_duration(g, "poll_min")?;
-        let poll_max = self.opt_duration(g, "poll_max")?;
+        let poll_min = self.opt_duration(g, key!("eyas", "poll_min"))?;
+        let poll_max_key = key!("eyas", "poll_max");
+        let poll_max = self.opt_duration(g, poll_max_key)?;
         if let (Some(min), Some(max)) = (poll_min, poll_max)
             && min > max
         {
-            let line = g.get("poll_max").map_or(g.line, |e| e.line);
             return Err(self.err(
-                line,
-                "poll_max",
+                line_of(g, poll_max_key.name),
+                poll_max_key.name,
                 format!("{}s is below poll_min {}s", max.as_secs(), min.as_secs()),
             ));
         }
-        let proxy = self.non_empty(g, "proxy")?;
+        let proxy_key = key!("eyas", "proxy");
+        let proxy = self.non_empty(g, proxy_key)?;
         if let Some(p) = &proxy {
-            let line = g.get("proxy").map_or(g.line, |e| e.line);
             let ok = [
                 "http://",
                 "https://",
@@ -770,12 +958,38 @@ impl Reader<'_> {
             .any(|s| p.starts_with(s) && p.len() > s.len());
             if !ok {
                 return Err(self.err(
-                    line,
-                    "proxy",
+                    line_of(g, proxy_key.name),
+                    proxy_key.name,
                     format!("{p:?} must start with http://, https:// or socks5:// and name a host"),
                 ));
             }
         }
+        let part_handlers = self.part_handlers(g)?;
+        let _ = client;
+        Ok(EyasConfig {
+            mqtt,
+            manifest_signature,
+            manifest_public_keys,
+            health_check_command: self.non_empty(g, key!("eyas", "health_check_command"))?,
+            health_check_timeout: self.seconds(g, key!("eyas", "health_check_timeout"), true)?,
+            mark_good_on_boot: self.bool(g, key!("eyas", "mark_good_on_boot"))?,
+            confirmation,
+            poll_min,
+            poll_max,
+            proxy,
+            ca_file: self
+                .non_empty(g, key!("eyas", "ca_file"))?
+                .map(PathBuf::from),
+            part_handlers,
+            reboot_command: self.string(g, key!("eyas", "reboot_command"))?,
+            record_path: PathBuf::from(self.string(g, key!("eyas", "record_path"))?),
+            bootloader_config: PathBuf::from(self.string(g, key!("eyas", "bootloader_config"))?),
+        })
+    }
+
+    /// `part.<NAME>.command` and `part.<NAME>.timeout`.
+    fn part_handlers(&self, g: &Group) -> Result<Vec<PartHandler>, ConfigError> {
+        let timeout_key = key!("eyas", "part.<NAME>.timeout");
         let mut part_handlers: Vec<PartHandler> = Vec::new();
         for e in &g.entries {
             let Some(rest) = e.key.strip_prefix("part.") else {
@@ -796,8 +1010,8 @@ impl Reader<'_> {
                     if e.value.is_empty() {
                         return Err(self.err(e.line, &e.key, "empty command"));
                     }
-                    let timeout_key = format!("part.{part}.timeout");
-                    let timeout = self.seconds(g, &timeout_key, 300, true)?;
+                    let timeout =
+                        self.seconds_of(g, timeout_key, &format!("part.{part}.timeout"), true)?;
                     part_handlers.push(PartHandler {
                         part: part.to_owned(),
                         command: e.value.clone(),
@@ -822,113 +1036,126 @@ impl Reader<'_> {
                 }
             }
         }
-        let _ = client;
-        Ok(EyasConfig {
-            mqtt,
-            manifest_signature,
-            manifest_public_keys,
-            health_check_command: self.non_empty(g, "health_check_command")?,
-            health_check_timeout: self.seconds(g, "health_check_timeout", 60, true)?,
-            mark_good_on_boot: self.bool(g, "mark_good_on_boot", true)?,
-            confirmation,
-            poll_min,
-            poll_max,
-            proxy,
-            ca_file: self.non_empty(g, "ca_file")?.map(PathBuf::from),
-            part_handlers,
-            reboot_command: self
-                .non_empty(g, "reboot_command")?
-                .unwrap_or_else(|| "systemctl reboot".to_owned()),
-            record_path: self
-                .non_empty(g, "record_path")?
-                .map_or_else(|| PathBuf::from("/var/lib/eyas/record.bin"), PathBuf::from),
-            bootloader_config: self
-                .non_empty(g, "bootloader_config")?
-                .map_or_else(|| PathBuf::from("/etc/eyas/bootloader.conf"), PathBuf::from),
-        })
+        Ok(part_handlers)
     }
 
-    fn required(&self, g: &Group, key: &str) -> Result<String, ConfigError> {
-        match self.non_empty(g, key)? {
+    fn required(&self, g: &Group, k: &Key) -> Result<String, ConfigError> {
+        match self.non_empty(g, k)? {
             Some(v) => Ok(v),
             None => Err(self.err(
                 g.line,
-                key,
+                k.name,
                 format!("missing in [{}]; it is required", g.name),
             )),
         }
     }
 
     /// The value, `None` when absent; an empty value is an error (it would mean "unset" silently).
-    fn non_empty(&self, g: &Group, key: &str) -> Result<Option<String>, ConfigError> {
-        match g.get(key) {
+    fn non_empty(&self, g: &Group, k: &Key) -> Result<Option<String>, ConfigError> {
+        match g.get(k.name) {
             None => Ok(None),
-            Some(e) if e.value.is_empty() => {
-                Err(self.err(e.line, key, "empty value; remove the line or give a value"))
-            }
+            Some(e) if e.value.is_empty() => Err(self.err(
+                e.line,
+                k.name,
+                "empty value; remove the line or give a value",
+            )),
             Some(e) => Ok(Some(e.value.clone())),
         }
     }
 
-    fn bool(&self, g: &Group, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match g.get(key) {
-            None => Ok(default),
+    /// The value, or the table's default when absent; an empty value is an error.
+    fn string(&self, g: &Group, k: &Key) -> Result<String, ConfigError> {
+        Ok(self
+            .non_empty(g, k)?
+            .unwrap_or_else(|| value_of(g, k, k.name).1.to_owned()))
+    }
+
+    fn bool(&self, g: &Group, k: &Key) -> Result<bool, ConfigError> {
+        let (line, text) = value_of(g, k, k.name);
+        match text {
             // GLib accepts exactly these four spellings.
-            Some(Entry { value, .. }) if value == "true" || value == "1" => Ok(true),
-            Some(Entry { value, .. }) if value == "false" || value == "0" => Ok(false),
-            Some(e) => Err(self.err(
-                e.line,
-                key,
-                format!("{:?} is not a boolean (true or false)", e.value),
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(self.err(
+                line,
+                k.name,
+                format!("{other:?} is not a boolean (true or false)"),
             )),
         }
     }
 
-    fn uint(&self, g: &Group, key: &str, default: u64) -> Result<u64, ConfigError> {
-        match g.get(key) {
-            None => Ok(default),
-            Some(e) => e.value.parse::<u64>().map_err(|_| {
-                self.err(
-                    e.line,
-                    key,
-                    format!("{:?} is not a non-negative whole number", e.value),
-                )
-            }),
-        }
+    fn uint(&self, g: &Group, k: &Key) -> Result<u64, ConfigError> {
+        self.uint_of(g, k, k.name)
     }
 
-    fn seconds(
+    /// `name` is `k`'s name, or the name matching `k`'s pattern.
+    fn uint_of(&self, g: &Group, k: &Key, name: &str) -> Result<u64, ConfigError> {
+        let (line, text) = value_of(g, k, name);
+        text.parse::<u64>().map_err(|_| {
+            self.err(
+                line,
+                name,
+                format!("{text:?} is not a non-negative whole number"),
+            )
+        })
+    }
+
+    fn seconds(&self, g: &Group, k: &Key, positive: bool) -> Result<Duration, ConfigError> {
+        self.seconds_of(g, k, k.name, positive)
+    }
+
+    /// `name` is `k`'s name, or the name matching `k`'s pattern.
+    fn seconds_of(
         &self,
         g: &Group,
-        key: &str,
-        default: u64,
+        k: &Key,
+        name: &str,
         positive: bool,
     ) -> Result<Duration, ConfigError> {
-        let secs = self.uint(g, key, default)?;
+        let secs = self.uint_of(g, k, name)?;
         if positive && secs == 0 {
-            let line = g.get(key).map_or(g.line, |e| e.line);
-            return Err(self.err(line, key, "must be at least 1 second"));
+            return Err(self.err(line_of(g, name), name, "must be at least 1 second"));
         }
         if secs > 31 * 24 * 3600 {
-            let line = g.get(key).map_or(g.line, |e| e.line);
-            return Err(self.err(line, key, "longer than 31 days; that is surely a mistake"));
+            return Err(self.err(
+                line_of(g, name),
+                name,
+                "longer than 31 days; that is surely a mistake",
+            ));
         }
         Ok(Duration::from_secs(secs))
     }
 
-    fn opt_duration(&self, g: &Group, key: &str) -> Result<Option<Duration>, ConfigError> {
-        let Some(e) = g.get(key) else { return Ok(None) };
+    fn opt_duration(&self, g: &Group, k: &Key) -> Result<Option<Duration>, ConfigError> {
+        let Some(e) = g.get(k.name) else {
+            return Ok(None);
+        };
         match parse_duration(&e.value) {
             Some(d) if d > Duration::ZERO => Ok(Some(d)),
             _ => Err(self.err(
                 e.line,
-                key,
+                k.name,
                 format!(
                     "{:?} is not a positive duration (seconds or HH:MM:SS)",
                     e.value
                 ),
             )),
         }
+    }
+}
+
+/// The line of `name` in `g`, else the group's line.
+fn line_of(g: &Group, name: &str) -> usize {
+    g.get(name).map_or(g.line, |e| e.line)
+}
+
+/// `name`'s line and text, or, when absent, the group's line and `k`'s default from [`KEYS`]
+/// (`""` for a key without one: the callers read only keys with a default this way, and
+/// `tests/config_keys.rs` reads every default through here).
+fn value_of<'g>(g: &'g Group, k: &Key, name: &str) -> (usize, &'g str) {
+    match g.get(name) {
+        Some(e) => (e.line, e.value.as_str()),
+        None => (g.line, k.default.value().unwrap_or("")),
     }
 }
 
@@ -1433,5 +1660,69 @@ mod tests {
     fn ipv6_server_with_port() {
         let l = load_text(&BASE.replace("127.0.0.1:8080", "[::1]:8080")).expect("valid");
         assert_eq!(l.config.client.hawkbit_server, "[::1]:8080");
+    }
+
+    #[test]
+    fn help_is_generated_from_the_table() {
+        // Wrapping aside, every row is listed as `key=default` followed by its help text.
+        let flat = HELP.split_whitespace().collect::<Vec<_>>().join(" ");
+        for k in KEYS {
+            let required = if matches!(k.default, KeyDefault::Required(_)) {
+                "required; "
+            } else {
+                ""
+            };
+            let line = format!("{}={} {required}{}", k.name, k.default.shown(), k.help);
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&line), "--help lacks {line:?}:\n{}", &*HELP);
+        }
+        for (group, holds) in GROUPS {
+            assert!(HELP.contains(&format!("[{group}]  {holds}\n")), "{group}");
+        }
+        assert!(HELP.contains("\n  reboot_command=systemctl reboot "));
+        assert_eq!(HELP.to_string(), *HELP);
+    }
+
+    #[test]
+    fn the_reader_reads_keys_only_through_the_table() {
+        // The reader names a key only as key!(group, name), a lookup in KEYS that does not
+        // compile for a key missing from the table; a `.get("…")` with a literal would bypass it.
+        let source = include_str!("config.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+        for (n, line) in code.lines().enumerate() {
+            assert!(
+                ![".get(\"", "value_of(g, \"", "line_of(g, \""]
+                    .iter()
+                    .any(|bypass| line.contains(bypass)),
+                "config.rs:{}: a key read without key!(): {line}",
+                n + 1
+            );
+        }
+        assert!(code.contains("key!(\"eyas\", \"bootloader_config\")"));
+    }
+
+    #[test]
+    fn table_rows_are_unique_and_in_known_groups() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert!(
+                GROUPS.iter().any(|(g, _)| *g == k.group),
+                "{}: group {:?} is not in GROUPS",
+                k.name,
+                k.group
+            );
+            assert!(
+                !KEYS[..i]
+                    .iter()
+                    .any(|o| o.group == k.group && o.name == k.name),
+                "{} is listed twice",
+                k.name
+            );
+            assert!(!k.help.is_empty(), "{} has no help text", k.name);
+        }
+        assert_eq!(key("eyas", "mqtt_port").default, KeyDefault::Value("1883"));
+        assert!(key("eyas", "part.<NAME>.timeout").matches("part.bApp.timeout"));
+        assert!(!key("eyas", "part.<NAME>.timeout").matches("part..timeout"));
+        assert!(!key("eyas", "part.<NAME>.timeout").matches("part.bApp.command"));
+        assert!(is_known("device", "anything") && !is_known("client", "anything"));
     }
 }

@@ -48,6 +48,31 @@ fn invalid_config_exits_2_with_file_line_key() {
 }
 
 #[test]
+fn help_lists_every_key_of_the_table_with_its_default() {
+    let out = eyas().arg("--help").output().expect("run eyas");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    for k in eyas_linux::config::KEYS {
+        // `  key=default`, then its help on the same line or (a long one) the next.
+        let listed = format!("  {}={}", k.name, k.default.shown());
+        assert!(
+            help.lines().any(|line| line
+                .strip_prefix(&listed)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))),
+            "eyas --help lacks {listed:?}:\n{help}"
+        );
+    }
+    assert!(
+        help.contains("\n  bootloader_config=/etc/eyas/bootloader.conf\n"),
+        "{help}"
+    );
+}
+
+#[test]
 fn check_config_never_prints_the_token() {
     let dir = tempfile::tempdir().expect("tmp");
     let conf = write_config(dir.path(), "mqtt_host=h\nmqtt_access_token=MQTT_SECRET\n");
