@@ -258,3 +258,145 @@ fn cancel_feedback_quotas_follow_hawkbit() {
     assert_eq!(fb("closed", "success").status, 200);
     assert_eq!(fx.action_status("c", a), "canceled");
 }
+
+/// `multipart/form-data` with the given `(name, filename, bytes)` parts.
+fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let b = "----hawkbitsimlimitsboundary";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        let file = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        body.extend_from_slice(
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={b}"), body)
+}
+
+fn upload(fx: &Fx, sm: u64, query: &str, (ct, body): &(String, Vec<u8>)) -> Resp {
+    let auth = format!(
+        "Basic {}",
+        hil_tests::sim::http::base64_encode(b"admin:admin")
+    );
+    fx.call(
+        "POST",
+        &format!("/rest/v1/softwaremodules/{sm}/artifacts{query}"),
+        &[("Authorization", &auth), ("Content-Type", ct)],
+        Some(body),
+    )
+}
+
+fn artifact_count(fx: &Fx, sm: u64) -> usize {
+    fx.sim().with_state(|s| s.modules[&sm].artifacts.len())
+}
+
+#[test]
+fn multipart_text_fields_are_bounded_and_never_echoed() {
+    let fx = Fx::new();
+    let sm = fx.sim().create_software_module("m", "1", "os").unwrap();
+    // issue 13 §11: a 200 MB sha256sum field was buffered whole (592 MB RSS) and echoed in the 400
+    let huge = vec![b'a'; 8 << 20];
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[("sha256sum", None, &huge), ("file", Some("a.bin"), b"abc")]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("'sha256sum'") && msg.contains("4096"), "{msg}");
+    // the same field after the file part
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[("file", Some("a.bin"), b"abc"), ("sha1sum", None, &huge)]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    assert_eq!(artifact_count(&fx, sm), 0);
+    // a wrong digest of 4 KiB is named, not echoed whole
+    let long = "f".repeat(4000);
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[
+            ("md5sum", None, long.as_bytes()),
+            ("file", Some("a.bin"), b"abc"),
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("md5sum mismatch") && !msg.contains(&long) && msg.len() < 400,
+        "{msg}"
+    );
+    // the same through the query string
+    let r = upload(
+        &fx,
+        sm,
+        &format!("?sha1sum={}", "e".repeat(20_000)),
+        &form(&[("file", Some("a.bin"), b"abc")]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    // a field hawkBit does not know is ignored (read, not kept), as Spring ignores unknown parts
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[("comment", None, &huge), ("file", Some("a.bin"), b"abc")]),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(artifact_count(&fx, sm), 1);
+}
+
+#[test]
+fn error_messages_cut_echoed_input() {
+    let fx = Fx::new();
+    let (tok, _, _, a) = fx.deployment("e", json!({}));
+    // an HTML-like detail of 200 KB is refused without being sent back
+    let detail = format!("<b>{}", "x".repeat(200_000));
+    let r = fx.ddi_send(
+        "POST",
+        "e",
+        &tok,
+        &format!("/deploymentBase/{a}/feedback"),
+        &proceeding(json!([detail]), None),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    // configData keys and values
+    let r = fx.ddi_send(
+        "PUT",
+        "e",
+        &tok,
+        "/configData",
+        &json!({"data": {"k": "é".repeat(100_000)}}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    // a Mgmt field name hawkBit ignores is named in a Warning header, cut
+    let r = fx.mgmt(
+        "POST",
+        "/targets",
+        Some(json!([{"controllerId": "w1", "x".repeat(100_000): 1}])),
+    );
+    assert_eq!(r.status, 201);
+    let w = r.headers_all("warning");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].len() < 512, "Warning header of {} bytes", w[0].len());
+    // a controllerId that is too long
+    let r = fx.mgmt(
+        "POST",
+        "/targets",
+        Some(json!([{"controllerId": "i".repeat(100_000)}])),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+}

@@ -13,7 +13,7 @@ use md5::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::http::hex;
-use super::model::{Artifact, Failure, State};
+use super::model::{Artifact, Failure, State, clip};
 use super::time::{http_date, now_ms};
 
 /// Fixed multipart boundary (hawkBit uses a fixed one too).
@@ -102,7 +102,8 @@ pub fn register(
 ) -> Result<Artifact, Failure> {
     if filename.is_empty() || filename.contains('/') || filename.len() > 256 {
         return Err(Failure::bad(format!(
-            "artifact filename '{filename}' must be 1..256 characters without '/'"
+            "artifact filename '{}' must be 1..256 characters without '/'",
+            clip(filename)
         )));
     }
     if h.size > MAX_ARTIFACT_SIZE {

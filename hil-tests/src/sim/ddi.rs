@@ -17,7 +17,7 @@ use super::http::{
     parse_body, read_body,
 };
 use super::model::{
-    Action, ActionType, Execution, Failure, Feedback, Finished, Res, State, Status,
+    Action, ActionType, Execution, Failure, Feedback, Finished, Res, State, Status, clip,
 };
 use super::time::{format_sleep, now_ms};
 use super::{Peer, Shared};
@@ -119,7 +119,7 @@ fn auth(
 
 fn parse_aid(s: &str) -> Res<u64> {
     s.parse()
-        .map_err(|_| Failure::bad(format!("action id '{s}' is not a number")))
+        .map_err(|_| Failure::bad(format!("action id '{}' is not a number", clip(s))))
 }
 
 fn ip(peer: Option<axum::Extension<Peer>>) -> Option<String> {
@@ -340,7 +340,7 @@ fn action_history(a: &Action, q: &HashMap<String, String>) -> Res<Option<Value>>
     };
     let n: i64 = n
         .parse()
-        .map_err(|_| Failure::bad(format!("actionHistory '{n}' is not a number")))?;
+        .map_err(|_| Failure::bad(format!("actionHistory '{}' is not a number", clip(n))))?;
     if n == 0 {
         return Ok(None);
     }
@@ -432,7 +432,8 @@ pub fn parse_feedback(body: &[u8]) -> Res<Feedback> {
         .ok_or_else(|| bad("missing 'status.execution'"))?;
     let execution = Execution::parse(exec).ok_or_else(|| {
         bad(&format!(
-            "'status.execution' '{exec}' is not one of closed, proceeding, canceled, scheduled, rejected, resumed, downloaded, download"
+            "'status.execution' '{}' is not one of closed, proceeding, canceled, scheduled, rejected, resumed, downloaded, download",
+            clip(exec)
         ))
     })?;
     let result = status
@@ -445,7 +446,8 @@ pub fn parse_feedback(body: &[u8]) -> Res<Feedback> {
         .ok_or_else(|| bad("missing 'status.result.finished' (required even for intermediate feedback: use \"none\")"))?;
     let finished = Finished::parse(fin).ok_or_else(|| {
         bad(&format!(
-            "'status.result.finished' '{fin}' is not one of success, failure, none"
+            "'status.result.finished' '{}' is not one of success, failure, none",
+            clip(fin)
         ))
     })?;
     if let Some(p) = result.get("progress").filter(|p| !p.is_null())
@@ -473,7 +475,8 @@ pub fn parse_feedback(body: &[u8]) -> Res<Feedback> {
                         400,
                         "hawkbit.server.error.rest.param.constraintViolation",
                         format!(
-                            "details entry '{s}' is not clean text: HTML-like '<' is rejected by hawkBit (jsoup Safelist.none)"
+                            "details entry '{}' is not clean text: HTML-like '<' is rejected by hawkBit (jsoup Safelist.none)",
+                            clip(s)
                         ),
                     ));
                 }
@@ -727,7 +730,8 @@ async fn confirmation_feedback(
             Some("denied") => false,
             Some(o) => {
                 return Err(bad(&format!(
-                    "'confirmation' '{o}' is not confirmed or denied"
+                    "'confirmation' '{}' is not confirmed or denied",
+                    clip(o)
                 )));
             }
             None => return Err(bad("missing 'confirmation'")),

@@ -2,6 +2,8 @@
 //! `== != =lt= =le= =gt= =ge= =in= =out=`, `*` wildcard in `==`/`!=`, quoted values. String
 //! comparison is case-insensitive. The words `and`/`or` are not supported (use `;` and `,`).
 
+use super::model::clip;
+
 /// A parsed filter.
 #[derive(Debug, Clone)]
 pub enum Expr {
@@ -48,7 +50,8 @@ impl Parser<'_> {
     fn err<T>(&self, what: &str) -> Result<T, String> {
         Err(format!(
             "FIQL '{}': {what} at position {}",
-            self.src, self.pos
+            clip(self.src),
+            self.pos
         ))
     }
     fn peek(&self) -> Option<u8> {
@@ -219,7 +222,8 @@ impl Expr {
                     Ok(())
                 } else {
                     Err(format!(
-                        "FIQL field '{field}' is not supported by hawkbit-sim; supported: {FIELDS}"
+                        "FIQL field '{}' is not supported by hawkbit-sim; supported: {FIELDS}",
+                        clip(field)
                     ))
                 }
             }

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::model::Failure;
+use super::model::{Failure, clip};
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -101,7 +101,8 @@ pub fn check_accept(headers: &HeaderMap) -> Result<(), Failure> {
         406,
         "hawkbit.server.error.rest.notAcceptable",
         format!(
-            "Accept '{a}' not supported; use application/json or application/hal+json (hawkbit-sim does not speak CBOR)"
+            "Accept '{}' not supported; use application/json or application/hal+json (hawkbit-sim does not speak CBOR)",
+            clip(&a)
         ),
     ))
 }
@@ -122,7 +123,10 @@ pub fn check_json_ct(headers: &HeaderMap) -> Result<(), Failure> {
         Err(Failure::new(
             415,
             "hawkbit.server.error.rest.unsupportedMediaType",
-            format!("Content-Type '{ct}' not supported; send application/json"),
+            format!(
+                "Content-Type '{}' not supported; send application/json",
+                clip(&ct)
+            ),
         ))
     }
 }
@@ -251,9 +255,12 @@ impl Warnings {
             }
             let msg = match hints.iter().find(|(bad, _)| bad.eq_ignore_ascii_case(k)) {
                 Some((_, good)) => {
-                    format!("{ctx}: field '{k}' is ignored by hawkBit; the real field is '{good}'")
+                    format!(
+                        "{ctx}: field '{}' is ignored by hawkBit; the real field is '{good}'",
+                        clip(k)
+                    )
                 }
-                None => format!("{ctx}: unknown field '{k}' is ignored by hawkBit"),
+                None => format!("{ctx}: unknown field '{}' is ignored by hawkBit", clip(k)),
             };
             eprintln!("hawkbit-sim: warning: {msg}");
             self.0.push(msg);

@@ -22,7 +22,7 @@ use super::http::{
 };
 use super::model::{
     Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, DsType, Failure,
-    Metadata, Res, Rollout, SmType, SoftwareModule, State, Target, parse_polling,
+    Metadata, Res, Rollout, SmType, SoftwareModule, State, Target, clip, parse_polling,
 };
 use super::time::now_ms;
 
@@ -150,7 +150,7 @@ fn base(headers: &HeaderMap, sh: &Shared) -> String {
 
 fn id_of(s: &str, what: &str) -> Res<u64> {
     s.parse()
-        .map_err(|_| Failure::bad(format!("{what} id '{s}' is not a number")))
+        .map_err(|_| Failure::bad(format!("{what} id '{}' is not a number", clip(s))))
 }
 
 fn done(r: Res<Response>) -> Response {
@@ -289,7 +289,8 @@ pub fn create_module(
 ) -> Res<u64> {
     if !st.sm_types.contains_key(kind) {
         return Err(Failure::not_found(format!(
-            "software module type '{kind}' does not exist; the default types are 'os' and 'application'"
+            "software module type '{}' does not exist; the default types are 'os' and 'application'",
+            clip(kind)
         )));
     }
     if st
@@ -590,6 +591,37 @@ async fn artifact_upload(
     done(r)
 }
 
+/// Form fields the upload reads besides `file` (hawkBit's `@RequestParam`s); others are ignored.
+const UPLOAD_FIELDS: &[&str] = &["filename", "md5sum", "sha1sum", "sha256sum"];
+
+/// Longest upload form field (bytes): digests are 32–64 hex characters and file names at most
+/// 256 characters; a longer field is refused with 400 and never kept whole (issue 13 §11: a
+/// 200 MB `sha256sum` field was buffered and grew the server to 592 MB).
+pub const MAX_UPLOAD_FIELD: usize = 4096;
+
+/// Reads a known form field: at most [`MAX_UPLOAD_FIELD`] bytes of UTF-8. A longer one is read to
+/// its end (dropped, so the client still gets the answer) and refused.
+async fn upload_field(field: &mut axum::extract::multipart::Field<'_>, name: &str) -> Res<String> {
+    let mut v = Vec::new();
+    let mut size = 0usize;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| Failure::bad(format!("malformed multipart field '{}': {e}", clip(name))))?
+    {
+        size = size.saturating_add(chunk.len());
+        if size <= MAX_UPLOAD_FIELD {
+            v.extend_from_slice(&chunk);
+        }
+    }
+    if size > MAX_UPLOAD_FIELD {
+        return Err(Failure::bad(format!(
+            "multipart field '{name}' has {size} bytes; at most {MAX_UPLOAD_FIELD} are accepted"
+        )));
+    }
+    String::from_utf8(v).map_err(|_| Failure::bad(format!("multipart field '{name}' is not UTF-8")))
+}
+
 async fn upload_inner(
     sh: &Arc<Shared>,
     smid: u64,
@@ -605,8 +637,15 @@ async fn upload_inner(
             format!("storing upload: {e}"),
         )
     };
-    let mut params: HashMap<String, String> = q.clone();
+    let mut params: HashMap<String, String> = q
+        .iter()
+        .filter(|(k, _)| UPLOAD_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut file: Option<(String, super::artifacts::Hashes)> = None;
+    // the first refused field is answered once the body was read (answering early breaks the
+    // client's pipe); fields after it are read and dropped
+    let mut refused: Option<Failure> = None;
     loop {
         let field = mp
             .next_field()
@@ -614,7 +653,7 @@ async fn upload_inner(
             .map_err(|e| Failure::bad(format!("malformed multipart body: {e}")))?;
         let Some(mut field) = field else { break };
         let name = field.name().unwrap_or("").to_string();
-        if name == "file" {
+        if name == "file" && refused.is_none() {
             let fname = field.file_name().unwrap_or("").to_string();
             let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;
             let mut h = Hasher::default();
@@ -635,13 +674,35 @@ async fn upload_inner(
             }
             out.flush().await.map_err(io)?;
             file = Some((fname, h.finish()));
+        } else if UPLOAD_FIELDS.contains(&name.as_str()) && refused.is_none() {
+            match upload_field(&mut field, &name).await {
+                Ok(v) => {
+                    params.insert(name, v);
+                }
+                Err(e) => refused = Some(e),
+            }
         } else {
-            let v = field
-                .text()
+            // unknown (or after a refusal): read and dropped, never kept
+            let mut dropped = 0u64;
+            while let Some(chunk) = field
+                .chunk()
                 .await
-                .map_err(|e| Failure::bad(format!("malformed multipart field '{name}': {e}")))?;
-            params.insert(name, v);
+                .map_err(|e| Failure::bad(format!("malformed multipart body: {e}")))?
+            {
+                dropped += chunk.len() as u64;
+                if dropped > MAX_ARTIFACT_SIZE {
+                    return Err(refused.unwrap_or_else(|| {
+                        Failure::bad(format!(
+                            "multipart field '{}' is larger than 1 GiB",
+                            clip(&name)
+                        ))
+                    }));
+                }
+            }
         }
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     let (fname, h) = file.ok_or_else(|| {
         Failure::bad("multipart body has no part named 'file' (curl -F file=@bundle.raucb)")
@@ -667,7 +728,7 @@ async fn upload_inner(
             return Err(Failure::new(
                 400,
                 "hawkbit.server.error.artifact.hashMismatch",
-                format!("{k} mismatch: provided {want}, computed {got}"),
+                format!("{k} mismatch: provided {}, computed {got}", clip(want)),
             ));
         }
     }
@@ -899,7 +960,8 @@ pub fn create_ds(
 ) -> Res<u64> {
     let Some(ds_type) = st.ds_types.get(kind) else {
         return Err(Failure::not_found(format!(
-            "distribution set type '{kind}' does not exist; default types are os, app, os_app"
+            "distribution set type '{}' does not exist; default types are os, app, os_app",
+            clip(kind)
         )));
     };
     for m in modules {
@@ -1170,7 +1232,7 @@ async fn target_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Respon
 fn target<'a>(st: &'a State, cid: &str) -> Res<&'a Target> {
     st.targets
         .get(cid)
-        .ok_or_else(|| Failure::not_found(format!("target '{cid}' not found")))
+        .ok_or_else(|| Failure::not_found(format!("target '{}' not found", clip(cid))))
 }
 
 async fn target_get(AxState(sh): Sh, Path(cid): Path<String>, headers: HeaderMap) -> Response {
@@ -1224,7 +1286,7 @@ async fn target_update(
         let t = st
             .targets
             .get_mut(&cid)
-            .ok_or_else(|| Failure::not_found(format!("target '{cid}' not found")))?;
+            .ok_or_else(|| Failure::not_found(format!("target '{}' not found", clip(&cid))))?;
         if let Some(n) = name {
             t.name = n.into();
         }
@@ -1650,7 +1712,8 @@ pub fn set_config(st: &mut State, key: &str, v: &Value) -> Res<()> {
             let s = as_str()?;
             let (secs, _) = parse_polling(s).ok_or_else(|| {
                 Failure::bad(format!(
-                    "pollingTime '{s}' must be HH:MM:SS (optionally ~N%)"
+                    "pollingTime '{}' must be HH:MM:SS (optionally ~N%)",
+                    clip(s)
                 ))
             })?;
             if secs < st.limits.min_polling_secs || secs > st.limits.max_polling_secs {
@@ -1674,7 +1737,8 @@ pub fn set_config(st: &mut State, key: &str, v: &Value) -> Res<()> {
         "repository.actions.autoclose.enabled" => st.config.autoclose = as_bool()?,
         _ => {
             return Err(Failure::not_found(format!(
-                "configuration key '{key}' is not supported; known: {}",
+                "configuration key '{}' is not supported; known: {}",
+                clip(key),
                 CONFIG_KEYS.join(", ")
             )));
         }
@@ -1698,8 +1762,11 @@ async fn config_get(AxState(sh): Sh, Path(key): Path<String>, headers: HeaderMap
     let st = sh.state();
     match config_value(&st, &key) {
         Some(v) => json_get(&headers, &config_json(&base(&headers, &sh), &key, v)),
-        None => Failure::not_found(format!("configuration key '{key}' is not supported"))
-            .into_response(),
+        None => Failure::not_found(format!(
+            "configuration key '{}' is not supported",
+            clip(&key)
+        ))
+        .into_response(),
     }
 }
 
@@ -1734,7 +1801,8 @@ async fn config_delete(AxState(sh): Sh, Path(key): Path<String>, _body: Bytes) -
             k if CONFIG_KEYS.contains(&k) => json!(false),
             _ => {
                 return Err(Failure::not_found(format!(
-                    "configuration key '{key}' is not supported"
+                    "configuration key '{}' is not supported",
+                    clip(&key)
                 )));
             }
         };
@@ -2110,7 +2178,8 @@ async fn rollout_op(
             "triggerNextGroup" => st.trigger_next_group(id, now)?,
             other => {
                 return Err(Failure::not_found(format!(
-                    "rollout operation '{other}' is not supported by hawkbit-sim (start, pause, resume, triggerNextGroup)"
+                    "rollout operation '{}' is not supported by hawkbit-sim (start, pause, resume, triggerNextGroup)",
+                    clip(other)
                 )));
             }
         }

@@ -22,13 +22,38 @@ pub struct Failure {
     pub empty_body: bool,
 }
 
+/// Longest error message sent back (bytes): messages quote client input, and no input may make an
+/// answer large (issue 13 §11: a 200 MB multipart field came back whole in a 400).
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Longest piece of client input quoted in a message (characters); see [`clip`].
+pub const MAX_QUOTE_CHARS: usize = 64;
+
+/// Client input as quoted in messages and `Warning` headers: at most [`MAX_QUOTE_CHARS`]
+/// characters, a longer value is cut and its size given (`abc… (200000 bytes)`).
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_QUOTE_CHARS) {
+        None => s.into(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()).into(),
+    }
+}
+
 impl Failure {
-    /// A failure with a JSON error body.
+    /// A failure with a JSON error body; a message longer than [`MAX_MESSAGE_LEN`] is cut.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_LEN {
+            let mut cut = MAX_MESSAGE_LEN - 16;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("… (cut)");
+        }
         Self {
             status,
             code,
-            message: message.into(),
+            message,
             empty_body: false,
         }
     }
@@ -142,7 +167,8 @@ impl ActionType {
             "timeforced" => Ok(Self::TimeForced),
             "downloadonly" => Ok(Self::DownloadOnly),
             _ => Err(Failure::bad(format!(
-                "type '{s}' is not one of soft, forced, timeforced, downloadonly"
+                "type '{}' is not one of soft, forced, timeforced, downloadonly",
+                clip(s)
             ))),
         }
     }
@@ -1783,7 +1809,9 @@ impl State {
                 Value::Null => String::new(),
                 other => {
                     return Err(Failure::bad(format!(
-                        "configData value of '{k}' must be a string, got {other}"
+                        "configData value of '{}' must be a string, got {}",
+                        clip(k),
+                        clip(&other.to_string())
                     )));
                 }
             };
@@ -1806,7 +1834,8 @@ impl State {
             }
             other => {
                 return Err(Failure::bad(format!(
-                    "configData mode '{other}' is not one of merge, replace, remove"
+                    "configData mode '{}' is not one of merge, replace, remove",
+                    clip(other)
                 )));
             }
         }
@@ -2283,7 +2312,8 @@ pub fn validate_controller_id(id: &str) -> Res<()> {
             .any(|c| c.is_whitespace() || c == '/' || c.is_control())
     {
         return Err(Failure::bad(format!(
-            "controllerId '{id}' must be 1..256 characters without whitespace or '/'"
+            "controllerId '{}' must be 1..256 characters without whitespace or '/'",
+            clip(id)
         )));
     }
     Ok(())
@@ -2294,7 +2324,8 @@ fn check_attr(s: &str, what: &str) -> Res<()> {
     const EXTRA: &str = " _-!@#$%^&*()+=[]{}|;:'\",.<>/\\?";
     if s.chars().count() > 128 {
         return Err(Failure::bad(format!(
-            "configData {what} '{s}' is longer than 128 characters"
+            "configData {what} '{}' is longer than 128 characters",
+            clip(s)
         )));
     }
     if let Some(c) = s
@@ -2302,7 +2333,8 @@ fn check_attr(s: &str, what: &str) -> Res<()> {
         .find(|c| !(c.is_ascii_alphanumeric() || EXTRA.contains(*c)))
     {
         return Err(Failure::bad(format!(
-            "configData {what} '{s}' contains '{c}'; allowed are ASCII letters, digits, space and {EXTRA}"
+            "configData {what} '{}' contains '{c}'; allowed are ASCII letters, digits, space and {EXTRA}",
+            clip(s)
         )));
     }
     Ok(())
@@ -2320,6 +2352,17 @@ pub fn parse_polling(s: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_quote_at_most_64_characters_and_stay_under_1_kib() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(100_000);
+        assert_eq!(clip(&long), format!("{}… (200000 bytes)", "é".repeat(64)));
+        let f = Failure::bad(format!("value {long}"));
+        assert!(f.message.len() <= MAX_MESSAGE_LEN, "{}", f.message.len());
+        assert!(f.message.ends_with("… (cut)"));
+        assert_eq!(Failure::bad("fine").message, "fine");
+    }
 
     #[test]
     fn message_entries_split_at_512_utf16_units() {
