@@ -220,6 +220,12 @@ pub struct EyasConfig {
     pub record_path: PathBuf,
     /// The bootloader-glue configuration file.
     pub bootloader_config: PathBuf,
+    /// Name of the distribution set installed at the factory: after a fallback eyas tells
+    /// hawkBit (`PUT installedBase`) that this runs again, until a deployment has succeeded on
+    /// the device. At most [`INSTALLED_MAX_LEN`] bytes, no control characters.
+    pub installed_name: Option<String>,
+    /// Version of that distribution set; same limits.
+    pub installed_version: Option<String>,
 }
 
 /// The whole configuration.
@@ -401,6 +407,8 @@ pub const KEYS: &[Key] = &[
     row("eyas", "reboot_command", Value("systemctl reboot"), "command that reboots the device"),
     row("eyas", "record_path", Value("/var/lib/eyas/record.bin"), "the persistent record (the update in progress, kept across reboots)"),
     row("eyas", "bootloader_config", Value("/etc/eyas/bootloader.conf"), "eyas bootloader's configuration"),
+    row("eyas", "installed_name", Unset("NAME"), "name of the distribution set installed at the factory; after a fallback eyas tells hawkBit (PUT installedBase) that this runs again until a deployment has succeeded on the device (at most 64 bytes)"),
+    row("eyas", "installed_version", Unset("VERSION"), "version of that distribution set (at most 64 bytes)"),
 ];
 
 /// The [`KEYS`] row for `group`/`name`. The reader calls it in a `const` (through `key!`), so
@@ -529,6 +537,9 @@ fn push_help_line(out: &mut String, left: &str, help: &str) {
     }
     out.push('\n');
 }
+
+/// Longest `installed_name` / `installed_version`, in bytes.
+pub const INSTALLED_MAX_LEN: usize = 64;
 
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -965,6 +976,8 @@ impl Reader<'_> {
             }
         }
         let part_handlers = self.part_handlers(g)?;
+        let installed_name = self.installed(g, key!("eyas", "installed_name"))?;
+        let installed_version = self.installed(g, key!("eyas", "installed_version"))?;
         let _ = client;
         Ok(EyasConfig {
             mqtt,
@@ -984,6 +997,8 @@ impl Reader<'_> {
             reboot_command: self.string(g, key!("eyas", "reboot_command"))?,
             record_path: PathBuf::from(self.string(g, key!("eyas", "record_path"))?),
             bootloader_config: PathBuf::from(self.string(g, key!("eyas", "bootloader_config"))?),
+            installed_name,
+            installed_version,
         })
     }
 
@@ -1037,6 +1052,32 @@ impl Reader<'_> {
             }
         }
         Ok(part_handlers)
+    }
+
+    /// `installed_name` / `installed_version`: at most [`INSTALLED_MAX_LEN`] bytes, no control
+    /// characters (they go into hawkBit's installedBase body).
+    fn installed(&self, g: &Group, k: &Key) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.non_empty(g, k)? else {
+            return Ok(None);
+        };
+        if value.len() > INSTALLED_MAX_LEN {
+            return Err(self.err(
+                line_of(g, k.name),
+                k.name,
+                format!(
+                    "is {} bytes long; at most {INSTALLED_MAX_LEN} bytes are allowed",
+                    value.len()
+                ),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(self.err(
+                line_of(g, k.name),
+                k.name,
+                "contains a control character (tab, newline, …); give a plain name",
+            ));
+        }
+        Ok(Some(value))
     }
 
     fn required(&self, g: &Group, k: &Key) -> Result<String, ConfigError> {
@@ -1663,6 +1704,80 @@ mod tests {
     }
 
     #[test]
+    fn installed_name_and_version() {
+        let none = load_text(BASE).expect("valid").config.eyas;
+        assert_eq!((none.installed_name, none.installed_version), (None, None));
+        let l = load_text(&with(
+            "",
+            "installed_name=Factory image\ninstalled_version=2024.05-1\n",
+        ))
+        .expect("valid");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(
+            l.config.eyas.installed_name.as_deref(),
+            Some("Factory image")
+        );
+        assert_eq!(
+            l.config.eyas.installed_version.as_deref(),
+            Some("2024.05-1")
+        );
+        // The limit is in bytes: 32 two-byte characters are 64 bytes.
+        let at_limit = "é".repeat(32);
+        let l = load_text(&with(
+            "",
+            &format!(
+                "installed_name={}\ninstalled_version={at_limit}\n",
+                "n".repeat(64)
+            ),
+        ))
+        .expect("64 bytes are allowed");
+        assert_eq!(l.config.eyas.installed_version, Some(at_limit));
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("installed_name={}\n", "n".repeat(65)),
+                ":9: installed_name:",
+                "is 65 bytes long; at most 64 bytes",
+            ),
+            (
+                format!("installed_version={}\n", "é".repeat(33)),
+                ":9: installed_version:",
+                "is 66 bytes long",
+            ),
+            (
+                "installed_name=a\\tb\n".into(),
+                ":9: installed_name:",
+                "control character",
+            ),
+            (
+                "installed_name=x\ninstalled_version=1.0\\n\n".into(),
+                ":10: installed_version:",
+                "control character",
+            ),
+            (
+                "installed_version=1.0\u{7f}\n".into(),
+                ":9: installed_version:",
+                "control character",
+            ),
+            (
+                "installed_name=\n".into(),
+                ":9: installed_name:",
+                "empty value",
+            ),
+        ];
+        for (eyas, prefix, fragment) in cases {
+            let shown = err_of(&with("", &eyas)).to_string();
+            assert!(
+                shown.starts_with(&format!("/etc/eyas.conf{prefix}")),
+                "expected {prefix:?} in {shown:?}"
+            );
+            assert!(
+                shown.contains(fragment),
+                "expected {fragment:?} in {shown:?}"
+            );
+        }
+    }
+
+    #[test]
     fn help_is_generated_from_the_table() {
         // Wrapping aside, every row is listed as `key=default` followed by its help text.
         let flat = HELP.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1698,7 +1813,7 @@ mod tests {
                 n + 1
             );
         }
-        assert!(code.contains("key!(\"eyas\", \"bootloader_config\")"));
+        assert!(code.contains("key!(\"eyas\", \"installed_version\")"));
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn help_lists_every_key_of_the_table_with_its_default() {
         help.contains("\n  bootloader_config=/etc/eyas/bootloader.conf\n"),
         "{help}"
     );
+    assert!(help.contains("\n  installed_version=VERSION "), "{help}");
 }
 
 #[test]

@@ -90,6 +90,8 @@ fn sample(k: &Key) -> Sample {
         ("eyas", "proxy") => value("http://proxy:3128"),
         ("eyas", "ca_file") => value("/etc/eyas/ca.pem"),
         ("eyas", "part.<NAME>.command") => value("/usr/lib/eyas/other-hook"),
+        ("eyas", "installed_name") => value("Factory image"),
+        ("eyas", "installed_version") => value("2024.05-1"),
         (group, name) => panic!("no sample value for [{group}] {name}: add one to sample()"),
     }
 }
