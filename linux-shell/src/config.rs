@@ -411,9 +411,9 @@ pub const KEYS: &[Key] = &[
     row("eyas", "installed_version", Unset("VERSION"), "version of that distribution set (at most 64 bytes)"),
 ];
 
-/// The [`KEYS`] row for `group`/`name`. The reader calls it in a `const` (through `key!`), so
-/// reading a key that is not in the table does not compile.
-pub const fn key(group: &str, name: &str) -> &'static Key {
+/// The [`KEYS`] row for `group`/`name`. Only called in a `const` (through `key!`), so reading a
+/// key that is not in the table does not compile (and nothing panics at run time).
+const fn key(group: &str, name: &str) -> &'static Key {
     let mut i = 0;
     while i < KEYS.len() {
         if str_eq(KEYS[i].group, group) && str_eq(KEYS[i].name, name) {
