@@ -400,3 +400,107 @@ fn error_messages_cut_echoed_input() {
     assert_eq!(r.status, 400);
     assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
 }
+
+#[test]
+fn artifact_names_with_control_characters_are_refused() {
+    let fx = Fx::new();
+    let sm = fx.sim().create_software_module("n", "1", "os").unwrap();
+    // issue 13 §12: "a\u{1}b.bin" was stored and its download answered 200 with an empty body
+    for name in [
+        "a\u{1}b.bin",
+        "a\tb.bin",
+        "line\nbreak.bin",
+        "del\u{7f}.bin",
+        "c1\u{85}.bin",
+        "<b>.bin",
+    ] {
+        let r = upload(
+            &fx,
+            sm,
+            "",
+            &form(&[
+                ("filename", None, name.as_bytes()),
+                ("file", Some("x.bin"), b"abc"),
+            ]),
+        );
+        assert_eq!(r.status, 400, "{name:?}: {}", r.text());
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("artifact filename"),
+            "{}",
+            r.text()
+        );
+        let e = fx.sim().add_artifact_bytes(sm, name, b"abc").unwrap_err();
+        assert_eq!(e.status, 400, "{name:?}");
+    }
+    let r = upload(&fx, sm, "", &form(&[("file", Some("a\u{1}b.bin"), b"abc")]));
+    assert_eq!(r.status, 400, "{}", r.text());
+    // 256 characters (not bytes) is hawkBit's limit
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[
+            ("filename", None, "é".repeat(256).as_bytes()),
+            ("file", Some("x.bin"), b"abc"),
+        ]),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[
+            ("filename", None, "é".repeat(257).as_bytes()),
+            ("file", Some("x.bin"), b"abc"),
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(artifact_count(&fx, sm), 1);
+}
+
+#[test]
+fn a_response_that_cannot_be_built_is_a_500_never_an_empty_200() {
+    let fx = Fx::new();
+    let (tok, sm, _, _) = fx.deployment("r", json!({}));
+    // an artifact whose name cannot go into Content-Disposition (stored behind the model's back,
+    // as a name accepted by an older simulator could be)
+    let aid = fx.sim().with_state(|s| {
+        let m = s.modules.get_mut(&sm).unwrap();
+        m.artifacts[0].filename = "bad\u{1}name.raucb".into();
+        m.artifacts[0].id
+    });
+    let auth = format!("TargetToken {tok}");
+    let url = format!(
+        "{}/softwaremodules/{sm}/artifacts/bad%01name.raucb",
+        fx.ddi("r")
+    );
+    for range in [
+        None,
+        Some("bytes=0-3"),
+        Some("bytes=0-1,4-5"),
+        Some("bytes=999-"),
+    ] {
+        let mut h = vec![("Authorization", auth.as_str())];
+        if let Some(r) = range {
+            h.push(("Range", r));
+        }
+        let r = fx.call("GET", &url, &h, None);
+        assert_eq!(r.status, 500, "{range:?}: {}", r.text());
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("response"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = fx.call("HEAD", &url, &[("Authorization", &auth)], None);
+    assert_eq!(r.status, 500);
+    let r = fx.mgmt(
+        "GET",
+        &format!("/softwaremodules/{sm}/artifacts/{aid}/download"),
+        None,
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+}

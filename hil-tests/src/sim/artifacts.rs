@@ -90,6 +90,47 @@ pub fn hash_file(path: &Path) -> std::io::Result<Hashes> {
     Ok(h.finish())
 }
 
+/// hawkBit's artifact file name rule: 1..256 characters (`JpaArtifact.filename`, `@Size(min = 1,
+/// max = 256)`), clean text (`ArtifactUpload.filename` is `@ValidString`: jsoup `Safelist.none`, so
+/// no HTML-like `<`). The simulator also refuses control characters and `/`: the name is sent back
+/// in `Content-Disposition`, where a control character cannot be written (issue 13 §12: such a
+/// name was stored and its download answered 200 with an empty body), and it names a file.
+pub fn check_filename(filename: &str) -> Result<(), Failure> {
+    let n = filename.chars().count();
+    let bad = filename
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '<');
+    if n == 0 || n > 256 || bad.is_some() {
+        let why = match bad {
+            Some(c) if c.is_control() => {
+                format!("contains the control character U+{:04X}", u32::from(c))
+            }
+            Some(c) => format!("contains '{c}'"),
+            None => format!("has {n} characters"),
+        };
+        return Err(Failure::bad(format!(
+            "artifact filename '{}' {why}; it must be 1..256 characters without control characters, '/' or '<'",
+            clip(&filename.escape_debug().to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// Finishes an artifact response. A builder that fails (a header value that cannot be sent) is a
+/// 500, never `Response::default()`, which is a 200 with an empty body (issue 13 §12).
+fn finish(builder: axum::http::response::Builder, body: Body) -> Response {
+    builder.body(body).unwrap_or_else(build_failed)
+}
+
+fn build_failed(e: axum::http::Error) -> Response {
+    Failure::new(
+        500,
+        "hawkbit.server.error.artifact.loadFailed",
+        format!("the artifact response could not be built: {e}"),
+    )
+    .into_response()
+}
+
 /// Moves an uploaded temp file into place and records it on the module.
 pub fn register(
     st: &mut State,
@@ -100,12 +141,7 @@ pub fn register(
     h: Hashes,
     now: i64,
 ) -> Result<Artifact, Failure> {
-    if filename.is_empty() || filename.contains('/') || filename.len() > 256 {
-        return Err(Failure::bad(format!(
-            "artifact filename '{}' must be 1..256 characters without '/'",
-            clip(filename)
-        )));
-    }
+    check_filename(filename)?;
     if h.size > MAX_ARTIFACT_SIZE {
         return Err(Failure::new(
             413,
@@ -219,10 +255,7 @@ pub fn serve(a: &Artifact, headers: &HeaderMap, head: bool, faults: StreamFaults
     if let Some(m) = get(header::IF_NONE_MATCH)
         && m.split(',').any(|t| t.trim() == etag || t.trim() == "*")
     {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .unwrap_or_default();
+        return finish(builder.status(StatusCode::NOT_MODIFIED), Body::empty());
     }
     let len = a.size;
     let if_range_ok =
@@ -237,11 +270,12 @@ pub fn serve(a: &Artifact, headers: &HeaderMap, head: bool, faults: StreamFaults
         ),
         Some(spec) => match parse_ranges(spec, len) {
             Err(()) => {
-                return builder
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                    .body(Body::empty())
-                    .unwrap_or_default();
+                return finish(
+                    builder
+                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                        .header(header::CONTENT_RANGE, format!("bytes */{len}")),
+                    Body::empty(),
+                );
             }
             Ok(r) if r.len() == 1 => {
                 let (s, e) = r[0];
@@ -287,14 +321,18 @@ pub fn serve(a: &Artifact, headers: &HeaderMap, head: bool, faults: StreamFaults
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONTENT_LENGTH, total);
     if head {
-        return builder.body(Body::empty()).unwrap_or_default();
+        return finish(builder, Body::empty());
     }
     let body = Body::from_stream(stream(a.path.clone(), segments, faults));
-    let mut r = builder.body(body).unwrap_or_default();
-    if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
-        r.headers_mut().insert(header::CONTENT_LENGTH, v);
+    match builder.body(body) {
+        Ok(mut r) => {
+            if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
+                r.headers_mut().insert(header::CONTENT_LENGTH, v);
+            }
+            r
+        }
+        Err(e) => build_failed(e),
     }
-    r
 }
 
 struct StreamState {
