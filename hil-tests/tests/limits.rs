@@ -504,3 +504,67 @@ fn a_response_that_cannot_be_built_is_a_500_never_an_empty_200() {
     );
     assert_eq!(r.status, 500, "{}", r.text());
 }
+
+#[test]
+fn overlapping_or_too_many_ranges_are_refused_with_416() {
+    let fx = Fx::new();
+    let tok = fx.target("rg");
+    let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let sm = fx.sim().create_software_module("rg", "1", "os").unwrap();
+    fx.sim().add_artifact_bytes(sm, "big.bin", &data).unwrap();
+    let ds = fx
+        .sim()
+        .create_distribution_set("rg", "1", "os", &[sm])
+        .unwrap();
+    fx.sim().assign("rg", ds, Default::default()).unwrap();
+    let auth = format!("TargetToken {tok}");
+    let url = format!("{}/softwaremodules/{sm}/artifacts/big.bin", fx.ddi("rg"));
+    let get = |range: &str| -> Resp {
+        fx.req(
+            "GET",
+            &url,
+            &[("Authorization", &auth), ("Range", range)],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{} bytes of Range: {e}", range.len()))
+    };
+    let refused = |range: &str| {
+        let r = get(range);
+        assert_eq!(r.status, 416, "{} ranges", range.matches(',').count() + 1);
+        assert_eq!(r.header("content-range"), Some("bytes */1048576"));
+        assert!(r.body.is_empty());
+    };
+    // issue 13 §13: 2,000 copies of the whole file were a 2 GB 206 for a 1 MiB artifact
+    refused(&format!("bytes={}", vec!["0-1048575"; 2000].join(",")));
+    refused("bytes=0-9,5-14");
+    refused("bytes=100-199,0-100");
+    refused("bytes=0-,-10");
+    // at most 200 ranges (Apache's MaxRanges default); adjacent ones do not overlap
+    let ranges = |n: usize| {
+        (0..n)
+            .map(|i| format!("{i}-{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    refused(&format!("bytes={}", ranges(201)));
+    let r = get(&format!("bytes={}", ranges(200)));
+    assert_eq!(r.status, 206);
+    assert_eq!(r.text().matches("Content-Range: bytes ").count(), 200);
+    assert!(
+        r.body.len() < 200 * 120,
+        "{} bytes for 200 one-byte ranges",
+        r.body.len()
+    );
+    // hawkBit serves the parts in ascending order
+    let r = get("bytes=20-29,0-9");
+    assert_eq!(r.status, 206);
+    let t = r.text();
+    let (a, b) = (
+        t.find("bytes 0-9/").unwrap(),
+        t.find("bytes 20-29/").unwrap(),
+    );
+    assert!(a < b, "{t}");
+    // the full file, and a single range, are unaffected
+    assert_eq!(get("bytes=0-").body, data);
+    assert_eq!(get("bytes=-10").body, &data[data.len() - 10..]);
+}

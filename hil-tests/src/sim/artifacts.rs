@@ -199,12 +199,24 @@ enum Segment {
     File { offset: u64, len: u64 },
 }
 
-/// Parses `bytes=a-b,c-,-n` into inclusive ranges; `Err(())` = unsatisfiable/malformed (416).
+/// Most ranges one request may ask for: Apache httpd's `MaxRanges` default. hawkBit sets no count
+/// (only the header size bounds it); with overlaps refused, a response is at most the file plus
+/// this many part headers.
+pub const MAX_RANGES: usize = 200;
+
+/// Parses `bytes=a-b,c-,-n` into inclusive ranges, in ascending order as hawkBit serves them
+/// (`FileStreamingUtil` sorts by start). `Err(())` = unsatisfiable, malformed, more than
+/// [`MAX_RANGES`], or overlapping (416): hawkBit refuses overlapping ranges too ("Ranges are
+/// overlapping or not in order", a streaming failure), issue 13 §13: 2,000 copies of a 1 MiB file
+/// made a 2 GB answer. Adjacent ranges (`0-9,10-19`) do not overlap.
 fn parse_ranges(spec: &str, len: u64) -> Result<Vec<(u64, u64)>, ()> {
     let spec = spec.trim();
     let list = spec.strip_prefix("bytes=").ok_or(())?;
     let mut out = Vec::new();
     for part in list.split(',') {
+        if out.len() == MAX_RANGES {
+            return Err(());
+        }
         let part = part.trim();
         let (a, b) = part.split_once('-').ok_or(())?;
         let num = |s: &str| -> Result<Option<u64>, ()> {
@@ -226,6 +238,10 @@ fn parse_ranges(spec: &str, len: u64) -> Result<Vec<(u64, u64)>, ()> {
             return Err(());
         }
         out.push((start, end));
+    }
+    out.sort_unstable();
+    if out.windows(2).any(|w| w[1].0 <= w[0].1) {
+        return Err(());
     }
     if out.is_empty() { Err(()) } else { Ok(out) }
 }
@@ -450,5 +466,28 @@ mod tests {
         assert!(parse_ranges("bytes=5-1", 100).is_err());
         assert!(parse_ranges("items=0-1", 100).is_err());
         assert!(parse_ranges("bytes=a-b", 100).is_err());
+        // ascending; adjacent is fine, overlapping and more than MAX_RANGES are not
+        assert_eq!(parse_ranges("bytes=5-6,0-1", 100), Ok(vec![(0, 1), (5, 6)]));
+        assert_eq!(
+            parse_ranges("bytes=0-9,10-19", 100),
+            Ok(vec![(0, 9), (10, 19)])
+        );
+        assert!(parse_ranges("bytes=0-9,9-19", 100).is_err());
+        assert!(parse_ranges("bytes=0-99,0-99", 100).is_err());
+        assert!(parse_ranges("bytes=-10,80-", 100).is_err());
+        let n = |k: usize| {
+            format!(
+                "bytes={}",
+                (0..k)
+                    .map(|i| format!("{i}-{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        assert_eq!(
+            parse_ranges(&n(MAX_RANGES), 1000).map(|r| r.len()),
+            Ok(MAX_RANGES)
+        );
+        assert!(parse_ranges(&n(MAX_RANGES + 1), 1000).is_err());
     }
 }
