@@ -568,3 +568,87 @@ fn overlapping_or_too_many_ranges_are_refused_with_416() {
     assert_eq!(get("bytes=0-").body, data);
     assert_eq!(get("bytes=-10").body, &data[data.len() - 10..]);
 }
+
+#[test]
+fn sim_control_api_needs_credentials_unless_bound_to_loopback() {
+    // bound to every interface: the check is on the bound address, the test connects over loopback
+    let fx = Fx::with(SimConfig {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        rollout_interval: std::time::Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let base = format!("http://127.0.0.1:{}", fx.sim().addr().port());
+    let basic = format!(
+        "Basic {}",
+        hil_tests::sim::http::base64_encode(b"admin:admin")
+    );
+    let wrong = format!(
+        "Basic {}",
+        hil_tests::sim::http::base64_encode(b"admin:nope")
+    );
+    let ct = ("Content-Type", "application/json");
+    let calls: &[(&str, &str, &[u8])] = &[
+        ("GET", "/sim/faults", b""),
+        ("PUT", "/sim/faults/global", br#"{"errorRate":1.0}"#),
+        ("PUT", "/sim/faults", br#"{"global":{"errorRate":1.0}}"#),
+        ("DELETE", "/sim/faults", b""),
+        ("PUT", "/sim/faults/targets/x", b"{}"),
+        ("DELETE", "/sim/faults/targets/x", b""),
+        ("POST", "/sim/maintenance", br#"{"window":"open"}"#),
+        ("POST", "/sim/restart", br#"{"downMs":100}"#),
+        ("POST", "/sim/tick", b""),
+        ("GET", "/sim/stats", b""),
+        ("GET", "/sim/requests", b""),
+        ("DELETE", "/sim/requests", b""),
+    ];
+    for (m, p, body) in calls {
+        for auth in [None, Some(wrong.as_str())] {
+            let mut h = vec![ct];
+            if let Some(a) = auth {
+                h.push(("Authorization", a));
+            }
+            let r = fx.call(m, &format!("{base}{p}"), &h, Some(body));
+            assert_eq!(r.status, 401, "{m} {p} with {auth:?}: {}", r.text());
+            assert!(r.header("www-authenticate").is_some(), "{m} {p}");
+        }
+    }
+    // nothing was changed by the refused calls
+    assert_eq!(fx.sim().shared().faults().global.error_rate, 0.0);
+    assert_eq!(fx.sim().with_state(|s| s.window_override), None);
+    // with the Mgmt credentials they work
+    let r = fx.call(
+        "PUT",
+        &format!("{base}/sim/faults/global"),
+        &[ct, ("Authorization", &basic)],
+        Some(br#"{"latencyMs":1}"#),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(fx.sim().shared().faults().global.latency_ms, 1);
+    let r = fx.call(
+        "GET",
+        &format!("{base}/sim/stats"),
+        &[("Authorization", &basic)],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    // the liveness check stays open (it tells nothing)
+    assert_eq!(
+        fx.call("GET", &format!("{base}/sim/health"), &[], None)
+            .status,
+        200
+    );
+}
+
+#[test]
+fn sim_control_api_is_open_on_loopback() {
+    let fx = Fx::new();
+    assert!(fx.sim().addr().ip().is_loopback());
+    let r = fx.call(
+        "PUT",
+        "/sim/faults/global",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"latencyMs":1}"#),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(fx.call("GET", "/sim/stats", &[], None).status, 200);
+}

@@ -27,15 +27,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
-use super::http::{json_resp, parse_body};
+use super::http::{basic_challenge, json_resp, parse_body};
 use super::model::{Failure, State, WindowOverride};
 use super::time::now_ms;
 use super::{FaultSet, Faults, RequestRecord, Shared};
 
 type Sh = AxState<Arc<Shared>>;
 
-/// Control routes.
-pub fn routes() -> Router<Arc<Shared>> {
+/// Control routes. Open on a loopback-only server (tests, the demo); bound to any other address
+/// every route but `GET /sim/health` needs the Mgmt API's Basic credentials (issue 13 §14: anyone
+/// on the network could inject faults or restart the server).
+pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/sim/health",
@@ -55,6 +57,20 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/sim/tick", post(tick))
         .route("/sim/stats", get(stats))
         .route("/sim/requests", get(requests_get).delete(requests_clear))
+        .route_layer(axum::middleware::from_fn_with_state(shared, sim_auth))
+}
+
+async fn sim_auth(AxState(sh): Sh, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/sim/health"
+        || sh.loopback_only()
+        || sh.mgmt_credentials_ok(req.headers())
+    {
+        next.run(req).await
+    } else {
+        basic_challenge(
+            "the /sim control API of a server that is not bound to loopback needs the Mgmt API's HTTP Basic credentials",
+        )
+    }
 }
 
 /// Sets or clears a maintenance-window override.

@@ -39,6 +39,16 @@ fn exception_class(status: u16) -> &'static str {
     }
 }
 
+/// 401 with a JSON message and `WWW-Authenticate: Basic realm="hawkBit"`.
+pub fn basic_challenge(message: &str) -> Response {
+    let mut r = Failure::new(401, "hawkbit.server.error.unauthorized", message).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"hawkBit\""),
+    );
+    r
+}
+
 /// JSON response with a status.
 pub fn json_resp(status: StatusCode, v: &Value) -> Response {
     let mut r = Response::new(Body::from(v.to_string()));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State as AxState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use super::artifacts::{self, Hasher, MAX_ARTIFACT_SIZE};
 use super::cron::MaintenanceWindow;
 use super::fiql::Expr;
 use super::http::{
-    Warnings, base_url, base64_decode, check_json_ct, json_get, json_resp, parse_body,
+    Warnings, base_url, basic_challenge, check_json_ct, json_get, json_resp, parse_body,
 };
 use super::model::{
     Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, DsType, Failure,
@@ -116,31 +116,10 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
 }
 
 async fn basic_auth(AxState(sh): Sh, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Basic "))
-        .and_then(base64_decode)
-        .and_then(|b| String::from_utf8(b).ok())
-        .is_some_and(|s| {
-            s.split_once(':')
-                .is_some_and(|(u, p)| u == sh.mgmt_user && p == sh.mgmt_password)
-        });
-    if ok {
+    if sh.mgmt_credentials_ok(req.headers()) {
         next.run(req).await
     } else {
-        let mut r = Failure::new(
-            401,
-            "hawkbit.server.error.unauthorized",
-            "Mgmt API needs HTTP Basic auth (default admin:admin)",
-        )
-        .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Basic realm=\"hawkBit\""),
-        );
-        r
+        basic_challenge("Mgmt API needs HTTP Basic auth (default admin:admin)")
     }
 }
 

@@ -214,6 +214,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+    /// Do these request headers carry the Mgmt API's HTTP Basic credentials?
+    pub fn mgmt_credentials_ok(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(http::base64_decode)
+            .and_then(|b| String::from_utf8(b).ok())
+            .is_some_and(|s| {
+                s.split_once(':')
+                    .is_some_and(|(u, p)| u == self.mgmt_user && p == self.mgmt_password)
+            })
+    }
+    /// Is the server bound to a loopback address only? Otherwise `/sim` needs the Mgmt credentials.
+    pub fn loopback_only(&self) -> bool {
+        self.addr.lock().is_ok_and(|a| a.ip().is_loopback())
+    }
     /// `host:port` to use in links when the request has no Host header.
     pub fn host(&self) -> String {
         self.addr.lock().map(|a| a.to_string()).unwrap_or_default()
@@ -389,7 +406,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(ddi::routes())
         .merge(mgmt::routes(shared.clone()))
-        .merge(control::routes())
+        .merge(control::routes(shared.clone()))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             control::fault_layer,
