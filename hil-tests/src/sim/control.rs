@@ -28,7 +28,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::http::{basic_challenge, json_resp, parse_body};
-use super::model::{Failure, State, WindowOverride};
+use super::model::{Failure, WindowOverride};
 use super::time::now_ms;
 use super::{FaultSet, Faults, RequestRecord, Shared};
 
@@ -70,24 +70,6 @@ async fn sim_auth(AxState(sh): Sh, req: Request, next: Next) -> Response {
         basic_challenge(
             "the /sim control API of a server that is not bound to loopback needs the Mgmt API's HTTP Basic credentials",
         )
-    }
-}
-
-/// Sets or clears a maintenance-window override.
-pub fn set_window_override(st: &mut State, target: Option<&str>, w: Option<WindowOverride>) {
-    match (target, w) {
-        (Some(t), Some(w)) => {
-            st.window_override_target.insert(t.into(), w);
-        }
-        (Some(t), None) => {
-            st.window_override_target.remove(t);
-        }
-        (None, w) => {
-            st.window_override = w;
-            if w.is_none() {
-                st.window_override_target.clear();
-            }
-        }
     }
 }
 
@@ -258,7 +240,7 @@ async fn maintenance(AxState(sh): Sh, body: Bytes) -> Response {
                 ));
             }
         };
-        set_window_override(&mut sh.state(), target, w);
+        sh.state().set_window_override(target, w);
         Ok(StatusCode::NO_CONTENT.into_response())
     })())
 }

@@ -21,8 +21,9 @@ use super::http::{
     Warnings, base_url, basic_challenge, check_json_ct, json_get, json_resp, parse_body,
 };
 use super::model::{
-    Action, ActionType, AssignOptions, Assigned, Conditions, DistributionSet, DsType, Failure,
-    Metadata, Res, Rollout, SmType, SoftwareModule, State, Target, clip, parse_polling,
+    Action, ActionType, AssignOptions, Assigned, CONFIG_KEYS, Conditions, DistributionSet, DsType,
+    Failure, Metadata, Res, Rollout, SmType, SoftwareModule, State, Target, TargetUpdate, clip,
+    parse_polling,
 };
 use super::time::now_ms;
 
@@ -254,55 +255,6 @@ fn type_name(k: &str) -> &str {
     }
 }
 
-/// Creates a software module (shared with the programmatic API).
-#[allow(clippy::too_many_arguments)]
-pub fn create_module(
-    st: &mut State,
-    name: &str,
-    version: &str,
-    kind: &str,
-    description: &str,
-    vendor: &str,
-    encrypted: bool,
-    now: i64,
-) -> Res<u64> {
-    if !st.sm_types.contains_key(kind) {
-        return Err(Failure::not_found(format!(
-            "software module type '{}' does not exist; the default types are 'os' and 'application'",
-            clip(kind)
-        )));
-    }
-    if st
-        .modules
-        .values()
-        .any(|m| m.name == name && m.version == version && m.kind == kind)
-    {
-        return Err(Failure::new(
-            409,
-            "hawkbit.server.error.repo.entitiyAlreadyExists",
-            format!("software module {name}:{version} of type {kind} already exists"),
-        ));
-    }
-    let id = st.id();
-    st.modules.insert(
-        id,
-        SoftwareModule {
-            id,
-            name: name.into(),
-            version: version.into(),
-            kind: kind.into(),
-            description: description.into(),
-            vendor: vendor.into(),
-            encrypted,
-            artifacts: Vec::new(),
-            metadata: Vec::new(),
-            created_at: now,
-            locked: false,
-        },
-    );
-    Ok(id)
-}
-
 fn sm_json(b: &str, m: &SoftwareModule) -> Value {
     merge(
         json!({
@@ -341,8 +293,7 @@ async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                 ],
                 &[("moduleType", "type"), ("kind", "type")],
             );
-            let id = create_module(
-                st,
+            let id = st.create_module(
                 req_str(o, "name", "softwaremodule")?,
                 req_str(o, "version", "softwaremodule")?,
                 req_str(o, "type", "softwaremodule")?,
@@ -369,10 +320,7 @@ async fn sm_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
 }
 
 fn module<'a>(st: &'a State, id: &str) -> Res<&'a SoftwareModule> {
-    let id = id_of(id, "software module")?;
-    st.modules
-        .get(&id)
-        .ok_or_else(|| Failure::not_found(format!("software module {id} not found")))
+    st.module(id_of(id, "software module")?)
 }
 
 async fn sm_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -387,19 +335,9 @@ async fn sm_get(AxState(sh): Sh, Path(id): Path<String>, headers: HeaderMap) -> 
 
 async fn sm_delete(AxState(sh): Sh, Path(id): Path<String>, _body: Bytes) -> Response {
     done((|| {
-        let mut st = sh.state();
-        let m = module(&st, &id)?.id;
-        if st.sets.values().any(|d| d.modules.contains(&m)) {
-            return Err(Failure::new(
-                409,
-                "hawkbit.server.error.entityinuse",
-                format!("software module {m} is used by a distribution set"),
-            ));
-        }
-        if let Some(sm) = st.modules.remove(&m) {
-            for a in sm.artifacts {
-                let _ = std::fs::remove_file(a.path);
-            }
+        let files = sh.state().delete_module(id_of(&id, "software module")?)?;
+        for f in files {
+            let _ = std::fs::remove_file(f);
         }
         Ok(StatusCode::OK.into_response())
     })())
@@ -431,18 +369,7 @@ async fn sm_metadata_create(
             out.push(json!({"key": md.key, "value": md.value, "targetVisible": md.target_visible}));
             new.push(md);
         }
-        if let Some(sm) = st.modules.get_mut(&m) {
-            for md in new {
-                if sm.metadata.iter().any(|x| x.key == md.key) {
-                    return Err(Failure::new(
-                        409,
-                        "hawkbit.server.error.repo.entitiyAlreadyExists",
-                        format!("metadata key '{}' exists", md.key),
-                    ));
-                }
-                sm.metadata.push(md);
-            }
-        }
+        st.add_module_metadata(m, new)?;
         Ok(json_resp(StatusCode::CREATED, &Value::Array(out)))
     })())
 }
@@ -713,15 +640,7 @@ async fn upload_inner(
     }
     let now = now_ms();
     let mut st = sh.state();
-    if st.modules.get(&smid).is_some_and(|m| m.locked) {
-        return Err(Failure::new(
-            423,
-            "hawkbit.server.error.entity.locked",
-            format!(
-                "software module {smid} is locked: its distribution set was assigned or rolled out; create a new module version"
-            ),
-        ));
-    }
+    st.check_upload_allowed(smid)?;
     let a = artifacts::register(&mut st, &sh.storage, smid, &filename, tmp, h, now)?;
     Ok(json_resp(
         StatusCode::CREATED,
@@ -875,7 +794,7 @@ fn module_type_keys(st: &State, o: &Map<String, Value>, field: &str) -> Res<Vec<
     let mut keys = Vec::new();
     for m in v.as_array().ok_or_else(bad)? {
         let id = m.get("id").and_then(Value::as_u64).ok_or_else(bad)?;
-        keys.push(SmType::by_id(st, id)?.key.clone());
+        keys.push(st.sm_type_key(id)?.to_owned());
     }
     Ok(keys)
 }
@@ -924,86 +843,6 @@ async fn ds_type_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Res
 }
 
 // ------------------------------------------------------------------ distribution sets
-
-/// Creates a distribution set (shared with the programmatic API).
-#[allow(clippy::too_many_arguments)]
-pub fn create_ds(
-    st: &mut State,
-    name: &str,
-    version: &str,
-    kind: &str,
-    description: &str,
-    modules: &[u64],
-    rms: bool,
-    now: i64,
-) -> Res<u64> {
-    let Some(ds_type) = st.ds_types.get(kind) else {
-        return Err(Failure::not_found(format!(
-            "distribution set type '{}' does not exist; default types are os, app, os_app",
-            clip(kind)
-        )));
-    };
-    for m in modules {
-        let sm = st
-            .modules
-            .get(m)
-            .ok_or_else(|| Failure::not_found(format!("software module {m} not found")))?;
-        let allowed = ds_type
-            .mandatory
-            .iter()
-            .chain(&ds_type.optional)
-            .any(|k| *k == sm.kind);
-        if !allowed {
-            return Err(Failure::bad(format!(
-                "software module {m} of type '{}' is not allowed in a DS of type '{kind}'",
-                sm.kind
-            )));
-        }
-    }
-    for t in st.sm_types.values() {
-        let n = modules
-            .iter()
-            .filter(|m| st.modules.get(m).is_some_and(|x| x.kind == t.key))
-            .count();
-        if n > t.max_assignments as usize {
-            return Err(Failure::bad(if t.max_assignments == 1 {
-                format!("a distribution set can hold at most one '{}' module", t.key)
-            } else {
-                format!(
-                    "a distribution set can hold at most {} '{}' modules",
-                    t.max_assignments, t.key
-                )
-            }));
-        }
-    }
-    if st
-        .sets
-        .values()
-        .any(|d| d.name == name && d.version == version)
-    {
-        return Err(Failure::new(
-            409,
-            "hawkbit.server.error.repo.entitiyAlreadyExists",
-            format!("distribution set {name}:{version} already exists"),
-        ));
-    }
-    let id = st.id();
-    st.sets.insert(
-        id,
-        DistributionSet {
-            id,
-            name: name.into(),
-            version: version.into(),
-            kind: kind.into(),
-            description: description.into(),
-            modules: modules.to_vec(),
-            required_migration_step: rms,
-            created_at: now,
-            locked: false,
-        },
-    );
-    Ok(id)
-}
 
 fn ds_json(st: &State, b: &str, d: &DistributionSet) -> Value {
     let complete = st.ds_complete(d);
@@ -1060,8 +899,7 @@ async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
                     mods.push(id);
                 }
             }
-            let id = create_ds(
-                st,
+            let id = st.create_ds(
                 req_str(o, "name", "distributionset")?,
                 req_str(o, "version", "distributionset")?,
                 opt_str(o, "type", "distributionset")?.unwrap_or("os_app"),
@@ -1258,30 +1096,15 @@ async fn target_update(
             opt_str(o, "address", ctx)?,
             opt_bool(o, "requestAttributes", ctx)?,
         );
-        if token.is_some_and(|t| t.is_empty() || t.len() > 128) {
-            return Err(Failure::bad("securityToken must be 1..128 characters"));
-        }
         let mut st = sh.state();
-        let t = st
-            .targets
-            .get_mut(&cid)
-            .ok_or_else(|| Failure::not_found(format!("target '{}' not found", clip(&cid))))?;
-        if let Some(n) = name {
-            t.name = n.into();
-        }
-        if let Some(d) = desc {
-            t.description = d.into();
-        }
-        if let Some(tok) = token {
-            t.security_token = tok.into();
-        }
-        if let Some(a) = addr {
-            t.address = Some(a.into());
-        }
-        if let Some(r) = req {
-            t.request_attributes = r;
-        }
-        t.modified_at = now_ms();
+        let update = TargetUpdate {
+            name,
+            description: desc,
+            security_token: token,
+            address: addr,
+            request_attributes: req,
+        };
+        st.update_target(&cid, update, now_ms())?;
         let t = target(&st, &cid)?;
         Ok(w.apply(json_resp(
             StatusCode::OK,
@@ -1356,18 +1179,15 @@ const ASSIGN_HINTS: &[(&str, &str)] = &[
 
 fn assign_opts(o: &Map<String, Value>, w: &mut Warnings, ctx: &str) -> Res<AssignOptions> {
     w.unknown_fields(ctx, o, ASSIGN_FIELDS, ASSIGN_HINTS);
-    let kind = ActionType::parse(opt_str(o, "type", ctx)?.unwrap_or("forced"))?;
-    let forcetime = opt_i64(o, "forcetime", ctx)?.unwrap_or(0);
-    if kind == ActionType::TimeForced && forcetime <= 0 {
-        return Err(Failure::bad(format!(
-            "{ctx}: type 'timeforced' needs 'forcetime' (ms since epoch)"
-        )));
-    }
-    let weight = opt_i64(o, "weight", ctx)?;
-    if weight.is_some_and(|w| !(0..=1000).contains(&w)) {
-        return Err(Failure::bad(format!("{ctx}: 'weight' must be 0..1000")));
-    }
-    let window = match o.get("maintenanceWindow") {
+    let mut opts = AssignOptions {
+        kind: ActionType::parse(opt_str(o, "type", ctx)?.unwrap_or("forced"))?,
+        forcetime: opt_i64(o, "forcetime", ctx)?.unwrap_or(0),
+        weight: opt_i64(o, "weight", ctx)?,
+        window: None,
+        confirmation_required: None,
+    };
+    opts.check(ctx)?;
+    opts.window = match o.get("maintenanceWindow") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => {
             let f = |k: &str| req_str(m, k, "maintenanceWindow");
@@ -1383,13 +1203,8 @@ fn assign_opts(o: &Map<String, Value>, w: &mut Warnings, ctx: &str) -> Res<Assig
             )));
         }
     };
-    Ok(AssignOptions {
-        kind,
-        forcetime,
-        weight,
-        window,
-        confirmation_required: opt_bool(o, "confirmationRequired", ctx)?,
-    })
+    opts.confirmation_required = opt_bool(o, "confirmationRequired", ctx)?;
+    Ok(opts)
 }
 
 fn assign_response(b: &str, results: &[(String, Assigned)]) -> Value {
@@ -1645,84 +1460,8 @@ async fn target_action_status(
 
 // ------------------------------------------------------------------ system configs
 
-const CONFIG_KEYS: &[&str] = &[
-    "pollingTime",
-    "pollingOverdueTime",
-    "authentication.targettoken.enabled",
-    "authentication.gatewaytoken.enabled",
-    "authentication.gatewaytoken.key",
-    "user.confirmation.flow.enabled",
-    "repository.actions.autoclose.enabled",
-];
-
-fn config_value(st: &State, key: &str) -> Option<Value> {
-    let c = &st.config;
-    Some(match key {
-        "pollingTime" => json!(c.polling_time),
-        "pollingOverdueTime" => json!(c.polling_overdue_time),
-        "authentication.targettoken.enabled" => json!(c.target_token_enabled),
-        "authentication.gatewaytoken.enabled" => json!(c.gateway_token_enabled),
-        "authentication.gatewaytoken.key" => json!(c.gateway_token_key),
-        "user.confirmation.flow.enabled" => json!(c.confirmation_flow),
-        "repository.actions.autoclose.enabled" => json!(c.autoclose),
-        _ => return None,
-    })
-}
-
 fn config_json(b: &str, key: &str, v: Value) -> Value {
     json!({ "value": v, "global": false, "_links": { "self": { "href": format!("{b}/system/configs/{key}") } } })
-}
-
-/// Sets one tenant configuration value (shared with `/sim`).
-pub fn set_config(st: &mut State, key: &str, v: &Value) -> Res<()> {
-    let as_bool = || {
-        v.as_bool().ok_or_else(|| {
-            Failure::bad(format!(
-                "config '{key}' needs a boolean value: {{\"value\": true}}"
-            ))
-        })
-    };
-    let as_str = || {
-        v.as_str()
-            .ok_or_else(|| Failure::bad(format!("config '{key}' needs a string value")))
-    };
-    match key {
-        "pollingTime" => {
-            let s = as_str()?;
-            let (secs, _) = parse_polling(s).ok_or_else(|| {
-                Failure::bad(format!(
-                    "pollingTime '{}' must be HH:MM:SS (optionally ~N%)",
-                    clip(s)
-                ))
-            })?;
-            if secs < st.limits.min_polling_secs || secs > st.limits.max_polling_secs {
-                return Err(Failure::bad(format!(
-                    "pollingTime '{s}' is outside minPollingTime {} s .. maxPollingTime {} s",
-                    st.limits.min_polling_secs, st.limits.max_polling_secs
-                )));
-            }
-            st.config.polling_time = s.into();
-        }
-        "pollingOverdueTime" => {
-            let s = as_str()?;
-            super::time::parse_hms(s)
-                .ok_or_else(|| Failure::bad("pollingOverdueTime must be HH:MM:SS"))?;
-            st.config.polling_overdue_time = s.into();
-        }
-        "authentication.targettoken.enabled" => st.config.target_token_enabled = as_bool()?,
-        "authentication.gatewaytoken.enabled" => st.config.gateway_token_enabled = as_bool()?,
-        "authentication.gatewaytoken.key" => st.config.gateway_token_key = as_str()?.into(),
-        "user.confirmation.flow.enabled" => st.config.confirmation_flow = as_bool()?,
-        "repository.actions.autoclose.enabled" => st.config.autoclose = as_bool()?,
-        _ => {
-            return Err(Failure::not_found(format!(
-                "configuration key '{}' is not supported; known: {}",
-                clip(key),
-                CONFIG_KEYS.join(", ")
-            )));
-        }
-    }
-    Ok(())
 }
 
 async fn configs_list(AxState(sh): Sh, headers: HeaderMap) -> Response {
@@ -1730,7 +1469,7 @@ async fn configs_list(AxState(sh): Sh, headers: HeaderMap) -> Response {
     let b = base(&headers, &sh);
     let mut m = Map::new();
     for k in CONFIG_KEYS {
-        if let Some(v) = config_value(&st, k) {
+        if let Some(v) = st.config_value(k) {
             m.insert((*k).into(), config_json(&b, k, v));
         }
     }
@@ -1739,7 +1478,7 @@ async fn configs_list(AxState(sh): Sh, headers: HeaderMap) -> Response {
 
 async fn config_get(AxState(sh): Sh, Path(key): Path<String>, headers: HeaderMap) -> Response {
     let st = sh.state();
-    match config_value(&st, &key) {
+    match st.config_value(&key) {
         Some(v) => json_get(&headers, &config_json(&base(&headers, &sh), &key, v)),
         None => Failure::not_found(format!(
             "configuration key '{}' is not supported",
@@ -1762,8 +1501,8 @@ async fn config_put(
             .get("value")
             .ok_or_else(|| Failure::bad("body must be {\"value\": …}"))?;
         let mut st = sh.state();
-        set_config(&mut st, &key, val)?;
-        let cur = config_value(&st, &key).unwrap_or(Value::Null);
+        st.set_config(&key, val)?;
+        let cur = st.config_value(&key).unwrap_or(Value::Null);
         Ok(json_resp(
             StatusCode::OK,
             &config_json(&base(&headers, &sh), &key, cur),
@@ -1773,19 +1512,7 @@ async fn config_put(
 
 async fn config_delete(AxState(sh): Sh, Path(key): Path<String>, _body: Bytes) -> Response {
     done((|| {
-        let mut st = sh.state();
-        let default = match key.as_str() {
-            "pollingTime" | "pollingOverdueTime" => json!("00:05:00"),
-            "authentication.gatewaytoken.key" => json!(""),
-            k if CONFIG_KEYS.contains(&k) => json!(false),
-            _ => {
-                return Err(Failure::not_found(format!(
-                    "configuration key '{}' is not supported",
-                    clip(&key)
-                )));
-            }
-        };
-        set_config(&mut st, &key, &default)?;
+        sh.state().reset_config(&key)?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })())
 }

@@ -527,7 +527,7 @@ impl SimHandle {
         kind: &str,
     ) -> Result<u64, Failure> {
         let now = time::now_ms();
-        self.with_state(|s| mgmt::create_module(s, name, version, kind, "", "", false, now))
+        self.with_state(|s| s.create_module(name, version, kind, "", "", false, now))
     }
     /// Stores an artifact from memory (blocking file write).
     pub fn add_artifact_bytes(
@@ -602,7 +602,7 @@ impl SimHandle {
         modules: &[u64],
     ) -> Result<u64, Failure> {
         let now = time::now_ms();
-        self.with_state(|s| mgmt::create_ds(s, name, version, kind, "", modules, false, now))
+        self.with_state(|s| s.create_ds(name, version, kind, "", modules, false, now))
     }
     /// Assigns a DS to a target; returns the action id (the existing one if already assigned).
     pub fn assign(&self, target: &str, ds: u64, opts: AssignOptions) -> Result<u64, Failure> {
@@ -616,7 +616,7 @@ impl SimHandle {
     /// Sets a tenant configuration value exactly like `PUT /rest/v1/system/configs/{key}`, e.g.
     /// `sim.set_config("pollingTime", serde_json::json!("00:00:05"))` (validated against min/max).
     pub fn set_config(&self, key: &str, value: serde_json::Value) -> Result<(), Failure> {
-        self.with_state(|s| mgmt::set_config(s, key, &value))
+        self.with_state(|s| s.set_config(key, &value))
     }
     /// Operator cancel of an action.
     pub fn cancel(&self, target: &str, action: u64) -> Result<(), Failure> {
@@ -652,7 +652,7 @@ impl SimHandle {
     }
     /// Forces maintenance windows open/closed (`None` = follow the schedule), for one target or all.
     pub fn force_maintenance_window(&self, target: Option<&str>, state: Option<WindowOverride>) {
-        self.with_state(|s| control::set_window_override(s, target, state));
+        self.with_state(|s| s.set_window_override(target, state));
     }
     /// Requests served so far (last [`REQUEST_LOG_LEN`]), oldest first — for asserting a client's
     /// request sequence (e.g. that a resumed download sent `Range`).

@@ -620,6 +620,37 @@ impl Default for AssignOptions {
     }
 }
 
+impl AssignOptions {
+    /// hawkBit's rules for the options of an assignment request (Mgmt API): `timeforced` needs a
+    /// `forcetime`, `weight` is 0..1000. (The library's `assign` does not check them.)
+    pub fn check(&self, ctx: &str) -> Res<()> {
+        if self.kind == ActionType::TimeForced && self.forcetime <= 0 {
+            return Err(Failure::bad(format!(
+                "{ctx}: type 'timeforced' needs 'forcetime' (ms since epoch)"
+            )));
+        }
+        if self.weight.is_some_and(|w| !(0..=1000).contains(&w)) {
+            return Err(Failure::bad(format!("{ctx}: 'weight' must be 0..1000")));
+        }
+        Ok(())
+    }
+}
+
+/// Fields of `PUT /rest/v1/targets/{id}`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TargetUpdate<'a> {
+    /// `name`.
+    pub name: Option<&'a str>,
+    /// `description`.
+    pub description: Option<&'a str>,
+    /// `securityToken`.
+    pub security_token: Option<&'a str>,
+    /// `address`.
+    pub address: Option<&'a str>,
+    /// `requestAttributes`.
+    pub request_attributes: Option<bool>,
+}
+
 /// Outcome of an assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assigned {
@@ -734,6 +765,17 @@ pub struct State {
 }
 
 const SERVER: &str = "Update Server: ";
+
+/// The tenant configuration keys the simulator supports (`/rest/v1/system/configs`).
+pub const CONFIG_KEYS: &[&str] = &[
+    "pollingTime",
+    "pollingOverdueTime",
+    "authentication.targettoken.enabled",
+    "authentication.gatewaytoken.enabled",
+    "authentication.gatewaytoken.key",
+    "user.confirmation.flow.enabled",
+    "repository.actions.autoclose.enabled",
+];
 
 impl State {
     /// Fresh tenant.
@@ -881,6 +923,317 @@ impl State {
         Ok(id)
     }
 
+    /// Key of the software-module type with this id (404 otherwise).
+    pub fn sm_type_key(&self, id: u64) -> Res<&str> {
+        self.sm_types
+            .values()
+            .find(|t| t.id == id)
+            .map(|t| t.key.as_str())
+            .ok_or_else(|| Failure::not_found(format!("software module type {id} not found")))
+    }
+
+    // ------------------------------------------------------------------ software modules and sets
+
+    /// Creates a software module (`POST /rest/v1/softwaremodules`): the type must exist (404), and
+    /// name + version + type must be new (409).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_module(
+        &mut self,
+        name: &str,
+        version: &str,
+        kind: &str,
+        description: &str,
+        vendor: &str,
+        encrypted: bool,
+        now: i64,
+    ) -> Res<u64> {
+        if !self.sm_types.contains_key(kind) {
+            return Err(Failure::not_found(format!(
+                "software module type '{}' does not exist; the default types are 'os' and 'application'",
+                clip(kind)
+            )));
+        }
+        if self
+            .modules
+            .values()
+            .any(|m| m.name == name && m.version == version && m.kind == kind)
+        {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.repo.entitiyAlreadyExists",
+                format!("software module {name}:{version} of type {kind} already exists"),
+            ));
+        }
+        let id = self.id();
+        self.modules.insert(
+            id,
+            SoftwareModule {
+                id,
+                name: name.into(),
+                version: version.into(),
+                kind: kind.into(),
+                description: description.into(),
+                vendor: vendor.into(),
+                encrypted,
+                artifacts: Vec::new(),
+                metadata: Vec::new(),
+                created_at: now,
+                locked: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A software module (404 otherwise).
+    pub fn module(&self, id: u64) -> Res<&SoftwareModule> {
+        self.modules
+            .get(&id)
+            .ok_or_else(|| Failure::not_found(format!("software module {id} not found")))
+    }
+
+    /// Deletes a software module that no distribution set uses (404, 409 in use); returns the
+    /// artifact files to remove.
+    pub fn delete_module(&mut self, id: u64) -> Res<Vec<std::path::PathBuf>> {
+        let m = self.module(id)?.id;
+        if self.sets.values().any(|d| d.modules.contains(&m)) {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.entityinuse",
+                format!("software module {m} is used by a distribution set"),
+            ));
+        }
+        Ok(self
+            .modules
+            .remove(&m)
+            .map(|sm| sm.artifacts.into_iter().map(|a| a.path).collect())
+            .unwrap_or_default())
+    }
+
+    /// Adds metadata entries to a module in order (404; 409 for a key it already has, entries
+    /// before it stay added).
+    pub fn add_module_metadata(&mut self, id: u64, entries: Vec<Metadata>) -> Res<()> {
+        let m = self.module(id)?.id;
+        let Some(sm) = self.modules.get_mut(&m) else {
+            return Ok(());
+        };
+        for md in entries {
+            if sm.metadata.iter().any(|x| x.key == md.key) {
+                return Err(Failure::new(
+                    409,
+                    "hawkbit.server.error.repo.entitiyAlreadyExists",
+                    format!("metadata key '{}' exists", clip(&md.key)),
+                ));
+            }
+            sm.metadata.push(md);
+        }
+        Ok(())
+    }
+
+    /// hawkBit's implicit lock: artifacts cannot be added to a module once its set was assigned or
+    /// rolled out (423).
+    pub fn check_upload_allowed(&self, module: u64) -> Res<()> {
+        if self.modules.get(&module).is_some_and(|m| m.locked) {
+            return Err(Failure::new(
+                423,
+                "hawkbit.server.error.entity.locked",
+                format!(
+                    "software module {module} is locked: its distribution set was assigned or rolled out; create a new module version"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a distribution set (`POST /rest/v1/distributionsets`): the set type must exist
+    /// (404), every module exist (404) and be of a type the set type allows (400), at most
+    /// `maxAssignments` modules per module type (400), name + version new (409).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_ds(
+        &mut self,
+        name: &str,
+        version: &str,
+        kind: &str,
+        description: &str,
+        modules: &[u64],
+        required_migration_step: bool,
+        now: i64,
+    ) -> Res<u64> {
+        let Some(ds_type) = self.ds_types.get(kind) else {
+            return Err(Failure::not_found(format!(
+                "distribution set type '{}' does not exist; default types are os, app, os_app",
+                clip(kind)
+            )));
+        };
+        for m in modules {
+            let sm = self.module(*m)?;
+            let allowed = ds_type
+                .mandatory
+                .iter()
+                .chain(&ds_type.optional)
+                .any(|k| *k == sm.kind);
+            if !allowed {
+                return Err(Failure::bad(format!(
+                    "software module {m} of type '{}' is not allowed in a DS of type '{kind}'",
+                    sm.kind
+                )));
+            }
+        }
+        for t in self.sm_types.values() {
+            let n = modules
+                .iter()
+                .filter(|m| self.modules.get(m).is_some_and(|x| x.kind == t.key))
+                .count();
+            if n > t.max_assignments as usize {
+                return Err(Failure::bad(if t.max_assignments == 1 {
+                    format!("a distribution set can hold at most one '{}' module", t.key)
+                } else {
+                    format!(
+                        "a distribution set can hold at most {} '{}' modules",
+                        t.max_assignments, t.key
+                    )
+                }));
+            }
+        }
+        if self
+            .sets
+            .values()
+            .any(|d| d.name == name && d.version == version)
+        {
+            return Err(Failure::new(
+                409,
+                "hawkbit.server.error.repo.entitiyAlreadyExists",
+                format!("distribution set {name}:{version} already exists"),
+            ));
+        }
+        let id = self.id();
+        self.sets.insert(
+            id,
+            DistributionSet {
+                id,
+                name: name.into(),
+                version: version.into(),
+                kind: kind.into(),
+                description: description.into(),
+                modules: modules.to_vec(),
+                required_migration_step,
+                created_at: now,
+                locked: false,
+            },
+        );
+        Ok(id)
+    }
+
+    // ------------------------------------------------------------------ tenant configuration
+
+    /// The value of a supported configuration key (`GET /rest/v1/system/configs/{key}`).
+    pub fn config_value(&self, key: &str) -> Option<Value> {
+        let c = &self.config;
+        Some(match key {
+            "pollingTime" => json!(c.polling_time),
+            "pollingOverdueTime" => json!(c.polling_overdue_time),
+            "authentication.targettoken.enabled" => json!(c.target_token_enabled),
+            "authentication.gatewaytoken.enabled" => json!(c.gateway_token_enabled),
+            "authentication.gatewaytoken.key" => json!(c.gateway_token_key),
+            "user.confirmation.flow.enabled" => json!(c.confirmation_flow),
+            "repository.actions.autoclose.enabled" => json!(c.autoclose),
+            _ => return None,
+        })
+    }
+
+    /// Sets one configuration value (`PUT /rest/v1/system/configs/{key}`): booleans and strings
+    /// by key, `pollingTime` `HH:MM:SS[~N%]` within minPollingTime..maxPollingTime,
+    /// `pollingOverdueTime` `HH:MM:SS`; 400 otherwise, 404 for an unsupported key.
+    pub fn set_config(&mut self, key: &str, v: &Value) -> Res<()> {
+        let as_bool = || {
+            v.as_bool().ok_or_else(|| {
+                Failure::bad(format!(
+                    "config '{key}' needs a boolean value: {{\"value\": true}}"
+                ))
+            })
+        };
+        let as_str = || {
+            v.as_str()
+                .ok_or_else(|| Failure::bad(format!("config '{key}' needs a string value")))
+        };
+        match key {
+            "pollingTime" => {
+                let s = as_str()?;
+                let (secs, _) = parse_polling(s).ok_or_else(|| {
+                    Failure::bad(format!(
+                        "pollingTime '{}' must be HH:MM:SS (optionally ~N%)",
+                        clip(s)
+                    ))
+                })?;
+                if secs < self.limits.min_polling_secs || secs > self.limits.max_polling_secs {
+                    return Err(Failure::bad(format!(
+                        "pollingTime '{s}' is outside minPollingTime {} s .. maxPollingTime {} s",
+                        self.limits.min_polling_secs, self.limits.max_polling_secs
+                    )));
+                }
+                self.config.polling_time = s.into();
+            }
+            "pollingOverdueTime" => {
+                let s = as_str()?;
+                parse_hms(s).ok_or_else(|| Failure::bad("pollingOverdueTime must be HH:MM:SS"))?;
+                self.config.polling_overdue_time = s.into();
+            }
+            "authentication.targettoken.enabled" => {
+                self.config.target_token_enabled = as_bool()?;
+            }
+            "authentication.gatewaytoken.enabled" => {
+                self.config.gateway_token_enabled = as_bool()?;
+            }
+            "authentication.gatewaytoken.key" => {
+                self.config.gateway_token_key = as_str()?.into();
+            }
+            "user.confirmation.flow.enabled" => self.config.confirmation_flow = as_bool()?,
+            "repository.actions.autoclose.enabled" => self.config.autoclose = as_bool()?,
+            _ => {
+                return Err(Failure::not_found(format!(
+                    "configuration key '{}' is not supported; known: {}",
+                    clip(key),
+                    CONFIG_KEYS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resets a configuration value to its default (`DELETE /rest/v1/system/configs/{key}`).
+    pub fn reset_config(&mut self, key: &str) -> Res<()> {
+        let default = match key {
+            "pollingTime" | "pollingOverdueTime" => json!("00:05:00"),
+            "authentication.gatewaytoken.key" => json!(""),
+            k if CONFIG_KEYS.contains(&k) => json!(false),
+            _ => {
+                return Err(Failure::not_found(format!(
+                    "configuration key '{}' is not supported",
+                    clip(key)
+                )));
+            }
+        };
+        self.set_config(key, &default)
+    }
+
+    /// Sets or clears a maintenance-window override (`/sim/maintenance`): for one target, or
+    /// for all (clearing the global one clears the per-target ones too).
+    pub fn set_window_override(&mut self, target: Option<&str>, w: Option<WindowOverride>) {
+        match (target, w) {
+            (Some(t), Some(w)) => {
+                self.window_override_target.insert(t.into(), w);
+            }
+            (Some(t), None) => {
+                self.window_override_target.remove(t);
+            }
+            (None, w) => {
+                self.window_override = w;
+                if w.is_none() {
+                    self.window_override_target.clear();
+                }
+            }
+        }
+    }
+
     /// Next id (shared counter; hawkBit ids are per table but any unique number is fine).
     pub fn id(&mut self) -> u64 {
         self.next_id += 1;
@@ -962,6 +1315,37 @@ impl State {
         self.targets
             .get(controller_id)
             .ok_or_else(|| Failure::not_found("target vanished"))
+    }
+
+    /// `PUT /rest/v1/targets/{id}`: changes the given fields; a `securityToken` must be 1..128
+    /// characters (400, checked first), the target must exist (404).
+    pub fn update_target(&mut self, id: &str, u: TargetUpdate<'_>, now: i64) -> Res<()> {
+        if u.security_token
+            .is_some_and(|t| t.is_empty() || t.len() > 128)
+        {
+            return Err(Failure::bad("securityToken must be 1..128 characters"));
+        }
+        let t = self
+            .targets
+            .get_mut(id)
+            .ok_or_else(|| Failure::not_found(format!("target '{}' not found", clip(id))))?;
+        if let Some(n) = u.name {
+            t.name = n.into();
+        }
+        if let Some(d) = u.description {
+            t.description = d.into();
+        }
+        if let Some(tok) = u.security_token {
+            t.security_token = tok.into();
+        }
+        if let Some(a) = u.address {
+            t.address = Some(a.into());
+        }
+        if let Some(r) = u.request_attributes {
+            t.request_attributes = r;
+        }
+        t.modified_at = now;
+        Ok(())
     }
 
     /// Deletes a target and its actions.
@@ -2352,6 +2736,303 @@ pub fn parse_polling(s: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn state() -> State {
+        let config = TenantConfig {
+            polling_time: "00:05:00".into(),
+            polling_overdue_time: "00:05:00".into(),
+            target_token_enabled: true,
+            gateway_token_enabled: false,
+            gateway_token_key: String::new(),
+            confirmation_flow: false,
+            autoclose: false,
+        };
+        State::new("DEFAULT", config, Limits::default(), 1)
+    }
+
+    fn status(r: Res<impl std::fmt::Debug>) -> u16 {
+        r.expect_err("must fail").status
+    }
+
+    #[test]
+    fn software_modules_need_a_known_type_and_a_new_name_version() {
+        let mut st = state();
+        assert_eq!(
+            status(st.create_module("fw", "1", "nope", "", "", false, T0)),
+            404
+        );
+        let id = st
+            .create_module("fw", "1", "os", "d", "v", false, T0)
+            .unwrap();
+        assert_eq!(st.module(id).unwrap().created_at, T0);
+        assert_eq!(
+            status(st.create_module("fw", "1", "os", "", "", false, T0)),
+            409
+        );
+        // same name and version with another type is another module
+        st.create_module("fw", "1", "application", "", "", false, T0)
+            .unwrap();
+        assert_eq!(status(st.module(9_999)), 404);
+    }
+
+    #[test]
+    fn a_module_in_use_cannot_be_deleted() {
+        let mut st = state();
+        let sm = st
+            .create_module("fw", "1", "os", "", "", false, T0)
+            .unwrap();
+        st.modules.get_mut(&sm).unwrap().artifacts.push(Artifact {
+            id: 99,
+            filename: "a.bin".into(),
+            size: 1,
+            sha1: String::new(),
+            md5: String::new(),
+            sha256: String::new(),
+            path: "/nonexistent/a.bin".into(),
+            created_at: T0,
+        });
+        let ds = st.create_ds("fw", "1", "os", "", &[sm], false, T0).unwrap();
+        let e = st.delete_module(sm).unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (409, "hawkbit.server.error.entityinuse")
+        );
+        st.sets.remove(&ds);
+        let files = st.delete_module(sm).unwrap();
+        assert_eq!(files, vec![std::path::PathBuf::from("/nonexistent/a.bin")]);
+        assert_eq!(status(st.delete_module(sm)), 404);
+    }
+
+    #[test]
+    fn metadata_keys_are_unique_per_module() {
+        let mut st = state();
+        let sm = st
+            .create_module("fw", "1", "os", "", "", false, T0)
+            .unwrap();
+        let md = |k: &str| Metadata {
+            key: k.into(),
+            value: "v".into(),
+            target_visible: true,
+        };
+        st.add_module_metadata(sm, vec![md("a")]).unwrap();
+        // entries before the duplicate stay added (one by one, as before)
+        assert_eq!(
+            status(st.add_module_metadata(sm, vec![md("b"), md("a")])),
+            409
+        );
+        let keys: Vec<&str> = st.modules[&sm]
+            .metadata
+            .iter()
+            .map(|m| m.key.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(status(st.add_module_metadata(77, vec![md("c")])), 404);
+    }
+
+    #[test]
+    fn module_and_set_types() {
+        let mut st = state();
+        assert_eq!(
+            status(st.add_sm_type("os", "Other", "", 1, T0)),
+            409,
+            "used key"
+        );
+        assert_eq!(
+            status(st.add_sm_type("cfg", "OS", "", 1, T0)),
+            409,
+            "used name"
+        );
+        assert_eq!(status(st.add_sm_type("cfg", "Config", "", 0, T0)), 400);
+        assert_eq!(status(st.add_sm_type("", "Config", "", 1, T0)), 400);
+        let id = st.add_sm_type("cfg", "Config", "", 2, T0).unwrap();
+        assert_eq!(st.sm_type_key(id).unwrap(), "cfg");
+        assert_eq!(status(st.sm_type_key(4242)), 404);
+        assert_eq!(
+            status(st.add_ds_type("x", "X", "", &["os"], &["nope"], T0)),
+            404
+        );
+        assert_eq!(status(st.add_ds_type("os", "X", "", &["os"], &[], T0)), 409);
+        st.add_ds_type("os_cfg", "OS+cfg", "", &["os"], &["cfg"], T0)
+            .unwrap();
+        // a set takes only its type's module types, each at most maxAssignments times
+        let os = st
+            .create_module("os", "1", "os", "", "", false, T0)
+            .unwrap();
+        let os2 = st
+            .create_module("os", "2", "os", "", "", false, T0)
+            .unwrap();
+        let app = st
+            .create_module("app", "1", "application", "", "", false, T0)
+            .unwrap();
+        let c: Vec<u64> = (0..3)
+            .map(|i| {
+                st.create_module("c", &i.to_string(), "cfg", "", "", false, T0)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            status(st.create_ds("s", "1", "nope", "", &[os], false, T0)),
+            404
+        );
+        assert_eq!(
+            status(st.create_ds("s", "1", "os_cfg", "", &[os, app], false, T0)),
+            400
+        );
+        assert_eq!(
+            status(st.create_ds("s", "1", "os_cfg", "", &[os, os2], false, T0)),
+            400
+        );
+        assert_eq!(
+            status(st.create_ds("s", "1", "os_cfg", "", &[os, c[0], c[1], c[2]], false, T0)),
+            400
+        );
+        assert_eq!(
+            status(st.create_ds("s", "1", "os_cfg", "", &[os, 12_345], false, T0)),
+            404
+        );
+        let ds = st
+            .create_ds("s", "1", "os_cfg", "", &[os, c[0], c[1]], false, T0)
+            .unwrap();
+        assert!(st.ds_complete(&st.sets[&ds]));
+        let only_cfg = st
+            .create_ds("s", "2", "os_cfg", "", &[c[2]], false, T0)
+            .unwrap();
+        assert!(!st.ds_complete(&st.sets[&only_cfg]), "os is mandatory");
+        assert_eq!(
+            status(st.create_ds("s", "1", "os", "", &[os2], false, T0)),
+            409
+        );
+    }
+
+    #[test]
+    fn an_assigned_module_is_locked_for_uploads() {
+        let mut st = state();
+        st.create_target("d", None, "", Some("tok"), None, T0)
+            .unwrap();
+        let sm = st
+            .create_module("fw", "1", "os", "", "", false, T0)
+            .unwrap();
+        let ds = st.create_ds("fw", "1", "os", "", &[sm], false, T0).unwrap();
+        st.check_upload_allowed(sm).unwrap();
+        st.assign("d", ds, &AssignOptions::default(), T0 + 1)
+            .unwrap();
+        let e = st.check_upload_allowed(sm).unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (423, "hawkbit.server.error.entity.locked")
+        );
+    }
+
+    #[test]
+    fn polling_configuration_is_bounded_by_min_and_max() {
+        let mut st = state();
+        let set = |st: &mut State, k: &str, v: Value| st.set_config(k, &v);
+        assert_eq!(status(set(&mut st, "pollingTime", json!("00:00:29"))), 400);
+        assert_eq!(status(set(&mut st, "pollingTime", json!("24:00:00"))), 400);
+        assert_eq!(status(set(&mut st, "pollingTime", json!("5 minutes"))), 400);
+        assert_eq!(status(set(&mut st, "pollingTime", json!(300))), 400);
+        set(&mut st, "pollingTime", json!("00:00:30")).unwrap();
+        set(&mut st, "pollingTime", json!("23:59:59~10%")).unwrap();
+        assert_eq!(st.config_value("pollingTime"), Some(json!("23:59:59~10%")));
+        st.limits.max_polling_secs = 48 * 3600;
+        set(&mut st, "pollingTime", json!("30:00:00")).unwrap();
+        assert_eq!(
+            status(set(&mut st, "pollingOverdueTime", json!("soon"))),
+            400
+        );
+        assert_eq!(
+            status(set(&mut st, "user.confirmation.flow.enabled", json!("yes"))),
+            400
+        );
+        set(&mut st, "user.confirmation.flow.enabled", json!(true)).unwrap();
+        assert_eq!(status(set(&mut st, "no.such.key", json!(1))), 404);
+        assert_eq!(st.config_value("no.such.key"), None);
+        st.reset_config("pollingTime").unwrap();
+        st.reset_config("user.confirmation.flow.enabled").unwrap();
+        assert_eq!(st.config_value("pollingTime"), Some(json!("00:05:00")));
+        assert_eq!(
+            st.config_value("user.confirmation.flow.enabled"),
+            Some(json!(false))
+        );
+        assert_eq!(status(st.reset_config("no.such.key")), 404);
+        assert!(CONFIG_KEYS.iter().all(|k| st.config_value(k).is_some()));
+    }
+
+    #[test]
+    fn target_update_checks_the_token_before_the_target() {
+        let mut st = state();
+        let long = "t".repeat(129);
+        let u = |tok: Option<&'static str>| TargetUpdate {
+            security_token: tok,
+            ..TargetUpdate::default()
+        };
+        let bad = TargetUpdate {
+            security_token: Some(&long),
+            ..TargetUpdate::default()
+        };
+        assert_eq!(status(st.update_target("missing", bad, T0)), 400);
+        assert_eq!(status(st.update_target("missing", u(Some("ok")), T0)), 404);
+        st.create_target("d", None, "", Some("tok"), None, T0)
+            .unwrap();
+        assert_eq!(status(st.update_target("d", u(Some("")), T0)), 400);
+        let change = TargetUpdate {
+            name: Some("n"),
+            address: Some("http://10.0.0.1"),
+            request_attributes: Some(false),
+            ..u(Some("new"))
+        };
+        st.update_target("d", change, T0 + 5).unwrap();
+        let t = &st.targets["d"];
+        assert_eq!((t.name.as_str(), t.security_token.as_str()), ("n", "new"));
+        assert_eq!(t.address.as_deref(), Some("http://10.0.0.1"));
+        assert!(!t.request_attributes);
+        assert_eq!((t.created_at, t.modified_at), (T0, T0 + 5));
+    }
+
+    #[test]
+    fn assignment_options_follow_hawkbit() {
+        let timeforced = AssignOptions {
+            kind: ActionType::TimeForced,
+            ..AssignOptions::default()
+        };
+        assert_eq!(status(timeforced.check("assignment")), 400);
+        AssignOptions {
+            forcetime: T0,
+            ..timeforced.clone()
+        }
+        .check("assignment")
+        .unwrap();
+        let heavy = AssignOptions {
+            weight: Some(1001),
+            ..AssignOptions::default()
+        };
+        assert_eq!(status(heavy.check("assignment")), 400);
+        AssignOptions {
+            weight: Some(1000),
+            ..AssignOptions::default()
+        }
+        .check("assignment")
+        .unwrap();
+    }
+
+    #[test]
+    fn window_overrides_per_target_and_global() {
+        let mut st = state();
+        st.set_window_override(Some("a"), Some(WindowOverride::Open));
+        st.set_window_override(None, Some(WindowOverride::Closed));
+        assert_eq!(
+            st.window_override_target.get("a"),
+            Some(&WindowOverride::Open)
+        );
+        assert_eq!(st.window_override, Some(WindowOverride::Closed));
+        st.set_window_override(Some("a"), None);
+        assert!(st.window_override_target.is_empty());
+        st.set_window_override(Some("b"), Some(WindowOverride::Open));
+        st.set_window_override(None, None);
+        assert!(st.window_override_target.is_empty() && st.window_override.is_none());
+    }
 
     #[test]
     fn messages_quote_at_most_64_characters_and_stay_under_1_kib() {
