@@ -5,40 +5,58 @@
 //! after boot (`Client::handle_boot`). Encoding: one format byte, the postcard encoding of
 //! [`Record`], then a CRC-32 (ISO-HDLC, little endian) over everything before it. A record whose
 //! CRC or format does not match is reported to the shell and never trusted.
+//!
+//! Slots are named by RAUC's bootname (any string of 1 to [`MAX_BOOTNAME_LEN`] bytes: `A`,
+//! `system0`, `rootfs.1`, …), never by an assumed A/B letter. Format 1 (written before bootnames
+//! were kept) stored an A/B enum; it is still read, as the bootnames `A` and `B`.
 
 use crate::ddi::ActionId;
 use crate::varint::{Reader, Writer};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded record in bytes: a shell storing [`RECORD_MAX_LEN`] bytes can store any record.
-pub const RECORD_MAX_LEN: usize = 160;
+pub const RECORD_MAX_LEN: usize = 176;
 /// Longest version string kept in the record (bytes); longer ones are cut and end with `~`.
 pub const RECORD_VERSION_LEN: usize = 48;
-/// Format byte at the start of every record.
-pub const RECORD_FORMAT: u8 = 1;
+/// Format byte at the start of every record written now.
+pub const RECORD_FORMAT: u8 = 2;
+/// The first format (A/B enum instead of bootnames); read, never written.
+pub const RECORD_FORMAT_AB: u8 = 1;
+/// Longest bootname kept (the same capacity as [`crate::slots`]).
+pub const MAX_BOOTNAME_LEN: usize = crate::slots::MAX_BOOTNAME_LEN;
+
+/// A RAUC bootname (`A`, `system0`, `rootfs.1`, …): compared as given, never interpreted.
+pub type Bootname = heapless::String<MAX_BOOTNAME_LEN>;
+
+/// A bootname that is empty, longer than [`MAX_BOOTNAME_LEN`] bytes, or has a control character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BadBootname {
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+impl core::fmt::Display for BadBootname {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "bootname of {} bytes: a bootname must have 1 to {MAX_BOOTNAME_LEN} bytes and no control characters",
+            self.len
+        )
+    }
+}
+
+/// Checks and copies a bootname.
+pub fn bootname(s: &str) -> Result<Bootname, BadBootname> {
+    let bad = BadBootname { len: s.len() };
+    if s.is_empty() || s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(bad);
+    }
+    Bootname::try_from(s).map_err(|_| bad)
+}
 
 /// Bitwise (no 1 KB lookup table in flash): a record is at most 160 bytes, checked once per boot.
 const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
-
-/// An A/B slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Slot {
-    /// Slot A.
-    A,
-    /// Slot B.
-    B,
-}
-
-impl Slot {
-    /// `"A"` or `"B"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::A => "A",
-            Self::B => "B",
-        }
-    }
-}
 
 /// Where an action stood when the record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +87,10 @@ pub struct Record {
     pub action_id: ActionId,
     /// Where it stood.
     pub phase: Phase,
-    /// Slot the OS chunk was (or is being) installed into.
-    pub target_slot: Option<Slot>,
+    /// Bootname of the slot the OS chunk was installed into (RAUC's primary after the install).
+    pub target_slot: Option<Bootname>,
+    /// Bootname of the slot that ran when the OS chunk was installed (where to return to).
+    pub from_slot: Option<Bootname>,
     /// Version of the running system when the action started (informational).
     pub from_version: heapless::String<RECORD_VERSION_LEN>,
     /// Version of the OS chunk being installed (informational).
@@ -162,6 +182,7 @@ impl Record {
             action_id,
             phase,
             target_slot: None,
+            from_slot: None,
             from_version: heapless::String::new(),
             to_version: heapless::String::new(),
             attempt: 0,
@@ -202,14 +223,15 @@ impl Record {
         if stored != computed {
             return Err(RecordError::BadCrc { stored, computed });
         }
-        match body.first() {
-            Some(&RECORD_FORMAT) => {}
+        let ab = match body.first() {
+            Some(&RECORD_FORMAT) => false,
+            Some(&RECORD_FORMAT_AB) => true,
             Some(&format) => return Err(RecordError::BadFormat { format }),
             None => return Err(RecordError::TooShort { len }),
-        }
+        };
         let payload = body.get(1..).ok_or(RecordError::Malformed)?;
         let mut r = Reader::new(payload);
-        let rec = Self::read_payload(&mut r).ok_or(RecordError::Malformed)?;
+        let rec = Self::read_payload(&mut r, ab).ok_or(RecordError::Malformed)?;
         if !r.rest().is_empty() {
             return Err(RecordError::Malformed);
         }
@@ -232,11 +254,13 @@ impl Record {
                 w.byte(reason)?;
             }
         }
-        match self.target_slot {
-            None => w.byte(0)?,
-            Some(slot) => {
-                w.byte(1)?;
-                w.varint(slot as u64)?;
+        for slot in [&self.target_slot, &self.from_slot] {
+            match slot {
+                None => w.byte(0)?,
+                Some(name) => {
+                    w.byte(1)?;
+                    w.str(name)?;
+                }
             }
         }
         w.str(&self.from_version)?;
@@ -248,8 +272,9 @@ impl Record {
     }
 
     /// Reads what [`Record::write_payload`] writes, accepting exactly what
-    /// `postcard::take_from_bytes::<Record>` accepts.
-    fn read_payload(r: &mut Reader<'_>) -> Option<Self> {
+    /// `postcard::take_from_bytes::<Record>` accepts; `ab`: format 1, whose only slot field was
+    /// an A/B enum (read as the bootnames `A`/`B`, no `from_slot`).
+    fn read_payload(r: &mut Reader<'_>, ab: bool) -> Option<Self> {
         let action_id = ActionId(r.u64()?);
         let phase = match r.u32()? {
             0 => Phase::Downloading,
@@ -262,14 +287,19 @@ impl Record {
             },
             _ => return None,
         };
-        let target_slot = match r.byte()? {
-            0 => None,
-            1 => Some(match r.u32()? {
-                0 => Slot::A,
-                1 => Slot::B,
+        let (target_slot, from_slot) = if ab {
+            let target = match r.byte()? {
+                0 => None,
+                1 => Some(match r.u32()? {
+                    0 => Bootname::try_from("A").ok()?,
+                    1 => Bootname::try_from("B").ok()?,
+                    _ => return None,
+                }),
                 _ => return None,
-            }),
-            _ => return None,
+            };
+            (target, None)
+        } else {
+            (read_bootname(r)?, read_bootname(r)?)
         };
         let from_version = heapless::String::try_from(r.str()?).ok()?;
         let to_version = heapless::String::try_from(r.str()?).ok()?;
@@ -277,6 +307,7 @@ impl Record {
             action_id,
             phase,
             target_slot,
+            from_slot,
             from_version,
             to_version,
             attempt: r.byte()?,
@@ -285,6 +316,15 @@ impl Record {
             status_entries: r.u16()?,
             resume_offset: r.u64()?,
         })
+    }
+}
+
+/// `Option<Bootname>` as postcard writes it (0, or 1 + length + bytes).
+fn read_bootname(r: &mut Reader<'_>) -> Option<Option<Bootname>> {
+    match r.byte()? {
+        0 => Some(None),
+        1 => Some(Some(Bootname::try_from(r.str()?).ok()?)),
+        _ => None,
     }
 }
 
@@ -301,7 +341,8 @@ mod tests {
                 reason: 3,
             },
         );
-        r.target_slot = Some(Slot::B);
+        r.target_slot = Some(bootname("system.1-abcdefg").unwrap());
+        r.from_slot = Some(bootname("rootfs.0-ä_xyzw").unwrap());
         r.from_version = record_version("1.1.0");
         r.to_version = record_version(&"9".repeat(100));
         r.attempt = 2;
@@ -352,7 +393,7 @@ mod tests {
 
     fn ours_decode(payload: &[u8]) -> Option<Record> {
         let mut r = Reader::new(payload);
-        let rec = Record::read_payload(&mut r)?;
+        let rec = Record::read_payload(&mut r, false)?;
         r.rest().is_empty().then_some(rec)
     }
 
@@ -362,7 +403,7 @@ mod tests {
             0u8..6,
             any::<bool>(),
             any::<u8>(),
-            0u8..3,
+            (0u8..3, 0u8..3),
             "[a-z0-9.ü~]{0,20}",
             "[a-z0-9.]{0,48}",
             any::<[u8; 3]>(),
@@ -378,7 +419,13 @@ mod tests {
                     _ => Phase::Reporting { success, reason },
                 };
                 let mut r = Record::new(ActionId(id), phase);
-                r.target_slot = [None, Some(Slot::A), Some(Slot::B)][usize::from(slot)];
+                let names = [None, Some("A"), Some("system.1-x_y0123456")];
+                let pick = |i: u8| {
+                    names[usize::from(i)]
+                        .map(|n| Bootname::try_from(n.get(..n.len().min(16)).unwrap()).unwrap())
+                };
+                r.target_slot = pick(slot.0);
+                r.from_slot = pick(slot.1);
                 r.from_version = record_version(&from);
                 r.to_version = record_version(&to);
                 [r.attempt, r.next_artifact, r.next_chunk] = b;
@@ -445,6 +492,42 @@ mod tests {
             v.extend_from_slice(tail);
             assert_eq!(ours_decode(&v), postcard_decode(&v), "{tail:02x?}");
         }
+    }
+
+    /// A record written by the A/B-only format 1 (e.g. by the eyas that installed this one):
+    /// read with its slot as the bootname `B`, never as corrupt.
+    #[test]
+    fn format_1_records_are_read() {
+        let mut v: heapless::Vec<u8, 32> = heapless::Vec::new();
+        v.extend_from_slice(&[RECORD_FORMAT_AB, 42, 3, 1, 1])
+            .unwrap();
+        v.extend_from_slice(&[3, b'1', b'.', b'0', 3, b'2', b'.', b'0', 0, 1, 1, 5, 0])
+            .unwrap();
+        let crc = CRC.checksum(&v);
+        v.extend_from_slice(&crc.to_le_bytes()).unwrap();
+        let rec = Record::decode(&v).unwrap();
+        assert_eq!(rec.action_id, ActionId(42));
+        assert_eq!(rec.phase, Phase::Rebooting);
+        assert_eq!(rec.target_slot.as_deref(), Some("B"));
+        assert_eq!(rec.from_slot, None);
+        assert_eq!(rec.to_version.as_str(), "2.0");
+        // the same payload under the current format byte is not a valid record
+        let mut w = v.clone();
+        w[0] = RECORD_FORMAT;
+        let n = w.len();
+        let crc = CRC.checksum(&w[..n - 4]);
+        w[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Record::decode(&w), Err(RecordError::Malformed));
+    }
+
+    #[test]
+    fn bootnames_are_checked() {
+        assert_eq!(bootname("system0").unwrap().as_str(), "system0");
+        assert_eq!(bootname("rootfs.1").unwrap().as_str(), "rootfs.1");
+        assert_eq!(bootname(""), Err(BadBootname { len: 0 }));
+        assert_eq!(bootname("a\nb"), Err(BadBootname { len: 3 }));
+        assert_eq!(bootname(&"x".repeat(17)), Err(BadBootname { len: 17 }));
+        assert!(bootname(&"x".repeat(16)).is_ok());
     }
 
     #[test]

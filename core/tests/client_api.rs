@@ -2,7 +2,7 @@
 
 use eyas_core::client::*;
 use eyas_core::ddi::ActionId;
-use eyas_core::record::{Phase, Record, Slot};
+use eyas_core::record::{Phase, RECORD_MAX_LEN, Record, bootname};
 use eyas_core::time::Instant;
 
 fn cfg() -> ClientConfig<'static> {
@@ -16,11 +16,24 @@ fn booted(c: &mut Client) {
         Instant::from_secs(1),
         BootReport {
             record: None,
-            booted_slot: Some(Slot::A),
-            healthy: true,
+            booted: Some("A"),
+            rejected: None,
             running: None,
         },
     );
+    // the start's health check and mark good (mark_good_on_boot) come before any request
+    assert_eq!(c.poll_action(), Some(Action::CheckHealth));
+    c.handle_event(Instant::from_secs(1), Event::HealthChecked { passed: true })
+        .unwrap();
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::MarkSlot {
+            bootname: "A",
+            mark: SlotMark::Good
+        })
+    );
+    c.handle_event(Instant::from_secs(1), Event::SlotMarked { ok: true })
+        .unwrap();
 }
 
 #[test]
@@ -188,8 +201,8 @@ fn invalid_attributes_keep_the_previous_ones() {
 #[test]
 fn corrupt_record_is_reported_and_cleared() {
     let mut rec = Record::new(ActionId(5), Phase::Rebooting);
-    rec.target_slot = Some(Slot::B);
-    let mut buf = [0u8; 160];
+    rec.target_slot = Some(bootname("B").unwrap());
+    let mut buf = [0u8; RECORD_MAX_LEN];
     let bytes = rec.encode(&mut buf).unwrap().to_vec();
     let mut bad = bytes.clone();
     bad[3] ^= 0xff;
@@ -198,8 +211,8 @@ fn corrupt_record_is_reported_and_cleared() {
         Instant::from_secs(1),
         BootReport {
             record: Some(&bad),
-            booted_slot: Some(Slot::B),
-            healthy: true,
+            booted: None,
+            rejected: None,
             running: None,
         },
     );
@@ -215,12 +228,25 @@ fn corrupt_record_is_reported_and_cleared() {
         Instant::from_secs(1),
         BootReport {
             record: Some(&bytes),
-            booted_slot: Some(Slot::B),
-            healthy: true,
+            booted: Some("B"),
+            rejected: None,
             running: None,
         },
     );
     assert_eq!(c.current_action(), Some(ActionId(5)));
+    assert_eq!(c.poll_action(), Some(Action::CheckHealth));
+    c.handle_event(Instant::from_secs(1), Event::HealthChecked { passed: true })
+        .unwrap();
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::MarkSlot {
+            bootname: "B",
+            mark: SlotMark::Good
+        })
+    );
+    c.handle_event(Instant::from_secs(1), Event::SlotMarked { ok: true })
+        .unwrap();
+    while c.poll_action().is_some() {}
     let mut out = [0u8; REQUEST_BUF_LEN];
     let r = c
         .poll_request(Instant::from_secs(1), &mut out)
@@ -238,29 +264,68 @@ fn corrupt_record_is_reported_and_cleared() {
     assert!(body.contains("slot B"));
 }
 
+/// Without the booted slot the verdict is never guessed: each such start stops the client
+/// (the shell exits, the service manager starts it again) and counts; after `boot_attempts`
+/// starts the update is reported as failed with that reason.
 #[test]
-fn rollback_without_slot_info_from_the_shell_is_a_failure() {
+fn unknown_booted_slot_is_never_guessed() {
     let mut rec = Record::new(ActionId(6), Phase::Rebooting);
-    rec.target_slot = Some(Slot::B);
-    let mut buf = [0u8; 160];
-    let bytes = rec.encode(&mut buf).unwrap().to_vec();
+    rec.target_slot = Some(bootname("B").unwrap());
+    let mut buf = [0u8; RECORD_MAX_LEN];
+    let mut stored = rec.encode(&mut buf).unwrap().to_vec();
+    let mut out = [0u8; REQUEST_BUF_LEN];
+    for start in 1..=2u8 {
+        let mut c = Client::new(&cfg()).unwrap();
+        c.handle_boot(
+            Instant::from_secs(1),
+            BootReport {
+                record: Some(&stored),
+                booted: None,
+                rejected: None,
+                running: Some(("fw", "1.0")),
+            },
+        );
+        let mut stopped = false;
+        while let Some(a) = c.poll_action() {
+            match a {
+                Action::PersistRecord(b) => stored = b.to_vec(),
+                Action::Stopped(StopReason::BootedSlotUnknown) => stopped = true,
+                Action::Telemetry(t) => assert_ne!(t.phase, TelemetryPhase::Failed),
+                _ => {}
+            }
+        }
+        assert!(stopped, "start {start}: stops instead of judging");
+        assert_eq!(Record::decode(&stored).unwrap().attempt, start);
+        assert!(
+            c.poll_request(Instant::from_secs(1), &mut out)
+                .unwrap()
+                .is_none()
+        );
+    }
     let mut c = Client::new(&cfg()).unwrap();
     c.handle_boot(
         Instant::from_secs(1),
         BootReport {
-            record: Some(&bytes),
-            booted_slot: None,
-            healthy: true,
+            record: Some(&stored),
+            booted: None,
+            rejected: None,
             running: Some(("fw", "1.0")),
         },
     );
-    let mut out = [0u8; REQUEST_BUF_LEN];
+    let mut failure = None;
+    while let Some(a) = c.poll_action() {
+        if let Action::Telemetry(t) = a {
+            failure = t.failure;
+        }
+    }
+    assert_eq!(failure, Some(Failure::BootedSlotUnknown));
     let r = c
         .poll_request(Instant::from_secs(1), &mut out)
         .unwrap()
         .unwrap();
     let body = std::str::from_utf8(r.body).unwrap();
     assert!(body.contains(r#""finished":"failure""#), "{body}");
+    assert!(body.contains("could not be told"), "{body}");
 }
 
 /// A `static` can hold a client built at compile time; it produces nothing until configured.
@@ -270,7 +335,20 @@ static UNCONFIGURED: Client = Client::unconfigured();
 fn unconfigured_then_configured_in_place() {
     assert_eq!(UNCONFIGURED.stopped(), Some(StopReason::NotConfigured));
     let mut c = Client::unconfigured();
-    booted(&mut c);
+    c.handle_boot(
+        Instant::from_secs(1),
+        BootReport {
+            record: None,
+            booted: Some("A"),
+            rejected: None,
+            running: None,
+        },
+    );
+    assert_eq!(
+        c.poll_action(),
+        None,
+        "an unconfigured client asks for nothing"
+    );
     let mut buf = [0u8; REQUEST_BUF_LEN];
     assert_eq!(
         c.poll_request(Instant::from_secs(1), &mut buf).unwrap(),

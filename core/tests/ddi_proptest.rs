@@ -3,7 +3,7 @@
 
 use eyas_core::ddi::json::{Lexer, Value};
 use eyas_core::ddi::*;
-use eyas_core::record::{Phase, RECORD_MAX_LEN, Record, Slot, record_version};
+use eyas_core::record::{Phase, RECORD_MAX_LEN, Record, bootname, record_version};
 use eyas_core::time::Duration;
 use proptest::prelude::*;
 
@@ -254,6 +254,7 @@ proptest! {
     #[test]
     fn record_round_trip(
         id in any::<u64>(), phase in 0u8..6, slot in any::<Option<bool>>(), v in "\\PC{0,60}",
+        names in ("[^\\x00-\\x1f\\x7f]{1,4}", "[A-Za-z0-9._-]{1,16}"),
         attempt in any::<u8>(), na in any::<u8>(), nc in any::<u8>(), st in any::<u16>(), flip in any::<usize>(),
     ) {
         let phase = match phase {
@@ -265,7 +266,8 @@ proptest! {
             _ => Phase::Reporting { success: false, reason: na },
         };
         let mut r = Record::new(ActionId(id), phase);
-        r.target_slot = slot.map(|b| if b { Slot::A } else { Slot::B });
+        r.target_slot = slot.and_then(|b| bootname(if b { &names.0 } else { &names.1 }).ok());
+        r.from_slot = bootname(&names.1).ok();
         r.from_version = record_version(&v);
         r.to_version = record_version(&v.repeat(3));
         r.attempt = attempt;

@@ -14,7 +14,7 @@ mod sim;
 
 use eyas_core::client::*;
 use eyas_core::ddi::ActionId;
-use eyas_core::record::{Phase, Slot};
+use eyas_core::record::Phase;
 use eyas_core::time::{Duration, Instant};
 use sim::*;
 
@@ -58,7 +58,7 @@ fn happy_path_os_update_reports_success_only_after_reboot() {
     os_only(&mut s, 42, Kind::Forced, &[10_000, 3_000]);
     s.drive_bounded(MAX, finished(42));
     assert_eq!(s.server.action(42).st, St::Finished, "{}", summary(&s));
-    assert_eq!(s.dev.booted, Slot::B);
+    assert_eq!(s.dev.booted_name(), "B");
     assert_eq!(s.dev.running_version(), "1.2.0");
     assert_eq!(s.dev.boots, 2, "one reboot");
     assert!(
@@ -93,7 +93,7 @@ fn happy_path_os_update_reports_success_only_after_reboot() {
         });
     assert_eq!(
         persisted_before_reboot.map(|r| (r.phase, r.target_slot)),
-        Some((Phase::Rebooting, Some(Slot::B)))
+        Some((Phase::Rebooting, Some("B".try_into().unwrap())))
     );
     s.assert_clean();
     // configData: once after each boot (attributes set) or when asked
@@ -517,7 +517,7 @@ fn fallback_reports_failure_and_installed_base() {
         s.server.installed_base_puts,
         [r#"{"name":"fw","version":"1.0.0"}"#]
     );
-    assert_eq!(s.dev.booted, Slot::A);
+    assert_eq!(s.dev.booted_name(), "A");
     s.assert_clean();
 }
 
@@ -775,8 +775,8 @@ fn config_data_sent_after_boot_and_when_requested() {
         Instant::from_secs(1),
         BootReport {
             record: None,
-            booted_slot: None,
-            healthy: true,
+            booted: None,
+            rejected: None,
             running: None,
         },
     );
@@ -927,7 +927,7 @@ fn power_cut_after_install_before_reboot_still_verifies_the_boot() {
     s.power_cut = Some(cut_once(|_, c| phase_of(c) == Some(Phase::Rebooting)));
     s.drive_bounded(MAX, finished(34));
     assert_eq!(s.server.action(34).st, St::Finished);
-    assert_eq!(s.dev.booted, Slot::B);
+    assert_eq!(s.dev.booted_name(), "B");
 }
 
 #[test]
@@ -1131,4 +1131,198 @@ fn reboot_mid_download_resumes_by_range_from_the_checkpoint() {
     assert!((10_000..=13_000).contains(&resumed), "{resumed}");
     assert_eq!(s.server.full_downloads[&62], 1);
     s.assert_clean();
+}
+
+// ------------------------------------------------------------------------------------------------
+// the boot path over several RAUC bootname sets: verdicts never depend on the names
+
+/// Bootname sets seen on real boards: A/B (U-Boot), a/b, system0/system1 (Barebox), names with
+/// dots and dashes, and three slots.
+const BOOTNAME_SETS: &[&[&str]] = &[
+    &["A", "B"],
+    &["a", "b"],
+    &["system0", "system1"],
+    &["rootfs.0", "rootfs-1"],
+    &["s0", "s1", "s2"],
+];
+
+fn sim_with(names: &[&'static str]) -> Sim {
+    let mut k = Knobs::default();
+    k.bootnames = names.to_vec();
+    Sim::new(k)
+}
+
+fn position(s: &Sim, f: impl Fn(&Did) -> bool) -> Option<usize> {
+    s.dev.did.iter().position(|(_, d)| f(d))
+}
+
+#[test]
+fn good_update_succeeds_and_is_marked_good_on_every_bootname_set() {
+    for names in BOOTNAME_SETS {
+        let mut s = sim_with(names);
+        os_only(&mut s, 50, Kind::Forced, &[1000]);
+        s.drive_bounded(MAX, finished(50));
+        assert_eq!(s.server.action(50).st, St::Finished, "{names:?}");
+        let f = last_final(&s, 50);
+        assert!(
+            f.contains(&format!("(slot {})", names[1])),
+            "{names:?}: {f}"
+        );
+        assert_eq!(s.dev.booted_name(), names[1]);
+        assert!(s.dev.good[1], "{names:?}: the new slot is marked good");
+        assert_eq!(s.dev.primary_name(), names[1]);
+        // the mark good came before the success report went out
+        let marked = position(&s, |d| {
+            *d == Did::Mark(names[1].to_string(), SlotMark::Good)
+        });
+        let cleared = s.dev.did.iter().rposition(|(_, d)| *d == Did::Clear);
+        assert!(marked.is_some() && marked < cleared, "{names:?}");
+        s.assert_clean();
+        if names.len() == 3 {
+            // the next update goes to the third slot, judged the same way
+            s.server
+                .assign(51, Kind::Forced, None, vec![chunk("os", "1.3.0", &[500])]);
+            s.server.os_target_version.insert(51, "1.3.0".into());
+            s.drive_bounded(MAX, finished(51));
+            assert_eq!(s.server.action(51).st, St::Finished);
+            assert_eq!(s.dev.booted_name(), names[2]);
+            assert!(last_final(&s, 51).contains(&format!("(slot {})", names[2])));
+        }
+    }
+}
+
+#[test]
+fn fallback_is_reported_with_both_bootnames_on_every_set() {
+    for names in BOOTNAME_SETS {
+        let mut s = sim_with(names);
+        s.dev.fallback_on_boot = true;
+        os_only(&mut s, 52, Kind::Forced, &[1000]);
+        s.drive_bounded(MAX, finished(52));
+        assert_eq!(s.server.action(52).st, St::Error, "{names:?}");
+        let f = last_final(&s, 52);
+        let want = format!("running slot {}, target was slot {}", names[0], names[1]);
+        assert!(f.contains(&want), "{names:?}: {f}");
+        assert!(s.dev.bad[1], "{names:?}: the failed target is marked bad");
+        assert!(s.dev.good[0], "{names:?}: the running slot is marked good");
+        assert_eq!(s.dev.primary_name(), names[0]);
+        assert_eq!(
+            s.server.installed_base_puts,
+            [r#"{"name":"fw","version":"1.0.0"}"#]
+        );
+        s.assert_clean();
+    }
+}
+
+#[test]
+fn failed_health_check_marks_bad_reports_then_reboots_back_on_every_set() {
+    for names in BOOTNAME_SETS {
+        let mut s = sim_with(names);
+        s.dev.health_ok = false;
+        os_only(&mut s, 53, Kind::Forced, &[1000]);
+        s.server.os_target_version.remove(&53);
+        s.drive_bounded(MAX, |s| {
+            s.dev.count(|d| matches!(d, Did::RebootBack(_))) == 1 && s.dev.boots == 3
+        });
+        s.run_for(Duration::from_secs(60));
+        assert_eq!(s.server.action(53).st, St::Error, "{names:?}");
+        assert!(last_final(&s, 53).contains("health check"));
+        assert!(s.dev.bad[1], "{names:?}");
+        // remembered as rejected, then forgotten once the device runs the old slot again
+        assert!(
+            s.dev
+                .did
+                .iter()
+                .any(|(_, d)| *d == Did::Remember(Some(names[1].to_string()))),
+            "{names:?}"
+        );
+        assert_eq!(s.dev.rejected, None);
+        assert_eq!(s.dev.booted_name(), names[0]);
+        assert_eq!(s.dev.primary_name(), names[0]);
+        assert!(s.dev.good[0]);
+        // the reboot back waits for the report (the record is cleared on its acknowledgement)
+        let back = position(&s, |d| matches!(d, Did::RebootBack(_))).unwrap();
+        assert_eq!(
+            s.dev.did[back].1,
+            Did::RebootBack(Some(names[0].to_string())),
+            "{names:?}: back to the slot the update was installed from"
+        );
+        let cleared = s.dev.did[..back]
+            .iter()
+            .rposition(|(_, d)| *d == Did::Clear);
+        let rebooted = position(&s, |d| matches!(d, Did::Reboot(_))).unwrap();
+        assert!(cleared.is_some_and(|c| c > rebooted), "{names:?}");
+        // the rejected slot was never marked good
+        assert!(
+            !s.dev
+                .did
+                .iter()
+                .any(|(_, d)| *d == Did::Mark(names[1].to_string(), SlotMark::Good))
+        );
+        s.assert_clean();
+    }
+}
+
+#[test]
+fn refused_mark_good_is_a_failure_not_a_success() {
+    let mut s = sim_with(&["system0", "system1"]);
+    os_only(&mut s, 54, Kind::Forced, &[1000]);
+    s.server.os_target_version.remove(&54);
+    s.drive_bounded(MAX, |s| {
+        s.dev.count(|d| matches!(d, Did::Install { .. })) == 1
+    });
+    s.dev.marks_fail = true;
+    s.drive_bounded(MAX, finished(54));
+    assert_eq!(s.server.action(54).st, St::Error);
+    assert!(last_final(&s, 54).contains("could not be marked good"));
+    assert_eq!(s.client.last_failure(), Some(Failure::MarkGood));
+}
+
+#[test]
+fn unknown_booted_slot_stops_until_boot_attempts_then_reports_failure() {
+    let mut s = sim_with(&["system0", "system1"]);
+    os_only(&mut s, 55, Kind::Forced, &[1000]);
+    s.drive_bounded(MAX, |s| {
+        s.dev.count(|d| matches!(d, Did::Install { .. })) == 1
+    });
+    s.dev.booted_unknown = true;
+    s.drive_bounded(MAX, |s| s.client.stopped().is_some());
+    assert_eq!(s.client.stopped(), Some(StopReason::BootedSlotUnknown));
+    assert_eq!(s.record_phase(), Some(Phase::Rebooting));
+    // the service manager starts eyas again (each start stores its count first)
+    s.boot();
+    s.step();
+    assert_eq!(s.client.stopped(), Some(StopReason::BootedSlotUnknown));
+    s.boot();
+    s.step();
+    assert_eq!(s.client.stopped(), None, "third start: give up and report");
+    s.drive_bounded(MAX, finished(55));
+    assert_eq!(s.server.action(55).st, St::Error);
+    assert!(last_final(&s, 55).contains("could not be told"));
+    assert_eq!(s.client.last_failure(), Some(Failure::BootedSlotUnknown));
+    // nothing was marked after the reboot, on a slot nobody could name
+    let rebooted = position(&s, |d| matches!(d, Did::Reboot(_))).unwrap();
+    assert!(
+        !s.dev.did[rebooted..]
+            .iter()
+            .any(|(_, d)| matches!(d, Did::Mark(..)))
+    );
+}
+
+#[test]
+fn failure_kinds_reach_telemetry_once() {
+    let mut s = sim_with(&["A", "B"]);
+    s.dev.fallback_on_boot = true;
+    os_only(&mut s, 56, Kind::Forced, &[1000]);
+    s.drive_bounded(MAX, finished(56));
+    let failures: Vec<_> = s
+        .dev
+        .did
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Did::Telemetry(t) if t.phase == TelemetryPhase::Failed => Some(t.failure),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures, [Some(Failure::FellBack)]);
+    assert_eq!(Failure::FellBack.error_code(), 400);
 }

@@ -6,7 +6,7 @@
 #![allow(unsafe_code)] // the counting allocator; the library stays `forbid(unsafe_code)`
 
 use eyas_core::client::*;
-use eyas_core::record::Slot;
+use eyas_core::record::RECORD_MAX_LEN;
 use eyas_core::time::{Duration, Instant};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -50,7 +50,9 @@ const DEPLOYMENT: &[u8] = br#"{"id":"42","deployment":{"download":"forced","upda
  {"part":"os","version":"1.2.0","name":"rootfs","artifacts":[{"filename":"rootfs.raucb","size":5000,"hashes":{"sha1":"68db2d92eaa9d13d99261a344106f3bc510346ac"},"_links":{"download-http":{"href":"http://hb/b"}}}]}]}}"#;
 
 struct Shell {
-    record: [u8; 160],
+    record: [u8; RECORD_MAX_LEN],
+    health_asked: bool,
+    mark_asked: bool,
     record_len: usize,
     downloading: Option<(u64, u64)>, // (received, size)
     verifying: bool,
@@ -77,7 +79,9 @@ fn run_flow_with(client: &mut Client) -> Shell {
     let mut cfg = ClientConfig::new("http://hb", "DEFAULT", "dev");
     cfg.authorization = Some("TargetToken x");
     let mut sh = Shell {
-        record: [0; 160],
+        record: [0; RECORD_MAX_LEN],
+        health_asked: false,
+        mark_asked: false,
         record_len: 0,
         downloading: None,
         verifying: false,
@@ -95,8 +99,8 @@ fn run_flow_with(client: &mut Client) -> Shell {
         now,
         BootReport {
             record: None,
-            booted_slot: Some(Slot::A),
-            healthy: true,
+            booted: Some("system0"),
+            rejected: None,
             running: Some(("fw", "1.1.0")),
         },
     );
@@ -118,6 +122,8 @@ fn run_flow_with(client: &mut Client) -> Shell {
                     sh.installing = Some(r.kind == InstallKind::RaucReboot);
                 }
                 Action::Reboot { .. } => sh.reboot = true,
+                Action::CheckHealth => sh.health_asked = true,
+                Action::MarkSlot { .. } => sh.mark_asked = true,
                 _ => {}
             }
         }
@@ -131,12 +137,24 @@ fn run_flow_with(client: &mut Client) -> Shell {
                 now,
                 BootReport {
                     record: (len > 0).then_some(&rec[..len]),
-                    booted_slot: Some(Slot::B),
-                    healthy: true,
+                    booted: Some("system1"),
+                    rejected: None,
                     running: Some(("fw", "1.2.0")),
                 },
             );
             client.set_attributes(&[("hw_revision", "2")]).unwrap();
+            continue;
+        }
+        if std::mem::take(&mut sh.health_asked) {
+            client
+                .handle_event(now, Event::HealthChecked { passed: true })
+                .unwrap();
+            continue;
+        }
+        if std::mem::take(&mut sh.mark_asked) {
+            client
+                .handle_event(now, Event::SlotMarked { ok: true })
+                .unwrap();
             continue;
         }
         // 2. one request
@@ -207,7 +225,7 @@ fn run_flow_with(client: &mut Client) -> Shell {
                 .handle_event(
                     now,
                     Event::Installed {
-                        slot: reboots.then_some(Slot::B),
+                        slot: reboots.then_some("system1"),
                     },
                 )
                 .unwrap();
@@ -254,7 +272,7 @@ fn client_size_is_modest() {
     let size = core::mem::size_of::<Client>();
     println!("size_of::<Client>() = {size}");
     // regression guard: the firmware keeps one Client in a static (see ARCHITECTURE.md)
-    assert!(size <= 7 * 1024, "Client is {size} bytes");
+    assert!(size <= 7 * 1024 + 128, "Client is {size} bytes");
 }
 
 /// Upper bound of the stack a whole update flow needs (client + this test's shell loop), found

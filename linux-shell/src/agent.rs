@@ -6,9 +6,10 @@
 //! fed in with `handle_event`, so the core keeps polling (and notices cancels) meanwhile.
 //!
 //! Files: every artifact is stored as `<dir of bundle_download_location>/<artifact file name>`
-//! (names that could leave the directory are refused). Success is reported by the core only
-//! after the next boot: on start-up eyas reads the record, asks RAUC which slot booted, runs the
-//! health check, marks the slot good, and hands that verdict to `Client::handle_boot`.
+//! (names that could leave the directory are refused). The boot path is the core's
+//! (`eyas_core::client` boot module): on start-up eyas hands it the record, RAUC's bootname of the
+//! booted slot and the remembered rejected slot, then performs what it asks (health check, RAUC
+//! marks, a reboot back) and reports what happened. Nothing here compares slots.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eyas_core::client::{
-    Action, ArtifactRef, BootReport, Client, ClientConfig, ConfirmationPolicy, Event, InstallKind,
-    InstallRef, REQUEST_BUF_LEN, StopReason, Telemetry as CoreTelemetry, TelemetryPhase, Warning,
+    Action, ArtifactRef, BootReport, Client, ClientConfig, ConfirmationPolicy, Event, Failure,
+    InstallKind, InstallRef, REQUEST_BUF_LEN, RebootReason, SlotMark, StopReason,
+    Telemetry as CoreTelemetry, TelemetryPhase, Warning,
 };
 use eyas_core::ddi::ActionId;
-use eyas_core::record::{Phase, Record, Slot};
+use eyas_core::record::{Phase, Record};
 use eyas_core::time::{Duration as CoreDuration, Instant as CoreInstant};
 use eyas_core::verify::{ArtifactSpec, Policy, Verifier, is_manifest_for};
 use tokio::sync::mpsc;
@@ -51,10 +53,6 @@ async fn connect_rauc(bus_address: Option<&str>, patience: Duration) -> Option<R
         }
     }
 }
-
-/// How long to try to report a failed health check before rebooting into the previous slot
-/// (the record keeps the report for the next start).
-const REBOOT_REPORT_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long a RAUC install may take.
 const INSTALL_LIMIT: Duration = Duration::from_secs(3600);
@@ -122,7 +120,10 @@ enum Work {
     Verify(OwnedArtifact),
     Install(OwnedInstall),
     Hook(OwnedInstall),
-    Reboot(Option<Slot>),
+    Reboot(Option<String>, RebootReason),
+    CheckHealth,
+    Mark(String, SlotMark),
+    Remember(Option<String>),
     Ask(ActionId),
     Attributes,
     Telemetry(CoreTelemetry),
@@ -139,7 +140,14 @@ fn own(action: &Action<'_>) -> Work {
         Action::Verify(a) => Work::Verify(a.into()),
         Action::Install(i) => Work::Install(i.into()),
         Action::RunConfigHook(i) => Work::Hook(i.into()),
-        Action::Reboot { target_slot, .. } => Work::Reboot(*target_slot),
+        Action::Reboot {
+            target_slot,
+            reason,
+            ..
+        } => Work::Reboot(target_slot.map(str::to_owned), *reason),
+        Action::CheckHealth => Work::CheckHealth,
+        Action::MarkSlot { bootname, mark } => Work::Mark((*bootname).to_owned(), *mark),
+        Action::RememberRejected(b) => Work::Remember(b.map(str::to_owned)),
         Action::AskConfirmation { action } => Work::Ask(*action),
         Action::AttributesRequested => Work::Attributes,
         Action::Telemetry(t) => Work::Telemetry(*t),
@@ -158,17 +166,11 @@ enum Done {
         result: Result<Box<Downloaded>, HttpError>,
     },
     InstallProgress(u8),
-    Install(Result<Option<Slot>, String>),
+    /// `Some(bootname)`: the slot RAUC made primary (OS install).
+    Install(Result<Option<String>, String>),
     Confirmation(ActionId, bool),
-}
-
-/// Slot letter from a RAUC bootname.
-pub fn slot_from_bootname(name: &str) -> Option<Slot> {
-    match name {
-        "A" | "a" => Some(Slot::A),
-        "B" | "b" => Some(Slot::B),
-        _ => None,
-    }
+    Health(bool),
+    Marked(bool),
 }
 
 /// The core's configuration, derived from the file.
@@ -193,6 +195,7 @@ fn client_config<'a>(
     cc.backoff_initial = core_duration(c.retry_wait.min(Duration::from_secs(5)));
     cc.backoff_max = core_duration(c.retry_wait);
     cc.download_retries = if c.resume_downloads { 10 } else { 0 };
+    cc.mark_good_on_boot = config.eyas.mark_good_on_boot;
     cc.confirmation = match config.eyas.confirmation {
         Confirmation::Auto => ConfirmationPolicy::Auto,
         Confirmation::Deny | Confirmation::Command(_) => ConfirmationPolicy::AskShell,
@@ -242,13 +245,8 @@ struct Agent<'c> {
     awaiting_reboot: bool,
     /// Why the loop must end (401, record not writable).
     halt: Option<String>,
-    /// The new slot failed its health check: reboot into the previous one once the failure
-    /// is reported (or at this deadline).
-    reboot_after_report: Option<std::time::Instant>,
-    /// Code and short reason of the last failure, for telemetry.
-    last_error: Option<(u16, String)>,
-    /// The current failure was already published (by `publish_failure`).
-    failure_published: bool,
+    /// The last update failure (its exit code ends a run-once).
+    failure: Option<Failure>,
 }
 
 /// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
@@ -317,13 +315,9 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     } else {
         Duration::ZERO
     };
+    // Without RAUC the core gets no booted slot: it never guesses a verdict, stops (eyas exits 1
+    // and the service manager retries) and gives up after `boot_attempts` such starts.
     let rauc = connect_rauc(options.bus_address.as_deref(), patience).await;
-    if pending_reboot && rauc.is_none() {
-        tracing::error!(
-            "an update waits for its post-reboot verdict but RAUC is not reachable; exiting so that the service manager retries"
-        );
-        return 1;
-    }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
         config,
@@ -345,9 +339,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         awaiting_reboot: false,
         polled: false,
         halt: None,
-        reboot_after_report: None,
-        last_error: None,
-        failure_published: false,
+        failure: None,
     };
     agent.boot(&mut client).await;
     service::ready("polling hawkBit");
@@ -362,15 +354,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         if let Some(reason) = &agent.halt {
             tracing::error!("stopping: {reason}");
             break;
-        }
-        if let Some(deadline) = agent.reboot_after_report
-            && (client.current_action().is_none() || std::time::Instant::now() >= deadline)
-        {
-            agent.reboot_after_report = None;
-            agent.reboot_to_previous_slot().await;
-            if agent.options.run_once {
-                break;
-            }
         }
         let now = agent.now();
         let request = match client.poll_request(now, &mut buf) {
@@ -414,7 +397,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                 r = task => r,
                 signal = &mut shutdown => {
                     tracing::info!("{signal}: stopping");
-                    agent.reboot_after_report = None;
                     break;
                 }
             };
@@ -473,13 +455,9 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             break;
         }
         let next = client.poll_timeout();
-        let mut sleep_for = next.map_or(Duration::from_secs(3600), |t| {
+        let sleep_for = next.map_or(Duration::from_secs(3600), |t| {
             Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
         });
-        if let Some(deadline) = agent.reboot_after_report {
-            sleep_for =
-                sleep_for.min(deadline.saturating_duration_since(std::time::Instant::now()));
-        }
         tracing::debug!("next core timeout in {} ms", sleep_for.as_millis());
         tokio::select! {
             () = tokio::time::sleep(sleep_for) => {
@@ -489,14 +467,9 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             Some(done) = done_rx.recv() => agent.handle_done(&mut client, done),
             signal = &mut shutdown => {
                 tracing::info!("{signal}: stopping");
-                agent.reboot_after_report = None;
                 break;
             }
         }
-    }
-    if agent.reboot_after_report.take().is_some() {
-        // The failure is not reported yet (the record keeps it for the next start).
-        agent.reboot_to_previous_slot().await;
     }
     service::stopping();
     agent.cancel.store(true, Ordering::Relaxed);
@@ -509,7 +482,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     if agent.halt.is_some() || agent.failed {
         1
     } else {
-        0
+        agent.failure.map_or(0, Failure::exit_code)
     }
 }
 
@@ -526,15 +499,7 @@ impl Agent<'_> {
         }
     }
 
-    /// `ota_status=failure` with its `error_code` and reason, once per failure (the core's
-    /// `Failed` sample that follows is not published again).
-    fn publish_failure(&mut self, code: u16, reason: &str) {
-        self.publish(&telemetry::status(OtaStatus::Failure, Some((code, reason))));
-        self.failure_published = true;
-        self.last_error = None;
-    }
-
-    /// Record + RAUC + health check → `handle_boot`.
+    /// Record + RAUC's view → `handle_boot`; the core then asks for the boot path's steps.
     async fn boot(&mut self, client: &mut Client) {
         let record = match self.store.load() {
             Ok(r) => r,
@@ -544,9 +509,15 @@ impl Agent<'_> {
             }
         };
         let pending = record.as_deref().and_then(|b| Record::decode(b).ok());
-        let (booted, running) = match &self.rauc {
+        let (booted, bundle_version) = match &self.rauc {
             Some(r) => {
-                let booted = r.boot_slot().await.ok();
+                let booted = match r.boot_slot().await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!("RAUC does not say which slot booted: {e}");
+                        None
+                    }
+                };
                 let version = match r.slot_status().await {
                     Ok(slots) => slots
                         .iter()
@@ -558,70 +529,19 @@ impl Agent<'_> {
             }
             None => (None, None),
         };
-        let booted_slot = booted.as_deref().and_then(slot_from_bootname);
-        let mut healthy = false;
-        match &pending {
-            Some(rec) if rec.phase == Phase::Rebooting => {
-                if rec.target_slot.is_some() && rec.target_slot == booted_slot {
-                    if self.run_health_command().await {
-                        healthy = self.mark_good_booted().await;
-                        if healthy {
-                            self.clear_bad_slot_marker();
-                        } else {
-                            self.last_error = Some((
-                                telemetry::error_code::MARK_GOOD,
-                                "the new slot could not be marked good".to_owned(),
-                            ));
-                        }
-                    } else {
-                        self.last_error = Some((
-                            telemetry::error_code::HEALTH,
-                            "the new slot failed the health check".to_owned(),
-                        ));
-                        self.reject_booted(booted.as_deref().unwrap_or("?")).await;
-                    }
-                } else {
-                    tracing::warn!(
-                        "booted slot {} is not the update's target {}: the bootloader fell back",
-                        booted.as_deref().unwrap_or("?"),
-                        rec.target_slot.map_or("?", Slot::as_str)
-                    );
-                    self.last_error = Some((
-                        telemetry::error_code::FELL_BACK,
-                        format!(
-                            "the bootloader fell back to slot {} (target was slot {})",
-                            booted.as_deref().unwrap_or("?"),
-                            rec.target_slot.map_or("?", Slot::as_str)
-                        ),
-                    ));
-                    if let (Some(target), Some(b)) = (rec.target_slot, booted.as_deref()) {
-                        self.after_fallback(target, b).await;
-                    }
-                }
-            }
-            _ => {
-                // The target of an update that failed on this very slot stays bad.
-                let failed_here = pending.as_ref().is_some_and(|r| {
-                    matches!(r.phase, Phase::Reporting { success: false, .. })
-                        && r.target_slot.is_some()
-                        && r.target_slot == booted_slot
-                });
-                self.mark_good_on_start(booted.as_deref(), failed_here)
-                    .await;
-            }
-        }
-        let version = running.clone().unwrap_or_default();
+        let running = self.running_identity(bundle_version.as_deref());
+        let rejected = self.read_rejected_slot();
         tracing::info!(
             "booted slot {} running {}; pending action: {}",
             booted.as_deref().unwrap_or("?"),
-            if version.is_empty() { "?" } else { &version },
+            running.as_ref().map_or("?", |(_, v)| v.as_str()),
             pending
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), |r| r.action_id.to_string())
         );
         self.publish(&telemetry::current_software(
-            "rootfs",
-            &version,
+            running.as_ref().map_or("rootfs", |(n, _)| n.as_str()),
+            running.as_ref().map_or("", |(_, v)| v.as_str()),
             booted.as_deref().unwrap_or(""),
         ));
         let now = self.now();
@@ -629,194 +549,115 @@ impl Agent<'_> {
             now,
             BootReport {
                 record: record.as_deref(),
-                booted_slot,
-                healthy,
-                running: running.as_deref().map(|v| ("rootfs", v)),
+                booted: booted.as_deref(),
+                rejected: rejected.as_deref(),
+                running: running.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
             },
         );
-        // An install interrupted too often (power cuts) is given up by the core right here.
-        if pending
-            .as_ref()
-            .is_some_and(|r| r.phase == Phase::Installing)
-            && client
-                .record()
-                .is_some_and(|r| matches!(r.phase, Phase::Reporting { success: false, .. }))
+    }
+
+    /// The distribution set that runs now, for `PUT installedBase` after a fallback: the
+    /// configured name (`[eyas] installed_name`) with RAUC's bundle version of the booted slot,
+    /// or the configured factory version when RAUC installed nothing there yet.
+    fn running_identity(&self, bundle_version: Option<&str>) -> Option<(String, String)> {
+        let e = &self.config.eyas;
+        let Some(name) = e.installed_name.clone() else {
+            tracing::info!(
+                "installedBase: [eyas] installed_name is not set, so after a fallback hawkBit is not told which distribution set runs"
+            );
+            return None;
+        };
+        match bundle_version
+            .map(str::to_owned)
+            .or_else(|| e.installed_version.clone())
         {
-            self.last_error = Some((
-                telemetry::error_code::INTERRUPTED,
-                "the install was interrupted too often".to_owned(),
-            ));
+            Some(version) => Some((name, version)),
+            None => {
+                tracing::info!(
+                    "installedBase: the booted slot has no RAUC bundle version and [eyas] installed_version is not set, so after a fallback hawkBit is not told which version runs"
+                );
+                None
+            }
         }
     }
 
-    /// The health check command (if any); true when it passed or none is configured.
-    async fn run_health_command(&self) -> bool {
-        if let Some(cmd) = &self.config.eyas.health_check_command {
-            match hooks::run(cmd, &[], self.config.eyas.health_check_timeout).await {
-                Ok(()) => tracing::info!("health check passed"),
-                Err(e) => {
-                    tracing::error!("health check failed: {e}");
-                    return false;
+    /// [`Action::CheckHealth`]: the health check command (none configured passes).
+    fn start_health_check(&mut self) {
+        let cmd = self.config.eyas.health_check_command.clone();
+        let timeout = self.config.eyas.health_check_timeout;
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let passed = match cmd {
+                None => true,
+                Some(cmd) => match hooks::run(&cmd, &[], timeout).await {
+                    Ok(()) => {
+                        tracing::info!("health check passed");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!("health check failed: {e}");
+                        false
+                    }
+                },
+            };
+            let _ = tx.send(Done::Health(passed));
+        });
+    }
+
+    /// [`Action::MarkSlot`]: RAUC `Mark` of the slot with that bootname.
+    fn start_mark(&mut self, bootname: String, mark: SlotMark) {
+        let state = match mark {
+            SlotMark::Good => MarkState::Good,
+            SlotMark::Bad => MarkState::Bad,
+            _ => MarkState::Active,
+        };
+        let rauc = self.rauc.clone();
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let ok = match rauc {
+                None => {
+                    tracing::error!("cannot mark slot {bootname} {state:?}: RAUC is not reachable");
+                    false
                 }
-            }
-        }
-        true
+                Some(rauc) => mark_by_bootname(&rauc, &bootname, state).await,
+            };
+            let _ = tx.send(Done::Marked(ok));
+        });
     }
 
-    /// `Mark good booted`; true when RAUC accepted it.
-    async fn mark_good_booted(&self) -> bool {
-        let Some(rauc) = &self.rauc else {
-            tracing::error!("cannot mark the booted slot good: RAUC is not reachable");
-            return false;
-        };
-        match rauc.mark(MarkState::Good, "booted").await {
-            Ok((slot, msg)) => {
-                tracing::info!("{slot}: {msg}");
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot mark the booted slot good: {e}");
-                false
-            }
-        }
-    }
-
-    /// `Mark <state> <slot>`, logged; true when RAUC accepted it.
-    async fn mark(&self, state: MarkState, slot: &str) -> bool {
-        let Some(rauc) = &self.rauc else {
-            tracing::error!("cannot mark slot {slot} {state:?}: RAUC is not reachable");
-            return false;
-        };
-        match rauc.mark(state, slot).await {
-            Ok((name, msg)) => {
-                tracing::info!("{name}: {msg}");
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot mark slot {slot} {state:?}: {e}");
-                false
-            }
-        }
-    }
-
-    /// RAUC's slot name for a bootname (`rootfs.1` for `B`).
-    async fn slot_name(&self, bootname: &str) -> Option<String> {
-        let slots = self.rauc.as_ref()?.slot_status().await.ok()?;
-        slots
-            .into_iter()
-            .find(|s| s.get("bootname") == Some(bootname))
-            .map(|s| s.name)
-    }
-
-    /// Makes the slot with `bootname` primary unless RAUC already says it is (backends where
-    /// `Mark bad` of the other slot does not change the boot order, e.g. custom ones).
-    async fn ensure_primary(&self, bootname: &str, identifier: &str) {
-        let Some(rauc) = &self.rauc else { return };
-        let Some(name) = self.slot_name(bootname).await else {
-            tracing::warn!("RAUC does not know a slot with bootname {bootname}");
-            return;
-        };
-        if rauc.primary().await.ok().as_deref() == Some(name.as_str()) {
-            return;
-        }
-        self.mark(MarkState::Active, identifier).await;
-    }
-
-    /// A failed health check on the update's target: never boot it again, make the previous
-    /// slot primary, and reboot into it once the failure is reported.
-    async fn reject_booted(&mut self, booted: &str) {
-        tracing::error!(
-            "slot {booted} failed its health check: marking it bad so that the previous slot boots again"
-        );
-        if self.mark(MarkState::Bad, "booted").await {
-            self.write_bad_slot_marker(booted);
-        }
-        let other = match booted {
-            "A" | "a" => Some("B"),
-            "B" | "b" => Some("A"),
-            _ => None,
-        };
-        if let Some(other) = other {
-            self.ensure_primary(other, "other").await;
-        }
-        self.reboot_after_report = Some(std::time::Instant::now() + REBOOT_REPORT_PATIENCE);
-    }
-
-    /// The bootloader fell back from `target` to `booted`: mark the target bad (so that the
-    /// boot script never picks it again once the booted slot's attempts run out) and the
-    /// booted slot good after its health check.
-    async fn after_fallback(&mut self, target: Slot, booted: &str) {
-        let target_id = self
-            .slot_name(target.as_str())
-            .await
-            .unwrap_or_else(|| "other".to_owned());
-        self.mark(MarkState::Bad, &target_id).await;
-        if self.run_health_command().await {
-            if self.mark_good_booted().await {
-                self.ensure_primary(booted, "booted").await;
-            }
-        } else {
-            tracing::error!(
-                "the previous slot {booted} failed its health check too: not marking it good"
-            );
-        }
-    }
-
-    /// A start without an update to judge: health check, then `Mark good booted` (as
-    /// rauc-mark-good.service does) so that the running slot's boot attempts never run out.
-    async fn mark_good_on_start(&mut self, booted: Option<&str>, failed_here: bool) {
-        if !self.config.eyas.mark_good_on_boot {
-            return;
-        }
-        let marker = self.read_bad_slot_marker();
-        if let (Some(m), Some(b)) = (marker.as_deref(), booted)
-            && m != b
-        {
-            // Rebooted away from the rejected slot.
-            self.clear_bad_slot_marker();
-        }
-        if failed_here || (marker.is_some() && marker.as_deref() == booted) {
-            tracing::warn!(
-                "slot {} failed its update and was marked bad: not marking it good; reboot to return to the previous slot",
-                booted.unwrap_or("?")
-            );
-            return;
-        }
-        if self.rauc.is_none() {
-            tracing::warn!("RAUC is not reachable: the booted slot is not marked good");
-            return;
-        }
-        if self.run_health_command().await {
-            self.mark_good_booted().await;
-        } else {
-            tracing::error!("not marking the booted slot good");
-        }
-    }
-
-    fn bad_slot_marker(&self) -> PathBuf {
+    /// Where [`Action::RememberRejected`] keeps its bootname (beside the record).
+    fn rejected_slot_file(&self) -> PathBuf {
         self.config.eyas.record_path.with_extension("bad-slot")
     }
 
-    fn read_bad_slot_marker(&self) -> Option<String> {
-        std::fs::read_to_string(self.bad_slot_marker())
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    }
-
-    fn write_bad_slot_marker(&self, bootname: &str) {
-        if let Err(e) = std::fs::write(self.bad_slot_marker(), format!("{bootname}\n")) {
-            tracing::warn!("{}: {e}", self.bad_slot_marker().display());
+    fn read_rejected_slot(&self) -> Option<String> {
+        match RecordStore::new(self.rejected_slot_file()).load() {
+            Ok(bytes) => bytes
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(|s| s.trim_end_matches('\n').to_owned())
+                .filter(|s| !s.is_empty()),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
         }
     }
 
-    fn clear_bad_slot_marker(&self) {
-        let _ = std::fs::remove_file(self.bad_slot_marker());
+    /// Stored like the record (temp + fsync + rename): a power cut leaves the old or new name.
+    fn remember_rejected(&self, bootname: Option<&str>) {
+        let store = RecordStore::new(self.rejected_slot_file());
+        let result = match bootname {
+            Some(b) => store.store(format!("{b}\n").as_bytes()),
+            None => store.clear(),
+        };
+        if let Err(e) = result {
+            tracing::warn!("{e}");
+        }
     }
 
     /// After a failed health check: reboot into the previous slot (`post_update_reboot=true`),
     /// or say clearly that someone must.
-    async fn reboot_to_previous_slot(&mut self) {
+    async fn reboot_to_previous_slot(&mut self, target: Option<&str>) {
         self.awaiting_reboot = true;
         if let Some(t) = &self.telemetry {
             let _ = t.flush(Duration::from_secs(3)).await;
@@ -828,7 +669,10 @@ impl Agent<'_> {
             service::status("update failed; reboot to return to the previous slot");
             return;
         }
-        tracing::info!("rebooting into the previous slot");
+        tracing::info!(
+            "rebooting into the previous slot {}",
+            target.unwrap_or("(the bootloader's next choice)")
+        );
         self.run_reboot_command().await;
     }
 
@@ -892,9 +736,8 @@ impl Agent<'_> {
                     Ok(()) => {
                         let _ = client.handle_event(now, Event::Verified);
                     }
-                    Err((code, reason)) => {
+                    Err(reason) => {
                         tracing::error!("{reason}");
-                        self.publish_failure(code, &reason);
                         let _ = client.handle_event(now, Event::VerifyFailed { reason: &reason });
                     }
                 }
@@ -907,7 +750,11 @@ impl Agent<'_> {
                 self.start_install(client, i);
             }
             Work::Hook(i) => self.start_hook(client, i),
-            Work::Reboot(target) => self.reboot(target).await,
+            Work::Reboot(target, RebootReason::Update) => self.reboot(target.as_deref()).await,
+            Work::Reboot(target, _) => self.reboot_to_previous_slot(target.as_deref()).await,
+            Work::CheckHealth => self.start_health_check(),
+            Work::Mark(bootname, mark) => self.start_mark(bootname, mark),
+            Work::Remember(bootname) => self.remember_rejected(bootname.as_deref()),
             Work::Ask(action) => self.ask(action),
             Work::Attributes => {
                 let attrs: Vec<(&str, &str)> = self
@@ -920,19 +767,26 @@ impl Agent<'_> {
                     tracing::warn!("[device] attributes refused by the core: {e:?}");
                 }
             }
-            Work::Telemetry(t) => self.telemetry_sample(t),
-            Work::Warning(w) => tracing::warn!("{w:?}"),
+            Work::Telemetry(t) => self.telemetry_sample(client, t),
+            Work::Warning(w) => tracing::warn!("{w}"),
             Work::Stopped(StopReason::Unauthorized) => {
                 self.halt = Some(
                     "hawkBit refused the credentials (401); check auth_token / gateway_token"
                         .to_owned(),
                 );
             }
+            Work::Stopped(StopReason::BootedSlotUnknown) => {
+                self.halt = Some(
+                    "an update waits for its verdict but RAUC does not say which slot booted; exiting so that the service manager starts eyas again".to_owned(),
+                );
+            }
             Work::Stopped(other) => self.halt = Some(format!("the DDI client stopped: {other:?}")),
         }
     }
 
-    fn telemetry_sample(&mut self, t: CoreTelemetry) {
+    /// Publishes the core's sample; a failure carries the core's kind (`error_code`) and the
+    /// text it sends to hawkBit (`ota_error`).
+    fn telemetry_sample(&mut self, client: &Client, t: CoreTelemetry) {
         let status = match t.phase {
             TelemetryPhase::Idle
             | TelemetryPhase::WaitingConfirmation
@@ -945,8 +799,8 @@ impl Agent<'_> {
             TelemetryPhase::Succeeded => OtaStatus::Success,
             TelemetryPhase::Failed | TelemetryPhase::Canceled => OtaStatus::Failure,
         };
-        if t.phase == TelemetryPhase::Failed {
-            self.failed = true;
+        if let Some(f) = t.failure {
+            self.failure = Some(f);
         }
         let text = format!(
             "{:?}{}",
@@ -954,24 +808,13 @@ impl Agent<'_> {
             t.percent.map(|p| format!(" {p}%")).unwrap_or_default()
         );
         service::status(&text);
-        let error =
-            match t.phase {
-                TelemetryPhase::Canceled => Some((
-                    telemetry::error_code::CANCELED,
-                    "action canceled".to_owned(),
-                )),
-                TelemetryPhase::Failed => {
-                    if std::mem::take(&mut self.failure_published) {
-                        // Already published with its code where it happened (once per failure).
-                        self.last_error = None;
-                        return;
-                    }
-                    Some(self.last_error.take().unwrap_or_else(|| {
-                        (telemetry::error_code::OTHER, "update failed".to_owned())
-                    }))
-                }
-                _ => None,
+        let error = t.failure.map(|f| {
+            let reason = match f {
+                Failure::Canceled => "action canceled".to_owned(),
+                _ => client.final_text().unwrap_or(f.as_str()).to_owned(),
             };
+            (f.error_code(), reason)
+        });
         let mut msg = telemetry::status(status, error.as_ref().map(|(c, r)| (*c, r.as_str())));
         if let (Some(p), Some(values)) = (
             t.percent,
@@ -988,7 +831,6 @@ impl Agent<'_> {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{e}");
-                self.last_error = Some((telemetry::error_code::DOWNLOAD, e.to_string()));
                 let now = self.now();
                 let _ = client.handle_event(now, Event::DownloadFailed { http_status: None });
                 return;
@@ -1076,8 +918,8 @@ impl Agent<'_> {
 
     /// The core decides: size and hawkBit digest, from the verifier fed during the download
     /// (or, for a file from an earlier run, from one more pass over the file).
-    fn verify(&mut self, a: &OwnedArtifact) -> Result<(), (u16, String)> {
-        let other = |e: String| (telemetry::error_code::VERIFY, e);
+    fn verify(&mut self, a: &OwnedArtifact) -> Result<(), String> {
+        let other = |e: String| e;
         let key = (a.action, a.artifact);
         let path =
             artifact_path(&self.download_dir, &a.filename).map_err(|e| other(e.to_string()))?;
@@ -1093,7 +935,7 @@ impl Agent<'_> {
         // Policy::Off here: the signed manifest is checked before install (`crate::manifest`).
         verifier
             .finish("", None)
-            .map_err(|e| (e.code(), format!("{}: {e} ({})", a.filename, e.as_str())))?;
+            .map_err(|e| format!("{}: {e} ({})", a.filename, e.as_str()))?;
         tracing::info!("{}: size and checksum OK", a.filename);
         self.files.insert(key, path);
         // A file verified after a restart was not downloaded by this run: the install needs
@@ -1144,7 +986,6 @@ impl Agent<'_> {
                 format!("no downloaded bundle for {} {}", i.name, i.version)
             };
             tracing::error!("{reason}");
-            self.last_error = Some((telemetry::error_code::INSTALL, reason.clone()));
             let now = self.now();
             let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
             return;
@@ -1200,11 +1041,16 @@ impl Agent<'_> {
                 Ok(()) if reboot => match rauc.primary().await {
                     Ok(primary) => {
                         let slots = rauc.slot_status().await.unwrap_or_default();
-                        let bootname = slots
+                        match slots
                             .iter()
                             .find(|s| s.name == primary)
-                            .and_then(|s| s.get("bootname"));
-                        Ok(bootname.and_then(slot_from_bootname))
+                            .and_then(|s| s.get("bootname"))
+                        {
+                            Some(b) => Ok(Some(b.to_owned())),
+                            None => Err(format!(
+                                "installed, but RAUC names no bootname for the primary slot {primary}"
+                            )),
+                        }
                     }
                     Err(e) => Err(format!("installed, but cannot read the primary slot: {e}")),
                 },
@@ -1232,7 +1078,6 @@ impl Agent<'_> {
                 i.part, i.part
             );
             tracing::error!("{reason}");
-            self.last_error = Some((telemetry::error_code::PART_HANDLER, reason.clone()));
             let now = self.now();
             let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
             return;
@@ -1252,7 +1097,7 @@ impl Agent<'_> {
         });
     }
 
-    async fn reboot(&mut self, target: Option<Slot>) {
+    async fn reboot(&mut self, target: Option<&str>) {
         self.awaiting_reboot = true;
         // `ota_status=rebooting` was published from the core's Rebooting sample just before.
         if let Some(t) = &self.telemetry {
@@ -1261,12 +1106,12 @@ impl Agent<'_> {
         if !self.config.client.post_update_reboot {
             tracing::info!(
                 "slot {} is installed; reboot to finish the update (post_update_reboot=false, so eyas does not reboot)",
-                target.map_or("?", Slot::as_str)
+                target.unwrap_or("?")
             );
             service::status("installed; waiting for a reboot");
             return;
         }
-        tracing::info!("rebooting into slot {}", target.map_or("?", Slot::as_str));
+        tracing::info!("rebooting into slot {}", target.unwrap_or("?"));
         self.run_reboot_command().await;
     }
 
@@ -1328,15 +1173,7 @@ impl Agent<'_> {
                             }
                             _ => Event::DownloadFailed { http_status: None },
                         };
-                        let r = client.handle_event(now, ev);
-                        // Only a download the core gave up on is a failure for ThingsBoard; one
-                        // it retries (cut, 5xx with resume_downloads) is not.
-                        if client.record().is_some_and(|r| {
-                            matches!(r.phase, Phase::Reporting { success: false, .. })
-                        }) {
-                            self.publish_failure(telemetry::error_code::DOWNLOAD, &e.detail);
-                        }
-                        r
+                        client.handle_event(now, ev)
                     }
                 }
             }
@@ -1346,16 +1183,15 @@ impl Agent<'_> {
             Done::Install(result) => {
                 self.busy = false;
                 match result {
-                    Ok(slot) => client.handle_event(now, Event::Installed { slot }),
+                    Ok(slot) => client.handle_event(
+                        now,
+                        Event::Installed {
+                            slot: slot.as_deref(),
+                        },
+                    ),
                     Err(reason) => {
                         tracing::error!("{reason}");
-                        let r = client.handle_event(now, Event::InstallFailed { reason: &reason });
-                        if client.record().is_some_and(|r| {
-                            matches!(r.phase, Phase::Reporting { success: false, .. })
-                        }) {
-                            self.publish_failure(telemetry::error_code::INSTALL, &reason);
-                        }
-                        r
+                        client.handle_event(now, Event::InstallFailed { reason: &reason })
                     }
                 }
             }
@@ -1371,9 +1207,42 @@ impl Agent<'_> {
                 }
                 client.handle_event(now, Event::ConfirmationAnswer { action, accepted })
             }
+            Done::Health(passed) => client.handle_event(now, Event::HealthChecked { passed }),
+            Done::Marked(ok) => client.handle_event(now, Event::SlotMarked { ok }),
         };
         if let Err(e) = result {
-            tracing::debug!("event not expected by the core: {e:?}");
+            tracing::warn!("event not taken by the core: {e}");
+        }
+    }
+}
+
+/// RAUC `Mark` of the slot whose bootname is `bootname` (RAUC's Mark takes slot names such as
+/// `rootfs.1`, so the name is looked up in its slot status); true when RAUC accepted it.
+async fn mark_by_bootname(rauc: &Rauc, bootname: &str, state: MarkState) -> bool {
+    let slot = match rauc.slot_status().await {
+        Ok(slots) => slots
+            .into_iter()
+            .find(|s| s.get("bootname") == Some(bootname))
+            .map(|s| s.name),
+        Err(e) => {
+            tracing::error!("cannot mark slot {bootname} {state:?}: {e}");
+            return false;
+        }
+    };
+    let Some(slot) = slot else {
+        tracing::error!(
+            "cannot mark slot {bootname} {state:?}: RAUC knows no slot with that bootname"
+        );
+        return false;
+    };
+    match rauc.mark(state, &slot).await {
+        Ok((name, msg)) => {
+            tracing::info!("{name} ({bootname}): {msg}");
+            true
+        }
+        Err(e) => {
+            tracing::error!("cannot mark slot {slot} ({bootname}) {state:?}: {e}");
+            false
         }
     }
 }
@@ -1404,13 +1273,6 @@ fn verify_file(path: &Path, spec: &ArtifactSpec) -> Result<Verifier, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bootnames_map_to_slots() {
-        assert_eq!(slot_from_bootname("A"), Some(Slot::A));
-        assert_eq!(slot_from_bootname("B"), Some(Slot::B));
-        assert_eq!(slot_from_bootname("system0"), None);
-    }
 
     #[test]
     fn client_config_follows_the_file() {

@@ -40,8 +40,9 @@ pub fn describe_record(store: &RecordStore) -> Result<String, String> {
                 let mut out = format!("pending action: {} — {phase}\n", rec.action_id);
                 let _ = writeln!(
                     out,
-                    "  target slot: {}",
-                    rec.target_slot.map_or("-", eyas_core::record::Slot::as_str)
+                    "  target slot: {} (installed from {})",
+                    rec.target_slot.as_deref().unwrap_or("-"),
+                    rec.from_slot.as_deref().unwrap_or("-")
                 );
                 let from = if rec.from_version.is_empty() {
                     "?"
@@ -109,7 +110,7 @@ pub async fn run(store: &RecordStore, bus_address: Option<&str>) -> u8 {
 mod tests {
     use super::*;
     use eyas_core::ddi::ActionId;
-    use eyas_core::record::{RECORD_MAX_LEN, Slot, record_version};
+    use eyas_core::record::{RECORD_MAX_LEN, bootname, record_version};
 
     #[test]
     fn record_descriptions() {
@@ -121,7 +122,8 @@ mod tests {
                 .contains("pending action: none")
         );
         let mut rec = Record::new(ActionId(7), Phase::Rebooting);
-        rec.target_slot = Some(Slot::B);
+        rec.target_slot = Some(bootname("system1").expect("bootname"));
+        rec.from_slot = Some(bootname("system0").expect("bootname"));
         rec.from_version = record_version("1.0.0");
         rec.to_version = record_version("1.1.0");
         let mut buf = [0u8; RECORD_MAX_LEN];
@@ -133,7 +135,10 @@ mod tests {
             text.contains("pending action: 7 — installed, rebooting"),
             "{text}"
         );
-        assert!(text.contains("target slot: B"), "{text}");
+        assert!(
+            text.contains("target slot: system1 (installed from system0)"),
+            "{text}"
+        );
         assert!(text.contains("1.0.0 -> 1.1.0"), "{text}");
         store.store(b"\x01garbage-bytes").expect("store");
         let e = describe_record(&store).expect_err("corrupt");

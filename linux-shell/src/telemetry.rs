@@ -87,45 +87,6 @@ pub fn current_software(title: &str, version: &str, rauc_slot: &str) -> Value {
     }))
 }
 
-/// Stable numeric `error_code`s of failure telemetry (each failure also carries `ota_error`
-/// and ThingsBoard's `sw_error`, a short reason, and `sw_state=FAILED`).
-///
-/// | code | failure |
-/// |---|---|
-/// | 1–99 | verification, `eyas_core::verify::VerifyError::code()` (4 = SHA-256 mismatch, 10 = manifest missing, 11 = bad signature, …) |
-/// | 100 | download failed (HTTP status, network, too many cuts) |
-/// | 110 | verification failed before the core's verdict (file unreadable, no digest) |
-/// | 200 | install failed (RAUC, signed manifest check, RAUC not reachable) |
-/// | 210 | part handler (`part.<NAME>.command`) failed |
-/// | 300 | the new slot failed the health check (marked bad; the previous slot boots again) |
-/// | 310 | the new slot could not be marked good |
-/// | 400 | the bootloader fell back to the previous slot (the new slot is marked bad) |
-/// | 500 | the install was interrupted too often |
-/// | 600 | the action was canceled |
-/// | 900 | other failure (the core's reason is in `ota_error`) |
-pub mod error_code {
-    /// Download failed.
-    pub const DOWNLOAD: u16 = 100;
-    /// Verification failed outside the core's verifier.
-    pub const VERIFY: u16 = 110;
-    /// Install failed.
-    pub const INSTALL: u16 = 200;
-    /// Part handler failed.
-    pub const PART_HANDLER: u16 = 210;
-    /// Health check of the new slot failed.
-    pub const HEALTH: u16 = 300;
-    /// `Mark good` of the new slot failed.
-    pub const MARK_GOOD: u16 = 310;
-    /// The bootloader fell back.
-    pub const FELL_BACK: u16 = 400;
-    /// Interrupted too often.
-    pub const INTERRUPTED: u16 = 500;
-    /// Canceled.
-    pub const CANCELED: u16 = 600;
-    /// Anything else.
-    pub const OTHER: u16 = 900;
-}
-
 /// `{ts, values}` for a status change; `error` = (`error_code`, reason) fills
 /// `error_code`, `ota_error` and `sw_error`.
 pub fn status(status: OtaStatus, error: Option<(u16, &str)>) -> Value {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::broker::Broker;
@@ -27,40 +27,7 @@ async fn eyas_run_once_owned(conf: std::path::PathBuf, bus: String) -> Output {
 }
 
 async fn eyas_run_once(conf: &Path, bus: &str) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_eyas"))
-        .arg("-r")
-        .arg("-d")
-        .arg("-c")
-        .arg(conf)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(conf.with_extension("stderr")).expect("stderr file"))
-        .spawn()
-        .expect("run eyas");
-    let pid = child.id();
-    let waited = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await;
-    let out = match waited {
-        Ok(joined) => joined.expect("join").expect("wait for eyas"),
-        Err(_) => {
-            // Never leave an agent behind: kill it by its own pid, then fail.
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            let log = std::fs::read_to_string(conf.with_extension("stderr")).unwrap_or_default();
-            panic!("eyas -r did not finish within 120 s:\n{log}");
-        }
-    };
-    let mut out = out;
-    out.stderr = std::fs::read(conf.with_extension("stderr")).unwrap_or_default();
-    eprintln!(
-        "--- eyas stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::e2e::run_once(conf, bus).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +416,7 @@ async fn failed_health_check_reports_failure_and_does_not_mark_good() {
         observer.lines().iter().any(|l| {
             l.contains("\"sw_state\":\"FAILED\"")
                 && l.contains("\"error_code\":300")
-                && l.contains("\"ota_error\":\"the new slot failed the health check\"")
+                && l.contains("\"ota_error\":\"New slot booted but failed the health check\"")
                 && l.contains("\"sw_error\"")
         })
     });
@@ -508,7 +475,7 @@ async fn failed_health_check_without_post_update_reboot_says_so_and_never_marks_
     let out = eyas_run_once(&conf, &sb.bus_address).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("failed its update and was marked bad"),
+        String::from_utf8_lossy(&out.stderr).contains("failed its update and is marked bad"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -547,7 +514,7 @@ async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
         observer.lines().iter().any(|l| {
             l.contains("\"sw_state\":\"FAILED\"")
                 && l.contains("\"error_code\":400")
-                && l.contains("fell back to slot A")
+                && l.contains("running slot A, target was slot B")
         })
     });
     sim.shutdown().await;

@@ -13,7 +13,7 @@ use crate::out::{DebugOptBool, say};
 use crate::{Checks, DEPLOYMENT};
 use eyas_core::client::{
     Action, BootReport, Client, ClientConfig, Event, InstallKind, REQUEST_BUF_LEN, Response,
-    StopReason, Warning,
+    SlotMark, StopReason, Warning,
 };
 use eyas_core::record::RECORD_MAX_LEN;
 use eyas_core::time::{Duration, Instant};
@@ -84,8 +84,8 @@ fn cl_poll_request(
     Some(serve(req.url, req.body, finished))
 }
 
-/// The bootloader and the first moments of the new system: choose-and-decrement, health check,
-/// mark good, hand the record to a fresh client.
+/// The bootloader and the first moments of the new system: choose-and-decrement, then a fresh
+/// client gets the record and the booted slot (it asks for the health check and the marks).
 #[inline(never)]
 fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
     let chosen = bootloader_boot(&mut dev.env)?;
@@ -102,10 +102,6 @@ fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
         booted,
         "\n"
     );
-    // Health check passed: mark the booted slot good (before reporting).
-    apply_op(&mut dev.env, "mark-good booted", &mut |s| {
-        s.mark_good(booted).ok()
-    })?;
     // A fresh client after every power-on, as a new process would be.
     renew_client(client)?;
     cl_handle_boot(
@@ -113,12 +109,26 @@ fn power_on(dev: &mut Device, now: Instant, client: &mut Client) -> Option<()> {
         now,
         BootReport {
             record: dev.record_len.map(|n| &dev.record[..n]),
-            booted_slot: Some(slot_of(booted)),
-            healthy: true,
+            booted: Some(slot_of(booted)),
+            rejected: None,
             running: Some(("rootfs", "2026.10.0")),
         },
     );
     Some(())
+}
+
+/// RAUC's `Mark` on the U-Boot environment, by bootname.
+#[inline(never)]
+fn mark_slot(dev: &mut Device, bootname: &str, mark: SlotMark) -> bool {
+    let Some(i) = read_state(&dev.env).and_then(|s| s.slot_index(bootname)) else {
+        return false;
+    };
+    apply_op(&mut dev.env, "mark", &mut |s| match mark {
+        SlotMark::Good => s.mark_good(i).ok(),
+        SlotMark::Bad => s.mark_bad(i).ok(),
+        _ => s.mark_active(i).ok(),
+    })
+    .is_some()
 }
 
 /// The variant name of a warning (what `{:?}` starts with).
@@ -217,6 +227,15 @@ fn drain_actions(
                 say!("  action: reboot\n");
                 reboot = true;
             }
+            Action::CheckHealth => {
+                let _ = pending.push_back(Pending::Health(true));
+            }
+            Action::MarkSlot { bootname, mark } => {
+                say!("  action: mark ", bootname, "\n");
+                let ok = mark_slot(dev, bootname, mark);
+                let _ = pending.push_back(Pending::Marked(ok));
+            }
+            Action::RememberRejected(_) => {}
             Action::Telemetry(_) | Action::AbortDownload { .. } => {}
             Action::AskConfirmation { .. } | Action::AttributesRequested => {}
             Action::Warning(w) => say!("  warning: ", warning_name(&w), "\n"),
@@ -278,6 +297,8 @@ pub fn run(c: &mut Checks, key: [u8; 32]) -> bool {
                 }
                 Pending::Installed(slot) => Event::Installed { slot: Some(slot) },
                 Pending::InstallFailed(reason) => Event::InstallFailed { reason },
+                Pending::Health(passed) => Event::HealthChecked { passed },
+                Pending::Marked(ok) => Event::SlotMarked { ok },
             };
             cl_handle_event(client, now, ev);
             continue;

@@ -7,7 +7,6 @@
 use crate::out::say;
 #[cfg(feature = "client")]
 use eyas_core::record::RECORD_MAX_LEN;
-use eyas_core::record::Slot;
 use eyas_core::slots::{Backend, BootState, Booted, Transition};
 use eyas_core::verify::{
     ArtifactSpec, MAX_MANIFEST_LEN, Manifest, ManifestCollector, Policy, UpdateError, Verified,
@@ -48,8 +47,15 @@ pub enum Pending {
     DownloadComplete,
     Verified,
     VerifyFailed(&'static str),
-    Installed(Slot),
+    /// Installed into the slot with this bootname.
+    Installed(&'static str),
     InstallFailed(&'static str),
+    /// The health check's verdict.
+    #[cfg(feature = "client")]
+    Health(bool),
+    /// Whether a RAUC mark was applied.
+    #[cfg(feature = "client")]
+    Marked(bool),
 }
 
 impl Device {
@@ -129,8 +135,9 @@ pub fn read_state(env: &Env) -> Option<BootState> {
     BootState::from_vars(Backend::UBoot, &["A", "B"], &mut |n: &str| lookup(env, n)).ok()
 }
 
-pub fn slot_of(i: usize) -> Slot {
-    if i == 0 { Slot::A } else { Slot::B }
+/// RAUC's bootname of slot `i`.
+pub fn slot_of(i: usize) -> &'static str {
+    if i == 0 { "A" } else { "B" }
 }
 
 /// A factory-fresh environment: both slots good, A first.

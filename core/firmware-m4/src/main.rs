@@ -36,7 +36,6 @@ use device::{
     read_state, stream_artifact, verify_artifact,
 };
 use eyas_core::ddi::{self, Artifact};
-use eyas_core::record::Slot;
 use eyas_core::slots::{BootState, Transition};
 use eyas_core::verify::{self, ArtifactSpec, Manifest, ManifestError, Verifier};
 
@@ -238,7 +237,7 @@ fn slots_flow(c: &mut Checks, dev: &mut Device) {
     // RAUC's install sequence on the other slot: mark it bad before writing, active after
     c.check(
         "install into B (mark-bad, write, mark-active)",
-        install(dev) == Pending::Installed(Slot::B),
+        install(dev) == Pending::Installed("B"),
     );
     let env = &mut dev.env;
     // four power-ons without anyone marking B good: the bootloader's choices

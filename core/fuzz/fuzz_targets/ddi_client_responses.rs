@@ -21,12 +21,16 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => (None, data),
     };
+    // the booted slot and the remembered rejected one come from the input's length
+    let names = [None, Some("A"), Some("B"), Some("system1"), Some("x.y-z")];
+    let booted = names[rest.len() % names.len()];
+    let rejected = names[rest.len() / 5 % names.len()];
     c.handle_boot(
         now,
         BootReport {
             record,
-            booted_slot: None,
-            healthy: true,
+            booted,
+            rejected,
             running: Some(("fw", "1")),
         },
     );
@@ -64,10 +68,19 @@ fuzz_target!(|data: &[u8]| {
                 .is_err()
             );
         }
-        let ev = match sel / 10 % 8 {
+        let ev = match sel / 10 % 11 {
             0 => Event::DownloadComplete,
             1 => Event::Verified,
-            2 => Event::Installed { slot: None },
+            2 => Event::Installed {
+                slot: names[usize::from(sel) % names.len()],
+            },
+            8 => Event::HealthChecked {
+                passed: sel % 2 == 0,
+            },
+            9 => Event::SlotMarked { ok: sel % 3 != 0 },
+            10 => Event::Installed {
+                slot: Some("a-bootname-longer-than-16"),
+            },
             3 => Event::DownloadInterrupted {
                 received: u64::from(sel) * 100,
             },

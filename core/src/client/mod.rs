@@ -37,8 +37,8 @@
 //! let record = load_record();
 //! client.handle_boot(clock(), BootReport {
 //!     record: record.as_deref(),
-//!     booted_slot: None, // from the bootloader / RAUC
-//!     healthy: true,     // health check passed and the slot was marked good
+//!     booted: Some("system0"), // RAUC's bootname of the booted slot
+//!     rejected: None,          // what Action::RememberRejected stored, if anything
 //!     running: Some(("fw", "1.1.0")),
 //! });
 //! let mut buf = vec![0u8; REQUEST_BUF_LEN];
@@ -48,6 +48,8 @@
 //!             Action::PersistRecord(bytes) => { /* write + fsync before going on */ }
 //!             Action::Download(a) => { /* start a ranged download of a.url */ }
 //!             Action::Reboot { .. } => { /* reboot now */ }
+//!             Action::CheckHealth => { /* run it, then handle_event(HealthChecked) */ }
+//!             Action::MarkSlot { .. } => { /* RAUC Mark, then handle_event(SlotMarked) */ }
 //!             _ => { /* … see the Action docs */ }
 //!         }
 //!     }
@@ -80,6 +82,7 @@
 //! afterwards; `canceled` is never sent. 410 drops the action, quota 429s stop intermediate
 //! feedback, 401 stops the client, 5xx/429/network errors back off exponentially with jitter.
 
+mod boot;
 mod types;
 
 pub use types::*;
@@ -89,7 +92,7 @@ use crate::ddi::{
     Confirmation, ConfirmationFeedback, DeploymentBase, Execution, Finished, HandlingType,
     InstalledBase, MaintenanceWindow, Progress,
 };
-use crate::record::{Phase, RECORD_MAX_LEN, Record, Slot, record_version};
+use crate::record::{Bootname, Phase, RECORD_MAX_LEN, Record, record_version};
 use crate::text::{Num, cat};
 use crate::time::{Duration, Instant};
 use heapless::{Deque, String, Vec};
@@ -135,6 +138,9 @@ mod reason {
     pub const VERIFY_FAILED: u8 = 7;
     pub const UNSUPPORTED: u8 = 8;
     pub const INTERRUPTED: u8 = 9;
+    pub const MARK_GOOD: u8 = 10;
+    pub const BOOTED_UNKNOWN: u8 = 11;
+    pub const CONFIG_HOOK: u8 = 12;
 
     pub fn text(code: u8) -> &'static str {
         match code {
@@ -148,8 +154,29 @@ mod reason {
             VERIFY_FAILED => "Verification failed",
             UNSUPPORTED => "Deployment not supported by this device",
             INTERRUPTED => "Installation interrupted too often",
+            MARK_GOOD => "New slot booted and passed the health check but could not be marked good",
+            BOOTED_UNKNOWN => "The booted slot could not be told after the reboot",
+            CONFIG_HOOK => "Configuration hook failed",
             _ => "Finished",
         }
+    }
+
+    /// The failure a reason code stands for (`None`: not a failure).
+    pub fn failure(code: u8) -> Option<super::Failure> {
+        use super::Failure;
+        Some(match code {
+            HEALTH => Failure::HealthCheck,
+            FELL_BACK => Failure::FellBack,
+            INSTALL_FAILED => Failure::Install,
+            DOWNLOAD_FAILED => Failure::Download,
+            VERIFY_FAILED => Failure::Verify,
+            UNSUPPORTED => Failure::Unsupported,
+            INTERRUPTED => Failure::Interrupted,
+            MARK_GOOD => Failure::MarkGood,
+            BOOTED_UNKNOWN => Failure::BootedSlotUnknown,
+            CONFIG_HOOK => Failure::ConfigHook,
+            _ => return None,
+        })
     }
 }
 
@@ -237,7 +264,8 @@ impl Job {
                     success: false,
                     reason: 0,
                 },
-                target_slot: Some(Slot::A),
+                target_slot: None,
+                from_slot: None,
                 from_version: String::new(),
                 to_version: String::new(),
                 attempt: 0,
@@ -328,6 +356,12 @@ enum Act {
     Verify,
     Install,
     Reboot,
+    /// Reboot back to `Client::return_slot` (after a failed health check).
+    ReturnReboot(ActionId),
+    CheckHealth,
+    Mark(SlotMark, boot::Which),
+    /// Remember the record's target as rejected (`true`) or forget the rejected slot.
+    Remember(bool),
     Abort(ActionId),
     Ask(ActionId),
     AttributesRequested,
@@ -353,6 +387,7 @@ enum Stop {
     NotConfigured,
     Running,
     Unauthorized,
+    BootedSlotUnknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,6 +448,18 @@ pub struct Client {
     download_retries: u8,
     boot_attempts: u8,
     config_mode: ddi::ConfigMode,
+    mark_good_on_boot: bool,
+
+    /// Where the boot path stands (requests wait until it is `Idle`).
+    boot_stage: boot::Stage,
+    /// Bootname of the slot that booted (from [`BootReport::booted`]).
+    booted: Option<Bootname>,
+    /// Reboot back to `return_slot` once the failure is reported, or at this instant.
+    return_reboot: Option<Instant>,
+    /// `installed_base` waits for the boot verdict (sent only after a fallback).
+    installed_base_held: bool,
+    /// The failure reported last (kind of the final feedback); `Live` keeps `None` all-zero.
+    last_failure: Option<(Live, Failure)>,
 
     server_sleep: Duration,
     next_poll: Option<Instant>,
@@ -548,6 +595,12 @@ impl Client {
             download_retries: 0,
             boot_attempts: 0,
             config_mode: ddi::ConfigMode::Merge,
+            mark_good_on_boot: false,
+            boot_stage: boot::Stage::Idle,
+            booted: None,
+            return_reboot: None,
+            installed_base_held: false,
+            last_failure: None,
             server_sleep: Duration::ZERO,
             next_poll: None,
             poll_due: false,
@@ -619,7 +672,13 @@ impl Client {
         self.download_retries = cfg.download_retries;
         self.boot_attempts = cfg.boot_attempts.max(1);
         self.config_mode = cfg.config_mode;
+        self.mark_good_on_boot = cfg.mark_good_on_boot;
         // runtime state
+        self.boot_stage = boot::Stage::Idle;
+        self.booted = None;
+        self.return_reboot = None;
+        self.installed_base_held = false;
+        self.last_failure = None;
         self.server_sleep = Duration::from_secs(300);
         self.next_poll = None;
         self.poll_due = true;
@@ -669,6 +728,7 @@ impl Client {
             Stop::NotConfigured => Some(StopReason::NotConfigured),
             Stop::Running => None,
             Stop::Unauthorized => Some(StopReason::Unauthorized),
+            Stop::BootedSlotUnknown => Some(StopReason::BootedSlotUnknown),
         }
     }
 
@@ -682,93 +742,19 @@ impl Client {
         self.job().map(|j| &j.rec)
     }
 
+    /// The text of the final feedback being sent (or last sent), e.g. for telemetry next to a
+    /// [`TelemetryPhase::Failed`] sample.
+    pub fn final_text(&self) -> Option<&str> {
+        self.final_fb.as_ref().map(|f| f.text.as_str())
+    }
+
+    /// Why the last action failed, if it did (the [`Telemetry::failure`] of its sample).
+    pub fn last_failure(&self) -> Option<Failure> {
+        self.last_failure.map(|(_, f)| f)
+    }
+
     // -----------------------------------------------------------------------------------------
     // inputs
-
-    /// Restore after boot. Call once, right after [`Client::new`]. A record that fails its check
-    /// is reported as [`Warning::RecordCorrupt`] and discarded (never trusted).
-    pub fn handle_boot(&mut self, now: Instant, boot: BootReport<'_>) {
-        self.last_now = now;
-        if let Some((_, version)) = boot.running {
-            self.running_version.clear();
-            push_clean(&mut self.running_version, version);
-        }
-        self.poll_due = true;
-        self.next_poll = Some(now);
-        if !self.attrs.is_empty() {
-            self.config_due = true;
-        }
-        let Some(bytes) = boot.record else { return };
-        let rec = match Record::decode(bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                self.push(Act::Warning(Warning::RecordCorrupt(e)));
-                self.push(Act::ClearRecord);
-                return;
-            }
-        };
-        self.job.reset(rec.action_id, rec.phase);
-        let phase = rec.phase;
-        self.job.rec = rec;
-        match phase {
-            Phase::Rebooting => self.boot_verdict(boot),
-            Phase::Reporting { success, reason } => {
-                let exec = if reason == reason::DOWNLOADED {
-                    Execution::Downloaded
-                } else {
-                    Execution::Closed
-                };
-                self.set_final(exec, success, reason, None);
-            }
-            Phase::Installing => {
-                let attempts = self.job().map_or(0, |j| j.rec.attempt);
-                // (configure makes it ≥ 1; an unconfigured client counts as 1, as before)
-                if attempts >= self.boot_attempts.max(1) {
-                    self.finish(false, reason::INTERRUPTED, None);
-                }
-                // else: wait for the deployment to be re-fetched, then install again
-            }
-            Phase::Downloading | Phase::AwaitingWindow => {}
-        }
-    }
-
-    fn boot_verdict(&mut self, boot: BootReport<'_>) {
-        let Some(job) = self.job() else { return };
-        let target = job.rec.target_slot;
-        let on_target = match (target, boot.booted_slot) {
-            (Some(t), Some(b)) => t == b,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        let mut text: String<MAX_REASON_LEN> = String::new();
-        if on_target && boot.healthy {
-            let _ = cat(&mut text, &[reason::text(reason::BOOTED)]);
-            if let Some(t) = target {
-                let _ = cat(&mut text, &[" (slot ", t.as_str(), ")"]);
-            }
-            self.finish(true, reason::BOOTED, Some(&text));
-        } else if on_target {
-            self.finish(false, reason::HEALTH, None);
-        } else {
-            let _ = cat(
-                &mut text,
-                &[
-                    reason::text(reason::FELL_BACK),
-                    ": running slot ",
-                    boot.booted_slot.map_or("?", Slot::as_str),
-                    ", target was slot ",
-                    target.map_or("?", Slot::as_str),
-                ],
-            );
-            self.finish(false, reason::FELL_BACK, Some(&text));
-            if let Some((name, version)) = boot.running {
-                let (mut n, mut v) = (String::new(), String::new());
-                push_clean(&mut n, name);
-                push_clean(&mut v, version);
-                self.installed_base = Some((n, v));
-            }
-        }
-    }
 
     /// Set the attributes sent with `PUT configData` (checked now against hawkBit's rules).
     /// They are sent once after boot and whenever the server asks for them.
@@ -804,6 +790,11 @@ impl Client {
             self.poll_due = true;
             self.next_poll = None;
         }
+        if self.return_reboot.is_some_and(|t| now >= t) {
+            // the failure is still unreported: the record keeps it for the next start
+            self.return_reboot = None;
+            self.push_return_reboot();
+        }
         let resume = self
             .job()
             .and_then(|j| j.resume_at)
@@ -828,6 +819,7 @@ impl Client {
             }
         };
         add(self.job().and_then(|j| j.resume_at));
+        add(self.return_reboot);
         if self.in_flight.is_none() && self.has_pending_request() {
             add(Some(self.not_before));
         }
@@ -1033,8 +1025,27 @@ impl Client {
                 if awaiting != Awaiting::Install {
                     return Err(EventError::NoInstall);
                 }
+                let slot = match slot.map(crate::record::bootname).transpose() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // the slot is written but cannot be judged after the reboot: say so now
+                        let mut text: String<MAX_REASON_LEN> = String::new();
+                        let _ = cat(
+                            &mut text,
+                            &[
+                                reason::text(reason::INSTALL_FAILED),
+                                ": RAUC's bootname of the installed slot is unusable (",
+                            ],
+                        );
+                        let _ = cat(&mut text, &[Num::dec(e.len as u64).as_str(), " bytes)"]);
+                        self.finish(false, reason::INSTALL_FAILED, Some(&text));
+                        return Err(EventError::BadBootname(e));
+                    }
+                };
                 self.installed(slot);
             }
+            Event::HealthChecked { passed } => self.on_health(passed)?,
+            Event::SlotMarked { ok } => self.on_marked(ok)?,
             Event::InstallFailed { reason } => {
                 if awaiting != Awaiting::Install {
                     return Err(EventError::NoInstall);
@@ -1050,7 +1061,13 @@ impl Client {
                     let _ = text.push_str(": ");
                 }
                 push_clean(&mut text, reason);
-                self.finish(false, reason::INSTALL_FAILED, Some(&text));
+                let code = if self.current_chunk().map(|c| c.kind) == Some(InstallKind::ConfigHook)
+                {
+                    reason::CONFIG_HOOK
+                } else {
+                    reason::INSTALL_FAILED
+                };
+                self.finish(false, code, Some(&text));
             }
             Event::ConfirmationAnswer { .. } => {}
         }
@@ -1146,9 +1163,26 @@ impl Client {
                 let j = self.job()?;
                 Action::Reboot {
                     action: j.id(),
-                    target_slot: j.rec.target_slot,
+                    target_slot: j.rec.target_slot.as_deref(),
+                    reason: RebootReason::Update,
                 }
             }
+            // (the job may be closed by now; its record still names the slot)
+            Act::ReturnReboot(action) => Action::Reboot {
+                action,
+                target_slot: self.job.rec.from_slot.as_deref(),
+                reason: RebootReason::ReturnToPrevious,
+            },
+            Act::CheckHealth => Action::CheckHealth,
+            Act::Mark(mark, which) => Action::MarkSlot {
+                bootname: self.slot_name(which)?,
+                mark,
+            },
+            Act::Remember(reject) => Action::RememberRejected(if reject {
+                self.job.rec.target_slot.as_deref()
+            } else {
+                None
+            }),
             Act::Abort(action) => Action::AbortDownload { action },
             Act::Ask(action) => Action::AskConfirmation { action },
             Act::AttributesRequested => Action::AttributesRequested,
@@ -1166,7 +1200,11 @@ impl Client {
         now: Instant,
         buf: &'a mut [u8],
     ) -> Result<Option<Request<'a>>, RequestError> {
-        if self.stop != Stop::Running || self.in_flight.is_some() || now < self.not_before {
+        if self.stop != Stop::Running
+            || self.in_flight.is_some()
+            || now < self.not_before
+            || self.boot_stage != boot::Stage::Idle
+        {
             return Ok(None);
         }
         let Some(what) = self.next_request() else {
@@ -1219,7 +1257,7 @@ impl Client {
             Some(InFlight::CancelReply)
         } else if self.confirm_reply.is_some() {
             Some(InFlight::ConfirmReply)
-        } else if self.installed_base.is_some() {
+        } else if self.installed_base.is_some() && !self.installed_base_held {
             Some(InFlight::InstalledBase)
         } else if let Some(f) = self.fetch {
             Some(InFlight::Fetch(f))
@@ -1487,6 +1525,7 @@ impl Client {
             action,
             phase,
             percent,
+            failure: None,
         }));
     }
 
@@ -1592,6 +1631,7 @@ impl Client {
                 action: Some(id),
                 phase: TelemetryPhase::Idle,
                 percent: None,
+                failure: None,
             }));
         }
     }
@@ -1680,10 +1720,12 @@ impl Client {
             Some(j) if j.id() == c.stop_id => {
                 if j.before_install() && self.final_fb.is_none() {
                     self.drop_job(c.stop_id, false);
+                    self.last_failure = Some((Live::Yes, Failure::Canceled));
                     self.push(Act::Telemetry(Telemetry {
                         action: Some(c.stop_id),
                         phase: TelemetryPhase::Canceled,
                         percent: None,
+                        failure: Some(Failure::Canceled),
                     }));
                     CancelReply::Accepted
                 } else {
@@ -1708,6 +1750,7 @@ impl Client {
                         action: Some(id),
                         phase: TelemetryPhase::WaitingConfirmation,
                         percent: None,
+                        failure: None,
                     }));
                 }
             }
@@ -1854,6 +1897,9 @@ impl Client {
         if self.job().is_some_and(|j| j.id() == id) {
             self.job.active = false;
             self.push(Act::ClearRecord);
+        }
+        if self.return_reboot.take().is_some() {
+            self.push_return_reboot();
         }
         self.etag.clear();
         self.poll_due = true;
@@ -2082,12 +2128,16 @@ impl Client {
         self.advance();
     }
 
-    fn installed(&mut self, slot: Option<Slot>) {
+    fn installed(&mut self, slot: Option<Bootname>) {
         let kind = self.current_chunk().map(|c| c.kind);
+        let from = self.booted.clone();
         let Some(j) = self.job_mut() else { return };
         j.awaiting = Awaiting::Nothing;
         if kind == Some(InstallKind::RaucReboot) {
             j.rec.target_slot = slot;
+            j.rec.from_slot = from;
+            // from here `attempt` counts starts that could not tell the booted slot
+            j.rec.attempt = 0;
             j.rec.phase = Phase::Rebooting;
             self.push(Act::Persist);
             self.telemetry(TelemetryPhase::Rebooting, None);
@@ -2116,16 +2166,21 @@ impl Client {
         }
         self.progress_fb = None;
         self.push(Act::Persist);
-        self.telemetry(
-            if exec == Execution::Downloaded {
+        let failure = if success { None } else { reason::failure(code) };
+        self.last_failure = failure.map(|f| (Live::Yes, f));
+        let action = self.current_action();
+        self.push(Act::Telemetry(Telemetry {
+            action,
+            phase: if exec == Execution::Downloaded {
                 TelemetryPhase::Downloaded
             } else if success {
                 TelemetryPhase::Succeeded
             } else {
                 TelemetryPhase::Failed
             },
-            None,
-        );
+            percent: None,
+            failure,
+        }));
         self.set_final(exec, success, code, text);
     }
 
@@ -2321,4 +2376,22 @@ fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), PlanError> {
         job.rec.phase = Phase::Downloading;
     }
     Ok(())
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        use core::mem::size_of;
+        extern crate std;
+        std::println!(
+            "Act {} Telemetry {} Record {} Job {} Warning {} Client {} Action {}",
+            size_of::<super::Act>(),
+            size_of::<super::Telemetry>(),
+            size_of::<crate::record::Record>(),
+            size_of::<super::Job>(),
+            size_of::<super::Warning>(),
+            size_of::<super::Client>(),
+            size_of::<super::Action>()
+        );
+    }
 }

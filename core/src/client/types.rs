@@ -1,7 +1,7 @@
 //! Public input/output types of the [`Client`](super::Client).
 
 use crate::ddi::{ActionId, ConfigMode, ParseError};
-use crate::record::{RecordError, Slot};
+use crate::record::{BadBootname, RecordError};
 use crate::time::Duration;
 
 /// How to answer `confirmationBase` (user consent) requests.
@@ -57,6 +57,10 @@ pub struct ClientConfig<'a> {
     pub boot_attempts: u8,
     /// `mode` of configData PUTs.
     pub config_mode: ConfigMode,
+    /// On a start with no update to judge, health-check the booted slot and mark it good (as
+    /// `rauc-mark-good.service` does), so that its boot attempts never run out. A slot that
+    /// failed its update is never marked good again.
+    pub mark_good_on_boot: bool,
 }
 
 /// Hard cap for [`ClientConfig::progress_budget`] (hawkBit allows 1000 intermediate entries).
@@ -86,6 +90,7 @@ impl<'a> ClientConfig<'a> {
             download_retries: 5,
             boot_attempts: 3,
             config_mode: ConfigMode::Merge,
+            mark_good_on_boot: true,
         }
     }
 }
@@ -208,6 +213,28 @@ pub enum EventError {
     NoInstall,
     /// No confirmation question is outstanding for that action.
     NoConfirmation,
+    /// No health check was asked for ([`Action::CheckHealth`]).
+    NoHealthCheck,
+    /// No slot mark was asked for ([`Action::MarkSlot`]).
+    NoMark,
+    /// The bootname in [`Event::Installed`] is not one the client can keep.
+    BadBootname(BadBootname),
+}
+
+impl core::fmt::Display for EventError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoDownload => f.write_str("no download is outstanding"),
+            Self::NoVerify => f.write_str("no verification is outstanding"),
+            Self::NoInstall => f.write_str("no install or configuration hook is outstanding"),
+            Self::NoConfirmation => {
+                f.write_str("no confirmation question is outstanding for that action")
+            }
+            Self::NoHealthCheck => f.write_str("no health check was asked for"),
+            Self::NoMark => f.write_str("no slot mark was asked for"),
+            Self::BadBootname(e) => write!(f, "installed slot: {e}"),
+        }
+    }
 }
 
 /// What the shell must do with a chunk.
@@ -302,6 +329,111 @@ pub enum TelemetryPhase {
     Canceled,
 }
 
+/// Why an action failed: the one failure vocabulary behind the hawkBit details, the ThingsBoard
+/// `error_code`/`ota_error` and the shell's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Failure {
+    /// An artifact could not be downloaded.
+    Download,
+    /// An artifact did not match its size, hashes or signed manifest.
+    Verify,
+    /// RAUC refused or failed the install.
+    Install,
+    /// The configuration hook (or part handler) failed.
+    ConfigHook,
+    /// The deployment asks for something this device cannot do.
+    Unsupported,
+    /// The new slot booted but failed its health check (it is marked bad).
+    HealthCheck,
+    /// The new slot booted and passed its health check but could not be marked good.
+    MarkGood,
+    /// The bootloader fell back to the previous slot.
+    FellBack,
+    /// The install was interrupted (power cuts) too often.
+    Interrupted,
+    /// After the reboot the booted slot could not be told, on every try.
+    BootedSlotUnknown,
+    /// The server canceled the action.
+    Canceled,
+}
+
+impl Failure {
+    /// The stable numeric `error_code` (telemetry, fleet reports).
+    pub const fn error_code(self) -> u16 {
+        match self {
+            Self::Download => 100,
+            Self::Verify => 110,
+            Self::Install => 200,
+            Self::ConfigHook => 210,
+            Self::Unsupported => 220,
+            Self::HealthCheck => 300,
+            Self::MarkGood => 310,
+            Self::BootedSlotUnknown => 320,
+            Self::FellBack => 400,
+            Self::Interrupted => 500,
+            Self::Canceled => 600,
+        }
+    }
+
+    /// A short stable name (`download`, `fell-back`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Download => "download",
+            Self::Verify => "verify",
+            Self::Install => "install",
+            Self::ConfigHook => "config-hook",
+            Self::Unsupported => "unsupported",
+            Self::HealthCheck => "health-check",
+            Self::MarkGood => "mark-good",
+            Self::BootedSlotUnknown => "booted-slot-unknown",
+            Self::FellBack => "fell-back",
+            Self::Interrupted => "interrupted",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// The process exit code of a run-once that ended in this failure: 1 for a failed update,
+    /// 0 for a cancel (the server's decision, carried out as asked).
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            Self::Canceled => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`Action::MarkSlot`] asks RAUC to do (`Mark good|bad|active`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SlotMark {
+    /// `good`: the slot booted healthy; its attempts are reset.
+    Good,
+    /// `bad`: never boot this slot again.
+    Bad,
+    /// `active`: boot this slot next (primary).
+    Active,
+}
+
+/// Why [`Action::Reboot`] asks for a reboot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RebootReason {
+    /// Into the slot just installed.
+    Update,
+    /// Back to the slot that ran before: the new one failed its health check and is marked bad.
+    ReturnToPrevious,
+}
+
 /// A telemetry sample to publish (e.g. to ThingsBoard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -312,6 +444,9 @@ pub struct Telemetry {
     pub phase: TelemetryPhase,
     /// Progress of the current phase in percent, if known.
     pub percent: Option<u8>,
+    /// Why, for [`TelemetryPhase::Failed`] and [`TelemetryPhase::Canceled`]; the text sent to
+    /// hawkBit is [`Client::final_text`](super::Client::final_text).
+    pub failure: Option<Failure>,
 }
 
 /// Something the shell should log; the client already handled it.
@@ -347,6 +482,68 @@ pub enum Warning {
     },
     /// The action queue was full; an informational action was dropped.
     ActionQueueFull,
+    /// The shell gave a bootname the client cannot keep (see [`crate::record::bootname`]).
+    BadBootname(BadBootname),
+    /// An update waits for its verdict but the booted slot is not known: the client stops so
+    /// that the shell exits and is started again (after `boot_attempts` such starts the update
+    /// is reported as failed).
+    BootedSlotUnknown,
+    /// The booted slot failed its update and is marked bad: it is not marked good; reboot to
+    /// return to the previous slot.
+    RejectedSlotRunning,
+    /// The running slot failed its health check (not after an update of it): not marked good.
+    RunningSlotUnhealthy,
+    /// RAUC refused a mark the client asked for.
+    MarkRefused(SlotMark),
+}
+
+impl core::fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Poll => "base poll",
+            Self::DeploymentBase => "deploymentBase",
+            Self::CancelAction => "cancelAction",
+            Self::ConfirmationBase => "confirmationBase",
+            Self::Feedback => "deploymentBase feedback",
+            Self::CancelFeedback => "cancelAction feedback",
+            Self::ConfirmationFeedback => "confirmationBase feedback",
+            Self::ConfigData => "configData",
+            Self::InstalledBase => "installedBase",
+        })
+    }
+}
+
+impl core::fmt::Display for Warning {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::RecordCorrupt(e) => write!(f, "stored record discarded: {e}"),
+            Self::MalformedResponse { request, error } => {
+                write!(f, "{request} answer does not parse: {error}")
+            }
+            Self::Refused { request, status } => {
+                write!(f, "hawkBit refused the {request} with HTTP {status}")
+            }
+            Self::QuotaExceeded { action } => write!(
+                f,
+                "action {action}: hawkBit's status quota is used up; no more progress feedback"
+            ),
+            Self::ActionGone { action } => {
+                write!(f, "action {action} is no longer offered by hawkBit; dropped")
+            }
+            Self::ActionQueueFull => f.write_str("action queue full; an informational action was dropped"),
+            Self::BadBootname(e) => write!(f, "booted slot: {e}"),
+            Self::BootedSlotUnknown => f.write_str(
+                "an update waits for its verdict but the booted slot is not known; stopping so that the service manager starts eyas again",
+            ),
+            Self::RejectedSlotRunning => f.write_str(
+                "the booted slot failed its update and is marked bad: not marking it good; reboot to return to the previous slot",
+            ),
+            Self::RunningSlotUnhealthy => {
+                f.write_str("the running slot failed its health check: not marking it good")
+            }
+            Self::MarkRefused(m) => write!(f, "RAUC refused to mark a slot {m:?}"),
+        }
+    }
 }
 
 /// Why the client stopped.
@@ -358,6 +555,9 @@ pub enum StopReason {
     Unauthorized,
     /// Built with [`Client::unconfigured`](super::Client::unconfigured) and not configured yet.
     NotConfigured,
+    /// An update waits for its verdict but the booted slot is not known (RAUC not answering):
+    /// exit non-zero and let the service manager start the shell again.
+    BootedSlotUnknown,
 }
 
 /// Work for the shell, from [`Client::poll_action`](super::Client::poll_action).
@@ -386,9 +586,25 @@ pub enum Action<'a> {
     Reboot {
         /// The action.
         action: ActionId,
-        /// Slot that should boot.
-        target_slot: Option<Slot>,
+        /// Bootname of the slot that should boot.
+        target_slot: Option<&'a str>,
+        /// Why.
+        reason: RebootReason,
     },
+    /// Run the health check (none configured counts as passed), then report
+    /// [`Event::HealthChecked`].
+    CheckHealth,
+    /// Mark the slot with this bootname (RAUC `Mark`), then report [`Event::SlotMarked`].
+    MarkSlot {
+        /// The slot's bootname.
+        bootname: &'a str,
+        /// How.
+        mark: SlotMark,
+    },
+    /// Store this bootname durably as the rejected slot (`None`: delete it), beside the record;
+    /// hand it back in [`BootReport::rejected`]. It outlives the record so that a rejected slot
+    /// is never marked good again while it runs.
+    RememberRejected(Option<&'a str>),
     /// Ask the user whether `action` may run; answer with [`Event::ConfirmationAnswer`].
     AskConfirmation {
         /// The action.
@@ -436,15 +652,26 @@ pub enum Event<'a> {
         /// 0–100.
         percent: u8,
     },
-    /// The install (or config hook) succeeded; for an OS chunk `slot` is the slot written.
+    /// The install (or config hook) succeeded; for an OS chunk `slot` is the bootname of the
+    /// slot written (RAUC's primary after the install).
     Installed {
-        /// Slot written.
-        slot: Option<Slot>,
+        /// Bootname of the slot written.
+        slot: Option<&'a str>,
     },
     /// The install (or config hook) failed.
     InstallFailed {
         /// Why (goes into the failure feedback, sanitized).
         reason: &'a str,
+    },
+    /// The result of [`Action::CheckHealth`].
+    HealthChecked {
+        /// The health check passed.
+        passed: bool,
+    },
+    /// The result of [`Action::MarkSlot`].
+    SlotMarked {
+        /// RAUC accepted the mark.
+        ok: bool,
     },
     /// The user's answer to [`Action::AskConfirmation`] (may also come later, e.g. after a denial).
     ConfirmationAnswer {
@@ -460,10 +687,10 @@ pub enum Event<'a> {
 pub struct BootReport<'a> {
     /// The stored record, if any.
     pub record: Option<&'a [u8]>,
-    /// The slot that booted.
-    pub booted_slot: Option<Slot>,
-    /// The health check passed **and** the booted slot was marked good.
-    pub healthy: bool,
+    /// RAUC's bootname of the slot that booted (`None`: unknown).
+    pub booted: Option<&'a str>,
+    /// The bootname stored by [`Action::RememberRejected`], if any.
+    pub rejected: Option<&'a str>,
     /// The distribution set running now (`name`, `version`), for `PUT installedBase` after a fallback.
     pub running: Option<(&'a str, &'a str)>,
 }

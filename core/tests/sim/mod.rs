@@ -4,7 +4,7 @@
 
 use eyas_core::client::*;
 use eyas_core::ddi::ActionId;
-use eyas_core::record::{Phase, Record, Slot};
+use eyas_core::record::{Phase, Record};
 use eyas_core::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -111,7 +111,8 @@ pub struct Server {
     pub auth_ok: bool,
     pub full_downloads: BTreeMap<u64, u32>,
     /// Checks run when a closed/success arrives for an action with an os chunk.
-    pub device_view: Option<(Slot, bool)>,
+    /// (booted bootname, marked good) as RAUC would say.
+    pub device_view: Option<(String, bool)>,
     pub os_target_version: BTreeMap<u64, String>,
     /// Serve artifacts of closed actions too (e.g. from a CDN).
     pub serve_any: bool,
@@ -378,7 +379,7 @@ impl Server {
             if closed {
                 if success {
                     if let Some(v) = self.os_target_version.get(&id).cloned() {
-                        match self.device_view {
+                        match self.device_view.clone() {
                             Some((_, true)) => {}
                             other => self
                                 .violations
@@ -555,7 +556,13 @@ pub enum Did {
     ConfigHook {
         chunk: u8,
     },
-    Reboot(Option<Slot>),
+    /// Reboot into the slot just installed.
+    Reboot(Option<String>),
+    /// Reboot back to the slot that ran before (failed health check).
+    RebootBack(Option<String>),
+    CheckHealth,
+    Mark(String, SlotMark),
+    Remember(Option<String>),
     Ask(ActionId),
     AttributesRequested,
     Telemetry(Telemetry),
@@ -572,22 +579,35 @@ struct Transfer {
     next: Instant,
 }
 
+/// The device: RAUC's slots by bootname plus a bootloader with RAUC's rules (boot the primary;
+/// a scripted fallback keeps the old slot).
 pub struct Device {
     pub record: Option<Vec<u8>>,
-    pub booted: Slot,
-    pub good: bool,
-    pub primary: Slot,
-    pub slot_version: BTreeMap<&'static str, String>,
+    /// Bootnames, in RAUC's system.conf order (slot 0 runs the factory image).
+    pub slots: Vec<String>,
+    pub booted: usize,
+    pub primary: usize,
+    /// Marked good since it last booted (or since it was installed).
+    pub good: Vec<bool>,
+    pub bad: Vec<bool>,
+    pub slot_version: Vec<String>,
+    /// What `RememberRejected` stored (kept across boots, like the shell's file).
+    pub rejected: Option<String>,
     pub files: BTreeMap<u8, Vec<u8>>,
     transfer: Option<Transfer>,
-    install: Option<(Instant, InstallKind, Option<Slot>, String)>,
+    install: Option<(Instant, InstallKind, Option<usize>, String)>,
     pub rate: u64,
     pub install_time: Duration,
     pub cut_at: Vec<u64>,
     pub download_http_error: Option<u16>,
     pub install_fails: bool,
     pub fallback_on_boot: bool,
+    /// Health of updated slots (the factory slot 0 is always healthy).
     pub health_ok: bool,
+    /// RAUC refuses every mark.
+    pub marks_fail: bool,
+    /// The shell cannot tell the booted slot (RAUC does not answer).
+    pub booted_unknown: bool,
     pub corrupt_record_on_boot: bool,
     pub did: Vec<(Instant, Did)>,
     pub boots: u32,
@@ -597,16 +617,19 @@ pub struct Device {
 }
 
 impl Device {
-    pub fn new() -> Self {
-        let mut slot_version = BTreeMap::new();
-        slot_version.insert("A", "1.0.0".to_string());
-        slot_version.insert("B", String::new());
+    pub fn new(bootnames: &[&str]) -> Self {
+        let n = bootnames.len();
+        let mut slot_version = vec![String::new(); n];
+        slot_version[0] = "1.0.0".to_string();
         Self {
             record: None,
-            booted: Slot::A,
-            good: true,
-            primary: Slot::A,
+            slots: bootnames.iter().map(|b| b.to_string()).collect(),
+            booted: 0,
+            primary: 0,
+            good: vec![true; n],
+            bad: vec![false; n],
             slot_version,
+            rejected: None,
             files: BTreeMap::new(),
             transfer: None,
             install: None,
@@ -617,6 +640,8 @@ impl Device {
             install_fails: false,
             fallback_on_boot: false,
             health_ok: true,
+            marks_fail: false,
+            booted_unknown: false,
             corrupt_record_on_boot: false,
             did: Vec::new(),
             boots: 0,
@@ -627,14 +652,60 @@ impl Device {
     }
 
     pub fn running_version(&self) -> String {
-        self.slot_version[self.booted.as_str()].clone()
+        self.slot_version[self.booted].clone()
     }
 
-    fn other(s: Slot) -> Slot {
-        match s {
-            Slot::A => Slot::B,
-            Slot::B => Slot::A,
+    pub fn booted_name(&self) -> &str {
+        &self.slots[self.booted]
+    }
+
+    pub fn primary_name(&self) -> &str {
+        &self.slots[self.primary]
+    }
+
+    pub fn index(&self, bootname: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s == bootname)
+    }
+
+    /// RAUC installs into the next slot after the booted one (any slot count).
+    fn install_target(&self) -> usize {
+        (self.booted + 1) % self.slots.len()
+    }
+
+    fn healthy(&self) -> bool {
+        self.booted == 0 || self.health_ok
+    }
+
+    /// RAUC's `Mark`, with its effect on the bootloader's choice.
+    fn mark(&mut self, bootname: &str, mark: SlotMark) -> bool {
+        let Some(i) = self.index(bootname) else {
+            return false;
+        };
+        if self.marks_fail {
+            return false;
         }
+        match mark {
+            SlotMark::Good => {
+                self.good[i] = true;
+                self.bad[i] = false;
+            }
+            SlotMark::Bad => {
+                self.bad[i] = true;
+                self.good[i] = false;
+                if self.primary == i {
+                    // the bootloader takes the next bootable slot
+                    if let Some(j) = (0..self.slots.len()).find(|&j| !self.bad[j]) {
+                        self.primary = j;
+                    }
+                }
+            }
+            SlotMark::Active => {
+                self.bad[i] = false;
+                self.primary = i;
+            }
+            _ => return false,
+        }
+        true
     }
 
     pub fn count(&self, f: impl Fn(&Did) -> bool) -> usize {
@@ -655,6 +726,8 @@ pub struct Knobs {
     pub jitter: u8,
     pub boot_attempts: u8,
     pub step: u8,
+    /// RAUC's bootnames (slot 0 runs first).
+    pub bootnames: Vec<&'static str>,
 }
 
 impl Default for Knobs {
@@ -669,6 +742,7 @@ impl Default for Knobs {
             jitter: 10,
             boot_attempts: 3,
             step: 25,
+            bootnames: vec!["A", "B"],
         }
     }
 }
@@ -709,7 +783,7 @@ impl Sim {
         let mut s = Self {
             now: Instant::from_secs(1000),
             server: Server::new(),
-            dev: Device::new(),
+            dev: Device::new(&knobs.bootnames),
             client,
             knobs,
             steps: 0,
@@ -731,16 +805,16 @@ impl Sim {
         // the bootloader: boot the primary slot unless the fallback is scripted
         if self.dev.primary != self.dev.booted {
             if self.dev.fallback_on_boot {
+                // attempts used up on the new slot: back to the one that ran
                 self.dev.primary = self.dev.booted;
             } else {
                 self.dev.booted = self.dev.primary;
-                self.dev.good = false;
+                let b = self.dev.booted;
+                self.dev.good[b] = false;
             }
         }
-        if self.dev.health_ok {
-            self.dev.good = true;
-        }
-        self.server.device_view = Some((self.dev.booted, self.dev.good && self.dev.health_ok));
+        let b = self.dev.booted;
+        self.server.device_view = Some((self.dev.slots[b].clone(), self.dev.good[b]));
         self.client = make_client(&self.knobs);
         let attrs: Vec<(String, String)> = self.dev.attrs.clone();
         let pairs: Vec<(&str, &str)> = attrs
@@ -758,12 +832,14 @@ impl Sim {
             self.dev.corrupt_record_on_boot = false;
         }
         let running = self.dev.running_version();
+        let booted = self.dev.booted_name().to_string();
+        let rejected = self.dev.rejected.clone();
         self.client.handle_boot(
             self.now,
             BootReport {
                 record: rec.as_deref(),
-                booted_slot: Some(self.dev.booted),
-                healthy: self.dev.health_ok && self.dev.good,
+                booted: (!self.dev.booted_unknown).then_some(booted.as_str()),
+                rejected: rejected.as_deref(),
                 running: Some(("fw", &running)),
             },
         );
@@ -826,7 +902,7 @@ impl Sim {
                     Did::Verify(r.artifact)
                 }
                 Action::Install(r) => {
-                    let target = Device::other(self.dev.booted);
+                    let target = self.dev.install_target();
                     let slot = (r.kind == InstallKind::RaucReboot).then_some(target);
                     self.dev.install = Some((
                         now + self.dev.install_time,
@@ -850,7 +926,20 @@ impl Sim {
                     ));
                     Did::ConfigHook { chunk: r.chunk }
                 }
-                Action::Reboot { target_slot, .. } => Did::Reboot(target_slot),
+                Action::Reboot {
+                    target_slot,
+                    reason,
+                    ..
+                } => match reason {
+                    RebootReason::Update => Did::Reboot(target_slot.map(str::to_string)),
+                    _ => Did::RebootBack(target_slot.map(str::to_string)),
+                },
+                Action::CheckHealth => Did::CheckHealth,
+                Action::MarkSlot { bootname, mark } => Did::Mark(bootname.to_string(), mark),
+                Action::RememberRejected(b) => {
+                    self.dev.rejected = b.map(str::to_string);
+                    Did::Remember(b.map(str::to_string))
+                }
                 Action::AskConfirmation { action } => Did::Ask(action),
                 Action::AttributesRequested => Did::AttributesRequested,
                 Action::Telemetry(t) => Did::Telemetry(t),
@@ -859,8 +948,22 @@ impl Sim {
             };
             self.dev.did.push((now, did.clone()));
             match did {
-                Did::Reboot(_) => {
+                Did::Reboot(_) | Did::RebootBack(_) => {
                     self.boot();
+                }
+                Did::CheckHealth => {
+                    let passed = self.dev.healthy();
+                    self.client
+                        .handle_event(now, Event::HealthChecked { passed })
+                        .expect("health event");
+                }
+                Did::Mark(ref name, mark) => {
+                    let ok = self.dev.mark(name, mark);
+                    let b = self.dev.booted;
+                    self.server.device_view = Some((self.dev.slots[b].clone(), self.dev.good[b]));
+                    self.client
+                        .handle_event(now, Event::SlotMarked { ok })
+                        .expect("mark event");
                 }
                 Did::Ask(id) => {
                     if let Some(ans) = self.dev.answer {
@@ -1022,12 +1125,21 @@ impl Sim {
                         .expect("install event");
                 } else {
                     if let Some(s) = slot {
-                        self.dev.slot_version.insert(s.as_str(), version);
+                        self.dev.slot_version[s] = version;
+                        // RAUC: the installed slot becomes primary, not yet good
                         self.dev.primary = s;
+                        self.dev.good[s] = false;
+                        self.dev.bad[s] = false;
                     }
                     let _ = kind;
+                    let name = slot.map(|s| self.dev.slots[s].clone());
                     self.client
-                        .handle_event(now, Event::Installed { slot })
+                        .handle_event(
+                            now,
+                            Event::Installed {
+                                slot: name.as_deref(),
+                            },
+                        )
                         .expect("install event");
                 }
             } else if self.dev.install.is_some() {

@@ -2,7 +2,7 @@
 //! configuration they all run with, a bounded async wait and the persisted record.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use eyas_core::record::Record;
@@ -75,6 +75,44 @@ pub fn spawn_eyas(conf: &Path, bus: &str, run_once: bool, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).expect("stderr file"))
         .spawn()
         .expect("run eyas")
+}
+
+/// Runs `eyas -r -d -c conf` on the D-Bus `bus` to its end (at most 120 s, then it is killed and
+/// the test fails); stderr goes to `<conf>.stderr` and into the returned output.
+pub async fn run_once(conf: &Path, bus: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_eyas"))
+        .arg("-r")
+        .arg("-d")
+        .arg("-c")
+        .arg(conf)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(conf.with_extension("stderr")).expect("stderr file"))
+        .spawn()
+        .expect("run eyas");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
+    let mut out = match waited {
+        Ok(joined) => joined.expect("join").expect("wait for eyas"),
+        Err(_) => {
+            // Never leave an agent behind: kill it by its own pid, then fail.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let log = std::fs::read_to_string(conf.with_extension("stderr")).unwrap_or_default();
+            panic!("eyas -r did not finish within 120 s:\n{log}");
+        }
+    };
+    out.stderr = std::fs::read(conf.with_extension("stderr")).unwrap_or_default();
+    eprintln!(
+        "--- eyas stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Polls `f` every 50 ms without blocking the runtime the simulator runs on.

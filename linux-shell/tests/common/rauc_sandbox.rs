@@ -13,6 +13,8 @@ pub struct RaucSandbox {
     pub slot_a: PathBuf,
     pub slot_b: PathBuf,
     pub bootloader_dir: PathBuf,
+    /// RAUC's bootnames of `rootfs.0` and `rootfs.1` (`A`/`B` unless started otherwise).
+    pub bootnames: [String; 2],
     // Dropped in reverse order: RAUC first, then the bus.
     rauc: Option<Guard>,
     _dbus: Guard,
@@ -34,6 +36,12 @@ const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus 
 
 impl RaucSandbox {
     pub fn start() -> Self {
+        Self::start_with_bootnames(["A", "B"])
+    }
+
+    /// A sandbox whose system.conf names the slots `names[0]` (booted first) and `names[1]`.
+    pub fn start_with_bootnames(names: [&str; 2]) -> Self {
+        let [first, second] = names;
         for tool in [
             "rauc",
             "dbus-daemon",
@@ -67,9 +75,9 @@ impl RaucSandbox {
             &script,
             format!(
                 "#!/bin/sh\n# RAUC custom bootloader backend for tests: one state file per item.\nd={bl}\necho \"$*\" >> $d/calls.log\n\
-                 case \"$1\" in\n  get-primary) cat $d/primary 2>/dev/null || echo A ;;\n  set-primary) echo \"$2\" > $d/primary; echo good > $d/state.$2 ;;\n\
+                 case \"$1\" in\n  get-primary) cat $d/primary 2>/dev/null || echo {first} ;;\n  set-primary) echo \"$2\" > $d/primary; echo good > $d/state.$2 ;;\n\
                  get-state) cat $d/state.$2 2>/dev/null || echo good ;;\n  set-state) echo \"$3\" > $d/state.$2 ;;\n\
-                 get-current) cat $d/current 2>/dev/null || echo A ;;\n  *) echo \"unsupported: $*\" >&2; exit 1 ;;\nesac\n",
+                 get-current) cat $d/current 2>/dev/null || echo {first} ;;\n  *) echo \"unsupported: $*\" >&2; exit 1 ;;\nesac\n",
                 bl = bl.display()
             ),
         )
@@ -80,7 +88,7 @@ impl RaucSandbox {
             format!(
                 "[system]\ncompatible=ota-agent-test\nbootloader=custom\nmountprefix={d}/mnt\ndata-directory={d}/data\nbundle-formats=plain\n\n\
                  [handlers]\nbootloader-custom-backend={script}\n\n[keyring]\npath={d}/pki/ca.cert.pem\n\n\
-                 [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname=A\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname=B\n",
+                 [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname={first}\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname={second}\n",
                 d = d.display(),
                 script = script.display(),
                 a = slot_a.display(),
@@ -108,13 +116,14 @@ impl RaucSandbox {
         wait_for("the private bus socket", Duration::from_secs(10), || {
             sock.exists()
         });
-        let rauc = start_rauc(d, &bus_address, "A");
+        let rauc = start_rauc(d, &bus_address, first);
         Self {
             dir,
             bus_address,
             slot_a,
             slot_b,
             bootloader_dir: bl,
+            bootnames: [first.to_owned(), second.to_owned()],
             rauc: Some(rauc),
             _dbus: dbus,
         }
@@ -203,10 +212,11 @@ impl RaucSandbox {
             .map_or_else(|_| "good".to_owned(), |s| s.trim().to_owned())
     }
 
-    /// The custom backend's primary bootname (`A` when never set, as the script answers).
+    /// The custom backend's primary bootname (the first slot's when never set, as the script
+    /// answers).
     pub fn bootloader_primary(&self) -> String {
         std::fs::read_to_string(self.bootloader_dir.join("primary"))
-            .map_or_else(|_| "A".to_owned(), |s| s.trim().to_owned())
+            .map_or_else(|_| self.bootnames[0].clone(), |s| s.trim().to_owned())
     }
 
     pub fn rauc_log(&self) -> String {
