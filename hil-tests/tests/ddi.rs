@@ -316,8 +316,9 @@ fn action_types_map_to_download_and_update() {
         );
         assert_eq!(art["hashes"]["sha1"].as_str().unwrap().len(), 40);
     }
-    // timeforced: attempt until forcetime, then forced, and the ?c= hash changes
-    let force_at = hil_tests::sim::time::now_ms() + 1500;
+    // timeforced: attempt until forcetime, then forced, and the ?c= hash changes (the deadline is
+    // an hour away, then moved into the past: no waiting on the clock)
+    let force_at = hil_tests::sim::time::now_ms() + 3_600_000;
     let (tok, _, _, a) = fx.deployment("tf", json!({"type": "timeforced", "forcetime": force_at}));
     let href1 = fx.links("tf", &tok)["deploymentBase"]["href"]
         .as_str()
@@ -327,7 +328,9 @@ fn action_types_map_to_download_and_update() {
         deployment(&fx, "tf", &tok, a)["deployment"]["download"],
         "attempt"
     );
-    std::thread::sleep(std::time::Duration::from_millis(1700));
+    fx.sim().with_state(|s| {
+        s.actions.get_mut(&a).unwrap().forcetime = hil_tests::sim::time::now_ms() - 1;
+    });
     let href2 = fx.links("tf", &tok)["deploymentBase"]["href"]
         .as_str()
         .unwrap()
@@ -1314,20 +1317,29 @@ fn artifact_download_ranges_and_md5sum() {
 #[test]
 fn poll_interval_shortened_before_a_window_opens() {
     let fx = Fx::new();
-    // a daily window starting ~150 s from now (UTC); default pollingTime 5 min
-    let start = hil_tests::sim::time::now_ms() / 1000 + 150;
+    // a daily window starting ~290 s from now (UTC); default pollingTime 5 min
+    let start = hil_tests::sim::time::now_ms() / 1000 + 290;
     let (h, m, s) = ((start / 3600) % 24, (start / 60) % 60, start % 60);
     let (tok, _, _, _) = fx.deployment(
         "soon",
         json!({"maintenanceWindow": {"schedule": format!("{s} {m} {h} ? * *"), "duration": "00:10:00", "timezone": "+00:00"}}),
     );
+    let before = hil_tests::sim::time::now_ms();
     let sleep = fx.ddi_get("soon", &tok, "").json()["config"]["polling"]["sleep"]
         .as_str()
         .unwrap()
         .to_string();
+    let after = hil_tests::sim::time::now_ms();
     let secs = hil_tests::sim::time::parse_hms(&sleep).unwrap();
-    // ≈ (windowStart − now) / 3 = 50 s, never below minPollingTime (30 s)
-    assert!((45..=50).contains(&secs), "{sleep}");
+    // (windowStart − now) / 3 in whole seconds, never below minPollingTime (30 s), for the
+    // server's `now` between the client's clock before and after the poll (≈ 96 s)
+    let expect = |now: i64| (((start as i64 * 1000 - now).max(0) / 1000) as u64 / 3).max(30);
+    assert!(
+        (expect(after)..=expect(before)).contains(&secs),
+        "{sleep}: not within {}..={} s",
+        expect(after),
+        expect(before)
+    );
     // a target without a window keeps the tenant value
     fx.target("plain");
     assert_eq!(

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Fx;
@@ -33,26 +35,79 @@ fn big_deployment(fx: &Fx, cid: &str, size: usize) -> (String, u64, Vec<u8>) {
     (tok, sm, data)
 }
 
+/// Waits until `done()` holds, polling every 10 ms; fails with `what` after 60 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// GET `url` with `auth` on a thread of its own (never joined: the fixture's shutdown ends it);
+/// returns the count of body bytes read so far.
+fn background_get(fx: &Fx, url: String, auth: String) -> Arc<AtomicUsize> {
+    let got = Arc::new(AtomicUsize::new(0));
+    let (agent, seen) = (fx.agent.clone(), got.clone());
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let Ok(mut r) = agent.get(&url).header("Authorization", &auth).call() else {
+            return;
+        };
+        let mut body = r.body_mut().as_reader();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = body.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.fetch_add(n, Ordering::SeqCst);
+        }
+    });
+    got
+}
+
+fn ddi_paths(fx: &Fx) -> Vec<String> {
+    fx.sim()
+        .request_log()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/controller/"))
+        .collect()
+}
+
 #[test]
 fn latency_and_error_rate_per_target_and_global() {
     let fx = Fx::new();
     fx.target("slow");
     fx.target("fine");
+    // a latency keeps the answer: a delayed poll is still a 200
     fx.sim().set_target_faults(
         Some("slow"),
         Faults {
-            latency_ms: 300,
+            latency_ms: 20,
             ..Faults::default()
         },
     );
-    let t = Instant::now();
     assert_eq!(fx.ddi_get("slow", "tok-slow", "").status, 200);
-    assert!(t.elapsed() >= Duration::from_millis(300));
-    let t = Instant::now();
+    fx.sim().clear_request_log();
+    // order, not time: with a minute of latency, a poll of "slow" that arrived first is still held
+    // when a poll of "fine" that arrived after it has been answered
+    fx.sim().set_target_faults(
+        Some("slow"),
+        Faults {
+            latency_ms: 60_000,
+            ..Faults::default()
+        },
+    );
+    let arrived = || fx.sim().shared().requests.load(Ordering::SeqCst);
+    let before = arrived();
+    background_get(&fx, fx.ddi("slow"), "TargetToken tok-slow".into());
+    wait_until("the slow poll never arrived", || arrived() > before);
     assert_eq!(fx.ddi_get("fine", "tok-fine", "").status, 200);
-    assert!(
-        t.elapsed() < Duration::from_millis(250),
-        "other targets unaffected"
+    assert_eq!(
+        ddi_paths(&fx),
+        vec!["/DEFAULT/controller/v1/fine"],
+        "only the later poll of the unaffected target is answered"
     );
     // error rate 1.0 with 429 for one target, via the HTTP control API
     let r = fx.call(
@@ -290,27 +345,49 @@ fn bandwidth_cap() {
         ..SimConfig::default()
     });
     let (tok, sm, data) = big_deployment(&fx, "bw", 300_000);
+    let (free_tok, free_sm, free_data) = big_deployment(&fx, "free", 300_000);
+    // a capped download delivers the whole artifact, unchanged
     fx.sim().set_target_faults(
         Some("bw"),
         Faults {
-            bandwidth_bytes_per_sec: Some(500_000),
+            bandwidth_bytes_per_sec: Some(2_000_000),
             ..Faults::default()
         },
     );
-    let t = Instant::now();
+    let auth = format!("TargetToken {tok}");
     let r = fx.call(
         "GET",
         &artifact_url(&fx, "bw", sm),
-        &[("Authorization", &format!("TargetToken {tok}"))],
+        &[("Authorization", &auth)],
         None,
     );
-    let el = t.elapsed();
     assert_eq!(r.body, data);
-    assert!(
-        el >= Duration::from_millis(550),
-        "300 kB at 500 kB/s took only {el:?}"
+    // order, not time: at 4 kB/s (75 s for 300 kB) a capped download started first has not
+    // delivered the artifact when the same download for an uncapped target, started after it,
+    // is complete
+    fx.sim().set_target_faults(
+        Some("bw"),
+        Faults {
+            bandwidth_bytes_per_sec: Some(4_000),
+            ..Faults::default()
+        },
     );
-    assert!(el < Duration::from_secs(5), "{el:?}");
+    let arrived = || fx.sim().shared().requests.load(Ordering::SeqCst);
+    let before = arrived();
+    let capped = background_get(&fx, artifact_url(&fx, "bw", sm), auth);
+    wait_until("the capped download never arrived", || arrived() > before);
+    let r = fx.call(
+        "GET",
+        &artifact_url(&fx, "free", free_sm),
+        &[("Authorization", &format!("TargetToken {free_tok}"))],
+        None,
+    );
+    assert_eq!(r.body, free_data);
+    let got = capped.load(Ordering::SeqCst);
+    assert!(
+        got < data.len(),
+        "the capped download already delivered {got} bytes"
+    );
 }
 
 #[test]
@@ -321,21 +398,19 @@ fn simulated_restart_keeps_state() {
         "POST",
         "/sim/restart",
         &[("Content-Type", "application/json")],
-        Some(br#"{"downMs":600}"#),
+        Some(br#"{"downMs":1500}"#),
     );
     assert_eq!(r.status, 202);
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        std::net::TcpStream::connect_timeout(&fx.sim().addr(), Duration::from_millis(200)).is_err(),
-        "port closed while down"
-    );
-    std::thread::sleep(Duration::from_millis(700));
+    // the port closes, then opens again: observed in that order (bounded waits, no timing)
+    let open = || std::net::TcpStream::connect(fx.sim().addr()).is_ok();
+    wait_until("the port never closed", || !open());
+    wait_until("the port never opened again", open);
     assert_eq!(
         fx.ddi_get("rs", "tok-rs", "").status,
         200,
         "back up, state kept"
     );
-    // programmatic restart
+    // programmatic restart: returns once the port is open again
     fx.rt.block_on(fx.sim().restart(Duration::from_millis(100)));
     assert_eq!(fx.ddi_get("rs", "tok-rs", "").status, 200);
     assert_eq!(

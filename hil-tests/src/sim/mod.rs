@@ -194,6 +194,8 @@ pub struct Shared {
     mgmt_user: String,
     mgmt_password: String,
     ctl: watch::Sender<Ctl>,
+    /// Generation whose listener is bound (a restart is over once it reaches the restart's).
+    up: watch::Sender<u64>,
     /// Requests served.
     pub requests: AtomicU64,
     log_requests: bool,
@@ -235,12 +237,16 @@ impl Shared {
     pub fn host(&self) -> String {
         self.addr.lock().map(|a| a.to_string()).unwrap_or_default()
     }
-    /// Triggers a simulated restart: all connections dropped, listener closed for `down`.
-    pub fn restart(&self, down: Duration) {
+    /// Triggers a simulated restart: all connections dropped, listener closed for `down`. Returns
+    /// the restart's generation (see [`SimHandle::restart`]).
+    pub fn restart(&self, down: Duration) -> u64 {
+        let mut generation = 0;
         self.ctl.send_modify(|c| {
             c.generation += 1;
             c.down_ms = u64::try_from(down.as_millis()).unwrap_or(u64::MAX);
+            generation = c.generation;
         });
+        generation
     }
 }
 
@@ -374,6 +380,7 @@ impl Sim {
             mgmt_user: config.mgmt_user.clone(),
             mgmt_password: config.mgmt_password.clone(),
             ctl,
+            up: watch::channel(0).0,
             requests: AtomicU64::new(0),
             request_log: Mutex::new(std::collections::VecDeque::new()),
             log_requests: config.log_requests,
@@ -417,6 +424,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn serve(shared: Arc<Shared>, first: TcpListener, addr: SocketAddr, app: Router) {
     let mut rx = shared.ctl.subscribe();
     let mut listener = Some(first);
+    let mut generation = 0;
     loop {
         let l = match listener.take() {
             Some(l) => l,
@@ -424,7 +432,10 @@ async fn serve(shared: Arc<Shared>, first: TcpListener, addr: SocketAddr, app: R
                 let mut tries = 0;
                 loop {
                     match TcpListener::bind(addr).await {
-                        Ok(l) => break l,
+                        Ok(l) => {
+                            shared.up.send_replace(generation);
+                            break l;
+                        }
                         Err(e) if tries < 100 => {
                             tries += 1;
                             if tries == 1 {
@@ -469,6 +480,7 @@ async fn serve(shared: Arc<Shared>, first: TcpListener, addr: SocketAddr, app: R
         }
         drop(l);
         let c = *rx.borrow_and_update();
+        generation = c.generation;
         if c.shutdown {
             return;
         }
@@ -668,9 +680,15 @@ impl SimHandle {
         self.with_state(|s| s.rollout_tick(time::now_ms()));
     }
     /// Simulated server restart: drops every connection, refuses connections for `down`, keeps state.
+    /// Returns once the port accepts connections again (or after `down` + 30 s if it cannot rebind).
     pub async fn restart(&self, down: Duration) {
-        self.shared.restart(down);
-        tokio::time::sleep(down + Duration::from_millis(20)).await;
+        let generation = self.shared.restart(down);
+        let mut up = self.shared.up.subscribe();
+        let _ = tokio::time::timeout(
+            down + Duration::from_secs(30),
+            up.wait_for(|bound| *bound >= generation),
+        )
+        .await;
     }
     /// Stops the server and the scheduler and removes the temp storage dir.
     pub async fn shutdown(self) {
