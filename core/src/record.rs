@@ -74,7 +74,7 @@ pub enum Phase {
     Reporting {
         /// The result to report.
         success: bool,
-        /// A short reason code (see `client::FinalReason`).
+        /// A short reason code (the client's reason codes, `client/reason.rs`).
         reason: u8,
     },
 }
