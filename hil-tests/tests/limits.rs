@@ -652,3 +652,48 @@ fn sim_control_api_is_open_on_loopback() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(fx.call("GET", "/sim/stats", &[], None).status, 200);
 }
+
+#[test]
+fn multipart_part_headers_are_bounded() {
+    let fx = Fx::new();
+    let sm = fx.sim().create_software_module("h", "1", "os").unwrap();
+    // a part header (here the file name) of 8 MiB was buffered whole by the multipart parser
+    let name = "n".repeat(8 << 20);
+    let r = upload(&fx, sm, "", &form(&[("file", Some(&name), b"abc")]));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.body.len() < 1024, "answer of {} bytes", r.body.len());
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("part headers") && msg.contains("10240"),
+        "{msg}"
+    );
+    // a field name too, and a preamble before the first boundary
+    let (ct, mut body) = form(&[("file", Some("a.bin"), b"abc")]);
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[
+            (&"f".repeat(20_000), None, b"v"),
+            ("file", Some("a.bin"), b"abc"),
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    body.splice(0..0, vec![b'p'; 20_000]);
+    let r = upload(&fx, sm, "", &(ct.clone(), body));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(artifact_count(&fx, sm), 0);
+    // ordinary uploads are unaffected: a boundary-like text and CRLFs in the data
+    let data = b"\r\n--not-the-boundary\r\n\r\n\r\n--xx".repeat(1000);
+    let r = upload(
+        &fx,
+        sm,
+        "",
+        &form(&[
+            ("filename", None, b"ok.bin"),
+            ("file", Some("a.bin"), &data),
+        ]),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["size"], data.len());
+}

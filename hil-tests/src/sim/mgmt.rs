@@ -472,13 +472,16 @@ async fn artifact_upload(
     AxState(sh): Sh,
     Path(id): Path<String>,
     Query(q): Q,
-    headers: HeaderMap,
-    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> Response {
     let smid = match id_of(&id, "software module") {
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
+    let headers = req.headers().clone();
+    let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let req = guard_part_headers(req, tripped.clone());
+    let mp = <Multipart as axum::extract::FromRequest<()>>::from_request(req, &()).await;
     // the module is checked after the body was consumed (answering early breaks the client's pipe)
     let mut mp = match mp {
         Ok(m) => m,
@@ -490,11 +493,180 @@ async fn artifact_upload(
         }
     };
     let tmp = artifacts::temp_path(&sh.storage);
-    let r = upload_inner(&sh, smid, &q, &headers, &mut mp, &tmp).await;
+    let mut r = upload_inner(&sh, smid, &q, &headers, &mut mp, &tmp).await;
     if r.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
+    if tripped.load(std::sync::atomic::Ordering::SeqCst) {
+        r = Err(Failure::bad(format!(
+            "multipart part headers (or the preamble) longer than {MAX_PART_HEADER} bytes"
+        )));
+    }
     done(r)
+}
+
+/// Longest multipart part-header block (and preamble before the first boundary), in bytes:
+/// Apache Commons FileUpload's `MultipartStream.HEADER_PART_SIZE_MAX` (10240), which Tomcat — and
+/// so hawkBit — uses for multipart requests. The multipart parser buffers a header block whole
+/// until its blank line: an 8 MiB file name took the simulator to hundreds of MB.
+pub const MAX_PART_HEADER: usize = 10_240;
+
+/// Wraps the request body of a `multipart/form-data` request so that a part-header block or a
+/// preamble longer than [`MAX_PART_HEADER`] ends the body with an error (after reading the rest up
+/// to 1 GiB, dropped, so the client still gets the answer); `tripped` is set when that happens.
+fn guard_part_headers(req: Request, tripped: Arc<std::sync::atomic::AtomicBool>) -> Request {
+    use futures_util::StreamExt as _;
+    let boundary = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| {
+            ct.split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("boundary="))
+                .map(|b| b.trim_matches('"').to_owned())
+        });
+    let Some(boundary) = boundary.filter(|b| !b.is_empty()) else {
+        return req; // not multipart: the extractor refuses it
+    };
+    let (parts, body) = req.into_parts();
+    let state = (body.into_data_stream(), PartScan::new(&boundary), false);
+    let stream = futures_util::stream::unfold(state, move |(mut inner, mut scan, done)| {
+        let tripped = tripped.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match inner.next().await? {
+                Err(e) => Some((Err(std::io::Error::other(e)), (inner, scan, true))),
+                Ok(chunk) if scan.feed(&chunk) => Some((Ok(chunk), (inner, scan, false))),
+                Ok(_) => {
+                    tripped.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let mut dropped = 0u64;
+                    while let Some(Ok(c)) = inner.next().await {
+                        dropped += c.len() as u64;
+                        if dropped > MAX_ARTIFACT_SIZE {
+                            break;
+                        }
+                    }
+                    let e = std::io::Error::other("multipart part headers too long");
+                    Some((Err(e), (inner, scan, true)))
+                }
+            }
+        }
+    });
+    Request::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    Preamble,
+    Data,
+    AfterDelimiter,
+    Dash,
+    Header,
+    Epilogue,
+}
+
+/// Follows a multipart body's structure to measure each part-header block: after every
+/// `CRLF--boundary` the bytes up to the blank line (`CRLFCRLF`). A boundary cannot contain CR, so a
+/// mismatch restarts the delimiter match at a CR or at the start.
+#[derive(Debug)]
+struct PartScan {
+    delimiter: Vec<u8>,
+    matched: usize,
+    state: Scan,
+    count: usize,
+    blank: usize,
+}
+
+impl PartScan {
+    fn new(boundary: &str) -> Self {
+        Self {
+            delimiter: [b"\r\n--", boundary.as_bytes()].concat(),
+            // the body starts as if after a CRLF: "--boundary" at once is the first delimiter
+            matched: 2,
+            state: Scan::Preamble,
+            count: 0,
+            blank: 0,
+        }
+    }
+
+    /// Feeds body bytes; false once a header block or the preamble is over [`MAX_PART_HEADER`].
+    fn feed(&mut self, data: &[u8]) -> bool {
+        const BLANK: &[u8] = b"\r\n\r\n";
+        let mut i = 0;
+        while i < data.len() {
+            match self.state {
+                Scan::Preamble | Scan::Data => {
+                    let preamble = self.state == Scan::Preamble;
+                    if self.matched == 0 {
+                        // skip to the next CR: only there can a delimiter start
+                        let skip = data[i..]
+                            .iter()
+                            .position(|&c| c == b'\r')
+                            .unwrap_or(data.len() - i);
+                        i += skip;
+                        if preamble {
+                            self.count += skip;
+                        }
+                        if i == data.len() {
+                            break;
+                        }
+                    }
+                    let c = data[i];
+                    i += 1;
+                    if preamble {
+                        self.count += 1;
+                    }
+                    if c == self.delimiter[self.matched] {
+                        self.matched += 1;
+                        if self.matched == self.delimiter.len() {
+                            self.matched = 0;
+                            self.state = Scan::AfterDelimiter;
+                        }
+                    } else {
+                        self.matched = usize::from(c == b'\r');
+                    }
+                    if preamble && self.count > MAX_PART_HEADER + self.delimiter.len() {
+                        return false;
+                    }
+                }
+                Scan::AfterDelimiter | Scan::Dash => {
+                    if data[i] == b'-' {
+                        i += 1;
+                        self.state = if self.state == Scan::Dash {
+                            Scan::Epilogue
+                        } else {
+                            Scan::Dash
+                        };
+                    } else {
+                        self.count = usize::from(self.state == Scan::Dash);
+                        self.blank = 0;
+                        self.state = Scan::Header;
+                    }
+                }
+                Scan::Header => {
+                    let c = data[i];
+                    i += 1;
+                    self.count += 1;
+                    if c == BLANK[self.blank] {
+                        self.blank += 1;
+                        if self.blank == BLANK.len() {
+                            self.state = Scan::Data;
+                        }
+                    } else {
+                        self.blank = usize::from(c == b'\r');
+                    }
+                    if self.count > MAX_PART_HEADER {
+                        return false;
+                    }
+                }
+                Scan::Epilogue => break,
+            }
+        }
+        true
+    }
 }
 
 /// Form fields the upload reads besides `file` (hawkBit's `@RequestParam`s); others are ignored.
@@ -1954,4 +2126,62 @@ async fn group_targets(
             .collect();
         Ok(json_get(&headers, &page(items, &q)?))
     })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(body: &[u8], step: usize) -> bool {
+        let mut scan = PartScan::new("bnd");
+        body.chunks(step).all(|c| scan.feed(c))
+    }
+
+    fn part(header: &str, data: &[u8]) -> Vec<u8> {
+        [
+            format!("--bnd\r\n{header}\r\n\r\n").as_bytes(),
+            data,
+            b"\r\n",
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn part_headers_are_measured_across_chunk_borders() {
+        let data = b"\r\n--bn\r\n\r\n--bnx\r\r\n\r\n".repeat(500);
+        let ok = [
+            part(
+                "Content-Disposition: form-data; name=\"file\"; filename=\"a\"",
+                &data,
+            ),
+            b"--bnd--\r\n".to_vec(),
+            vec![b'e'; 3 * MAX_PART_HEADER],
+        ]
+        .concat();
+        let long = |n: usize| {
+            part(
+                &format!("Content-Disposition: form-data; name=\"{}\"", "x".repeat(n)),
+                b"v",
+            )
+        };
+        let fits = long(MAX_PART_HEADER - 60);
+        let over = long(MAX_PART_HEADER);
+        let preamble = [
+            vec![b'p'; MAX_PART_HEADER + 1],
+            b"\r\n".to_vec(),
+            part("H: v", b"v"),
+        ]
+        .concat();
+        for step in [1, 7, 4096, usize::MAX] {
+            assert!(feed_all(&ok, step), "{step}");
+            assert!(feed_all(&fits, step), "{step}");
+            assert!(!feed_all(&over, step), "{step}");
+            assert!(!feed_all(&preamble, step), "{step}");
+            // the second part's header counts on its own
+            assert!(
+                !feed_all(&[part("H: v", b"v"), over.clone()].concat(), step),
+                "{step}"
+            );
+        }
+    }
 }
