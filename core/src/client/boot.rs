@@ -21,7 +21,7 @@
 //! Any other start (`mark_good_on_boot`): health check → `Mark good` of the booted slot, unless
 //! it is the slot an update was rejected on.
 
-use super::{Act, Client, Live, reason};
+use super::{Act, Client, Live, Timer, reason};
 use crate::record::{Phase, RECORD_FORMAT_AB, Record, bootname};
 use crate::text::cat;
 use crate::time::{Duration, Instant};
@@ -86,7 +86,7 @@ impl Client {
             }
         }
         self.poll_due = true;
-        self.next_poll = Some(now);
+        self.timers.set(Timer::Poll, now);
         if !self.attrs.is_empty() {
             self.config_due = true;
         }
@@ -114,7 +114,7 @@ impl Client {
             self.start_marking(boot.rejected, false);
             return;
         };
-        self.job.reset(rec.action_id, rec.phase);
+        self.start_job(rec.action_id, rec.phase);
         let phase = rec.phase;
         self.job.rec = rec;
         if ab {
@@ -367,7 +367,8 @@ impl Client {
     /// [`RETURN_REBOOT_PATIENCE`] (the record keeps the report for the next start).
     fn plan_return_reboot(&mut self) {
         // (no source slot in a format-1 record: the bad mark alone steers the bootloader)
-        self.return_reboot = Some(self.last_now + RETURN_REBOOT_PATIENCE);
+        self.timers
+            .set(Timer::ReturnReboot, self.last_now + RETURN_REBOOT_PATIENCE);
     }
 
     pub(super) fn push_return_reboot(&mut self) {

@@ -4,7 +4,7 @@
 use super::plan::{fill_plan, plan_error_text};
 use super::{
     Act, ArtifactPlan, Awaiting, ChunkPlan, Client, FinalFb, InstallKind, Live, MAX_REASON_LEN,
-    ProgressFb, Telemetry, TelemetryPhase, fnv1a, push_clean, reason,
+    ProgressFb, Telemetry, TelemetryPhase, Timer, fnv1a, push_clean, reason,
 };
 use crate::ddi::{DeploymentBase, Execution, HandlingType, MaintenanceWindow};
 use crate::record::{Bootname, Phase, record_version};
@@ -42,17 +42,16 @@ impl Client {
             {
                 self.after_downloads();
             } else if self.job().is_some_and(|j| {
-                j.rec.phase == Phase::Downloading
-                    && j.awaiting == Awaiting::Nothing
-                    && j.resume_at.is_none()
-            }) {
+                j.rec.phase == Phase::Downloading && j.awaiting == Awaiting::Nothing
+            }) && self.timers.get(Timer::Resume).is_none()
+            {
                 self.advance();
             }
             return;
         }
         let fresh = self.job().is_none();
         if !self.job.active {
-            self.job.reset(d.id, Phase::Downloading);
+            self.start_job(d.id, Phase::Downloading);
         }
         let job = &mut self.job;
         job.href = href;
@@ -241,8 +240,8 @@ impl Client {
         j.dl_retries += 1;
         j.awaiting = Awaiting::Nothing;
         let d = self.jitter(d, 20);
-        if let Some(j) = self.job_mut() {
-            j.resume_at = Some(now + d);
+        if self.job().is_some() {
+            self.timers.set(Timer::Resume, now + d);
         }
     }
 
@@ -283,7 +282,7 @@ impl Client {
                     return; // wait until the server changes its mind
                 }
                 if usize::from(j.rec.next_artifact) < j.artifacts.len() {
-                    if j.awaiting == Awaiting::Nothing && j.resume_at.is_none() {
+                    if j.awaiting == Awaiting::Nothing && self.timers.get(Timer::Resume).is_none() {
                         self.telemetry(TelemetryPhase::Downloading, Some(0));
                         self.start_download();
                     }
@@ -373,7 +372,7 @@ impl Client {
                 reason: code,
             };
             j.awaiting = Awaiting::Nothing;
-            j.resume_at = None;
+            self.timers.stop(Timer::Resume);
         }
         self.progress_fb = None;
         self.push(Act::Persist);

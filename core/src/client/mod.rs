@@ -82,19 +82,21 @@
 //! afterwards; `canceled` is never sent. 410 drops the action, quota 429s stop intermediate
 //! feedback, 401 stops the client, 5xx/429/network errors back off exponentially with jitter.
 
-mod boot;
-mod deploy;
-mod plan;
-mod reason;
-mod request;
-mod response;
-mod timer;
-mod types;
+// One module per idea; this one keeps the `Client`, its entry points and the drain order.
+mod boot; // the boot path: judge an update by the booted slot, mark slots
+mod deploy; // a deployment's course: download, verify, install, reboot or finish
+mod plan; // what a deployment asks for, in fixed capacity; why it cannot be planned
+mod reason; // reason codes, their texts and failures; cleaning of detail texts
+mod request; // which request goes out next, its URL and body
+mod response; // what the server answered
+mod timer; // the timer table; poll scheduling, backoff
+mod types; // the public inputs and outputs
 
 use deploy::percent;
 use plan::{ArtifactPlan, Awaiting, ChunkPlan, Job};
 use reason::push_clean;
 use request::{Fetch, FinalFb, InFlight, ProgressFb};
+use timer::{Timer, TimerTable};
 
 pub use types::*;
 
@@ -159,8 +161,8 @@ enum Act {
 
 /// Tags a value kept in an `Option` so that `None` is all-zero bytes. The only valid byte of
 /// `Live` is 1, so it is the largest niche of the value and rustc puts `None` at 0 (it steers
-/// niches towards zero). This, the `= 1` discriminants of `Fetch`/`InFlight` and [`Stop`] keep
-/// [`Client::unconfigured`] all-zero: a `static` client is then `.bss`, not a 7 KB `.data`
+/// niches towards zero). This, the `= 1` discriminants of `Fetch`/`InFlight`, [`Stop`] and the
+/// timer table's bit mask of armed timers keep [`Client::unconfigured`] all-zero: a `static` client is then `.bss`, not a 7 KB `.data`
 /// initializer in an MCU's flash (checked by the Cortex-M4 firmware's budget).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -203,19 +205,17 @@ pub struct Client {
     boot_stage: boot::Stage,
     /// Bootname of the slot that booted (from [`BootReport::booted`]).
     booted: Option<Bootname>,
-    /// Reboot back to `return_slot` once the failure is reported, or at this instant.
-    return_reboot: Option<Instant>,
     /// `installed_base` waits for the boot verdict (sent only after a fallback).
     installed_base_held: bool,
     /// The failure reported last (kind of the final feedback); `Live` keeps `None` all-zero.
     last_failure: Option<(Live, Failure)>,
 
     server_sleep: Duration,
-    next_poll: Option<Instant>,
     poll_due: bool,
     etag: String<MAX_ETAG_LEN>,
     failures: u32,
-    not_before: Instant,
+    /// Every deadline: next poll, download resume, reboot back, backoff.
+    timers: TimerTable,
     in_flight: Option<InFlight>,
     stop: Stop,
 
@@ -311,15 +311,13 @@ impl Client {
             mark_good_on_boot: false,
             boot_stage: boot::Stage::Idle,
             booted: None,
-            return_reboot: None,
             installed_base_held: false,
             last_failure: None,
             server_sleep: Duration::ZERO,
-            next_poll: None,
             poll_due: false,
             etag: String::new(),
             failures: 0,
-            not_before: Instant::ZERO,
+            timers: TimerTable::new(),
             in_flight: None,
             stop: Stop::NotConfigured,
             fetch: None,
@@ -389,15 +387,13 @@ impl Client {
         // runtime state
         self.boot_stage = boot::Stage::Idle;
         self.booted = None;
-        self.return_reboot = None;
         self.installed_base_held = false;
         self.last_failure = None;
         self.server_sleep = Duration::from_secs(300);
-        self.next_poll = None;
         self.poll_due = true;
         self.etag.clear();
         self.failures = 0;
-        self.not_before = Instant::ZERO;
+        self.timers.clear();
         self.in_flight = None;
         self.fetch = None;
         self.link.clear();
@@ -430,6 +426,12 @@ impl Client {
         } else {
             None
         }
+    }
+
+    /// Start a new job in place; a resume delay of an earlier job does not carry over.
+    fn start_job(&mut self, id: ActionId, phase: Phase) {
+        self.job.reset(id, phase);
+        self.timers.stop(Timer::Resume);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -499,24 +501,19 @@ impl Client {
         if self.stop != Stop::Running {
             return;
         }
-        if self.next_poll.is_some_and(|t| now >= t) {
-            self.poll_due = true;
-            self.next_poll = None;
-        }
-        if self.return_reboot.is_some_and(|t| now >= t) {
-            // the failure is still unreported: the record keeps it for the next start
-            self.return_reboot = None;
-            self.push_return_reboot();
-        }
-        let resume = self
-            .job()
-            .and_then(|j| j.resume_at)
-            .is_some_and(|t| now >= t);
-        if resume {
-            if let Some(j) = self.job_mut() {
-                j.resume_at = None;
+        for t in Timer::ALL {
+            if !self.timers.expire(t, now) {
+                continue;
             }
-            self.start_download();
+            match t {
+                Timer::Poll => self.poll_due = true,
+                // the failure is still unreported: the record keeps it for the next start
+                Timer::ReturnReboot => self.push_return_reboot(),
+                // (a no-op once the job is gone)
+                Timer::Resume => self.start_download(),
+                // the held request may go out now
+                Timer::Backoff => {}
+            }
         }
     }
 
@@ -525,18 +522,22 @@ impl Client {
         if self.stop != Stop::Running {
             return None;
         }
-        let mut t = self.next_poll;
-        let mut add = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
+        let mut next: Option<Instant> = None;
+        for t in Timer::ALL {
+            let at = match t {
+                Timer::Resume if self.job().is_none() => None,
+                // a held request: due when the backoff ends (already, if none runs)
+                Timer::Backoff if self.in_flight.is_none() && self.has_pending_request() => {
+                    Some(self.timers.get(t).unwrap_or(Instant::ZERO))
+                }
+                Timer::Backoff => None,
+                _ => self.timers.get(t),
+            };
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
-        };
-        add(self.job().and_then(|j| j.resume_at));
-        add(self.return_reboot);
-        if self.in_flight.is_none() && self.has_pending_request() {
-            add(Some(self.not_before));
         }
-        t
+        next
     }
 
     /// Feed the response to the request in flight.

@@ -10,7 +10,6 @@ use super::{
 use crate::ddi::{self, ActionId, DeploymentBase, HandlingType, MaintenanceWindow};
 use crate::record::{Phase, Record};
 use crate::text::{Num, cat};
-use crate::time::Instant;
 use heapless::{String, Vec};
 
 #[derive(Debug, Clone)]
@@ -66,7 +65,6 @@ pub(super) struct Job {
     pub(super) rec: Record,
     pub(super) awaiting: Awaiting,
     pub(super) dl_retries: u8,
-    pub(super) resume_at: Option<Instant>,
     pub(super) resume_from: Option<u64>,
     pub(super) quota_exhausted: bool,
     pub(super) last_step: u8,
@@ -109,7 +107,6 @@ impl Job {
             },
             awaiting: Awaiting::Nothing,
             dl_retries: 0,
-            resume_at: None,
             resume_from: None,
             quota_exhausted: false,
             last_step: 0,
@@ -133,7 +130,6 @@ impl Job {
         self.rec = Record::new(id, phase);
         self.awaiting = Awaiting::Nothing;
         self.dl_retries = 0;
-        self.resume_at = None;
         self.resume_from = None;
         self.quota_exhausted = false;
         self.last_step = 0;

@@ -3,7 +3,7 @@
 
 use super::{
     Client, ConfirmationPolicy, Live, MAX_REASON_LEN, Method, Request, RequestError, RequestKind,
-    Stop, boot,
+    Stop, Timer, boot,
 };
 use crate::ddi::{
     self, ActionFeedback, ActionId, CancelFeedback, CancelReply, Confirmation,
@@ -62,7 +62,7 @@ impl Client {
     ) -> Result<Option<Request<'a>>, RequestError> {
         if self.stop != Stop::Running
             || self.in_flight.is_some()
-            || now < self.not_before
+            || self.timers.get(Timer::Backoff).is_some_and(|t| now < t)
             || self.boot_stage != boot::Stage::Idle
         {
             return Ok(None);

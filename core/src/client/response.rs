@@ -3,7 +3,7 @@
 use super::plan::copy_into;
 use super::{
     Act, Client, ConfirmationPolicy, Failure, Fetch, Live, MAX_REASON_LEN, RequestKind, Response,
-    Telemetry, TelemetryPhase, Warning, href_hash, reason,
+    Telemetry, TelemetryPhase, Timer, Warning, href_hash, reason,
 };
 use crate::ddi::{self, ActionId, CancelReply, Confirmation};
 use crate::record::Phase;
@@ -179,7 +179,7 @@ impl Client {
             _ => {}
         }
         if !self.job.active {
-            self.job.reset(id, Phase::Downloading);
+            self.start_job(id, Phase::Downloading);
         }
         self.job.plan_valid = true;
         let mut text: String<MAX_REASON_LEN> = String::new();
@@ -261,7 +261,8 @@ impl Client {
             self.job.active = false;
             self.push(Act::ClearRecord);
         }
-        if self.return_reboot.take().is_some() {
+        if self.timers.get(Timer::ReturnReboot).is_some() {
+            self.timers.stop(Timer::ReturnReboot);
             self.push_return_reboot();
         }
         self.etag.clear();

@@ -1,8 +1,81 @@
-//! When things happen: poll scheduling (server `sleep`, bounds, jitter) and backoff.
+//! When things happen: the one timer table (quinn-proto style) behind `handle_timeout` and
+//! `poll_timeout`, and what arms it: poll scheduling (server `sleep`, bounds, jitter), download
+//! resume delays, the reboot back after a failed health check, and request backoff.
 
 use super::{Awaiting, Client};
 use crate::record::Phase;
 use crate::time::{Duration, Instant};
+
+/// What a deadline in the [`TimerTable`] is for. `handle_timeout` serves expired timers in this
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// The next base poll is due.
+    Poll,
+    /// Reboot back to the previous slot even though the failure report is not acknowledged
+    /// (the record keeps it for the next start).
+    ReturnReboot,
+    /// Resume the current artifact's download after a cut (only while a job runs).
+    Resume,
+    /// No request goes out before this (backoff after a failed or refused request).
+    Backoff,
+}
+
+impl Timer {
+    const COUNT: usize = 4;
+    /// Every timer, in the order `handle_timeout` serves them.
+    pub(super) const ALL: [Self; Self::COUNT] =
+        [Self::Poll, Self::ReturnReboot, Self::Resume, Self::Backoff];
+}
+
+/// One deadline per [`Timer`]. A bit mask marks the armed ones instead of an
+/// `[Option<Instant>; N]`, which would take 16 bytes a slot; all-zero bytes is "none armed", so
+/// [`Client::unconfigured`] stays all-zero (see [`super::Live`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TimerTable {
+    at: [Instant; Timer::COUNT],
+    armed: u8,
+}
+
+impl TimerTable {
+    /// No timer armed.
+    pub(super) const fn new() -> Self {
+        Self {
+            at: [Instant::ZERO; Timer::COUNT],
+            armed: 0,
+        }
+    }
+
+    /// The deadline of `t`, if armed.
+    pub(super) fn get(&self, t: Timer) -> Option<Instant> {
+        (self.armed & (1 << t as u8) != 0).then_some(self.at[t as usize])
+    }
+
+    /// Arm `t` for `at` (replacing its deadline).
+    pub(super) fn set(&mut self, t: Timer, at: Instant) {
+        self.at[t as usize] = at;
+        self.armed |= 1 << t as u8;
+    }
+
+    /// Disarm `t`.
+    pub(super) fn stop(&mut self, t: Timer) {
+        self.armed &= !(1 << t as u8);
+    }
+
+    /// Disarm every timer.
+    pub(super) fn clear(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Whether `t` is armed and its deadline has come at `now`; if so it is disarmed.
+    pub(super) fn expire(&mut self, t: Timer, now: Instant) -> bool {
+        let due = self.get(t).is_some_and(|at| now >= at);
+        if due {
+            self.stop(t);
+        }
+        due
+    }
+}
 
 impl Client {
     pub(super) fn next_rand(&mut self) -> u64 {
@@ -37,7 +110,7 @@ impl Client {
         }
         let d = self.jitter(d, u64::from(self.jitter_percent));
         self.poll_due = false;
-        self.next_poll = Some(now + d);
+        self.timers.set(Timer::Poll, now + d);
     }
 
     /// An action became active: poll at most `active_poll_interval` from now (to see cancels).
@@ -47,8 +120,8 @@ impl Client {
         }
         let d = self.jitter(self.active_poll, u64::from(self.jitter_percent));
         let t = self.last_now + d;
-        if self.next_poll.is_none_or(|n| n > t) {
-            self.next_poll = Some(t);
+        if self.timers.get(Timer::Poll).is_none_or(|n| n > t) {
+            self.timers.set(Timer::Poll, t);
         }
     }
 
@@ -71,6 +144,36 @@ impl Client {
             self.next_rand() % (half.as_millis() + 1)
         };
         self.failures = self.failures.saturating_add(1);
-        self.not_before = now + half + Duration::from_millis(extra);
+        self.timers
+            .set(Timer::Backoff, now + half + Duration::from_millis(extra));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Timer, TimerTable};
+    use crate::time::Instant;
+
+    #[test]
+    fn table_arms_expires_and_stops_each_timer_alone() {
+        let mut t = TimerTable::new();
+        assert!(Timer::ALL.iter().all(|&x| t.get(x).is_none()));
+        t.set(Timer::Resume, Instant::from_secs(5));
+        t.set(Timer::Backoff, Instant::ZERO);
+        assert_eq!(t.get(Timer::Resume), Some(Instant::from_secs(5)));
+        assert_eq!(t.get(Timer::Backoff), Some(Instant::ZERO));
+        assert_eq!(t.get(Timer::Poll), None);
+        assert!(!t.expire(Timer::Resume, Instant::from_millis(4999)));
+        assert!(t.expire(Timer::Resume, Instant::from_secs(5)));
+        assert!(
+            !t.expire(Timer::Resume, Instant::from_secs(6)),
+            "fires once"
+        );
+        assert_eq!(t.get(Timer::Backoff), Some(Instant::ZERO));
+        t.stop(Timer::Backoff);
+        assert_eq!(t.get(Timer::Backoff), None);
+        t.set(Timer::Poll, Instant::from_secs(1));
+        t.clear();
+        assert!(Timer::ALL.iter().all(|&x| t.get(x).is_none()));
     }
 }
