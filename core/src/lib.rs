@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod ddi;
+mod hash;
 pub mod record;
 mod sha1_small;
 pub mod slots;
@@ -23,3 +24,5 @@ mod text;
 pub mod time;
 mod varint;
 pub mod verify;
+
+pub use hash::fnv1a64;

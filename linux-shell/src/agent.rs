@@ -5,8 +5,9 @@
 //! RAUC installs, hooks) runs in background tasks whose results come back over a channel and are
 //! fed in with `handle_event`, so the core keeps polling (and notices cancels) meanwhile.
 //!
-//! Files: every artifact is stored as `<dir of bundle_download_location>/<artifact file name>`
-//! (names that could leave the directory are refused). The boot path is the core's
+//! Files: artifact number `n` of a deployment downloads to `<bundle_download_location>.<n>.<name>`
+//! (names that could leave the directory are refused); a RAUC bundle is installed from exactly
+//! `bundle_download_location` (`download::artifact_path`, `download::install_path`). The boot path is the core's
 //! (`eyas_core::client` boot module): on start-up eyas hands it the record, RAUC's bootname of the
 //! booted slot and the remembered rejected slot, then performs what it asks (health check, RAUC
 //! marks, a reboot back) and reports what happened. Nothing here compares slots.
@@ -29,7 +30,9 @@ use eyas_core::verify::{ArtifactSpec, Policy, Verifier, is_manifest_for};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Confirmation};
-use crate::download::{self, DownloadRequest, Downloaded, artifact_path, send_credentials};
+use crate::download::{
+    self, DownloadRequest, Downloaded, artifact_path, install_path, send_credentials,
+};
 use crate::http::{ApiRequest, Http, HttpError, HttpErrorKind, HttpSettings, Method};
 use crate::rauc::{MarkState, Rauc};
 use crate::record_store::RecordStore;
@@ -38,6 +41,14 @@ use crate::{hooks, service};
 
 /// How long to wait for RAUC at start-up when an update awaits its post-reboot verdict.
 const RAUC_BOOT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Sleeps `d`, or forever for `None`.
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Connects to RAUC, retrying every second for up to `patience`.
 async fn connect_rauc(bus_address: Option<&str>, patience: Duration) -> Option<Rauc> {
@@ -156,6 +167,17 @@ fn own(action: &Action<'_>) -> Work {
     }
 }
 
+/// One artifact of the current action on disk.
+#[derive(Debug)]
+struct ArtifactFile {
+    path: PathBuf,
+    /// hawkBit's file name (manifests are paired with bundles by it).
+    filename: String,
+    spec: ArtifactSpec,
+    /// The finished download (with the core's verifier fed while it streamed), until verified.
+    downloaded: Option<Box<Downloaded>>,
+}
+
 /// Results of background work.
 #[derive(Debug)]
 enum Done {
@@ -170,7 +192,6 @@ enum Done {
     Install(Result<Option<String>, String>),
     Confirmation(ActionId, bool),
     Health(bool),
-    Marked(bool),
 }
 
 /// The core's configuration, derived from the file.
@@ -200,12 +221,7 @@ fn client_config<'a>(
         Confirmation::Auto => ConfirmationPolicy::Auto,
         Confirmation::Deny | Confirmation::Command(_) => ConfirmationPolicy::AskShell,
     };
-    cc.seed = c
-        .target_name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    cc.seed = eyas_core::fnv1a64(c.target_name.as_bytes());
     cc
 }
 
@@ -230,14 +246,15 @@ struct Agent<'c> {
     rauc: Option<Rauc>,
     store: RecordStore,
     telemetry: Option<Telemetry>,
-    download_dir: PathBuf,
+    /// `bundle_download_location`.
+    location: PathBuf,
     epoch: std::time::Instant,
     done_tx: mpsc::UnboundedSender<Done>,
     busy: bool,
     cancel: Arc<AtomicBool>,
-    files: HashMap<(ActionId, u8), PathBuf>,
-    digests: HashMap<(ActionId, u8), Downloaded>,
-    specs: HashMap<(ActionId, u8), ArtifactSpec>,
+    /// Per artifact of the current action: its file, hawkBit name and spec, and the download's
+    /// result until it is verified.
+    artifacts: HashMap<(ActionId, u8), ArtifactFile>,
     failed: bool,
     /// A base poll was answered since start (or since the last confirmation).
     polled: bool,
@@ -263,9 +280,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         tracing::error!("bundle_download_location is not set");
         return 2;
     };
-    let download_dir = location
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+
     let scheme = if config.client.ssl { "https" } else { "http" };
     let server_url = format!("{scheme}://{}", config.client.hawkbit_server);
     let auth = config.client.auth.header();
@@ -327,14 +342,12 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         rauc,
         store,
         telemetry,
-        download_dir,
+        location: location.to_path_buf(),
         epoch: std::time::Instant::now(),
         done_tx,
         busy: false,
         cancel: Arc::new(AtomicBool::new(false)),
-        files: HashMap::new(),
-        digests: HashMap::new(),
-        specs: HashMap::new(),
+        artifacts: HashMap::new(),
         failed: false,
         awaiting_reboot: false,
         polled: false,
@@ -343,14 +356,14 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     };
     agent.boot(&mut client).await;
     service::ready("polling hawkBit");
-    if let Some(interval) = service::watchdog_interval() {
-        tokio::spawn(service::watchdog(interval));
-    }
+    let mut watchdog = service::Watchdog::from_env();
     let shutdown = service::shutdown_signal();
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; REQUEST_BUF_LEN];
     loop {
+        watchdog.feed();
         agent.drain_actions(&mut client).await;
+        watchdog.feed();
         if let Some(reason) = &agent.halt {
             tracing::error!("stopping: {reason}");
             break;
@@ -392,14 +405,20 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     },
                 })
             });
-            // SIGTERM is honoured even while a request is in flight.
-            let result = tokio::select! {
-                r = task => r,
-                signal = &mut shutdown => {
-                    tracing::info!("{signal}: stopping");
-                    break;
+            // SIGTERM is honoured even while a request is in flight; the request has its own
+            // deadlines (timeout, low_speed_time), so waiting for it is progress.
+            let mut task = task;
+            let result = loop {
+                tokio::select! {
+                    r = &mut task => break Some(r),
+                    signal = &mut shutdown => {
+                        tracing::info!("{signal}: stopping");
+                        break None;
+                    }
+                    () = sleep_or_forever(watchdog.until_due()) => watchdog.feed(),
                 }
             };
+            let Some(result) = result else { break };
             let now = agent.now();
             match result {
                 Ok(Ok(resp)) => {
@@ -455,9 +474,12 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             break;
         }
         let next = client.poll_timeout();
-        let sleep_for = next.map_or(Duration::from_secs(3600), |t| {
+        let mut sleep_for = next.map_or(Duration::from_secs(3600), |t| {
             Duration::from_millis(t.as_millis().saturating_sub(now.as_millis()))
         });
+        if let Some(due) = watchdog.until_due() {
+            sleep_for = sleep_for.min(due);
+        }
         tracing::debug!("next core timeout in {} ms", sleep_for.as_millis());
         tokio::select! {
             () = tokio::time::sleep(sleep_for) => {
@@ -604,25 +626,20 @@ impl Agent<'_> {
         });
     }
 
-    /// [`Action::MarkSlot`]: RAUC `Mark` of the slot with that bootname.
-    fn start_mark(&mut self, bootname: String, mark: SlotMark) {
+    /// [`Action::MarkSlot`]: RAUC `Mark` of the slot with that bootname; true when accepted.
+    async fn mark_slot(&self, bootname: &str, mark: SlotMark) -> bool {
         let state = match mark {
             SlotMark::Good => MarkState::Good,
             SlotMark::Bad => MarkState::Bad,
             _ => MarkState::Active,
         };
-        let rauc = self.rauc.clone();
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            let ok = match rauc {
-                None => {
-                    tracing::error!("cannot mark slot {bootname} {state:?}: RAUC is not reachable");
-                    false
-                }
-                Some(rauc) => mark_by_bootname(&rauc, &bootname, state).await,
-            };
-            let _ = tx.send(Done::Marked(ok));
-        });
+        match &self.rauc {
+            None => {
+                tracing::error!("cannot mark slot {bootname} {state:?}: RAUC is not reachable");
+                false
+            }
+            Some(rauc) => mark_by_bootname(rauc, bootname, state).await,
+        }
     }
 
     /// Where [`Action::RememberRejected`] keeps its bootname (beside the record).
@@ -717,18 +734,12 @@ impl Agent<'_> {
             Work::Download(a) => self.start_download(client, a),
             Work::Abort(action) => {
                 self.cancel.store(true, Ordering::Relaxed);
-                let keys: Vec<_> = self
-                    .files
-                    .keys()
-                    .filter(|k| k.0 == action)
-                    .copied()
-                    .collect();
-                for k in keys {
-                    if let Some(p) = self.files.remove(&k) {
-                        let _ = std::fs::remove_file(&p);
+                self.artifacts.retain(|k, f| {
+                    if k.0 == action {
+                        download::remove_partial(&f.path);
                     }
-                    self.digests.remove(&k);
-                }
+                    k.0 != action
+                });
             }
             Work::Verify(a) => {
                 let now = self.now();
@@ -753,7 +764,15 @@ impl Agent<'_> {
             Work::Reboot(target, RebootReason::Update) => self.reboot(target.as_deref()).await,
             Work::Reboot(target, _) => self.reboot_to_previous_slot(target.as_deref()).await,
             Work::CheckHealth => self.start_health_check(),
-            Work::Mark(bootname, mark) => self.start_mark(bootname, mark),
+            Work::Mark(bootname, mark) => {
+                // Inline, not a task: a RAUC that never answers stalls the loop (bounded by
+                // rauc::CALL_LIMIT) and so stops the watchdog's pings.
+                let ok = self.mark_slot(&bootname, mark).await;
+                let now = self.now();
+                if let Err(e) = client.handle_event(now, Event::SlotMarked { ok }) {
+                    tracing::warn!("event not taken by the core: {e}");
+                }
+            }
             Work::Remember(bootname) => self.remember_rejected(bootname.as_deref()),
             Work::Ask(action) => self.ask(action),
             Work::Attributes => {
@@ -827,7 +846,7 @@ impl Agent<'_> {
 
     fn start_download(&mut self, client: &mut Client, a: OwnedArtifact) {
         let key = (a.action, a.artifact);
-        let dest = match artifact_path(&self.download_dir, &a.filename) {
+        let dest = match artifact_path(&self.location, a.artifact, &a.filename) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{e}");
@@ -845,13 +864,17 @@ impl Agent<'_> {
         {
             let _ = f.set_len(n);
         }
-        self.files.insert(key, dest.clone());
-        self.specs.insert(
+        self.artifacts.insert(
             key,
-            ArtifactSpec {
-                size: a.size,
-                sha256: a.sha256,
-                sha1: a.sha1,
+            ArtifactFile {
+                path: dest.clone(),
+                filename: a.filename.clone(),
+                spec: ArtifactSpec {
+                    size: a.size,
+                    sha256: a.sha256,
+                    sha1: a.sha1,
+                },
+                downloaded: None,
             },
         );
         self.cancel = Arc::new(AtomicBool::new(false));
@@ -921,14 +944,19 @@ impl Agent<'_> {
     fn verify(&mut self, a: &OwnedArtifact) -> Result<(), String> {
         let other = |e: String| e;
         let key = (a.action, a.artifact);
-        let path =
-            artifact_path(&self.download_dir, &a.filename).map_err(|e| other(e.to_string()))?;
+        let path = artifact_path(&self.location, a.artifact, &a.filename)
+            .map_err(|e| other(e.to_string()))?;
         let spec = ArtifactSpec {
             size: a.size,
             sha256: a.sha256,
             sha1: a.sha1,
         };
-        let verifier = match self.digests.remove(&key).and_then(|d| d.verifier) {
+        let streamed = self
+            .artifacts
+            .get_mut(&key)
+            .and_then(|f| f.downloaded.take())
+            .and_then(|d| d.verifier);
+        let verifier = match streamed {
             Some(v) => v,
             None => verify_file(&path, &spec).map_err(other)?,
         };
@@ -937,49 +965,51 @@ impl Agent<'_> {
             .finish("", None)
             .map_err(|e| format!("{}: {e} ({})", a.filename, e.as_str()))?;
         tracing::info!("{}: size and checksum OK", a.filename);
-        self.files.insert(key, path);
         // A file verified after a restart was not downloaded by this run: the install needs
-        // its spec too (power cut during the install).
-        self.specs.insert(key, spec);
+        // its entry too (power cut during the install).
+        self.artifacts.insert(
+            key,
+            ArtifactFile {
+                path,
+                filename: a.filename.clone(),
+                spec,
+                downloaded: None,
+            },
+        );
         Ok(())
     }
 
-    fn chunk_files(&self, i: &OwnedInstall) -> Vec<PathBuf> {
-        self.chunk_entries(i).into_iter().map(|(_, p)| p).collect()
-    }
-
-    fn chunk_entries(&self, i: &OwnedInstall) -> Vec<((ActionId, u8), PathBuf)> {
+    /// The chunk's artifacts on disk, in hawkBit's order.
+    fn chunk_files(&self, i: &OwnedInstall) -> Vec<&ArtifactFile> {
         (i.first_artifact..i.first_artifact.saturating_add(i.artifact_count))
-            .filter_map(|n| {
-                self.files
-                    .get(&(i.action, n))
-                    .map(|p| ((i.action, n), p.clone()))
-            })
+            .filter_map(|n| self.artifacts.get(&(i.action, n)))
             .collect()
     }
 
     fn start_install(&mut self, client: &mut Client, i: OwnedInstall) {
-        let entries = self.chunk_entries(&i);
-        let name_of = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let entries = self.chunk_files(&i);
         let bundle = entries
             .iter()
-            .find(|(_, p)| !name_of(p).ends_with(eyas_core::verify::MANIFEST_SUFFIX))
-            .cloned();
-        let manifest = bundle.as_ref().and_then(|(_, b)| {
-            let b = name_of(b);
+            .find(|f| !f.filename.ends_with(eyas_core::verify::MANIFEST_SUFFIX));
+        let manifest = bundle.and_then(|b| {
             entries
                 .iter()
-                .find(|(_, p)| is_manifest_for(&b, &name_of(p)))
-                .map(|(_, p)| p.clone())
+                .find(|f| is_manifest_for(&b.filename, &f.filename))
+                .map(|f| f.path.clone())
         });
-        let spec = bundle
-            .as_ref()
-            .and_then(|(k, _)| self.specs.get(k).copied());
-        let (Some((_, bundle)), Some(rauc), Some(spec)) = (bundle, self.rauc.clone(), spec) else {
+        let spec = bundle.map(|b| b.spec);
+        let staged = bundle.map(|b| stage_bundle(&b.path, install_path(&self.location)));
+        let bundle = match staged {
+            Some(Ok(path)) => Some(path),
+            Some(Err(reason)) => {
+                tracing::error!("{reason}");
+                let now = self.now();
+                let _ = client.handle_event(now, Event::InstallFailed { reason: &reason });
+                return;
+            }
+            None => None,
+        };
+        let (Some(bundle), Some(rauc), Some(spec)) = (bundle, self.rauc.clone(), spec) else {
             let reason = if self.rauc.is_none() {
                 "RAUC is not reachable on D-Bus".to_owned()
             } else {
@@ -995,6 +1025,12 @@ impl Agent<'_> {
         self.busy = true;
         let tx = self.done_tx.clone();
         let reboot = i.kind == InstallKind::RaucReboot;
+        // the chunk's downloaded files, removed once RAUC installed it
+        let downloaded: Vec<PathBuf> = self
+            .chunk_files(&i)
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
         tracing::info!(
             "installing {} {} from {} with RAUC",
             i.name,
@@ -1059,6 +1095,9 @@ impl Agent<'_> {
             };
             if result.is_ok() {
                 let _ = std::fs::remove_file(&bundle);
+                for p in &downloaded {
+                    download::remove_partial(p);
+                }
             }
             let _ = tx.send(Done::Install(result));
         });
@@ -1085,7 +1124,7 @@ impl Agent<'_> {
         let files: Vec<String> = self
             .chunk_files(&i)
             .iter()
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|f| f.path.to_string_lossy().into_owned())
             .collect();
         self.busy = true;
         let tx = self.done_tx.clone();
@@ -1158,7 +1197,9 @@ impl Agent<'_> {
                             d.reused
                         );
                         self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
-                        self.digests.insert(key, *d);
+                        if let Some(f) = self.artifacts.get_mut(&key) {
+                            f.downloaded = Some(d);
+                        }
                         client.handle_event(now, Event::DownloadComplete)
                     }
                     Err(e) if e.kind == HttpErrorKind::Cancelled => Ok(()),
@@ -1208,12 +1249,35 @@ impl Agent<'_> {
                 client.handle_event(now, Event::ConfirmationAnswer { action, accepted })
             }
             Done::Health(passed) => client.handle_event(now, Event::HealthChecked { passed }),
-            Done::Marked(ok) => client.handle_event(now, Event::SlotMarked { ok }),
         };
         if let Err(e) = result {
             tracing::warn!("event not taken by the core: {e}");
         }
     }
+}
+
+/// Puts a verified bundle at `install_path` for RAUC: a hard link (no copy, and the downloaded
+/// name stays for a re-verify after a power cut), or a rename where the file system has none.
+fn stage_bundle(downloaded: &Path, install_path: &Path) -> Result<PathBuf, String> {
+    if downloaded == install_path {
+        return Ok(install_path.to_path_buf());
+    }
+    match std::fs::remove_file(install_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot replace {}: {e}", install_path.display()));
+        }
+        _ => {}
+    }
+    std::fs::hard_link(downloaded, install_path)
+        .or_else(|_| std::fs::rename(downloaded, install_path))
+        .map(|()| install_path.to_path_buf())
+        .map_err(|e| {
+            format!(
+                "cannot put {} at {} for the install: {e}",
+                downloaded.display(),
+                install_path.display()
+            )
+        })
 }
 
 /// RAUC `Mark` of the slot whose bootname is `bootname` (RAUC's Mark takes slot names such as

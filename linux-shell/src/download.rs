@@ -24,8 +24,12 @@ pub const RESUME_PAUSE: Duration = Duration::from_millis(500);
 /// resume loop of rauc-hawkbit-updater#158).
 pub const MAX_ATTEMPTS_WITHOUT_PROGRESS: u32 = 5;
 
-/// Where the artifact `filename` goes inside `dir`, refusing names that could leave it.
-pub fn artifact_path(dir: &Path, filename: &str) -> Result<PathBuf, HttpError> {
+/// Where artifact number `index` of a deployment, named `filename` by hawkBit, is stored while
+/// it downloads: `<bundle_download_location>.<index>.<filename>`, beside `location` (so on the
+/// partition sized for it). The index keeps two artifacts of the same name apart; names that
+/// could leave the directory are refused. The OS bundle is moved to exactly `location` for its
+/// install ([`install_path`]).
+pub fn artifact_path(location: &Path, index: u8, filename: &str) -> Result<PathBuf, HttpError> {
     let bad = |why: &str| {
         HttpError::new(
             HttpErrorKind::BadFilename,
@@ -44,15 +48,36 @@ pub fn artifact_path(dir: &Path, filename: &str) -> Result<PathBuf, HttpError> {
     if filename.chars().any(char::is_control) {
         return Err(bad("contains NUL or a control character"));
     }
-    if filename.len() > 255 {
-        return Err(bad("longer than 255 bytes"));
+    let dir = location.parent().unwrap_or_else(|| Path::new("."));
+    let base = location
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    // A file name has at most 255 bytes: a long hawkBit name (it allows 256) keeps its end,
+    // where the extension is; the index alone keeps artifacts apart.
+    let prefix = format!("{base}.{index}.");
+    let room = 255usize.saturating_sub(prefix.len());
+    let mut cut = filename.len().saturating_sub(room);
+    while !filename.is_char_boundary(cut) {
+        cut += 1;
     }
-    let path = dir.join(filename);
+    let tail = filename.get(cut..).unwrap_or_default();
+    if tail.is_empty() {
+        return Err(bad("leaves no room in a 255-byte file name"));
+    }
+    let name = format!("{prefix}{tail}");
+    let path = dir.join(&name);
     // Belt and braces: the joined path must have exactly `dir` as parent.
     if path.parent() != Some(dir) {
         return Err(bad("does not stay in the download directory"));
     }
     Ok(path)
+}
+
+/// Where an OS bundle is installed from: exactly `bundle_download_location`, as
+/// rauc-hawkbit-updater does (users size a partition for that path).
+pub fn install_path(location: &Path) -> &Path {
+    location
 }
 
 /// Whether the DDI credentials (token header, client certificate) go to the host of `url`.
@@ -225,47 +250,36 @@ pub fn download(
             ));
         }
     }
-    let mut validator: Option<String> = None;
-    let mut resumes = 0u32;
-    let mut fruitless = 0u32;
-    loop {
-        if req.cancel.load(Ordering::Relaxed) {
-            return Err(HttpError::new(
-                HttpErrorKind::Cancelled,
-                "download cancelled",
-            ));
-        }
-        let before = offset;
-        let attempt = one_attempt(
-            http,
-            req,
-            &mut file,
-            &mut offset,
-            &mut digests,
-            &mut validator,
-            progress,
-        );
-        match attempt {
-            Ok(()) => break,
-            Err(e) if req.resume && e.is_transient() => {
-                if offset > before {
-                    fruitless = 0;
-                } else {
-                    fruitless += 1;
-                }
-                if fruitless >= MAX_ATTEMPTS_WITHOUT_PROGRESS {
-                    return Err(HttpError::new(
-                        e.kind.clone(),
-                        format!("{e} (gave up after {fruitless} attempts without progress)"),
-                    ));
-                }
-                resumes += 1;
-                tracing::info!("download interrupted at {offset} bytes ({e}); resuming");
-                std::thread::sleep(RESUME_PAUSE);
-            }
-            Err(e) => return Err(e),
-        }
+    // The validator (strong ETag or Last-Modified) of the response the partial bytes came from
+    // is kept beside the file, so that a resume by the core's retry, or after a restart, asks
+    // with `If-Range`: a changed artifact then comes whole from byte 0, never spliced.
+    let sidecar = validator_path(req.dest);
+    let mut validator = if offset > 0 {
+        read_validator(&sidecar)
+    } else {
+        remove_quietly(&sidecar);
+        None
+    };
+    let stored = validator.clone();
+    let transferred = transfer(
+        http,
+        req,
+        &mut file,
+        &mut offset,
+        &mut digests,
+        &mut validator,
+        progress,
+    );
+    if transferred.is_ok() {
+        remove_quietly(&sidecar);
+    } else if validator != stored
+        && let Some(v) = validator.as_deref()
+        && let Err(e) = std::fs::write(&sidecar, v)
+    {
+        // Without it the next resume sends Range alone; the digest check still guards it.
+        tracing::warn!("{}: {e}", sidecar.display());
     }
+    let resumes = transferred?;
     file.sync_all()
         .map_err(|e| io_err("cannot fsync", req.dest, &e))?;
     if let Ok(d) = File::open(&dir) {
@@ -281,6 +295,78 @@ pub fn download(
         reused,
         verifier: digests.core,
     })
+}
+
+/// The transfer with in-call resumes (`req.resume`); returns how many times it resumed.
+fn transfer(
+    http: &Http,
+    req: &DownloadRequest<'_>,
+    file: &mut File,
+    offset: &mut u64,
+    digests: &mut Digests,
+    validator: &mut Option<String>,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<u32, HttpError> {
+    let mut resumes = 0u32;
+    let mut fruitless = 0u32;
+    loop {
+        if req.cancel.load(Ordering::Relaxed) {
+            return Err(HttpError::new(
+                HttpErrorKind::Cancelled,
+                "download cancelled",
+            ));
+        }
+        let before = *offset;
+        let attempt = one_attempt(http, req, file, offset, digests, validator, progress);
+        match attempt {
+            Ok(()) => return Ok(resumes),
+            Err(e) if req.resume && e.is_transient() => {
+                if *offset > before {
+                    fruitless = 0;
+                } else {
+                    fruitless += 1;
+                }
+                if fruitless >= MAX_ATTEMPTS_WITHOUT_PROGRESS {
+                    return Err(HttpError::new(
+                        e.kind.clone(),
+                        format!("{e} (gave up after {fruitless} attempts without progress)"),
+                    ));
+                }
+                resumes += 1;
+                tracing::info!("download interrupted at {} bytes ({e}); resuming", *offset);
+                std::thread::sleep(RESUME_PAUSE);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Where the validator of a partial download is kept: `<dest>.if-range`.
+pub fn validator_path(dest: &Path) -> PathBuf {
+    let mut name = dest.as_os_str().to_owned();
+    name.push(".if-range");
+    PathBuf::from(name)
+}
+
+/// A stored validator, if it is one (a short single line without control characters).
+fn read_validator(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v = text.trim();
+    (!v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control)).then(|| v.to_owned())
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("{}: {e}", path.display());
+    }
+}
+
+/// Removes a partial or failed download and what belongs to it.
+pub fn remove_partial(dest: &Path) {
+    remove_quietly(dest);
+    remove_quietly(&validator_path(dest));
 }
 
 fn hash_prefix(
@@ -546,6 +632,7 @@ mod tests {
     #[test]
     fn filename_attacks_are_refused() {
         let dir = Path::new("/var/lib/eyas/dl");
+        let loc = dir.join("bundle.raucb");
         for bad in [
             "",
             ".",
@@ -559,18 +646,30 @@ mod tests {
             "x\ny",
             "a..b",
         ] {
-            let e = artifact_path(dir, bad).expect_err(bad);
+            let e = artifact_path(&loc, 0, bad).expect_err(bad);
             assert_eq!(e.kind, HttpErrorKind::BadFilename, "{bad:?}");
         }
-        let long = "a".repeat(256);
-        assert!(artifact_path(dir, &long).is_err());
+        // hawkBit allows 256-byte names: the file keeps the end of it, within 255 bytes
+        let long = format!("{}.raucb", "a".repeat(250));
+        let p = artifact_path(&loc, 0, &long).expect("long name");
+        let name = p.file_name().expect("name").to_string_lossy().into_owned();
+        assert_eq!(name.len(), 255);
+        assert!(name.starts_with("bundle.raucb.0.aaa") && name.ends_with("a.raucb"));
+        let wide = "ü".repeat(128);
+        let p = artifact_path(&loc, 1, &wide).expect("multi-byte name");
+        assert!(p.file_name().expect("name").len() <= 255);
         assert_eq!(
-            artifact_path(dir, "rootfs-1.1.0.raucb").expect("ok"),
-            dir.join("rootfs-1.1.0.raucb")
+            artifact_path(&loc, 0, "rootfs-1.1.0.raucb").expect("ok"),
+            dir.join("bundle.raucb.0.rootfs-1.1.0.raucb")
         );
         assert_eq!(
-            artifact_path(dir, ".hidden").expect("ok"),
-            dir.join(".hidden")
+            artifact_path(&loc, 3, ".hidden").expect("ok"),
+            dir.join("bundle.raucb.3..hidden")
+        );
+        // two artifacts with one name never share a file
+        assert_ne!(
+            artifact_path(&loc, 1, "app.raucb").expect("ok"),
+            artifact_path(&loc, 2, "app.raucb").expect("ok")
         );
     }
 

@@ -50,6 +50,24 @@ pub trait Installer {
     fn completed(&self, result: i32) -> zbus::Result<()>;
 }
 
+/// How long one D-Bus call to RAUC may take (not the install itself, which has its own limit).
+/// A call that gets no answer fails with [`RaucError::NoAnswer`] instead of hanging eyas.
+pub const CALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs one D-Bus call with [`CALL_LIMIT`].
+async fn bounded<T>(
+    call: &'static str,
+    fut: impl std::future::Future<Output = zbus::Result<T>>,
+) -> Result<T, RaucError> {
+    match tokio::time::timeout(CALL_LIMIT, fut).await {
+        Ok(r) => r.map_err(call_err),
+        Err(_) => Err(RaucError::NoAnswer {
+            call,
+            limit: CALL_LIMIT,
+        }),
+    }
+}
+
 /// A RAUC failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RaucError {
@@ -61,6 +79,13 @@ pub enum RaucError {
     InstallFailed(String),
     /// No `Completed` within the time limit.
     Timeout(Duration),
+    /// RAUC did not answer a D-Bus call within `limit`.
+    NoAnswer {
+        /// The call.
+        call: &'static str,
+        /// How long eyas waited.
+        limit: Duration,
+    },
 }
 
 impl fmt::Display for RaucError {
@@ -77,6 +102,9 @@ impl fmt::Display for RaucError {
                 "RAUC did not finish the install within {} s",
                 d.as_secs()
             ),
+            Self::NoAnswer { call, limit } => {
+                write!(f, "RAUC did not answer {call} within {} s", limit.as_secs())
+            }
         }
     }
 }
@@ -179,18 +207,23 @@ impl Rauc {
 
     /// Connects to RAUC on the bus at `address`, or on the system bus when `None`.
     pub async fn connect_to(address: Option<&str>) -> Result<Self, RaucError> {
-        let unavailable = |e: zbus::Error| RaucError::Unavailable(e.to_string());
-        let conn = match address {
-            Some(a) => zbus::connection::Builder::address(a).build().await,
-            None => zbus::Connection::system().await,
-        }
-        .map_err(unavailable)?;
-        let proxy = InstallerProxy::new(&conn).await.map_err(call_err)?;
-        // Proxies are lazy: probe once so that "bus up, RAUC not on it" is reported here.
-        proxy.operation().await.map_err(|e| match call_err(e) {
+        let unavailable = |e: RaucError| match e {
             RaucError::Call(m) => RaucError::Unavailable(m),
             other => other,
-        })?;
+        };
+        let conn = bounded("the bus connection", async {
+            match address {
+                Some(a) => zbus::connection::Builder::address(a).build().await,
+                None => zbus::Connection::system().await,
+            }
+        })
+        .await
+        .map_err(unavailable)?;
+        let proxy = bounded("the proxy set-up", InstallerProxy::new(&conn)).await?;
+        // Proxies are lazy: probe once so that "bus up, RAUC not on it" is reported here.
+        bounded("Operation", proxy.operation())
+            .await
+            .map_err(unavailable)?;
         Ok(Self { proxy })
     }
 
@@ -205,12 +238,19 @@ impl Rauc {
         let source = bundle.to_str().ok_or_else(|| {
             RaucError::Call(format!("bundle path {} is not UTF-8", bundle.display()))
         })?;
-        let mut completed = self.proxy.receive_completed().await.map_err(call_err)?;
-        let mut progress = self.proxy.receive_progress_changed().await;
-        self.proxy
-            .install_bundle(source, HashMap::new())
+        let mut completed =
+            bounded("the Completed subscription", self.proxy.receive_completed()).await?;
+        let mut progress = tokio::time::timeout(CALL_LIMIT, self.proxy.receive_progress_changed())
             .await
-            .map_err(call_err)?;
+            .map_err(|_| RaucError::NoAnswer {
+                call: "the Progress subscription",
+                limit: CALL_LIMIT,
+            })?;
+        bounded(
+            "InstallBundle",
+            self.proxy.install_bundle(source, HashMap::new()),
+        )
+        .await?;
         let wait = async {
             let mut last: Option<Progress> = None;
             loop {
@@ -255,15 +295,12 @@ impl Rauc {
 
     /// `Mark(state, slot)`; `slot` is `booted`, `other` or a slot name. Returns RAUC's message.
     pub async fn mark(&self, state: MarkState, slot: &str) -> Result<(String, String), RaucError> {
-        self.proxy
-            .mark(state.as_str(), slot)
-            .await
-            .map_err(call_err)
+        bounded("Mark", self.proxy.mark(state.as_str(), slot)).await
     }
 
     /// Every slot's status.
     pub async fn slot_status(&self) -> Result<Vec<SlotStatus>, RaucError> {
-        let raw = self.proxy.get_slot_status().await.map_err(call_err)?;
+        let raw = bounded("GetSlotStatus", self.proxy.get_slot_status()).await?;
         Ok(raw
             .into_iter()
             .map(|(name, dict)| SlotStatus {
@@ -278,22 +315,22 @@ impl Rauc {
 
     /// Bootname of the booted slot (`BootSlot`).
     pub async fn boot_slot(&self) -> Result<String, RaucError> {
-        self.proxy.boot_slot().await.map_err(call_err)
+        bounded("BootSlot", self.proxy.boot_slot()).await
     }
 
     /// Name of the primary slot (`GetPrimary`).
     pub async fn primary(&self) -> Result<String, RaucError> {
-        self.proxy.get_primary().await.map_err(call_err)
+        bounded("GetPrimary", self.proxy.get_primary()).await
     }
 
     /// `Operation` property.
     pub async fn operation(&self) -> Result<String, RaucError> {
-        self.proxy.operation().await.map_err(call_err)
+        bounded("Operation", self.proxy.operation()).await
     }
 
     /// `Compatible` property (the system's compatible string).
     pub async fn compatible(&self) -> Result<String, RaucError> {
-        self.proxy.compatible().await.map_err(call_err)
+        bounded("Compatible", self.proxy.compatible()).await
     }
 
     /// `LastError` property, read from RAUC itself rather than the proxy's property cache: GDBus
@@ -301,23 +338,28 @@ impl Rauc {
     /// install the cache can still hold the previous (often empty) value.
     pub async fn last_error(&self) -> Result<String, RaucError> {
         let inner = self.proxy.inner();
-        let properties = zbus::fdo::PropertiesProxy::builder(inner.connection())
-            .destination(inner.destination().to_owned())
-            .path(inner.path().to_owned())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(call_err)?;
-        let value = properties
-            .get(inner.interface().clone(), "LastError")
-            .await
-            .map_err(|e| call_err(e.into()))?;
+        let properties = bounded(
+            "the Properties proxy",
+            zbus::fdo::PropertiesProxy::builder(inner.connection())
+                .destination(inner.destination().to_owned())
+                .path(inner.path().to_owned())
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build(),
+        )
+        .await?;
+        let value = bounded("Get LastError", async {
+            properties
+                .get(inner.interface().clone(), "LastError")
+                .await
+                .map_err(zbus::Error::from)
+        })
+        .await?;
         String::try_from(value).map_err(|e| RaucError::Call(format!("LastError: {e}")))
     }
 
     /// `Progress` property.
     pub async fn progress(&self) -> Result<Progress, RaucError> {
-        let (percent, message, depth) = self.proxy.progress().await.map_err(call_err)?;
+        let (percent, message, depth) = bounded("Progress", self.proxy.progress()).await?;
         Ok(Progress {
             percent,
             message,
@@ -327,9 +369,6 @@ impl Rauc {
 
     /// `(compatible, version)` of a bundle, checked by RAUC.
     pub async fn bundle_info(&self, bundle: &Path) -> Result<(String, String), RaucError> {
-        self.proxy
-            .info(&bundle.to_string_lossy())
-            .await
-            .map_err(call_err)
+        bounded("Info", self.proxy.info(&bundle.to_string_lossy())).await
     }
 }

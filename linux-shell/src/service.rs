@@ -27,18 +27,41 @@ fn notify(states: &[NotifyState<'_>]) {
     }
 }
 
-/// The watchdog ping interval (half of `WatchdogSec=`), when systemd asked for one.
-pub fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|d| d / 2)
+/// systemd's watchdog, fed by the main loop itself (never by a task of its own): when the loop
+/// stops making progress — a call that never returns — the pings stop and systemd restarts eyas.
+pub struct Watchdog {
+    /// Half of `WatchdogSec=`, when systemd asked for pings.
+    interval: Option<Duration>,
+    next: std::time::Instant,
 }
 
-/// Pings the systemd watchdog forever; spawn it on the runtime that drives the agent, so a
-/// stuck runtime stops the pings and systemd restarts eyas.
-pub async fn watchdog(interval: Duration) {
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
-    loop {
-        tick.tick().await;
-        notify(&[NotifyState::Watchdog]);
+impl Watchdog {
+    /// From `WATCHDOG_USEC` (and `WATCHDOG_PID`), as systemd sets them.
+    pub fn from_env() -> Self {
+        Self {
+            interval: sd_notify::watchdog_enabled().map(|d| (d / 2).max(Duration::from_millis(50))),
+            next: std::time::Instant::now(),
+        }
+    }
+
+    /// Pings when a ping is due.
+    pub fn feed(&mut self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if now >= self.next {
+            notify(&[NotifyState::Watchdog]);
+            self.next = now + interval;
+        }
+    }
+
+    /// How long the loop may sleep before the next ping is due (`None`: no watchdog).
+    pub fn until_due(&self) -> Option<Duration> {
+        self.interval.map(|_| {
+            self.next
+                .saturating_duration_since(std::time::Instant::now())
+        })
     }
 }
 

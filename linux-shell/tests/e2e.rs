@@ -598,7 +598,7 @@ async fn operator_cancel_during_download_stops_it_and_is_acknowledged() {
         "",
     );
     let run = tokio::spawn(eyas_run_once_owned(conf.clone(), sb.bus_address.clone()));
-    let partial = work.path().join("dl/big.raucb");
+    let partial = work.path().join("dl/bundle.raucb.0.big.raucb");
     common::wait_for("the download to start", Duration::from_secs(10), || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
     });

@@ -356,7 +356,7 @@ async fn telemetry_queued_while_the_broker_is_down_arrives_in_order() {
     );
     broker.down();
     let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
-    let partial = work.path().join("dl/big.raucb");
+    let partial = work.path().join("dl/bundle.raucb.0.big.raucb");
     wait_until(
         "the download to pass 300 kB",
         Duration::from_secs(30),
@@ -451,7 +451,7 @@ async fn power_cut_during_download(target: &str, lose_unsynced: bool) {
     assert_eq!(out.status.code(), None, "killed by SIGKILL");
     sb.reboot_into("A");
     let rec = record(work.path()).expect("record survives");
-    let partial = work.path().join("dl/big.raucb");
+    let partial = work.path().join("dl/bundle.raucb.0.big.raucb");
     let kept = std::fs::metadata(&partial).expect("partial file").len();
     assert!(
         rec.resume_offset > 0 && rec.resume_offset <= kept && kept < size,
@@ -549,10 +549,20 @@ async fn power_cut_during_install_installs_again_after_restart() {
     let out = run_once(&conf, &sb.bus_address, 2).await;
     assert_eq!(out.status.code(), Some(0), "installed again after the cut");
     assert_eq!(sb.slot_version(&sb.slot_b), "1.1.0");
+    // (from Rebooting on, the record's `attempt` counts starts that cannot tell the booted slot)
     assert_eq!(
-        record(work.path()).map(|r| (r.phase, r.attempt)),
-        Some((Phase::Rebooting, 2)),
-        "second attempt, waiting for the reboot"
+        record(work.path()).map(|r| (r.phase, r.target_slot, r.from_slot)),
+        Some((
+            Phase::Rebooting,
+            Some("B".try_into().expect("bootname")),
+            Some("A".try_into().expect("bootname"))
+        )),
+        "waiting for the reboot into B"
+    );
+    assert_eq!(
+        sb.bootloader_calls().matches("set-primary B").count(),
+        2,
+        "second install attempt"
     );
     assert_eq!(
         sim.action_status(action).as_deref(),
@@ -637,10 +647,22 @@ async fn os_and_config_chunks_both_install_and_the_config_command_gets_its_file(
     let out = run_once(&conf, &sb.bus_address, 1).await;
     assert_eq!(out.status.code(), Some(0), "install run");
     let args = std::fs::read_to_string(work.path().join("hook-args")).expect("the hook ran");
+    // one argument: the config artifact, stored as <bundle_download_location>.<n>.<its name>
+    let arg = std::path::PathBuf::from(args.trim_end_matches('\n'));
+    assert_eq!(args.lines().count(), 1, "{args}");
     assert_eq!(
-        args,
-        format!("{}\n", work.path().join("dl/settings-7.tar").display()),
-        "one argument: the config artifact"
+        arg.parent(),
+        Some(work.path().join("dl").as_path()),
+        "{args}"
+    );
+    let name = arg
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("bundle.raucb.") && name.ends_with(".settings-7.tar"),
+        "{name}"
     );
     assert_eq!(
         std::fs::read(work.path().join("hook-copy")).expect("copy"),
@@ -759,7 +781,8 @@ async fn server_error_burst_during_a_resumed_download_is_ridden_out() {
     let eyas = spawn_eyas(&conf, &sb.bus_address, true, 1);
     wait_until("the cut", Duration::from_secs(30), || {
         artifact_gets(&sim).first().is_some_and(|g| g.1 == 200)
-            && std::fs::metadata(work.path().join("dl/big.raucb")).is_ok_and(|m| m.len() > 0)
+            && std::fs::metadata(work.path().join("dl/bundle.raucb.0.big.raucb"))
+                .is_ok_and(|m| m.len() > 0)
     })
     .await;
     sim.set_target_faults(

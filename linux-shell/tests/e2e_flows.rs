@@ -653,7 +653,7 @@ async fn action_closed_by_the_server_is_dropped_on_410_and_polling_goes_on() {
     );
     let conf = rig.config(None, "poll_min=1\n");
     let mut eyas = rig.eyas(&conf, false, "daemon");
-    let partial = rig.work.path().join("dl/rootfs.raucb");
+    let partial = rig.work.path().join("dl/bundle.raucb.0.rootfs.raucb");
     wait_until("the download to start", LIMIT, || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
     })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::http_server::{Behaviour, Server};
 use common::{Guard, free_port, make_pki, require_tool, test_bytes, wait_port};
-use eyas_linux::download::{DownloadRequest, Downloaded, download, hex};
+use eyas_linux::download::{DownloadRequest, Downloaded, download, hex, validator_path};
 use eyas_linux::http::{Http, HttpError, HttpErrorKind, HttpSettings, Method};
 use sha2::{Digest, Sha256};
 
@@ -217,6 +217,67 @@ fn cut_mid_download_resumes_with_range_and_if_range() {
         reqs[1].headers.get("if-range").map(String::as_str),
         Some("\"v1\"")
     );
+}
+
+/// The agent's path: the core schedules the retry, so each attempt is its own `download` call
+/// continuing the partial file. The validator of the first response is kept beside the file,
+/// so the retry asks with `Range` **and** `If-Range`; once complete, nothing is left beside it.
+#[test]
+fn retry_of_a_cut_download_sends_range_and_if_range_from_the_first_response() {
+    let data = test_bytes(600_000, 12);
+    let server = artifact_server(&data);
+    server.set(|b| b.cuts = vec![250_000]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    let e = dl.run(&http()).expect_err("cut");
+    assert!(e.is_transient(), "{e}");
+    assert!(validator_path(&dest).exists());
+    dl.keep_partial = true;
+    let d = dl.run(&http()).expect("retry");
+    assert_eq!(d.sha256, sha256(&data));
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 2);
+    let kept = std::fs::metadata(&dest).map(|_| d.reused).expect("file");
+    assert!(kept > 0, "the retry continued the partial file");
+    assert_eq!(
+        reqs[1].headers.get("range").cloned(),
+        Some(format!("bytes={kept}-"))
+    );
+    assert_eq!(
+        reqs[1].headers.get("if-range").map(String::as_str),
+        Some("\"v1\"")
+    );
+    assert!(!validator_path(&dest).exists());
+}
+
+/// The artifact changed between the cut and the retry: `If-Range` no longer matches, the
+/// server sends the whole new body, and the file is the new content from byte 0.
+#[test]
+fn retry_after_the_artifact_changed_restarts_from_byte_zero() {
+    let data = test_bytes(600_000, 13);
+    let server = artifact_server(&data);
+    server.set(|b| b.cuts = vec![250_000]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.run(&http()).expect_err("cut");
+    let new = test_bytes(600_000, 14);
+    server.set(|b| {
+        b.routes.insert(
+            "/artifact".into(),
+            (200, new.clone(), Some("\"v2\"".into())),
+        );
+    });
+    dl.keep_partial = true;
+    let d = dl.run(&http()).expect("retry");
+    let reqs = server.recorded();
+    assert_eq!(
+        reqs[1].headers.get("if-range").map(String::as_str),
+        Some("\"v1\"")
+    );
+    assert_eq!(d.sha256, sha256(&new), "the new content, not a splice");
+    assert_eq!(std::fs::read(&dest).expect("read"), new);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use super::plan::{fill_plan, plan_error_text};
 use super::{
     Act, ArtifactPlan, Awaiting, ChunkPlan, Client, FinalFb, InstallKind, Live, MAX_REASON_LEN,
-    ProgressFb, Telemetry, TelemetryPhase, Timer, fnv1a, push_clean, reason,
+    ProgressFb, Telemetry, TelemetryPhase, Timer, fnv1a64, push_clean, reason,
 };
 use crate::ddi::{DeploymentBase, Execution, HandlingType, MaintenanceWindow};
 use crate::record::{Bootname, Phase, record_version};
@@ -15,7 +15,7 @@ use heapless::String;
 impl Client {
     #[inline(never)]
     pub(super) fn on_deployment(&mut self, d: &DeploymentBase<'_>) {
-        let href = fnv1a(self.link.bytes());
+        let href = fnv1a64(self.link.as_bytes());
         // another action while one is being installed: finish ours first
         if let Some(j) = self.job()
             && j.id() != d.id

@@ -103,6 +103,7 @@ pub use types::*;
 use crate::ddi::{
     self, ActionId, CancelReply, ConfigData, ConfigDataError, Confirmation, Execution,
 };
+use crate::hash::{FNV1A64_EMPTY, fnv1a64, fnv1a64_extend};
 use crate::record::{Bootname, Phase, RECORD_MAX_LEN, Record};
 use crate::text::{Num, cat};
 use crate::time::{Duration, Instant};
@@ -255,22 +256,13 @@ fn ident_ok(s: &str) -> bool {
             .any(|b| b == b'/' || b == b'?' || b == b'#' || b.is_ascii_whitespace())
 }
 
-/// FNV-1a, to remember hrefs without storing them.
-fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
-    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
+/// The hash an href is remembered by: [`fnv1a64`] of its decoded text (as copied into
+/// `Client::link`).
 fn href_hash(h: ddi::JsonStr<'_>) -> u64 {
     let mut tmp = [0u8; 4];
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for c in h.chars() {
-        for &b in c.encode_utf8(&mut tmp).as_bytes() {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
+    h.chars().fold(FNV1A64_EMPTY, |hash, c| {
+        fnv1a64_extend(hash, c.encode_utf8(&mut tmp).as_bytes())
+    })
 }
 
 impl Client {
