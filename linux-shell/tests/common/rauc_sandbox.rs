@@ -12,6 +12,8 @@ pub struct RaucSandbox {
     pub bus_address: String,
     pub slot_a: PathBuf,
     pub slot_b: PathBuf,
+    /// A non-bootable application slot (`appfs.0`, no bootname): updated without a reboot.
+    pub slot_app: PathBuf,
     pub bootloader_dir: PathBuf,
     /// RAUC's bootnames of `rootfs.0` and `rootfs.1` (`A`/`B` unless started otherwise).
     pub bootnames: [String; 2],
@@ -69,6 +71,10 @@ impl RaucSandbox {
         std::fs::File::create(&slot_b)
             .and_then(|f| f.set_len(8 << 20))
             .expect("slotB");
+        let slot_app = d.join("appfs.img");
+        std::fs::File::create(&slot_app)
+            .and_then(|f| f.set_len(4 << 20))
+            .expect("appfs");
         let bl = d.join("bl");
         let script = d.join("bootloader.sh");
         std::fs::write(
@@ -88,11 +94,13 @@ impl RaucSandbox {
             format!(
                 "[system]\ncompatible=ota-agent-test\nbootloader=custom\nmountprefix={d}/mnt\ndata-directory={d}/data\nbundle-formats=plain\n\n\
                  [handlers]\nbootloader-custom-backend={script}\n\n[keyring]\npath={d}/pki/ca.cert.pem\n\n\
-                 [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname={first}\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname={second}\n",
+                 [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname={first}\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname={second}\n\n\
+                 [slot.appfs.0]\ndevice={app}\ntype=ext4\n",
                 d = d.display(),
                 script = script.display(),
                 a = slot_a.display(),
-                b = slot_b.display()
+                b = slot_b.display(),
+                app = slot_app.display()
             ),
         )
         .expect("system.conf");
@@ -122,6 +130,7 @@ impl RaucSandbox {
             bus_address,
             slot_a,
             slot_b,
+            slot_app,
             bootloader_dir: bl,
             bootnames: [first.to_owned(), second.to_owned()],
             rauc: Some(rauc),
@@ -167,6 +176,22 @@ impl RaucSandbox {
         compatible: &str,
         filler: usize,
     ) -> PathBuf {
+        self.bundle_for_class(name, version, compatible, "rootfs", filler)
+    }
+
+    /// A signed bundle for the application slot (`[image.appfs]`, /etc/sw-version = `version`).
+    pub fn app_bundle(&self, name: &str, version: &str, compatible: &str) -> PathBuf {
+        self.bundle_for_class(name, version, compatible, "appfs", 0)
+    }
+
+    fn bundle_for_class(
+        &self,
+        name: &str,
+        version: &str,
+        compatible: &str,
+        class: &str,
+        filler: usize,
+    ) -> PathBuf {
         let d = self.path();
         let work = d.join(format!("work-{name}"));
         std::fs::create_dir_all(work.join("root/etc")).expect("mkdir");
@@ -176,10 +201,10 @@ impl RaucSandbox {
             std::fs::write(work.join("root/filler.bin"), super::test_bytes(filler, 99))
                 .expect("filler");
         }
-        mkfs(&work.join("root"), &work.join("bundle/rootfs.ext4"));
+        mkfs(&work.join("root"), &work.join(format!("bundle/{class}.ext4")));
         std::fs::write(
             work.join("bundle/manifest.raucm"),
-            format!("[update]\ncompatible={compatible}\nversion={version}\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n"),
+            format!("[update]\ncompatible={compatible}\nversion={version}\n\n[bundle]\nformat=plain\n\n[image.{class}]\nfilename={class}.ext4\n"),
         )
         .expect("manifest");
         let out = d.join(format!("{name}.raucb"));
