@@ -296,6 +296,33 @@ async fn cut_download_is_resumed_by_range_when_resume_downloads_is_set() {
         "{stderr}"
     );
     assert_eq!(sb.slot_version(&sb.slot_b), "1.2.0");
+    // The artifact GETs: the first whole, the resume by Range *and* If-Range (the validator of
+    // the first response), from where the cut left the file.
+    let gets: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/big.raucb"))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert_eq!(
+        (gets[0].range.as_deref(), gets[0].if_range.as_deref()),
+        (None, None)
+    );
+    let range = gets[1].range.as_deref().unwrap_or_default();
+    let from: u64 = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("resume Range {range:?}"));
+    assert!(from > 0 && from <= 1_000_000, "{range}");
+    assert!(
+        gets[1]
+            .if_range
+            .as_deref()
+            .is_some_and(|v| v.starts_with('"')),
+        "If-Range with the ETag: {gets:#?}"
+    );
+    assert_eq!(gets[1].status, 206);
     sim.shutdown().await;
 }
 

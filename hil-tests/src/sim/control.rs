@@ -87,11 +87,8 @@ pub async fn fault_layer(AxState(sh): Sh, req: Request, next: Next) -> Response 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(String::from);
-    let range = req
-        .headers()
-        .get(axum::http::header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
+    let range = header_text(req.headers(), axum::http::header::RANGE);
+    let if_range = header_text(req.headers(), axum::http::header::IF_RANGE);
     let auth_scheme = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -136,6 +133,7 @@ pub async fn fault_layer(AxState(sh): Sh, req: Request, next: Next) -> Response 
             query,
             status: resp.status().as_u16(),
             range,
+            if_range,
             auth_scheme,
             injected: injected.is_some(),
         });
@@ -295,4 +293,15 @@ async fn requests_get(AxState(sh): Sh) -> Response {
 async fn requests_clear(AxState(sh): Sh, _body: Bytes) -> Response {
     sh.clear_request_log();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// A header's value as text, if present and visible ASCII.
+fn header_text(
+    headers: &axum::http::HeaderMap,
+    name: axum::http::header::HeaderName,
+) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
 }

@@ -266,6 +266,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// `Range` header, if any.
     pub range: Option<String>,
+    /// `If-Range` header, if any.
+    pub if_range: Option<String>,
     /// Authorization scheme (`TargetToken`, `GatewayToken`, `Basic`), never the secret.
     pub auth_scheme: Option<String>,
     /// The response was an injected fault.
