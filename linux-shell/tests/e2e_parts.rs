@@ -40,7 +40,9 @@ async fn application_update_installs_without_a_reboot_and_reports_success_at_onc
     let ds = sim
         .create_distribution_set("webapp", "2.0.0", "app", &[sm])
         .expect("ds");
-    let action = sim.assign("dev-app", ds, Default::default()).expect("assign");
+    let action = sim
+        .assign("dev-app", ds, Default::default())
+        .expect("assign");
     let work = tempfile::tempdir().expect("tmp");
     let conf = common::e2e::write_config(
         work.path(),
@@ -67,7 +69,10 @@ async fn application_update_installs_without_a_reboot_and_reports_success_at_onc
         "an application update never reboots"
     );
     let calls = sb.bootloader_calls();
-    assert!(!calls.contains("set-primary"), "boot order untouched: {calls}");
+    assert!(
+        !calls.contains("set-primary"),
+        "boot order untouched: {calls}"
+    );
     assert_eq!(sb.bootloader_primary(), "A");
     assert!(
         common::e2e::read_record(work.path()).is_none(),
@@ -101,15 +106,13 @@ async fn configuration_only_deployment_runs_the_hook_and_reports_at_once() {
     let ds = sim
         .create_distribution_set("settings", "8", "config_only", &[sm])
         .expect("ds");
-    let action = sim.assign("dev-cfg", ds, Default::default()).expect("assign");
+    let action = sim
+        .assign("dev-cfg", ds, Default::default())
+        .expect("assign");
     let work = tempfile::tempdir().expect("tmp");
     let w = work.path().display();
     let hook = work.path().join("apply-config.sh");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\ncp \"$1\" {w}/applied\n"),
-    )
-    .expect("hook");
+    std::fs::write(&hook, format!("#!/bin/sh\ncp \"$1\" {w}/applied\n")).expect("hook");
     common::run(Command::new("chmod").arg("+x").arg(&hook));
     let conf = common::e2e::write_config(
         work.path(),

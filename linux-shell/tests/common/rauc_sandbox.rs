@@ -201,7 +201,10 @@ impl RaucSandbox {
             std::fs::write(work.join("root/filler.bin"), super::test_bytes(filler, 99))
                 .expect("filler");
         }
-        mkfs(&work.join("root"), &work.join(format!("bundle/{class}.ext4")));
+        mkfs(
+            &work.join("root"),
+            &work.join(format!("bundle/{class}.ext4")),
+        );
         std::fs::write(
             work.join("bundle/manifest.raucm"),
             format!("[update]\ncompatible={compatible}\nversion={version}\n\n[bundle]\nformat=plain\n\n[image.{class}]\nfilename={class}.ext4\n"),
