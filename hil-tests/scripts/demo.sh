@@ -345,6 +345,8 @@ reboot_command=touch $d/reboot-requested
 poll_min=1
 poll_max=2
 bootloader_config=$d/bootloader.conf
+installed_name=rootfs
+installed_version=1.0.0
 EOF
   "$BIN/eyas" -c "$d/eyas.conf" check-config >"$d/check-config.txt" 2>&1 || { cat "$d/check-config.txt" >&2; die "$dev: eyas check-config"; }
   dbus-daemon --config-file="$d/bus.conf" --nofork >/dev/null 2>&1 &
@@ -413,6 +415,10 @@ print(json.dumps(acts[0] if acts else {}))' "$RO" >"$d/action.json"
   mgmt GET "/targets/$dev" >"$d/target.json"
   ib=$(json_get ._links.installedBase.href <"$d/base.json" || true)
   if [ -n "$ib" ]; then curl -sS -H "Authorization: TargetToken tok-$dev" "$ib" >"$d/installedBase.json" || true; fi
+  # eyas' own PUT installedBase calls (hawkbit-sim's request log)
+  curl -sS "$HAWKBIT_URL/sim/requests" | python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin) if r.get("method") == "PUT" and r.get("path", "").endswith("/" + sys.argv[1] + "/installedBase") and r.get("status") in (200, 201)))' "$dev" >"$d/installedBase-puts.txt" || echo 0 >"$d/installedBase-puts.txt"
 done
 fleet_rc=0
 python3 - "$W" "$outcome" "${DEMO_EXPECT:-}" "${DEMO_FAIL_BOOT:-}" "${DEMO_FAIL_HEALTH:-}" "$VERSION" "${DEVS[@]}" <<'EOF' || fleet_rc=$?
@@ -485,6 +491,9 @@ for d in devs:
             bad.append("%s: after the fallback sw_version %s, installedBase %s, expected 1.0.0" % (d, s.get("sw_version"), info.get("installedBase", {}).get(d)))
         if env.get("BOOT_B_LEFT") != "0":
             bad.append("%s: BOOT_B_LEFT=%s, expected 0 (attempts used up)" % (d, env.get("BOOT_B_LEFT")))
+        puts = open(os.path.join(w, d, "installedBase-puts.txt")).read().strip()
+        if puts != "1":
+            bad.append("%s: %s accepted PUT installedBase after the fallback, expected 1 (rootfs 1.0.0 runs again)" % (d, puts))
     elif d == fail_health:
         want = dict(ota="failure", slot="A", detail="error")
     else:
