@@ -8,8 +8,8 @@
 //! * timeouts: `connect_timeout` for TCP+TLS setup, `timeout` for a whole API call; downloads
 //!   have no overall limit but a per-read limit (see [`crate::download`]).
 //!
-//! The `Authorization` header is added per request by the caller and never logged; ureq drops
-//! it on redirects.
+//! The `Authorization` header is added per request by the caller and never logged; it follows a
+//! redirect to the same host (same scheme, or up to https) and is dropped on any other.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -154,7 +154,33 @@ impl HttpError {
             }
             _ => HttpErrorKind::Transfer,
         };
-        Self::new(kind, format!("{}: {e}", redact_url(url)))
+        let mut detail = format!("{}: {e}", redact_url(url));
+        if kind == HttpErrorKind::Tls {
+            detail.push_str(tls_hint(&detail));
+        }
+        Self::new(kind, detail)
+    }
+}
+
+/// What to do about a certificate rustls refused, for the messages users see most.
+fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("CaUsedAsEndEntity") {
+        "; the server presents a CA certificate (basicConstraints CA:TRUE, what `openssl req -x509` \
+         makes by default) as its own, which TLS clients refuse. Make the server certificate with \
+         `openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.crt -days 3650 \
+         -subj /CN=HOST -addext subjectAltName=DNS:HOST -addext basicConstraints=critical,CA:FALSE` \
+         and set ca_file to server.crt (or sign the server certificate with a separate CA and set \
+         ca_file to the CA)"
+    } else if detail.contains("UnknownIssuer") {
+        "; the server's certificate is not signed by a trusted CA: set [eyas] ca_file to the CA \
+         (or to the server's own self-signed certificate)"
+    } else if detail.contains("NotValidForName") {
+        "; the server's certificate does not name this host: it needs a subjectAltName with the \
+         host name or IP address of hawkbit_server (the CN alone is not used)"
+    } else if detail.contains("Expired") {
+        "; the server's certificate has expired (or this device's clock is wrong)"
+    } else {
+        ""
     }
 }
 
@@ -231,6 +257,11 @@ pub const USER_AGENT: &str = concat!("eyas/", env!("CARGO_PKG_VERSION"));
 impl Http {
     /// Builds the agents; fails on an unreadable CA/client-cert file or a bad proxy URL.
     pub fn new(settings: &HttpSettings) -> Result<Self, HttpError> {
+        if !settings.ssl_verify {
+            tracing::warn!(
+                "ssl_verify=false: TLS certificates and host names are NOT checked; anyone on the network path can pose as hawkBit and install software. Set ssl_verify=true and ca_file for a private CA or a self-signed server certificate"
+            );
+        }
         let roots = load_roots(settings.ca_file.as_deref())?;
         let client_cert = match &settings.client_cert {
             Some((cert, key)) => Some(load_client_cert(cert, key)?),
@@ -265,6 +296,9 @@ impl Http {
                     .timeout_global(global)
                     .timeout_per_read(per_read)
                     .max_redirects(8)
+                    // the token follows a redirect to the same host (same scheme, or up to
+                    // https), never to another host (a CDN or a hostile server)
+                    .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
                     .build()
                     .new_agent()
             };

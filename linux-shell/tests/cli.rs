@@ -297,3 +297,38 @@ fn bootloader_subcommand_delegates_to_bootloader_glue() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "good");
 }
+
+/// Every start with `ssl_verify=false` says clearly that nothing is checked.
+#[test]
+fn ssl_verify_false_warns_on_every_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    std::fs::write(
+        &conf,
+        text.replace("[client]\n", "[client]\nssl=true\nssl_verify=false\n"),
+    )
+    .expect("write");
+    for _ in 0..2 {
+        let out = eyas()
+            .arg("-r")
+            .arg("-c")
+            .arg(&conf)
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}/none.sock", dir.path().display()),
+            )
+            .output()
+            .expect("run eyas");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the server is unreachable: {stderr}"
+        );
+        assert!(
+            stderr.contains("ssl_verify=false: TLS certificates and host names are NOT checked"),
+            "{stderr}"
+        );
+    }
+}

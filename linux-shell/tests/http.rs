@@ -644,3 +644,119 @@ fn configured_proxy_carries_the_download() {
         "the transfer went through the proxy"
     );
 }
+
+/// What users make first: `openssl req -x509` (OpenSSL 3 marks it `CA:TRUE`), used both as the
+/// server's certificate and as `ca_file`.
+fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> common::Pki {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(extra)
+        .output()
+        .expect("openssl req");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pki = make_pki(dir);
+    pki.ca = cert.clone();
+    pki.server_cert = cert;
+    pki.server_key = key;
+    pki
+}
+
+/// A self-signed certificate from `openssl req -x509` (CA:TRUE by default) is refused by rustls
+/// with an error that says exactly what to generate instead; that certificate then works as
+/// the server's own and as `ca_file`.
+#[test]
+fn self_signed_server_certificate_as_ca_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("hello.txt"), "hello\n").expect("write");
+    let get = |pki: &common::Pki| {
+        let srv = s_server(dir.path(), pki, &[]);
+        let mut s = settings();
+        s.ca_file = Some(pki.ca.clone());
+        Http::new(&s).expect("agents").api(
+            Method::Get,
+            &format!("https://localhost:{}/hello.txt", srv.port),
+            None,
+            None,
+        )
+    };
+    let plain = self_signed(dir.path(), "plain", &[]);
+    let e = get(&plain).expect_err("a CA as the server's own certificate");
+    assert_eq!(e.kind, HttpErrorKind::Tls);
+    assert!(
+        e.detail.contains("basicConstraints=critical,CA:FALSE") && e.detail.contains("ca_file"),
+        "{e}"
+    );
+    let leaf = self_signed(
+        dir.path(),
+        "leaf",
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    );
+    let r = get(&leaf).expect("the certificate the hint describes works");
+    assert_eq!(r.status, 200);
+}
+
+/// The token follows a redirect to the same host and never one to another host.
+#[test]
+fn authorization_follows_same_host_redirects_only() {
+    let data = test_bytes(1_000, 31);
+    let mut b = Behaviour::default();
+    b.routes
+        .insert("/artifact".into(), (200, data.clone(), None));
+    // 127.0.0.2 is loopback too, but another host
+    let target = Server::start_at("127.0.0.2", b);
+    let front = artifact_server(&data);
+    // same host and port, another path
+    front.set(|b| {
+        b.redirects.insert("/moved".into(), front.url("/artifact"));
+        b.redirects.insert("/cdn".into(), target.url("/artifact"));
+    });
+    let http = http();
+    for path in ["/moved", "/cdn"] {
+        let r = http
+            .api(
+                Method::Get,
+                &front.url(path),
+                Some("TargetToken secret"),
+                None,
+            )
+            .expect("redirected GET");
+        assert_eq!(r.status, 200, "{path}");
+    }
+    let same = front.recorded();
+    let followed = same
+        .iter()
+        .find(|r| r.path == "/artifact")
+        .expect("the same-host redirect was followed");
+    assert_eq!(
+        followed.headers.get("authorization").map(String::as_str),
+        Some("TargetToken secret")
+    );
+    let other = target.recorded();
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_eq!(
+        other[0].headers.get("authorization"),
+        None,
+        "never to another host"
+    );
+}

@@ -20,6 +20,8 @@ pub struct Behaviour {
     pub ignore_range: bool,
     /// Sleep this long after every `throttle_chunk` bytes.
     pub throttle: Option<(usize, Duration)>,
+    /// path → `Location` of a `302 Found`.
+    pub redirects: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub struct Recorded {
 
 pub struct Server {
     pub port: u16,
+    host: String,
     behaviour: Arc<Mutex<Behaviour>>,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
@@ -40,7 +43,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_at("127.0.0.1", behaviour)
+    }
+
+    /// On another loopback address (e.g. `127.0.0.2`: another host for redirect tests).
+    pub fn start_at(host: &str, behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind((host, 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let behaviour = Arc::new(Mutex::new(behaviour));
@@ -62,6 +70,7 @@ impl Server {
         });
         Self {
             port,
+            host: host.to_owned(),
             behaviour,
             requests,
             stop,
@@ -70,7 +79,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.host, self.port)
     }
 
     pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
@@ -129,17 +138,26 @@ fn serve(
         body,
     });
 
-    let (route, cut, ignore_range, throttle) = {
+    let (route, cut, ignore_range, throttle, redirect) = {
         let mut b = behaviour.lock().expect("lock");
-        let route = b.routes.get(path.split('?').next().unwrap_or("")).cloned();
+        let key = path.split('?').next().unwrap_or("");
+        let route = b.routes.get(key).cloned();
+        let redirect = b.redirects.get(key).cloned();
         let cut = if b.cuts.is_empty() {
             None
         } else {
             Some(b.cuts.remove(0))
         };
-        (route, cut, b.ignore_range, b.throttle)
+        (route, cut, b.ignore_range, b.throttle, redirect)
     };
     let mut out = stream;
+    if let Some(location) = redirect {
+        write!(
+            out,
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
     let Some((status, data, etag)) = route else {
         out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
         return Ok(());
