@@ -587,6 +587,63 @@ fn download_resumes_by_range_after_a_cut() {
     s.assert_clean();
 }
 
+/// One OS update over two artifacts served from `base`; what each download carried.
+fn credentials_seen(
+    send_auth_on_download: bool,
+    base: &str,
+    base_is_server: bool,
+) -> Vec<(String, Option<String>, bool)> {
+    let mut k = Knobs::default();
+    k.send_auth_on_download = send_auth_on_download;
+    let mut s = Sim::new(k);
+    s.server.artifact_base = base.into();
+    s.server.artifact_base_is_server = base_is_server;
+    os_only(&mut s, 25, Kind::Forced, &[10_000, 3_000]);
+    s.drive_bounded(MAX, finished(25));
+    assert_eq!(s.server.action(25).st, St::Finished, "{}", summary(&s));
+    assert!(last_final(&s, 25).contains("\"success\""));
+    s.assert_clean();
+    assert_eq!(s.dev.download_credentials.len(), 2);
+    assert!(
+        s.dev
+            .download_credentials
+            .iter()
+            .all(|(u, ..)| u.starts_with(base))
+    );
+    s.dev.download_credentials
+}
+
+#[test]
+fn download_credentials_go_to_the_servers_origin_and_elsewhere_only_when_configured() {
+    let token = Some("TargetToken secret".to_string());
+    let sent = |seen: &[(String, Option<String>, bool)]| {
+        seen.iter().all(|(_, auth, cert)| *auth == token && *cert)
+    };
+    let withheld = |seen: &[(String, Option<String>, bool)]| {
+        seen.iter().all(|(_, auth, cert)| auth.is_none() && !cert)
+    };
+    // the server's own origin (however spelled) always gets them
+    for base in [
+        "http://hb.test/art",
+        "HTTP://HB.test:80/art",
+        "http://user@hb.test/art",
+    ] {
+        assert!(sent(&credentials_seen(false, base, true)), "{base}");
+        assert!(sent(&credentials_seen(true, base, true)), "{base}");
+    }
+    // a CDN only with send_download_authentication, and the update succeeds either way
+    for base in [
+        "https://cdn.test/art",
+        "https://hb.test/art",
+        "http://hb.test:8080/art",
+        "http://hb.test@cdn.test/art",
+        "http://hb.test.cdn.test/art",
+    ] {
+        assert!(withheld(&credentials_seen(false, base, false)), "{base}");
+        assert!(sent(&credentials_seen(true, base, false)), "{base}");
+    }
+}
+
 #[test]
 fn download_http_404_fails_the_action() {
     let mut s = Sim::new(Knobs::default());

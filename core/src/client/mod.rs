@@ -85,6 +85,7 @@
 // One module per idea; this one keeps the `Client`, its entry points and the drain order.
 mod boot; // the boot path: judge an update by the booted slot, mark slots
 mod deploy; // a deployment's course: download, verify, install, reboot or finish
+mod origin; // the credential rule for downloads: the server's origin or not
 mod plan; // what a deployment asks for, in fixed capacity; why it cannot be planned
 mod reason; // reason codes, their texts and failures; cleaning of detail texts
 mod request; // which request goes out next, its URL and body
@@ -816,16 +817,23 @@ impl Client {
                 let j = self.job()?;
                 let idx = j.artifact_index();
                 let a = j.artifacts.get(usize::from(idx))?;
+                let url = j.text(a.url);
+                let credentials = origin::credentials_allowed(
+                    url,
+                    &self.controller_url,
+                    self.send_auth_on_download,
+                );
                 let r = ArtifactRef {
                     action: j.id(),
                     chunk: a.chunk,
                     artifact: idx,
-                    url: j.text(a.url),
-                    authorization: if self.send_auth_on_download {
+                    url,
+                    authorization: if credentials {
                         self.auth.as_deref()
                     } else {
                         None
                     },
+                    credentials,
                     filename: j.text(a.filename),
                     size: a.size,
                     sha256: a.sha256,

@@ -25,7 +25,10 @@ pub struct ClientConfig<'a> {
     pub controller_id: &'a str,
     /// Value of the `Authorization` header, e.g. `TargetToken abc…` (`None` for mTLS via proxy).
     pub authorization: Option<&'a str>,
-    /// Also send `authorization` with artifact downloads (turn off for external CDNs).
+    /// Send the credentials (`authorization` and the client certificate) with artifact
+    /// downloads from other origins than the server's too (a CDN, S3): rauc-hawkbit-updater's
+    /// `send_download_authentication`. Downloads from the server's own origin
+    /// (`scheme://host:port` of `server_url`) always get them. See [`ArtifactRef::credentials`].
     pub send_auth_on_download: bool,
     /// Poll at this fixed interval instead of the server's `sleep`.
     pub poll_override: Option<Duration>,
@@ -260,8 +263,16 @@ pub struct ArtifactRef<'a> {
     pub artifact: u8,
     /// Download URL (opaque, from the server).
     pub url: &'a str,
-    /// `Authorization` header value for the download (`None` if disabled).
+    /// `Authorization` header value for the download: the configured one when
+    /// [`ArtifactRef::credentials`] is `true`, else `None`.
     pub authorization: Option<&'a str>,
+    /// Whether the DDI credentials go to `url`'s host: send `authorization` and present the
+    /// client certificate (if the shell has one). `true` for the hawkBit server's own origin
+    /// (scheme, host and port of [`ClientConfig::server_url`], case-insensitive, default ports
+    /// filled in; the host after any userinfo), for any other origin only with
+    /// [`ClientConfig::send_auth_on_download`]. A URL whose origin is not certain (backslash,
+    /// `%` or white space in the host part, several `@`, a bad port) counts as another origin.
+    pub credentials: bool,
     /// File name.
     pub filename: &'a str,
     /// Size in bytes.

@@ -116,6 +116,11 @@ pub struct Server {
     pub os_target_version: BTreeMap<u64, String>,
     /// Serve artifacts of closed actions too (e.g. from a CDN).
     pub serve_any: bool,
+    /// Where artifacts are served (their URLs are `{artifact_base}/{action}/{chunk}/{artifact}`).
+    pub artifact_base: String,
+    /// `artifact_base` is the server's own origin (`http://hb.test`, however spelled), so
+    /// downloads carry the credentials whatever `send_auth_on_download` says.
+    pub artifact_base_is_server: bool,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -146,6 +151,8 @@ impl Server {
             device_view: None,
             os_target_version: BTreeMap::new(),
             serve_any: false,
+            artifact_base: "http://hb.test/art".into(),
+            artifact_base_is_server: true,
         }
     }
 
@@ -227,7 +234,7 @@ impl Server {
         )
     }
 
-    fn deployment_body(a: &ActionModel, key: &str) -> String {
+    fn deployment_body(a: &ActionModel, key: &str, artifact_base: &str) -> String {
         let (dl, up) = match a.kind {
             Kind::Forced => ("forced", "forced"),
             Kind::Soft => ("attempt", "attempt"),
@@ -248,11 +255,12 @@ impl Server {
                     String::new()
                 };
                 arts.push(format!(
-                    r#"{{"filename":"{}","hashes":{{"sha1":"{}"{sha}}},"size":{},"_links":{{"{}":{{"href":"http://hb.test/art/{}/{ci}/{ai}"}},"md5sum-http":{{"href":"x"}}}}}}"#,
+                    r#"{{"filename":"{}","hashes":{{"sha1":"{}"{sha}}},"size":{},"_links":{{"{}":{{"href":"{}/{}/{ci}/{ai}"}},"md5sum-http":{{"href":"x"}}}}}}"#,
                     art.filename,
                     "0".repeat(40),
                     art.data.len(),
                     art.link_rel,
+                    artifact_base,
                     a.id
                 ));
             }
@@ -359,7 +367,11 @@ impl Server {
                 if a.last_status != "RETRIEVED" && !self.add_intermediate(id, "RETRIEVED") {
                     // RETRIEVED is not logged when over quota; still served
                 }
-                return Ok((200, None, Self::deployment_body(&a, "deployment")));
+                return Ok((
+                    200,
+                    None,
+                    Self::deployment_body(&a, "deployment", &self.artifact_base),
+                ));
             }
             // feedback
             if matches!(
@@ -449,7 +461,11 @@ impl Server {
                 return empty(404);
             }
             if method == Method::Get {
-                return Ok((200, None, Self::deployment_body(&a, "confirmation")));
+                return Ok((
+                    200,
+                    None,
+                    Self::deployment_body(&a, "confirmation", &self.artifact_base),
+                ));
             }
             if body.contains(r#""confirmation":"confirmed""#) {
                 self.action_mut(id).st = St::Running;
@@ -490,7 +506,9 @@ impl Server {
 
     /// Serve an artifact download (the shell does this over HTTP in real life).
     pub fn artifact(&mut self, url: &str, range: Option<u64>) -> Option<Vec<u8>> {
-        let rest = url.strip_prefix("http://hb.test/art/")?;
+        let rest = url
+            .strip_prefix(self.artifact_base.as_str())?
+            .strip_prefix('/')?;
         let mut it = rest.split('/');
         let id: u64 = it.next()?.parse().ok()?;
         let ci: usize = it.next()?.parse().ok()?;
@@ -614,6 +632,8 @@ pub struct Device {
     pub answer: Option<bool>,
     pub attrs: Vec<(String, String)>,
     pub pending_verify: Vec<(Instant, bool, String)>,
+    /// What each `Download` carried: URL, `authorization`, `credentials`.
+    pub download_credentials: Vec<(String, Option<String>, bool)>,
 }
 
 impl Device {
@@ -648,6 +668,7 @@ impl Device {
             answer: Some(true),
             attrs: vec![("hw_revision".into(), "2".into())],
             pending_verify: Vec::new(),
+            download_credentials: Vec::new(),
         }
     }
 
@@ -728,6 +749,8 @@ pub struct Knobs {
     pub step: u8,
     /// RAUC's bootnames (slot 0 runs first).
     pub bootnames: Vec<&'static str>,
+    /// `ClientConfig::send_auth_on_download`.
+    pub send_auth_on_download: bool,
 }
 
 impl Default for Knobs {
@@ -743,6 +766,7 @@ impl Default for Knobs {
             boot_attempts: 3,
             step: 25,
             bootnames: vec!["A", "B"],
+            send_auth_on_download: true,
         }
     }
 }
@@ -774,6 +798,7 @@ pub fn make_client(k: &Knobs) -> Client {
     cfg.boot_attempts = k.boot_attempts;
     cfg.progress_step_percent = k.step;
     cfg.active_poll_interval = Duration::from_secs(30);
+    cfg.send_auth_on_download = k.send_auth_on_download;
     Client::new(&cfg).expect("config")
 }
 
@@ -865,7 +890,21 @@ impl Sim {
                 }
                 Action::Download(r) => {
                     assert!(self.dev.transfer.is_none(), "two downloads at once");
-                    assert_eq!(r.authorization, Some("TargetToken secret"));
+                    // the credential rule: the server's own origin always, others when configured
+                    let expect =
+                        self.server.artifact_base_is_server || self.knobs.send_auth_on_download;
+                    assert_eq!(r.credentials, expect, "credentials for {}", r.url);
+                    assert_eq!(
+                        r.authorization,
+                        expect.then_some("TargetToken secret"),
+                        "authorization for {}",
+                        r.url
+                    );
+                    self.dev.download_credentials.push((
+                        r.url.to_string(),
+                        r.authorization.map(str::to_string),
+                        r.credentials,
+                    ));
                     let have = self.dev.files.entry(r.artifact).or_default();
                     match r.range_start {
                         Some(n) => {
