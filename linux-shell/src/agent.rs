@@ -30,9 +30,7 @@ use eyas_core::verify::{ArtifactSpec, Policy, Verifier, is_manifest_for};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Confirmation};
-use crate::download::{
-    self, DownloadRequest, Downloaded, artifact_path, install_path, send_credentials,
-};
+use crate::download::{self, DownloadRequest, Downloaded, artifact_path, install_path};
 use crate::http::{ApiRequest, Http, HttpError, HttpErrorKind, HttpSettings, Method};
 use crate::rauc::{MarkState, Rauc};
 use crate::record_store::RecordStore;
@@ -74,6 +72,8 @@ struct OwnedArtifact {
     artifact: u8,
     url: String,
     authorization: Option<String>,
+    /// Present the client certificate (the core's credential rule).
+    credentials: bool,
     filename: String,
     size: u64,
     sha256: Option<[u8; 32]>,
@@ -88,6 +88,7 @@ impl From<&ArtifactRef<'_>> for OwnedArtifact {
             artifact: a.artifact,
             url: a.url.to_owned(),
             authorization: a.authorization.map(str::to_owned),
+            credentials: a.credentials,
             filename: a.filename.to_owned(),
             size: a.size,
             sha256: a.sha256,
@@ -203,8 +204,8 @@ fn client_config<'a>(
     let c = &config.client;
     let mut cc = ClientConfig::new(server_url, &c.tenant_id, &c.target_name);
     cc.authorization = auth;
-    // The shell applies the per-host policy itself (`download::send_credentials`).
-    cc.send_auth_on_download = true;
+    // The core decides per download whether the credentials go to its host.
+    cc.send_auth_on_download = c.send_download_authentication;
     if let Some(min) = config.eyas.poll_min {
         cc.poll_min = core_duration(min);
     }
@@ -241,7 +242,6 @@ pub struct RunOptions {
 struct Agent<'c> {
     config: &'c Config,
     options: RunOptions,
-    server_origin: String,
     http: Arc<Http>,
     rauc: Option<Rauc>,
     store: RecordStore,
@@ -337,7 +337,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     let mut agent = Agent {
         config,
         options,
-        server_origin: server_url,
         http,
         rauc,
         store,
@@ -879,11 +878,6 @@ impl Agent<'_> {
         );
         self.cancel = Arc::new(AtomicBool::new(false));
         self.busy = true;
-        let send = send_credentials(
-            &a.url,
-            &self.server_origin,
-            self.config.client.send_download_authentication,
-        );
         let http = self.http.clone();
         let tx = self.done_tx.clone();
         let cancel = self.cancel.clone();
@@ -897,17 +891,12 @@ impl Agent<'_> {
             dest.display()
         );
         tokio::task::spawn_blocking(move || {
-            let auth = if send {
-                a.authorization.as_deref()
-            } else {
-                None
-            };
             let req = DownloadRequest {
                 url: &a.url,
                 dest: &dest,
                 expected_size: Some(a.size),
-                auth,
-                client_cert: send,
+                auth: a.authorization.as_deref(),
+                client_cert: a.credentials,
                 resume: false,
                 keep_partial: a.range_start.is_some(),
                 low_speed_time: low_time,

@@ -80,21 +80,6 @@ pub fn install_path(location: &Path) -> &Path {
     location
 }
 
-/// Whether the DDI credentials (token header, client certificate) go to the host of `url`.
-///
-/// Always for the hawkBit server itself (`server_origin`, e.g. `https://hawkbit:8443`); for an
-/// external artifact host (CDN, S3) only when `send_download_authentication` is set, so a token
-/// never reaches a third party unless that is configured.
-pub fn send_credentials(
-    url: &str,
-    server_origin: &str,
-    send_download_authentication: bool,
-) -> bool {
-    let same =
-        crate::http::origin(url).is_some_and(|o| Some(o) == crate::http::origin(server_origin));
-    same || send_download_authentication
-}
-
 /// What to download and how.
 pub struct DownloadRequest<'a> {
     /// Artifact URL.
@@ -671,29 +656,6 @@ mod tests {
             artifact_path(&loc, 1, "app.raucb").expect("ok"),
             artifact_path(&loc, 2, "app.raucb").expect("ok")
         );
-    }
-
-    #[test]
-    fn credentials_policy() {
-        let server = "https://hawkbit.example:8443";
-        assert!(send_credentials(
-            "https://hawkbit.example:8443/DEFAULT/x",
-            server,
-            false
-        ));
-        assert!(send_credentials(
-            "https://HAWKBIT.example:8443/a",
-            server,
-            false
-        ));
-        assert!(!send_credentials("https://cdn.example/a", server, false));
-        assert!(!send_credentials(
-            "http://hawkbit.example:8443/a",
-            server,
-            false
-        ));
-        assert!(send_credentials("https://cdn.example/a", server, true));
-        assert!(!send_credentials("garbage", server, false));
     }
 
     #[test]
