@@ -55,6 +55,50 @@ fn config_errors() {
 }
 
 #[test]
+fn errors_say_what_is_wrong() {
+    let shown = [
+        (
+            ClientConfigError::UrlTooLong.to_string(),
+            "controller URL longer than 256 bytes",
+        ),
+        (
+            ClientConfigError::AuthTooLong.to_string(),
+            "authorization value is longer than 192 bytes",
+        ),
+        (
+            ClientConfigError::BadIdentity.to_string(),
+            "tenant and controller id",
+        ),
+        (
+            RequestError::BufferTooSmall { capacity: 8 }.to_string(),
+            "does not fit into a 8-byte buffer (give 1088 bytes)",
+        ),
+        (
+            RequestError::UrlTooLong.to_string(),
+            "request URL is longer than 304 bytes",
+        ),
+        (
+            RequestError::InvalidFeedback(eyas_core::ddi::FeedbackError::TooManyDetails {
+                count: 51,
+            })
+            .to_string(),
+            "feedback body refused: 51 detail lines",
+        ),
+        (
+            ResponseError::NoRequestInFlight.to_string(),
+            "no request is in flight",
+        ),
+        (
+            EventError::NoDownload.to_string(),
+            "no download is outstanding",
+        ),
+    ];
+    for (text, want) in shown {
+        assert!(text.contains(want), "{text:?} does not say {want:?}");
+    }
+}
+
+#[test]
 fn first_request_is_the_base_poll_with_auth() {
     let mut c = Client::new(&cfg()).unwrap();
     booted(&mut c);

@@ -71,7 +71,9 @@ impl Client {
             return Ok(None);
         };
         self.url.clear();
-        let (kind, method, len) = self.build(what, buf)?;
+        let Some((kind, method, len)) = self.build(what, buf)? else {
+            return Ok(None);
+        };
         self.in_flight = Some(what);
         if let (InFlight::Progress | InFlight::Fetch(Fetch::Deployment), Some(j)) =
             (what, self.job_mut())
@@ -141,22 +143,24 @@ impl Client {
         )
     }
 
+    /// The URL of `what` into `self.url` and its body into `buf`: kind, method and body length
+    /// (`None`: nothing of that kind waits after all).
     pub(super) fn build(
         &mut self,
         what: InFlight,
         buf: &mut [u8],
-    ) -> Result<(RequestKind, Method, usize), RequestError> {
+    ) -> Result<Option<(RequestKind, Method, usize)>, RequestError> {
         let cap = buf.len();
         let too_small = |_| RequestError::BufferTooSmall { capacity: cap };
         let fb_err = |e: ddi::FeedbackError| match e {
             ddi::FeedbackError::Write(_) => RequestError::BufferTooSmall { capacity: cap },
-            // our own feedback texts always pass the checks
-            _ => RequestError::BufferTooSmall { capacity: cap },
+            // (not expected: the client's own texts are cleaned and short)
+            e => RequestError::InvalidFeedback(e),
         };
         let base = self.controller_url.as_str();
         let url = &mut self.url;
         let u = |r: Result<(), ()>| r.map_err(|()| RequestError::UrlTooLong);
-        Ok(match what {
+        Ok(Some(match what {
             InFlight::Poll => {
                 u(cat(url, &[base]))?;
                 (RequestKind::Poll, Method::Get, 0)
@@ -170,7 +174,9 @@ impl Client {
                 (kind, Method::Get, 0)
             }
             InFlight::Final => {
-                let f = self.final_fb.as_ref().ok_or(RequestError::UrlTooLong)?;
+                let Some(f) = self.final_fb.as_ref() else {
+                    return Ok(None);
+                };
                 let id = Num::dec(f.action.0);
                 u(cat(
                     url,
@@ -194,7 +200,9 @@ impl Client {
                 (RequestKind::Feedback, Method::Post, n)
             }
             InFlight::Progress => {
-                let p = self.progress_fb.as_ref().ok_or(RequestError::UrlTooLong)?;
+                let Some(p) = self.progress_fb.as_ref() else {
+                    return Ok(None);
+                };
                 let id = Num::dec(p.action.0);
                 u(cat(
                     url,
@@ -217,7 +225,9 @@ impl Client {
                 (RequestKind::Feedback, Method::Post, n)
             }
             InFlight::CancelReply => {
-                let (_, id, reply) = self.cancel_reply.ok_or(RequestError::UrlTooLong)?;
+                let Some((_, id, reply)) = self.cancel_reply else {
+                    return Ok(None);
+                };
                 let id = Num::dec(id.0);
                 u(cat(
                     url,
@@ -239,7 +249,9 @@ impl Client {
                 (RequestKind::CancelFeedback, Method::Post, n)
             }
             InFlight::ConfirmReply => {
-                let (_, id, c) = self.confirm_reply.ok_or(RequestError::UrlTooLong)?;
+                let Some((_, id, c)) = self.confirm_reply else {
+                    return Ok(None);
+                };
                 let id = Num::dec(id.0);
                 u(cat(
                     url,
@@ -268,16 +280,15 @@ impl Client {
                 (RequestKind::ConfigData, Method::Put, n)
             }
             InFlight::InstalledBase => {
-                let (name, version) = self
-                    .installed_base
-                    .as_ref()
-                    .ok_or(RequestError::UrlTooLong)?;
+                let Some((name, version)) = self.installed_base.as_ref() else {
+                    return Ok(None);
+                };
                 u(cat(url, &[base, "/installedBase"]))?;
                 let n = InstalledBase { name, version }
                     .write(buf)
                     .map_err(too_small)?;
                 (RequestKind::InstalledBase, Method::Put, n)
             }
-        })
+        }))
     }
 }

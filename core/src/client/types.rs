@@ -1,6 +1,6 @@
 //! Public input/output types of the [`Client`](super::Client).
 
-use crate::ddi::{ActionId, ConfigMode, ParseError};
+use crate::ddi::{ActionId, ConfigMode, FeedbackError, ParseError};
 use crate::record::{BadBootname, RecordError};
 use crate::time::Duration;
 
@@ -111,6 +111,26 @@ pub enum ClientConfigError {
     BadIdentity,
 }
 
+impl core::fmt::Display for ClientConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UrlTooLong => write!(
+                f,
+                "server URL, tenant and controller id make a controller URL longer than {} bytes",
+                super::MAX_CONTROLLER_URL_LEN
+            ),
+            Self::AuthTooLong => write!(
+                f,
+                "the authorization value is longer than {} bytes",
+                super::MAX_AUTH_LEN
+            ),
+            Self::BadIdentity => f.write_str(
+                "tenant and controller id must not be empty nor contain `/`, `?`, `#` or white space",
+            ),
+        }
+    }
+}
+
 /// HTTP method of a [`Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -191,6 +211,27 @@ pub enum RequestError {
     /// A URL did not fit [`MAX_REQUEST_URL_LEN`](super::MAX_REQUEST_URL_LEN) (cannot happen with
     /// a config accepted by `new`).
     UrlTooLong,
+    /// A feedback body would break hawkBit's limits (a detail line too long or with `<…>`). Not
+    /// expected: the client cleans and bounds its own texts.
+    InvalidFeedback(FeedbackError),
+}
+
+impl core::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BufferTooSmall { capacity } => write!(
+                f,
+                "the request body does not fit into a {capacity}-byte buffer (give {} bytes)",
+                super::REQUEST_BUF_LEN
+            ),
+            Self::UrlTooLong => write!(
+                f,
+                "a request URL is longer than {} bytes",
+                super::MAX_REQUEST_URL_LEN
+            ),
+            Self::InvalidFeedback(e) => write!(f, "feedback body refused: {e}"),
+        }
+    }
 }
 
 /// Errors from `handle_response` / `handle_transport_error`.
@@ -202,8 +243,16 @@ pub enum ResponseError {
     NoRequestInFlight,
 }
 
+impl core::fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRequestInFlight => f.write_str("no request is in flight (input ignored)"),
+        }
+    }
+}
+
 /// Errors from [`Client::handle_event`](super::Client::handle_event): the event does not fit the
-/// current state and was ignored.
+/// current state and was ignored (except [`EventError::BadBootname`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -220,7 +269,8 @@ pub enum EventError {
     NoHealthCheck,
     /// No slot mark was asked for ([`Action::MarkSlot`]).
     NoMark,
-    /// The bootname in [`Event::Installed`] is not one the client can keep.
+    /// The bootname in [`Event::Installed`] is not one the client can keep: the install is
+    /// reported as failed (the slot could not be judged after the reboot).
     BadBootname(BadBootname),
 }
 
