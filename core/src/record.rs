@@ -77,6 +77,9 @@ pub enum Phase {
         /// A short reason code (the client's reason codes, `client/reason.rs`).
         reason: u8,
     },
+    /// The action is closed and hawkBit has its final feedback (or no longer knows it): nothing
+    /// is pending, and a server that offers it again (a stale cache or proxy) is not obeyed.
+    Closed,
 }
 
 /// The persistent part of the client's state.
@@ -253,6 +256,7 @@ impl Record {
                 w.byte(u8::from(success))?;
                 w.byte(reason)?;
             }
+            Phase::Closed => w.varint(5)?,
         }
         for slot in [&self.target_slot, &self.from_slot] {
             match slot {
@@ -285,6 +289,7 @@ impl Record {
                 success: r.bool()?,
                 reason: r.byte()?,
             },
+            5 if !ab => Phase::Closed,
             _ => return None,
         };
         let (target_slot, from_slot) = if ab {
@@ -400,7 +405,7 @@ mod tests {
     fn arb_record() -> impl Strategy<Value = Record> {
         (
             any::<u64>(),
-            0u8..6,
+            0u8..7,
             any::<bool>(),
             any::<u8>(),
             (0u8..3, 0u8..3),
@@ -416,6 +421,7 @@ mod tests {
                     1 => Phase::AwaitingWindow,
                     2 => Phase::Installing,
                     3 => Phase::Rebooting,
+                    6 => Phase::Closed,
                     _ => Phase::Reporting { success, reason },
                 };
                 let mut r = Record::new(ActionId(id), phase);

@@ -169,11 +169,23 @@ fn events_out_of_phase_are_typed_errors() {
         Err(EventError::NoDownload)
     );
     assert_eq!(
-        c.handle_event(now, Event::DownloadInterrupted { received: 1 }),
+        c.handle_event(
+            now,
+            Event::DownloadInterrupted {
+                received: 1,
+                reason: "cut"
+            }
+        ),
         Err(EventError::NoDownload)
     );
     assert_eq!(
-        c.handle_event(now, Event::DownloadFailed { http_status: None }),
+        c.handle_event(
+            now,
+            Event::DownloadFailed {
+                http_status: None,
+                reason: "refused"
+            }
+        ),
         Err(EventError::NoDownload)
     );
     assert_eq!(
@@ -208,11 +220,36 @@ fn events_out_of_phase_are_typed_errors() {
     );
 }
 
+/// Answers the first base poll with a `configData` link: the server asks for the attributes
+/// (they are sent only when asked).
+fn asked_for_attributes(c: &mut Client) {
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let r = c
+        .poll_request(Instant::from_secs(1), &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.kind,
+        RequestKind::Poll,
+        "no configData before the server asks"
+    );
+    c.handle_response(
+        Instant::from_secs(1),
+        Response {
+            status: 200,
+            etag: None,
+            body: br#"{"config":{"polling":{"sleep":"00:05:00"}},"_links":{"configData":{"href":"x"}}}"#,
+        },
+    )
+    .unwrap();
+}
+
 #[test]
 fn small_request_buffer_is_an_error_and_the_request_stays_queued() {
     let mut c = Client::new(&cfg()).unwrap();
     c.set_attributes(&[("k", "v")]).unwrap();
     booted(&mut c);
+    asked_for_attributes(&mut c);
     let mut tiny = [0u8; 8];
     assert_eq!(
         c.poll_request(Instant::from_secs(1), &mut tiny),
@@ -234,6 +271,7 @@ fn invalid_attributes_keep_the_previous_ones() {
     assert!(c.set_attributes(&[]).is_err());
     assert!(c.set_attributes(&[("k", "<tab>\t")]).is_err());
     booted(&mut c);
+    asked_for_attributes(&mut c);
     let mut buf = [0u8; REQUEST_BUF_LEN];
     let r = c
         .poll_request(Instant::from_secs(1), &mut buf)

@@ -700,6 +700,17 @@ fn feedback_escapes_and_limits() {
     let exactly: &'static [&'static str] = Box::leak(vec!["l"; MAX_DETAILS].into_boxed_slice());
     let mut big = [0u8; 1024];
     assert!(fb(exactly).write(&mut big).is_ok());
+    // hawkBit stores a code as one more message: with a code, 50 lines would be 51 (429)
+    let with_code = |details| ActionFeedback {
+        code: Some(7),
+        ..fb(details)
+    };
+    assert_eq!(
+        with_code(exactly).write(&mut big),
+        Err(FeedbackError::TooManyDetails { count: MAX_DETAILS })
+    );
+    let fewer: &'static [&'static str] = Box::leak(vec!["l"; MAX_DETAILS - 1].into_boxed_slice());
+    assert!(with_code(fewer).write(&mut big).is_ok());
     let mut tiny = [0u8; 10];
     assert_eq!(
         fb(&[]).write(&mut tiny),

@@ -62,8 +62,8 @@ fn happy_path_os_update_reports_success_only_after_reboot() {
     assert_eq!(s.dev.running_version(), "1.2.0");
     assert_eq!(s.dev.boots, 2, "one reboot");
     assert!(
-        s.dev.record.is_none(),
-        "record cleared after the final report"
+        s.nothing_pending(),
+        "the record says closed after the final report"
     );
     assert!(last_final(&s, 42).contains("\"success\""));
     // two downloads, two verifies, one install, one reboot, in this order
@@ -294,7 +294,7 @@ fn download_only_closes_with_downloaded() {
         last_final(&s, 11).contains(r#""execution":"downloaded","result":{"finished":"success"}"#)
     );
     assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 0);
-    assert!(s.dev.record.is_none());
+    assert!(s.nothing_pending());
     // telemetry: downloaded, not an update that succeeded
     let phase = |p: TelemetryPhase| move |d: &Did| matches!(d, Did::Telemetry(t) if t.phase == p);
     assert_eq!(s.dev.count(phase(TelemetryPhase::Succeeded)), 0);
@@ -413,7 +413,8 @@ fn confirm_to_deployment(s: &Sim, id: u64) -> Duration {
 
 #[test]
 fn confirmed_deployment_is_polled_for_right_away() {
-    // server sleep is 5 min: the deployment must not wait for it once confirmed
+    // server sleep is 5 min: the deployment must not wait for it once confirmed, only for the
+    // poll floor (poll_min after the last answered poll, 10 s here)
     let mut s = Sim::new(Knobs::default());
     os_only(&mut s, 15, Kind::Forced, &[1000]);
     s.server.action_mut(15).st = St::WaitConfirm;
@@ -421,7 +422,7 @@ fn confirmed_deployment_is_polled_for_right_away() {
     assert_eq!(s.server.action(15).st, St::Finished);
     let waited = confirm_to_deployment(&s, 15);
     assert!(
-        waited < Duration::from_secs(1),
+        waited <= Knobs::default().poll_min,
         "auto: waited {waited:?}\n{}",
         summary(&s)
     );
@@ -436,7 +437,7 @@ fn confirmed_deployment_is_polled_for_right_away() {
     assert_eq!(s.server.action(16).st, St::Finished);
     let waited = confirm_to_deployment(&s, 16);
     assert!(
-        waited < Duration::from_secs(1),
+        waited <= Knobs::default().poll_min,
         "ask: waited {waited:?}\n{}",
         summary(&s)
     );
@@ -453,7 +454,7 @@ fn cancel_during_download_is_accepted() {
     assert_eq!(s.server.action(15).st, St::Canceled);
     assert!(s.dev.count(|d| matches!(d, Did::Abort(_))) >= 1);
     assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 0);
-    assert!(s.dev.record.is_none());
+    assert!(s.nothing_pending());
     let fb = s.feedback_bodies(15);
     assert!(
         fb.last()
@@ -671,7 +672,7 @@ fn gone_410_drops_the_action() {
             >= 1
     );
     assert!(s.dev.count(|d| matches!(d, Did::Abort(_))) >= 1);
-    assert!(s.dev.record.is_none());
+    assert!(s.nothing_pending());
     assert_eq!(s.dev.count(|d| matches!(d, Did::Install { .. })), 0);
     // download fails because the action is closed: the final feedback gets 410
     let mut s2 = Sim::new(Knobs::default());
@@ -691,7 +692,7 @@ fn gone_410_drops_the_action() {
             .count(|d| matches!(d, Did::Warning(Warning::ActionGone { .. })))
             >= 1
     );
-    assert!(s2.dev.record.is_none());
+    assert!(s2.nothing_pending());
     // nothing is sent for the dead action afterwards
     let before = s.server.requests_to("/deploymentBase/25/feedback");
     s.run_for(Duration::from_secs(3000));
@@ -997,7 +998,7 @@ fn power_cut_while_reporting_resends_the_final_result() {
     s.drive_bounded(MAX, finished(35));
     assert_eq!(s.power_cuts, 1);
     assert_eq!(s.server.action(35).st, St::Finished);
-    assert!(s.dev.record.is_none());
+    assert!(s.nothing_pending());
 }
 
 #[test]
@@ -1101,18 +1102,20 @@ fn happy_path_request_transcript() {
             )
         })
         .collect();
+    // configData only when the server asks (its link in the base poll), after the work the
+    // same poll brought
     let want = [
-        "Put /configData -> 200",
-        "Get / -> 200",
+        "Get / -> 200", // asks for configData, offers action 50
         "Get /deploymentBase/50 -> 200",
         "Post /deploymentBase/50/feedback proceeding -> 200", // "Downloading 1 artifact(s)"
+        "Put /configData -> 200",
         "Post /deploymentBase/50/feedback proceeding -> 200", // "Downloading: 50%"
         "Post /deploymentBase/50/feedback proceeding -> 200", // "Installing: 50%"
-        // reboot into slot B, health check passed
+        // reboot into slot B, health check passed, marked good
         "Post /deploymentBase/50/feedback closed -> 200",
-        "Put /configData -> 200", // once after boot (the server asks again after FINISHED anyway)
+        "Get / -> 200", // asks again after FINISHED
+        "Put /configData -> 200",
         "Get / -> 200",
-        "Get / -> 304",
     ];
     assert_eq!(lines, want, "{lines:#?}");
 }
@@ -1209,6 +1212,11 @@ fn sim_with(names: &[&'static str]) -> Sim {
     Sim::new(k)
 }
 
+/// The record of a closed action was stored (what replaced clearing it).
+fn closed_record(d: &Did) -> bool {
+    matches!(d, Did::Persist(r) if r.phase == Phase::Closed)
+}
+
 fn position(s: &Sim, f: impl Fn(&Did) -> bool) -> Option<usize> {
     s.dev.did.iter().position(|(_, d)| f(d))
 }
@@ -1232,7 +1240,7 @@ fn good_update_succeeds_and_is_marked_good_on_every_bootname_set() {
         let marked = position(&s, |d| {
             *d == Did::Mark(names[1].to_string(), SlotMark::Good)
         });
-        let cleared = s.dev.did.iter().rposition(|(_, d)| *d == Did::Clear);
+        let cleared = s.dev.did.iter().rposition(|(_, d)| closed_record(d));
         assert!(marked.is_some() && marked < cleared, "{names:?}");
         s.assert_clean();
         if names.len() == 3 {
@@ -1296,7 +1304,7 @@ fn failed_health_check_marks_bad_reports_then_reboots_back_on_every_set() {
         assert_eq!(s.dev.booted_name(), names[0]);
         assert_eq!(s.dev.primary_name(), names[0]);
         assert!(s.dev.good[0]);
-        // the reboot back waits for the report (the record is cleared on its acknowledgement)
+        // the reboot back waits for the report (the record says closed on its acknowledgement)
         let back = position(&s, |d| matches!(d, Did::RebootBack(_))).unwrap();
         assert_eq!(
             s.dev.did[back].1,
@@ -1305,7 +1313,7 @@ fn failed_health_check_marks_bad_reports_then_reboots_back_on_every_set() {
         );
         let cleared = s.dev.did[..back]
             .iter()
-            .rposition(|(_, d)| *d == Did::Clear);
+            .rposition(|(_, d)| closed_record(d));
         let rebooted = position(&s, |d| matches!(d, Did::Reboot(_))).unwrap();
         assert!(cleared.is_some_and(|c| c > rebooted), "{names:?}");
         // the rejected slot was never marked good
@@ -1382,4 +1390,266 @@ fn failure_kinds_reach_telemetry_once() {
         .collect();
     assert_eq!(failures, [Some(Failure::FellBack)]);
     assert_eq!(Failure::FellBack.error_code(), 400);
+}
+
+// ------------------------------------------------------------------------------------------------
+// hostile or broken servers: no retry storms, nothing redone, polling never blocked
+
+fn count(s: &Sim, f: impl Fn(&Did) -> bool) -> usize {
+    s.dev.count(f)
+}
+
+fn closed_feedbacks(s: &Sim, id: u64) -> usize {
+    s.server
+        .log
+        .iter()
+        .filter(|l| {
+            l.url.ends_with(&format!("/deploymentBase/{id}/feedback"))
+                && l.body.contains("\"closed\"")
+        })
+        .count()
+}
+
+/// hawkBit refuses the final feedback (400) while it still offers the action: the result is
+/// kept and sent again with a growing backoff; nothing is downloaded or installed again.
+#[test]
+fn refused_final_feedback_is_retried_with_backoff_and_the_action_never_redone() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.assign(
+        70,
+        Kind::Forced,
+        None,
+        vec![chunk("application", "2.0", &[1000])],
+    );
+    s.server.sticky.push((
+        "/deploymentBase/70/feedback",
+        "\"closed\"",
+        Fault::Status(400),
+    ));
+    s.drive_bounded(MAX, |s| closed_feedbacks(s, 70) >= 1);
+    s.run_for(Duration::from_secs(3600));
+    assert_eq!(
+        count(&s, |d| matches!(d, Did::Install { .. })),
+        1,
+        "installed once"
+    );
+    assert_eq!(
+        count(&s, |d| matches!(d, Did::Download { .. })),
+        1,
+        "downloaded once"
+    );
+    let tries = closed_feedbacks(&s, 70);
+    // backoff 5 s doubling to the 10 min cap: about 12 tries in an hour, never a storm
+    assert!(
+        (5..=20).contains(&tries),
+        "{tries} tries in an hour\n{}",
+        summary(&s)
+    );
+    let gaps: Vec<Duration> = s
+        .server
+        .log
+        .iter()
+        .filter(|l| l.url.ends_with("/deploymentBase/70/feedback") && l.body.contains("\"closed\""))
+        .map(|l| l.t)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    assert!(
+        gaps.windows(2)
+            .all(|w| w[1].as_millis() + 1000 >= w[0].as_millis() / 2),
+        "backoff does not shrink: {gaps:?}"
+    );
+    // once hawkBit takes it, the action closes and is remembered
+    s.server.sticky.clear();
+    s.drive_bounded(MAX, finished(70));
+    assert_eq!(s.server.action(70).st, St::Finished);
+    assert_eq!(s.record_phase(), Some(eyas_core::record::Phase::Closed));
+}
+
+/// A stale cache keeps offering an action that was closed here: it is not run again, not
+/// after a restart either, and the base polls keep the poll minimum.
+#[test]
+fn closed_action_offered_again_is_never_run_again() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.assign(
+        71,
+        Kind::Forced,
+        None,
+        vec![chunk("application", "2.0", &[1000])],
+    );
+    s.drive_bounded(MAX, finished(71));
+    let polls_before = base_polls(&s).len();
+    // the server forgets that it is finished and offers it again, for an hour
+    s.server.action_mut(71).st = St::Running;
+    let t0 = s.now;
+    s.run_for(Duration::from_secs(3600));
+    assert_eq!(count(&s, |d| matches!(d, Did::Install { .. })), 1);
+    assert_eq!(count(&s, |d| matches!(d, Did::Download { .. })), 1);
+    assert_eq!(
+        s.server.requests_to("/deploymentBase/71?"),
+        1,
+        "fetched once, at the start"
+    );
+    let polls = base_polls(&s).len() - polls_before;
+    let poll_min = Knobs::default().poll_min;
+    assert!(
+        polls as u64 <= (s.now - t0).as_millis() / poll_min.as_millis() + 1,
+        "{polls} polls in an hour"
+    );
+    let warned = count(
+        &s,
+        |d| matches!(d, Did::Warning(Warning::ClosedActionOffered { action }) if action.0 == 71),
+    );
+    assert_eq!(warned, 1, "said once");
+    // a restart reads the closed action from the record
+    s.boot();
+    s.run_for(Duration::from_secs(600));
+    assert_eq!(
+        count(&s, |d| matches!(d, Did::Install { .. })),
+        1,
+        "not after a restart"
+    );
+    assert_eq!(s.server.requests_to("/deploymentBase/71?"), 1);
+}
+
+/// configData refused with 503 forever: polling goes on at its pace, the PUT is retried only
+/// when a poll asks again, and a deployment still runs.
+#[test]
+fn failing_config_data_never_blocks_polling_or_deployments() {
+    let mut s = Sim::new(Knobs::default());
+    s.server
+        .sticky
+        .push(("/configData", "", Fault::Status(503)));
+    s.server.attrs_requested = true;
+    s.run_for(Duration::from_secs(1800));
+    let polls = base_polls(&s).len();
+    let puts = s.server.requests_to("/configData");
+    assert!(polls >= 5, "{polls} polls\n{}", summary(&s));
+    assert!(puts <= polls, "{puts} PUTs for {polls} polls");
+    s.server.assign(
+        72,
+        Kind::Forced,
+        None,
+        vec![chunk("application", "2.0", &[1000])],
+    );
+    s.drive_bounded(MAX, finished(72));
+    assert_eq!(s.server.action(72).st, St::Finished);
+}
+
+/// configData goes out only when the server asks (its link), not on every start.
+#[test]
+fn config_data_only_when_asked() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.attrs_requested = false;
+    s.run_for(Duration::from_secs(600));
+    assert_eq!(s.server.requests_to("/configData"), 0);
+    s.server.attrs_requested = true;
+    s.run_for(Duration::from_secs(600));
+    assert_eq!(s.server.requests_to("/configData"), 1);
+}
+
+/// One dropped connection: the poll is retried after the backoff (5 s, doubling), not after
+/// the server's `sleep` of a day.
+#[test]
+fn network_error_retries_after_backoff_not_after_the_server_sleep() {
+    let mut k = Knobs::default();
+    k.poll_max = Duration::from_secs(24 * 3600);
+    let mut s = Sim::new(k);
+    s.server.sleep = "24:00:00".into();
+    s.run_for(Duration::from_secs(30));
+    let first = base_polls(&s).len();
+    assert!(first >= 1);
+    s.server.faults.push_back(("", Fault::Network));
+    // the next poll is a day away: bring it forward by a restart of the poll timer
+    s.boot();
+    s.run_for(Duration::from_secs(120));
+    let after: Vec<Instant> = base_polls(&s).iter().map(|l| l.t).collect();
+    assert!(
+        after.len() > first + 1,
+        "retried within two minutes after the network error\n{}",
+        summary(&s)
+    );
+}
+
+/// A deploymentBase that is not JSON is closed as failed with the byte offset, once; it is not
+/// fetched again and again.
+#[test]
+fn deployment_that_is_not_json_is_reported_with_the_offset() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.assign(
+        73,
+        Kind::Forced,
+        None,
+        vec![chunk("application", "2.0", &[1000])],
+    );
+    s.server.raw_deployments.insert(
+        73,
+        r#"{"id":"73","deployment":{"download":"forced",,}"#.into(),
+    );
+    s.drive_bounded(MAX, finished(73));
+    assert_eq!(s.server.action(73).st, St::Error);
+    let f = last_final(&s, 73);
+    assert!(f.contains("malformed JSON at byte "), "{f}");
+    s.run_for(Duration::from_secs(600));
+    assert_eq!(s.server.requests_to("/deploymentBase/73?"), 1);
+    assert_eq!(count(&s, |d| matches!(d, Did::Download { .. })), 0);
+}
+
+/// A download that cannot succeed here fails at once with its own reason and code, not after
+/// ten retries as "interrupted".
+#[test]
+fn refused_downloads_fail_at_once_with_their_own_reason() {
+    for (refusal, why, failure, text) in [
+        (
+            DownloadRefusal::FileName,
+            "artifact file name \"../x\" refused: contains '..'",
+            Failure::ArtifactName,
+            "Artifact file name refused",
+        ),
+        (
+            DownloadRefusal::NoSpace,
+            "needs 1000 more bytes but only 10 are free in /data",
+            Failure::NoSpace,
+            "Not enough space",
+        ),
+        (
+            DownloadRefusal::Size,
+            "the server sent 0 bytes, hawkBit announced 1000",
+            Failure::ArtifactSize,
+            "Artifact size not as announced",
+        ),
+    ] {
+        let mut s = Sim::new(Knobs::default());
+        s.dev.download_refusal = Some((refusal, why.to_string()));
+        os_only(&mut s, 74, Kind::Forced, &[1000]);
+        s.drive_bounded(MAX, finished(74));
+        assert_eq!(s.server.action(74).st, St::Error);
+        let f = last_final(&s, 74);
+        assert!(
+            f.contains(text) && f.contains(&why.replace('"', "\\\"")),
+            "{f}"
+        );
+        assert_eq!(
+            count(&s, |d| matches!(d, Did::Download { .. })),
+            1,
+            "not retried"
+        );
+        assert_eq!(s.client.last_failure(), Some(failure));
+    }
+}
+
+/// A download given up after its retries says what happened last and how often it was tried.
+#[test]
+fn given_up_download_names_the_last_error_and_the_attempts() {
+    let mut s = Sim::new(Knobs::default());
+    os_only(&mut s, 75, Kind::Forced, &[50_000]);
+    s.dev.cut_at = (1..=20).map(|i| i * 2000).collect();
+    s.drive_bounded(MAX, finished(75));
+    assert_eq!(s.server.action(75).st, St::Error);
+    let f = last_final(&s, 75);
+    assert!(
+        f.contains("connection cut") && f.contains("gave up after "),
+        "{f}"
+    );
 }

@@ -201,6 +201,7 @@ fn run_flow_with(client: &mut Client) -> Shell {
                         now,
                         Event::DownloadInterrupted {
                             received: got + 2000,
+                            reason: "connection cut",
                         },
                     )
                     .unwrap();

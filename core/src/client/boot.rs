@@ -87,9 +87,6 @@ impl Client {
         }
         self.poll_due = true;
         self.timers.set(Timer::Poll, now);
-        if !self.attrs.is_empty() {
-            self.config_due = true;
-        }
         self.booted = match boot.booted.map(bootname).transpose() {
             Ok(b) => b,
             Err(e) => {
@@ -114,6 +111,13 @@ impl Client {
             self.start_marking(boot.rejected, false);
             return;
         };
+        if rec.phase == Phase::Closed {
+            // nothing pending; the id is remembered so that a stale offer is not run again
+            self.closed = Some(rec.action_id);
+            self.installed_base = None;
+            self.start_marking(boot.rejected, false);
+            return;
+        }
         self.start_job(rec.action_id, rec.phase);
         let phase = rec.phase;
         self.job.rec = rec;
@@ -155,7 +159,10 @@ impl Client {
                 // else: wait for the deployment to be re-fetched, then install again
                 self.start_marking(boot.rejected, false);
             }
-            Phase::Downloading | Phase::AwaitingWindow => self.start_marking(boot.rejected, false),
+            // (Closed was handled above: no job)
+            Phase::Downloading | Phase::AwaitingWindow | Phase::Closed => {
+                self.start_marking(boot.rejected, false);
+            }
         }
     }
 

@@ -213,16 +213,24 @@ impl Client {
         now: Instant,
         received: Option<u64>,
         status: Option<u16>,
+        why: &str,
     ) {
         let retries = self.download_retries;
         let (initial, max) = (self.backoff_initial, self.backoff_max);
         let Some(j) = self.job_mut() else { return };
         if j.dl_retries >= retries {
+            let tries = Num::dec(u64::from(j.dl_retries) + 1);
+            let mut detail: String<MAX_REASON_LEN> = String::new();
+            push_clean(&mut detail, why);
+            let _ = cat(
+                &mut detail,
+                &[" (gave up after ", tries.as_str(), " attempt(s))"],
+            );
             let (what, code) = match status {
                 Some(s) => ("HTTP", Some(s)),
-                None => ("interrupted", None),
+                None => ("", None),
             };
-            self.fail_artifact(reason::DOWNLOAD_FAILED, what, code, "too many retries");
+            self.fail_artifact(reason::DOWNLOAD_FAILED, what, code, &detail);
             return;
         }
         if let Some(r) = received.filter(|&r| r > 0) {
@@ -307,7 +315,7 @@ impl Client {
                     self.finish(true, reason::INSTALLED, None);
                 }
             }
-            Phase::AwaitingWindow | Phase::Rebooting | Phase::Reporting { .. } => {}
+            Phase::AwaitingWindow | Phase::Rebooting | Phase::Reporting { .. } | Phase::Closed => {}
         }
     }
 

@@ -143,6 +143,8 @@ pub const REQUEST_BUF_LEN: usize = MAX_CONFIG_BODY_LEN + 64;
 enum Act {
     Persist,
     ClearRecord,
+    /// Persist the record of a closed action (nothing pending, remember its id).
+    PersistClosed(ActionId),
     Download,
     Verify,
     Install,
@@ -211,6 +213,10 @@ pub struct Client {
     installed_base_held: bool,
     /// The failure reported last (kind of the final feedback); `Live` keeps `None` all-zero.
     last_failure: Option<(Live, Failure)>,
+    /// The action closed last (from the record across restarts): never run again.
+    closed: Option<ActionId>,
+    /// A stale offer of `closed` was logged once.
+    closed_offer_warned: bool,
 
     server_sleep: Duration,
     poll_due: bool,
@@ -306,6 +312,8 @@ impl Client {
             booted: None,
             installed_base_held: false,
             last_failure: None,
+            closed: None,
+            closed_offer_warned: false,
             server_sleep: Duration::ZERO,
             poll_due: false,
             etag: String::new(),
@@ -382,6 +390,8 @@ impl Client {
         self.booted = None;
         self.installed_base_held = false;
         self.last_failure = None;
+        self.closed = None;
+        self.closed_offer_warned = false;
         self.server_sleep = Duration::from_secs(300);
         self.poll_due = true;
         self.etag.clear();
@@ -465,7 +475,8 @@ impl Client {
     // inputs
 
     /// Set the attributes sent with `PUT configData` (checked now against hawkBit's rules).
-    /// They are sent once after boot and whenever the server asks for them.
+    /// They are sent when the server asks for them (its `configData` link: on first contact,
+    /// after every finished action, on request), as rauc-hawkbit-updater does.
     pub fn set_attributes(&mut self, attrs: &[(&str, &str)]) -> Result<(), ConfigDataError> {
         let cd = ConfigData {
             mode: self.config_mode,
@@ -483,7 +494,8 @@ impl Client {
                 return Err(e);
             }
         }
-        self.config_due = true;
+        // answers an earlier `AttributesRequested`; else they wait until the server asks
+        self.config_due = self.attrs_requested;
         self.attrs_requested = false;
         Ok(())
     }
@@ -504,8 +516,8 @@ impl Client {
                 Timer::ReturnReboot => self.push_return_reboot(),
                 // (a no-op once the job is gone)
                 Timer::Resume => self.start_download(),
-                // the held request may go out now
-                Timer::Backoff => {}
+                // the held request (or poll) may go out now
+                Timer::Backoff | Timer::PollFloor => {}
             }
         }
     }
@@ -519,9 +531,23 @@ impl Client {
         for t in Timer::ALL {
             let at = match t {
                 Timer::Resume if self.job().is_none() => None,
-                // a held request: due when the backoff ends (already, if none runs)
+                // only holds a poll that is due with nothing else to send
+                Timer::PollFloor
+                    if self.in_flight.is_none() && self.next_request() == Some(InFlight::Poll) =>
+                {
+                    self.timers.get(t)
+                }
+                Timer::PollFloor => None,
+                // a held request: due when the backoff ends (already, if none runs), unless it
+                // is a poll held by the poll floor (then the floor says when)
                 Timer::Backoff if self.in_flight.is_none() && self.has_pending_request() => {
-                    Some(self.timers.get(t).unwrap_or(Instant::ZERO))
+                    let floored = self.next_request() == Some(InFlight::Poll)
+                        && self.timers.get(Timer::PollFloor).is_some();
+                    if floored {
+                        self.timers.get(t)
+                    } else {
+                        Some(self.timers.get(t).unwrap_or(Instant::ZERO))
+                    }
                 }
                 Timer::Backoff => None,
                 _ => self.timers.get(t),
@@ -551,8 +577,13 @@ impl Client {
         let transient =
             status >= 500 || status == 409 || (status == 429 && !self.is_feedback(kind));
         if transient {
-            // the same request is retried once the backoff delay has passed
+            // the same request is retried once the backoff delay has passed; a configData PUT
+            // is not: the next poll asks for it again, and polling never waits for it
             self.back_off(now);
+            if kind == InFlight::ConfigData {
+                self.config_due = false;
+                self.refused(RequestKind::ConfigData, status);
+            }
             return Ok(());
         }
         match kind {
@@ -613,9 +644,12 @@ impl Client {
             .in_flight
             .take()
             .ok_or(ResponseError::NoRequestInFlight)?;
+        // The same request goes out again once the backoff (retry_wait, doubling) has passed;
+        // a failed poll is not a reason to wait the server's whole `sleep`.
         self.back_off(now);
         if kind == InFlight::Poll {
-            self.schedule_poll(now);
+            self.poll_due = true;
+            self.timers.stop(Timer::Poll);
         }
         Ok(())
     }
@@ -663,22 +697,37 @@ impl Client {
                 }
                 self.push(Act::Verify);
             }
-            Event::DownloadInterrupted { received } => {
+            Event::DownloadInterrupted { received, reason } => {
                 if awaiting != Awaiting::Download {
                     return Err(EventError::NoDownload);
                 }
-                self.download_retry(now, Some(received), None);
+                self.download_retry(now, Some(received), None, reason);
             }
-            Event::DownloadFailed { http_status } => {
+            Event::DownloadFailed {
+                http_status,
+                reason,
+            } => {
                 if awaiting != Awaiting::Download {
                     return Err(EventError::NoDownload);
                 }
                 match http_status {
                     Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => {
-                        self.fail_artifact(reason::DOWNLOAD_FAILED, "HTTP", Some(s), "");
+                        self.fail_artifact(reason::DOWNLOAD_FAILED, "HTTP", Some(s), reason);
                     }
-                    s => self.download_retry(now, None, s),
+                    s => self.download_retry(now, None, s, reason),
                 }
+            }
+            Event::DownloadRefused { refusal, reason } => {
+                if awaiting != Awaiting::Download {
+                    return Err(EventError::NoDownload);
+                }
+                // retrying cannot help: fail at once, with its own reason and code
+                let code = match refusal {
+                    DownloadRefusal::FileName => reason::ARTIFACT_NAME,
+                    DownloadRefusal::NoSpace => reason::NO_SPACE,
+                    _ => reason::ARTIFACT_SIZE,
+                };
+                self.fail_artifact(code, "", None, reason);
             }
             Event::Verified => {
                 if awaiting != Awaiting::Verify {
@@ -813,6 +862,12 @@ impl Client {
                 Action::PersistRecord(bytes)
             }
             Act::ClearRecord => Action::ClearRecord,
+            Act::PersistClosed(id) => {
+                let bytes = Record::new(id, Phase::Closed)
+                    .encode(&mut self.record_buf)
+                    .ok()?;
+                Action::PersistRecord(bytes)
+            }
             Act::Download | Act::Verify => {
                 let j = self.job()?;
                 let idx = j.artifact_index();

@@ -19,6 +19,9 @@ pub(super) const INTERRUPTED: u8 = 9;
 pub(super) const MARK_GOOD: u8 = 10;
 pub(super) const BOOTED_UNKNOWN: u8 = 11;
 pub(super) const CONFIG_HOOK: u8 = 12;
+pub(super) const ARTIFACT_NAME: u8 = 13;
+pub(super) const NO_SPACE: u8 = 14;
+pub(super) const ARTIFACT_SIZE: u8 = 15;
 
 /// The text sent to hawkBit for a reason code.
 pub(super) fn text(code: u8) -> &'static str {
@@ -36,6 +39,9 @@ pub(super) fn text(code: u8) -> &'static str {
         MARK_GOOD => "New slot booted and passed the health check but could not be marked good",
         BOOTED_UNKNOWN => "The booted slot could not be told after the reboot",
         CONFIG_HOOK => "Configuration hook failed",
+        ARTIFACT_NAME => "Artifact file name refused",
+        NO_SPACE => "Not enough space for the download",
+        ARTIFACT_SIZE => "Artifact size not as announced",
         _ => "Finished",
     }
 }
@@ -53,6 +59,9 @@ pub(super) fn failure(code: u8) -> Option<Failure> {
         MARK_GOOD => Failure::MarkGood,
         BOOTED_UNKNOWN => Failure::BootedSlotUnknown,
         CONFIG_HOOK => Failure::ConfigHook,
+        ARTIFACT_NAME => Failure::ArtifactName,
+        NO_SPACE => Failure::NoSpace,
+        ARTIFACT_SIZE => Failure::ArtifactSize,
         _ => return None,
     })
 }

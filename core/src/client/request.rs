@@ -67,7 +67,9 @@ impl Client {
         {
             return Ok(None);
         }
-        let Some(what) = self.next_request() else {
+        let Some(what) = self.next_request().filter(|&w| {
+            w != InFlight::Poll || self.timers.get(Timer::PollFloor).is_none_or(|t| now >= t)
+        }) else {
             return Ok(None);
         };
         self.url.clear();

@@ -17,6 +17,7 @@ impl Client {
     }
 
     pub(super) fn on_poll(&mut self, now: Instant, r: Response<'_>) {
+        self.poll_answered(now);
         match r.status {
             304 => {
                 self.ok(now);
@@ -84,6 +85,17 @@ impl Client {
                 self.set_link(Fetch::Confirmation, h);
             }
         } else if let Some(h) = b.deployment_base {
+            if self.closed.is_some() && href_action_id(h.chars(), "deploymentBase/") == self.closed
+            {
+                // closed here (and reported, or gone on the server): a stale offer, not work
+                if !self.closed_offer_warned {
+                    self.closed_offer_warned = true;
+                    if let Some(id) = self.closed {
+                        self.push(Act::Warning(Warning::ClosedActionOffered { action: id }));
+                    }
+                }
+                return;
+            }
             let refetch = match self.job() {
                 None => true,
                 Some(j) => !j.plan_valid || href_hash(h) != j.href,
@@ -102,12 +114,22 @@ impl Client {
         }
     }
 
+    /// The action is over here: remember it (in the record too) so that it is never run again,
+    /// whatever the server offers later.
+    pub(super) fn remember_closed(&mut self, id: ActionId) {
+        if self.closed != Some(id) {
+            self.closed_offer_warned = false;
+        }
+        self.closed = Some(id);
+        self.push(Act::PersistClosed(id));
+    }
+
     pub(super) fn drop_job(&mut self, id: ActionId, warn: bool) {
         if self.job().is_some_and(|j| j.id() == id) {
             self.job.active = false;
             self.progress_fb = None;
             self.push(Act::Abort(id));
-            self.push(Act::ClearRecord);
+            self.remember_closed(id);
             if warn {
                 self.push(Act::Warning(Warning::ActionGone { action: id }));
             }
@@ -161,18 +183,19 @@ impl Client {
         self.back_off(now);
     }
 
-    /// A well-formed deployment this device cannot represent (capacity, type or value error):
-    /// close it as failed, naming the field, instead of re-reading it forever.
+    /// A deployment this device cannot read or represent (not JSON, nested too deep, a capacity,
+    /// type or value error): close it as failed, naming the field or the byte offset, instead
+    /// of re-reading it forever. (A cut transfer is a transport error, never a parse error: the
+    /// shell reads a whole body.) The action id comes from the body, else from the link.
     pub(super) fn reject_deployment(&mut self, body: &[u8], error: ddi::ParseError) {
-        if matches!(
-            error,
-            ddi::ParseError::Syntax { .. } | ddi::ParseError::TooDeep { .. }
-        ) {
-            return; // maybe a cut transfer: retried with backoff
-        }
-        let Some(id) = ddi::peek_action_id(body) else {
+        let Some(id) = ddi::peek_action_id(body)
+            .or_else(|| href_action_id(self.link.chars(), "deploymentBase/"))
+        else {
             return;
         };
+        if self.closed == Some(id) {
+            return;
+        }
         match self.job() {
             Some(j) if j.id() != id => return,
             Some(j) if !j.before_install() => return,
@@ -250,17 +273,23 @@ impl Client {
             self.back_off(now);
             return;
         }
+        if !(200..300).contains(&status) && status != 404 && status != 410 {
+            // Refused (400, 403, …) but the action is still open on the server: the result is
+            // not delivered. Keep it and send it again after the backoff (retry_wait, doubling);
+            // nothing else of the action is redone meanwhile.
+            self.refused(RequestKind::Feedback, status);
+            self.back_off(now);
+            return;
+        }
         self.ok(now);
         if status == 410 {
             self.push(Act::Warning(Warning::ActionGone { action: id }));
-        } else if !(200..300).contains(&status) && status != 404 {
-            self.refused(RequestKind::Feedback, status);
         }
         self.final_fb = None;
         if self.job().is_some_and(|j| j.id() == id) {
             self.job.active = false;
-            self.push(Act::ClearRecord);
         }
+        self.remember_closed(id);
         if self.timers.get(Timer::ReturnReboot).is_some() {
             self.timers.stop(Timer::ReturnReboot);
             self.push_return_reboot();
@@ -293,4 +322,29 @@ impl Client {
             s => self.refused(RequestKind::Feedback, s),
         }
     }
+}
+
+/// The action id in a DDI link such as `…/deploymentBase/17?c=-2129030598` (after `segment`).
+pub(super) fn href_action_id(href: impl Iterator<Item = char>, segment: &str) -> Option<ActionId> {
+    let pat = segment.as_bytes();
+    let mut matched = 0usize;
+    let mut id: Option<u64> = None;
+    for c in href {
+        if matched < pat.len() {
+            let b = u8::try_from(u32::from(c)).ok();
+            matched = if b == pat.get(matched).copied() {
+                matched + 1
+            } else if b == pat.first().copied() {
+                1
+            } else {
+                0
+            };
+            continue;
+        }
+        match c.to_digit(10) {
+            Some(d) => id = Some(id.unwrap_or(0).checked_mul(10)?.checked_add(u64::from(d))?),
+            None => break,
+        }
+    }
+    id.map(ActionId)
 }

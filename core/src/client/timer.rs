@@ -19,13 +19,21 @@ pub(super) enum Timer {
     Resume,
     /// No request goes out before this (backoff after a failed or refused request).
     Backoff,
+    /// No base poll goes out before this: `poll_min` after the last answered poll (while an
+    /// action runs, `active_poll_interval` if that is shorter), whatever else asks for a poll.
+    PollFloor,
 }
 
 impl Timer {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
     /// Every timer, in the order `handle_timeout` serves them.
-    pub(super) const ALL: [Self; Self::COUNT] =
-        [Self::Poll, Self::ReturnReboot, Self::Resume, Self::Backoff];
+    pub(super) const ALL: [Self; Self::COUNT] = [
+        Self::Poll,
+        Self::ReturnReboot,
+        Self::Resume,
+        Self::Backoff,
+        Self::PollFloor,
+    ];
 }
 
 /// One deadline per [`Timer`]. A bit mask marks the armed ones instead of an
@@ -123,6 +131,16 @@ impl Client {
         if self.timers.get(Timer::Poll).is_none_or(|n| n > t) {
             self.timers.set(Timer::Poll, t);
         }
+    }
+
+    /// A base poll was answered at `now`: the next one waits at least the poll minimum, however
+    /// often anything asks for one (a server that keeps offering work, a refused report).
+    pub(super) fn poll_answered(&mut self, now: Instant) {
+        let mut floor = self.poll_min;
+        if self.job().is_some() {
+            floor = floor.min(self.active_poll);
+        }
+        self.timers.set(Timer::PollFloor, now + floor);
     }
 
     /// An answer that is not a failure: the backoff starts over.

@@ -418,6 +418,12 @@ pub enum Failure {
     BootedSlotUnknown,
     /// The server canceled the action.
     Canceled,
+    /// The artifact's file name cannot be stored on this device.
+    ArtifactName,
+    /// The artifact does not fit in the free space.
+    NoSpace,
+    /// The artifact's size was not the one hawkBit announced.
+    ArtifactSize,
 }
 
 impl Failure {
@@ -425,6 +431,9 @@ impl Failure {
     pub const fn error_code(self) -> u16 {
         match self {
             Self::Download => 100,
+            Self::ArtifactName => 101,
+            Self::NoSpace => 102,
+            Self::ArtifactSize => 103,
             Self::Verify => 110,
             Self::Install => 200,
             Self::ConfigHook => 210,
@@ -442,6 +451,9 @@ impl Failure {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Download => "download",
+            Self::ArtifactName => "artifact-name",
+            Self::NoSpace => "no-space",
+            Self::ArtifactSize => "artifact-size",
             Self::Verify => "verify",
             Self::Install => "install",
             Self::ConfigHook => "config-hook",
@@ -469,6 +481,19 @@ impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Why a download cannot succeed on this device ([`Event::DownloadRefused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DownloadRefusal {
+    /// The artifact's file name cannot be stored (path separators, `..`, control characters).
+    FileName,
+    /// The artifact does not fit in the free space.
+    NoSpace,
+    /// The server sent another size than hawkBit announced (or announced 0 bytes).
+    Size,
 }
 
 /// What [`Action::MarkSlot`] asks RAUC to do (`Mark good|bad|active`).
@@ -556,6 +581,12 @@ pub enum Warning {
     RunningSlotUnhealthy,
     /// RAUC refused a mark the client asked for.
     MarkRefused(SlotMark),
+    /// The server offers an action that was closed here already (a stale cache or proxy); it
+    /// is not run again. Logged once per closed action.
+    ClosedActionOffered {
+        /// The action.
+        action: ActionId,
+    },
 }
 
 impl core::fmt::Display for RequestKind {
@@ -603,6 +634,10 @@ impl core::fmt::Display for Warning {
                 f.write_str("the running slot failed its health check: not marking it good")
             }
             Self::MarkRefused(m) => write!(f, "RAUC refused to mark a slot {m:?}"),
+            Self::ClosedActionOffered { action } => write!(
+                f,
+                "hawkBit offers action {action} again, which is closed here: not running it again (a stale cache or proxy?)"
+            ),
         }
     }
 }
@@ -695,11 +730,22 @@ pub enum Event<'a> {
     DownloadInterrupted {
         /// Bytes stored so far.
         received: u64,
+        /// What happened (in the failure feedback if the client gives up).
+        reason: &'a str,
     },
     /// The download failed with an HTTP status (`None`: network error before any byte).
     DownloadFailed {
         /// HTTP status.
         http_status: Option<u16>,
+        /// What happened (in the failure feedback if the client gives up).
+        reason: &'a str,
+    },
+    /// The download cannot succeed here, whatever a retry would do: the action fails at once.
+    DownloadRefused {
+        /// Which problem.
+        refusal: DownloadRefusal,
+        /// The details (goes into the failure feedback, sanitized).
+        reason: &'a str,
     },
     /// The artifact matched its size and hashes.
     Verified,

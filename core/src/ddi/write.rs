@@ -211,7 +211,8 @@ pub fn check_detail(s: &str) -> Result<(), DetailError> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum FeedbackError {
-    /// More than [`MAX_DETAILS`] detail lines.
+    /// More than [`MAX_DETAILS`] detail lines (one fewer with a `code`, which hawkBit stores as
+    /// a message too).
     TooManyDetails {
         /// How many were given.
         count: usize,
@@ -245,8 +246,11 @@ impl core::fmt::Display for FeedbackError {
     }
 }
 
-fn check_details(details: &[&str]) -> Result<(), FeedbackError> {
-    if details.len() > MAX_DETAILS {
+/// hawkBit stores a status `code` as one more message (`Device reported status code: N`) and
+/// counts it against `maxMessagesPerActionStatus`: with a code one detail line fewer fits.
+fn check_details(details: &[&str], code: Option<i32>) -> Result<(), FeedbackError> {
+    let room = MAX_DETAILS - usize::from(code.is_some());
+    if details.len() > room {
         return Err(FeedbackError::TooManyDetails {
             count: details.len(),
         });
@@ -291,7 +295,7 @@ pub struct ActionFeedback<'x> {
 impl ActionFeedback<'_> {
     /// Write the JSON body into `buf`, returning its length.
     pub fn write(&self, buf: &mut [u8]) -> Result<usize, FeedbackError> {
-        check_details(self.details)?;
+        check_details(self.details, self.code)?;
         let mut w = W::new(buf);
         let r = self.write_inner(&mut w);
         r.map_err(|e| FeedbackError::Write(w.fix(e)))?;
@@ -399,7 +403,7 @@ pub struct ConfirmationFeedback<'x> {
 impl ConfirmationFeedback<'_> {
     /// Write the JSON body into `buf`, returning its length.
     pub fn write(&self, buf: &mut [u8]) -> Result<usize, FeedbackError> {
-        check_details(self.details)?;
+        check_details(self.details, self.code)?;
         let mut w = W::new(buf);
         let r = (|| {
             w.raw("{\"confirmation\":\"")?;

@@ -107,6 +107,11 @@ pub struct Server {
     pub max_intermediate: u32,
     /// Faults for the next requests whose URL contains the key ("" = any).
     pub faults: VecDeque<(&'static str, Fault)>,
+    /// Faults for every request whose URL contains the first key and body the second, until
+    /// removed (a hostile or broken server).
+    pub sticky: Vec<(&'static str, &'static str, Fault)>,
+    /// deploymentBase bodies served as given (e.g. not JSON).
+    pub raw_deployments: BTreeMap<u64, String>,
     pub violations: Vec<String>,
     pub auth_ok: bool,
     pub full_downloads: BTreeMap<u64, u32>,
@@ -145,6 +150,8 @@ impl Server {
             log: Vec::new(),
             max_intermediate: 1000,
             faults: VecDeque::new(),
+            sticky: Vec::new(),
+            raw_deployments: BTreeMap::new(),
             violations: Vec::new(),
             auth_ok: true,
             full_downloads: BTreeMap::new(),
@@ -339,6 +346,16 @@ impl Server {
                 Fault::Network => Err(()),
             };
         }
+        if let Some((_, _, f)) = self
+            .sticky
+            .iter()
+            .find(|(u, b, _)| url.contains(u) && body.contains(b))
+        {
+            return match f {
+                Fault::Status(s) => Ok((*s, None, String::new())),
+                Fault::Network => Err(()),
+            };
+        }
         if !self.auth_ok || auth != Some("TargetToken secret") {
             return Ok((401, None, String::new()));
         }
@@ -366,6 +383,9 @@ impl Server {
                 }
                 if a.last_status != "RETRIEVED" && !self.add_intermediate(id, "RETRIEVED") {
                     // RETRIEVED is not logged when over quota; still served
+                }
+                if let Some(raw) = self.raw_deployments.get(&id) {
+                    return Ok((200, None, raw.clone()));
                 }
                 return Ok((
                     200,
@@ -618,6 +638,8 @@ pub struct Device {
     pub install_time: Duration,
     pub cut_at: Vec<u64>,
     pub download_http_error: Option<u16>,
+    /// The shell refuses the next download (a file name it cannot store, no space, …).
+    pub download_refusal: Option<(DownloadRefusal, String)>,
     pub install_fails: bool,
     pub fallback_on_boot: bool,
     /// Health of updated slots (the factory slot 0 is always healthy).
@@ -657,6 +679,7 @@ impl Device {
             install_time: Duration::from_secs(20),
             cut_at: Vec::new(),
             download_http_error: None,
+            download_refusal: None,
             install_fails: false,
             fallback_on_boot: false,
             health_ok: true,
@@ -1096,6 +1119,20 @@ impl Sim {
                             now,
                             Event::DownloadFailed {
                                 http_status: Some(s),
+                                reason: "scripted HTTP error",
+                            },
+                        )
+                        .expect("dl event");
+                    return true;
+                }
+                if let Some((refusal, why)) = self.dev.download_refusal.take() {
+                    self.dev.transfer = None;
+                    self.client
+                        .handle_event(
+                            now,
+                            Event::DownloadRefused {
+                                refusal,
+                                reason: &why,
                             },
                         )
                         .expect("dl event");
@@ -1110,6 +1147,7 @@ impl Sim {
                             now,
                             Event::DownloadFailed {
                                 http_status: Some(404),
+                                reason: "HTTP 404 for the artifact",
                             },
                         )
                         .expect("dl event");
@@ -1133,7 +1171,13 @@ impl Sim {
                 if cut {
                     self.dev.transfer = None;
                     self.client
-                        .handle_event(now, Event::DownloadInterrupted { received })
+                        .handle_event(
+                            now,
+                            Event::DownloadInterrupted {
+                                received,
+                                reason: "connection cut",
+                            },
+                        )
                         .expect("dl event");
                 } else if received >= t.size {
                     self.dev.transfer = None;
@@ -1285,6 +1329,11 @@ impl Sim {
 
     pub fn feedback_bodies(&self, id: u64) -> Vec<String> {
         self.server.action(id).messages.clone()
+    }
+
+    /// No action is pending: no record, or the record of a closed action.
+    pub fn nothing_pending(&self) -> bool {
+        matches!(self.record_phase(), None | Some(Phase::Closed))
     }
 
     pub fn record_phase(&self) -> Option<Phase> {
