@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eyas_core::client::{
-    Action, ArtifactRef, BootReport, Client, ClientConfig, ConfirmationPolicy, Event, Failure,
-    InstallKind, InstallRef, REQUEST_BUF_LEN, RebootReason, SlotMark, StopReason,
+    Action, ArtifactRef, BootReport, Client, ClientConfig, ConfirmationPolicy, DownloadRefusal,
+    Event, Failure, InstallKind, InstallRef, REQUEST_BUF_LEN, RebootReason, SlotMark, StopReason,
     Telemetry as CoreTelemetry, TelemetryPhase, Warning,
 };
 use eyas_core::ddi::ActionId;
@@ -558,6 +558,7 @@ impl Agent<'_> {
             running.as_ref().map_or("?", |(_, v)| v.as_str()),
             pending
                 .as_ref()
+                .filter(|r| r.phase != Phase::Closed)
                 .map_or_else(|| "none".to_owned(), |r| r.action_id.to_string())
         );
         self.publish(&telemetry::current_software(
@@ -850,7 +851,14 @@ impl Agent<'_> {
             Err(e) => {
                 tracing::error!("{e}");
                 let now = self.now();
-                let _ = client.handle_event(now, Event::DownloadFailed { http_status: None });
+                let reason = e.to_string();
+                let _ = client.handle_event(
+                    now,
+                    Event::DownloadRefused {
+                        refusal: DownloadRefusal::FileName,
+                        reason: &reason,
+                    },
+                );
                 return;
             }
         };
@@ -1194,14 +1202,28 @@ impl Agent<'_> {
                     Err(e) if e.kind == HttpErrorKind::Cancelled => Ok(()),
                     Err(e) => {
                         tracing::warn!("download failed: {e}");
+                        // what happened goes to the core; retrying or not is its decision
+                        let reason = e.to_string();
+                        let refused = |refusal| Event::DownloadRefused {
+                            refusal,
+                            reason: &reason,
+                        };
                         let ev = match e.kind {
+                            HttpErrorKind::BadFilename => refused(DownloadRefusal::FileName),
+                            HttpErrorKind::NoSpace => refused(DownloadRefusal::NoSpace),
+                            HttpErrorKind::SizeMismatch => refused(DownloadRefusal::Size),
                             HttpErrorKind::Status(code) => Event::DownloadFailed {
                                 http_status: Some(code),
+                                reason: &reason,
                             },
-                            _ if e.is_transient() && received > 0 => {
-                                Event::DownloadInterrupted { received }
-                            }
-                            _ => Event::DownloadFailed { http_status: None },
+                            _ if e.is_transient() && received > 0 => Event::DownloadInterrupted {
+                                received,
+                                reason: &reason,
+                            },
+                            _ => Event::DownloadFailed {
+                                http_status: None,
+                                reason: &reason,
+                            },
                         };
                         client.handle_event(now, ev)
                     }

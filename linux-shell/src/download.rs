@@ -512,7 +512,7 @@ fn one_attempt(
         && t != e
     {
         return Err(HttpError::new(
-            HttpErrorKind::Transfer,
+            HttpErrorKind::SizeMismatch,
             format!(
                 "{}: server announces {t} bytes but hawkBit said {e}",
                 redact_url(req.url)
@@ -557,7 +557,7 @@ fn one_attempt(
             && *offset + n as u64 > t
         {
             return Err(HttpError::new(
-                HttpErrorKind::Transfer,
+                HttpErrorKind::SizeMismatch,
                 format!(
                     "{}: server sent more than the {t} bytes announced",
                     redact_url(req.url)

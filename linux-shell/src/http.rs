@@ -87,6 +87,8 @@ pub enum HttpErrorKind {
     NoSpace,
     /// The artifact file name is unsafe.
     BadFilename,
+    /// The server's size is not the one hawkBit announced (retrying cannot help).
+    SizeMismatch,
     /// Slower than `low_speed_rate` for `low_speed_time`.
     LowSpeed,
     /// The caller cancelled.

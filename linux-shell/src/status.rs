@@ -36,6 +36,12 @@ pub fn describe_record(store: &RecordStore) -> Result<String, String> {
                             if success { "success" } else { "failure" }
                         )
                     }
+                    Phase::Closed => {
+                        return Ok(format!(
+                            "pending action: none (action {} is closed and reported)\n",
+                            rec.action_id
+                        ));
+                    }
                 };
                 let mut out = format!("pending action: {} — {phase}\n", rec.action_id);
                 let _ = writeln!(

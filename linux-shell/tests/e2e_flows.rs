@@ -671,7 +671,7 @@ async fn action_closed_by_the_server_is_dropped_on_410_and_polling_goes_on() {
     let entries = rig.history(action).len();
 
     wait_until("eyas to drop the action", Duration::from_secs(20), || {
-        !partial.exists() && eyas.log().contains("ActionGone")
+        !partial.exists() && eyas.log().contains("no longer offered by hawkBit")
     })
     .await;
     // Idle polling from now on every second: eyas goes on polling.

@@ -83,14 +83,20 @@ fuzz_target!(|data: &[u8]| {
             },
             3 => Event::DownloadInterrupted {
                 received: u64::from(sel) * 100,
+                reason: "cut <x>",
             },
             4 => Event::InstallProgress { percent: sel },
             5 => Event::DownloadProgress {
                 received: u64::from(sel) << 20,
             },
             6 => Event::VerifyFailed { reason: "bad <x>" },
+            7 if sel % 2 == 0 => Event::DownloadRefused {
+                refusal: eyas_core::client::DownloadRefusal::NoSpace,
+                reason: "no space",
+            },
             _ => Event::DownloadFailed {
                 http_status: Some(503),
+                reason: "unavailable",
             },
         };
         let _ = c.handle_event(now, ev);

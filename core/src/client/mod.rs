@@ -217,6 +217,8 @@ pub struct Client {
     closed: Option<ActionId>,
     /// A stale offer of `closed` was logged once.
     closed_offer_warned: bool,
+    /// The action whose confirmation already skipped the poll floor once.
+    fast_poll_for: Option<ActionId>,
 
     server_sleep: Duration,
     poll_due: bool,
@@ -314,6 +316,7 @@ impl Client {
             last_failure: None,
             closed: None,
             closed_offer_warned: false,
+            fast_poll_for: None,
             server_sleep: Duration::ZERO,
             poll_due: false,
             etag: String::new(),
@@ -392,6 +395,7 @@ impl Client {
         self.last_failure = None;
         self.closed = None;
         self.closed_offer_warned = false;
+        self.fast_poll_for = None;
         self.server_sleep = Duration::from_secs(300);
         self.poll_due = true;
         self.etag.clear();
@@ -608,15 +612,22 @@ impl Client {
                     self.back_off(now);
                 } else {
                     self.ok(now);
-                    let confirmed =
-                        matches!(self.confirm_reply, Some((_, _, Confirmation::Confirmed)));
+                    let confirmed = match self.confirm_reply {
+                        Some((_, id, Confirmation::Confirmed)) => Some(id),
+                        _ => None,
+                    };
                     self.confirm_reply = None;
                     self.etag.clear();
                     if !(200..300).contains(&status) && status != 410 && status != 404 {
                         self.refused(RequestKind::ConfirmationFeedback, status);
-                    } else if confirmed && (200..300).contains(&status) {
-                        // the deployment comes with the next poll: now, not after `sleep`
+                    } else if let Some(id) = confirmed.filter(|_| (200..300).contains(&status)) {
+                        // the deployment comes with the next poll: now, not after `sleep` —
+                        // once per action, so that no server can make a loop of it
                         self.poll_due = true;
+                        if self.fast_poll_for != Some(id) {
+                            self.fast_poll_for = Some(id);
+                            self.timers.stop(Timer::PollFloor);
+                        }
                     }
                 }
             }

@@ -123,6 +123,11 @@ impl Client {
 
     /// An action became active: poll at most `active_poll_interval` from now (to see cancels).
     pub(super) fn tighten_poll(&mut self) {
+        // the floor after the poll that brought the action shrinks to the active interval
+        let cap = self.last_now + self.active_poll.min(self.poll_min);
+        if self.timers.get(Timer::PollFloor).is_some_and(|f| f > cap) {
+            self.timers.set(Timer::PollFloor, cap);
+        }
         if self.poll_override.is_some() || self.poll_due {
             return;
         }

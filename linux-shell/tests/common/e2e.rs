@@ -127,9 +127,11 @@ pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
-/// The record eyas persisted in `<work>/record.bin`, if there is one and it decodes.
+/// The record of a pending action in `<work>/record.bin`, if there is one and it decodes
+/// (`None` too for the record of a closed action, which only remembers its id).
 pub fn read_record(work: &Path) -> Option<Record> {
     std::fs::read(work.join("record.bin"))
         .ok()
         .and_then(|b| Record::decode(&b).ok())
+        .filter(|r| r.phase != eyas_core::record::Phase::Closed)
 }
