@@ -494,3 +494,63 @@ fn extreme_durations_do_not_overflow() {
     .unwrap();
     assert!(c.poll_timeout().is_some());
 }
+
+/// A run-once ends by the core's word: done after an answered poll with nothing to do, failed
+/// when the first poll cannot be read, is refused or does not get through.
+#[test]
+fn run_once_outcome() {
+    let now = Instant::from_secs(1);
+    let answer = |c: &mut Client, status: u16, body: &[u8]| {
+        let mut buf = [0u8; REQUEST_BUF_LEN];
+        let r = c.poll_request(now, &mut buf).unwrap().unwrap();
+        assert_eq!(r.kind, RequestKind::Poll);
+        c.handle_response(
+            now,
+            Response {
+                status,
+                etag: None,
+                body,
+            },
+        )
+        .unwrap();
+    };
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    assert_eq!(c.run_once(), RunOnce::Working, "not polled yet");
+    answer(
+        &mut c,
+        200,
+        br#"{"config":{"polling":{"sleep":"00:05:00"}}}"#,
+    );
+    assert_eq!(c.run_once(), RunOnce::Done);
+
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    answer(&mut c, 200, b"{\"config\":");
+    assert_eq!(c.run_once(), RunOnce::Failed(RunOnceFailure::Unparsable));
+
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    answer(&mut c, 503, b"");
+    assert_eq!(
+        c.run_once(),
+        RunOnce::Failed(RunOnceFailure::ServerError(503))
+    );
+
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    let mut buf = [0u8; REQUEST_BUF_LEN];
+    let _ = c.poll_request(now, &mut buf).unwrap().unwrap();
+    c.handle_transport_error(now).unwrap();
+    assert_eq!(c.run_once(), RunOnce::Failed(RunOnceFailure::Unreachable));
+
+    // an offered action keeps it working
+    let mut c = Client::new(&cfg()).unwrap();
+    booted(&mut c);
+    answer(
+        &mut c,
+        200,
+        br#"{"config":{"polling":{"sleep":"00:05:00"}},"_links":{"deploymentBase":{"href":"https://hb.example/DEFAULT/controller/v1/dev-01/deploymentBase/3?c=1"}}}"#,
+    );
+    assert_eq!(c.run_once(), RunOnce::Working);
+}

@@ -250,18 +250,15 @@ struct Agent<'c> {
     location: PathBuf,
     epoch: std::time::Instant,
     done_tx: mpsc::UnboundedSender<Done>,
-    busy: bool,
     cancel: Arc<AtomicBool>,
     /// Per artifact of the current action: its file, hawkBit name and spec, and the download's
     /// result until it is verified.
     artifacts: HashMap<(ActionId, u8), ArtifactFile>,
     failed: bool,
-    /// A base poll was answered since start (or since the last confirmation).
-    polled: bool,
-    /// An OS install asked for a reboot (run-once then ends).
-    awaiting_reboot: bool,
     /// Why the loop must end (401, record not writable).
     halt: Option<String>,
+    /// SIGTERM/SIGINT ended the loop.
+    interrupted: bool,
     /// The last update failure (its exit code ends a run-once).
     failure: Option<Failure>,
 }
@@ -344,13 +341,11 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         location: location.to_path_buf(),
         epoch: std::time::Instant::now(),
         done_tx,
-        busy: false,
         cancel: Arc::new(AtomicBool::new(false)),
         artifacts: HashMap::new(),
         failed: false,
-        awaiting_reboot: false,
-        polled: false,
         halt: None,
+        interrupted: false,
         failure: None,
     };
     agent.boot(&mut client).await;
@@ -412,6 +407,7 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     r = &mut task => break Some(r),
                     signal = &mut shutdown => {
                         tracing::info!("{signal}: stopping");
+                        agent.interrupted = true;
                         break None;
                     }
                     () = sleep_or_forever(watchdog.until_due()) => watchdog.feed(),
@@ -428,18 +424,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                     } else if resp.status >= 400 {
                         tracing::warn!("hawkBit answered {} to {kind:?}", resp.status);
                     }
-                    // Run-once: a server error before the poll was answered is a failed run, as
-                    // an unreachable server is (not "nothing to do", and no endless retry).
-                    if agent.options.run_once
-                        && !agent.polled
-                        && (resp.status >= 500 || resp.status == 429)
-                    {
-                        agent.failed = true;
-                        break;
-                    }
-                    if matches!(kind, eyas_core::client::RequestKind::Poll) {
-                        agent.polled = true;
-                    }
                     let _ = client.handle_response(
                         now,
                         eyas_core::client::Response {
@@ -452,12 +436,6 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                 Ok(Err(e)) => {
                     tracing::warn!("{kind:?} failed: {e}");
                     let _ = client.handle_transport_error(now);
-                    if agent.options.run_once
-                        && (matches!(kind, eyas_core::client::RequestKind::Poll) || !agent.polled)
-                    {
-                        agent.failed = true;
-                        break;
-                    }
                 }
                 Err(e) => {
                     tracing::error!("internal: request task failed: {e}");
@@ -466,10 +444,8 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             }
             continue;
         }
-        if agent.options.run_once
-            && ((agent.polled && !agent.busy && client.current_action().is_none())
-                || agent.awaiting_reboot)
-        {
+        // (after the drain at the top: what the core asked for last is done, e.g. the record)
+        if agent.run_once_over(&client) {
             break;
         }
         let next = client.poll_timeout();
@@ -488,9 +464,18 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
             Some(done) = done_rx.recv() => agent.handle_done(&mut client, done),
             signal = &mut shutdown => {
                 tracing::info!("{signal}: stopping");
+                agent.interrupted = true;
                 break;
             }
         }
+    }
+    if agent.options.run_once
+        && agent.interrupted
+        && client.run_once() == eyas_core::client::RunOnce::Working
+    {
+        // the record keeps what was done; the next start resumes it
+        tracing::error!("run-once interrupted before its work was done");
+        agent.failed = true;
     }
     service::stopping();
     agent.cancel.store(true, Ordering::Relaxed);
@@ -508,6 +493,22 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
 }
 
 impl Agent<'_> {
+    /// With `-r`: whether the run is over, as the core says (a failed run exits 1).
+    fn run_once_over(&mut self, client: &Client) -> bool {
+        if !self.options.run_once {
+            return false;
+        }
+        match client.run_once() {
+            eyas_core::client::RunOnce::Working => false,
+            eyas_core::client::RunOnce::Failed(f) => {
+                tracing::error!("run-once failed: {f}");
+                self.failed = true;
+                true
+            }
+            _ => true,
+        }
+    }
+
     fn now(&self) -> CoreInstant {
         CoreInstant::from_millis(
             u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -675,7 +676,6 @@ impl Agent<'_> {
     /// After a failed health check: reboot into the previous slot (`post_update_reboot=true`),
     /// or say clearly that someone must.
     async fn reboot_to_previous_slot(&mut self, target: Option<&str>) {
-        self.awaiting_reboot = true;
         if let Some(t) = &self.telemetry {
             let _ = t.flush(Duration::from_secs(3)).await;
         }
@@ -885,7 +885,6 @@ impl Agent<'_> {
             },
         );
         self.cancel = Arc::new(AtomicBool::new(false));
-        self.busy = true;
         let http = self.http.clone();
         let tx = self.done_tx.clone();
         let cancel = self.cancel.clone();
@@ -1019,7 +1018,6 @@ impl Agent<'_> {
         };
         let signature_policy = self.config.eyas.manifest_signature;
         let keys = self.config.eyas.manifest_public_keys.clone();
-        self.busy = true;
         let tx = self.done_tx.clone();
         let reboot = i.kind == InstallKind::RaucReboot;
         // the chunk's downloaded files, removed once RAUC installed it
@@ -1123,7 +1121,6 @@ impl Agent<'_> {
             .iter()
             .map(|f| f.path.to_string_lossy().into_owned())
             .collect();
-        self.busy = true;
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
             let result = hooks::run(&handler.command, &files, handler.timeout)
@@ -1134,7 +1131,6 @@ impl Agent<'_> {
     }
 
     async fn reboot(&mut self, target: Option<&str>) {
-        self.awaiting_reboot = true;
         // `ota_status=rebooting` was published from the core's Rebooting sample just before.
         if let Some(t) = &self.telemetry {
             let _ = t.flush(Duration::from_secs(3)).await;
@@ -1152,7 +1148,6 @@ impl Agent<'_> {
     }
 
     fn ask(&mut self, action: ActionId) {
-        self.busy = true;
         let tx = self.done_tx.clone();
         match &self.config.eyas.confirmation {
             Confirmation::Auto => {
@@ -1184,7 +1179,6 @@ impl Agent<'_> {
                 received,
                 result,
             } => {
-                self.busy = false;
                 match result {
                     Ok(d) => {
                         tracing::info!(
@@ -1232,31 +1226,23 @@ impl Agent<'_> {
             Done::InstallProgress(percent) => {
                 client.handle_event(now, Event::InstallProgress { percent })
             }
-            Done::Install(result) => {
-                self.busy = false;
-                match result {
-                    Ok(slot) => client.handle_event(
-                        now,
-                        Event::Installed {
-                            slot: slot.as_deref(),
-                        },
-                    ),
-                    Err(reason) => {
-                        tracing::error!("{reason}");
-                        client.handle_event(now, Event::InstallFailed { reason: &reason })
-                    }
+            Done::Install(result) => match result {
+                Ok(slot) => client.handle_event(
+                    now,
+                    Event::Installed {
+                        slot: slot.as_deref(),
+                    },
+                ),
+                Err(reason) => {
+                    tracing::error!("{reason}");
+                    client.handle_event(now, Event::InstallFailed { reason: &reason })
                 }
-            }
+            },
             Done::Confirmation(action, accepted) => {
-                self.busy = false;
                 tracing::info!(
                     "action {action}: {}",
                     if accepted { "confirmed" } else { "denied" }
                 );
-                if accepted {
-                    // The deployment comes with a later poll; run-once waits for it.
-                    self.polled = false;
-                }
                 client.handle_event(now, Event::ConfirmationAnswer { action, accepted })
             }
             Done::Health(passed) => client.handle_event(now, Event::HealthChecked { passed }),

@@ -332,3 +332,38 @@ fn ssl_verify_false_warns_on_every_start() {
         );
     }
 }
+
+/// A poll answer that is not a base poll document: the run-once failed (exit 1), it did not
+/// find "nothing to do".
+#[test]
+fn run_once_exits_non_zero_when_the_poll_answer_does_not_parse() {
+    use common::http_server::{Behaviour, Server};
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut b = Behaviour::default();
+    b.routes.insert(
+        "/DEFAULT/controller/v1/dev".into(),
+        (200, b"{\"config\": <html>".to_vec(), None),
+    );
+    let server = Server::start(b);
+    let conf = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    std::fs::write(
+        &conf,
+        text.replace("127.0.0.1:1", &format!("127.0.0.1:{}", server.port))
+            .replace("[client]\n", "[client]\nssl=false\n"),
+    )
+    .expect("write");
+    let out = eyas()
+        .arg("-r")
+        .arg("-c")
+        .arg(&conf)
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}/none.sock", dir.path().display()),
+        )
+        .output()
+        .expect("run eyas");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not parse"), "{stderr}");
+}

@@ -400,17 +400,24 @@ fn telemetry_now_ms() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cut_during_download_resumes_by_range_after_restart() {
-    power_cut_during_download("dev-cut9", false).await;
+    power_cut_during_download("dev-cut9", false, "-KILL").await;
+}
+
+/// SIGTERM (systemd stopping eyas, or a CI job's timeout) in the middle of a run-once download:
+/// the run did not finish, so it exits non-zero; the record resumes it on the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_run_once_download_exits_non_zero_and_resumes() {
+    power_cut_during_download("dev-term", false, "-TERM").await;
 }
 
 /// The cut also loses file data that was not yet on disk: the partial file is shorter than the
 /// record's checkpoint. The restart must resume from what is really there, not from zeros.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cut_that_loses_unsynced_download_data_still_completes() {
-    power_cut_during_download("dev-cutlost", true).await;
+    power_cut_during_download("dev-cutlost", true, "-KILL").await;
 }
 
-async fn power_cut_during_download(target: &str, lose_unsynced: bool) {
+async fn power_cut_during_download(target: &str, lose_unsynced: bool, stop: &str) {
     let mut sb = RaucSandbox::start();
     let broker = Broker::start();
     let observer = broker.observer();
@@ -445,10 +452,18 @@ async fn power_cut_during_download(target: &str, lose_unsynced: bool) {
         },
     )
     .await;
-    // Power cut: eyas and RAUC die at once.
-    signal(&eyas, "-KILL");
+    // Power cut: eyas and RAUC die at once (or eyas is told to stop).
+    signal(&eyas, stop);
     let out = wait_exit(eyas, &conf, 1, Duration::from_secs(10)).await;
-    assert_eq!(out.status.code(), None, "killed by SIGKILL");
+    if stop == "-KILL" {
+        assert_eq!(out.status.code(), None, "killed by SIGKILL");
+    } else {
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "an interrupted run-once is not a success"
+        );
+    }
     sb.reboot_into("A");
     let rec = record(work.path()).expect("record survives");
     let partial = work.path().join("dl/bundle.raucb.0.big.raucb");

@@ -219,6 +219,12 @@ pub struct Client {
     closed_offer_warned: bool,
     /// The action whose confirmation already skipped the poll floor once.
     fast_poll_for: Option<ActionId>,
+    /// A base poll was answered with a valid document since start.
+    polled: bool,
+    /// An `AskConfirmation` waits for its answer.
+    answer_pending: bool,
+    /// Why a run-once cannot finish (`Live` keeps `None` all-zero).
+    run_failure: Option<(Live, RunOnceFailure)>,
 
     server_sleep: Duration,
     poll_due: bool,
@@ -317,6 +323,9 @@ impl Client {
             closed: None,
             closed_offer_warned: false,
             fast_poll_for: None,
+            polled: false,
+            answer_pending: false,
+            run_failure: None,
             server_sleep: Duration::ZERO,
             poll_due: false,
             etag: String::new(),
@@ -396,6 +405,9 @@ impl Client {
         self.closed = None;
         self.closed_offer_warned = false;
         self.fast_poll_for = None;
+        self.polled = false;
+        self.answer_pending = false;
+        self.run_failure = None;
         self.server_sleep = Duration::from_secs(300);
         self.poll_due = true;
         self.etag.clear();
@@ -468,6 +480,33 @@ impl Client {
     /// [`TelemetryPhase::Failed`] sample.
     pub fn final_text(&self) -> Option<&str> {
         self.final_fb.as_ref().map(|f| f.text.as_str())
+    }
+
+    /// How a run-once stands (one poll, then finish what it brought): the shell keeps driving
+    /// the client while `Working` and exits on `Done` (with [`Client::last_failure`]'s exit
+    /// code) or `Failed`. Waiting for a reboot counts as done: the next start judges it.
+    pub fn run_once(&self) -> RunOnce {
+        if let Some((_, f)) = self.run_failure {
+            return RunOnce::Failed(f);
+        }
+        let working = !self.polled
+            || self.boot_stage != boot::Stage::Idle
+            || self.answer_pending
+            || self.in_flight.is_some()
+            || self.next_request().is_some_and(|r| r != InFlight::Poll);
+        if working {
+            return RunOnce::Working;
+        }
+        match self.job() {
+            Some(j) if j.rec.phase != Phase::Rebooting => RunOnce::Working,
+            _ => RunOnce::Done,
+        }
+    }
+
+    fn fail_run(&mut self, f: RunOnceFailure) {
+        if self.run_failure.is_none() {
+            self.run_failure = Some((Live::Yes, f));
+        }
     }
 
     /// Why the last action failed, if it did (the [`Telemetry::failure`] of its sample).
@@ -580,6 +619,9 @@ impl Client {
         }
         let transient =
             status >= 500 || status == 409 || (status == 429 && !self.is_feedback(kind));
+        if transient && !self.polled {
+            self.fail_run(RunOnceFailure::ServerError(status));
+        }
         if transient {
             // the same request is retried once the backoff delay has passed; a configData PUT
             // is not: the next poll asks for it again, and polling never waits for it
@@ -622,8 +664,10 @@ impl Client {
                         self.refused(RequestKind::ConfirmationFeedback, status);
                     } else if let Some(id) = confirmed.filter(|_| (200..300).contains(&status)) {
                         // the deployment comes with the next poll: now, not after `sleep` —
-                        // once per action, so that no server can make a loop of it
+                        // once per action, so that no server can make a loop of it; a run-once
+                        // waits for that poll
                         self.poll_due = true;
+                        self.polled = false;
                         if self.fast_poll_for != Some(id) {
                             self.fast_poll_for = Some(id);
                             self.timers.stop(Timer::PollFloor);
@@ -658,6 +702,9 @@ impl Client {
         // The same request goes out again once the backoff (retry_wait, doubling) has passed;
         // a failed poll is not a reason to wait the server's whole `sleep`.
         self.back_off(now);
+        if kind == InFlight::Poll || !self.polled {
+            self.fail_run(RunOnceFailure::Unreachable);
+        }
         if kind == InFlight::Poll {
             self.poll_due = true;
             self.timers.stop(Timer::Poll);
@@ -669,6 +716,7 @@ impl Client {
     pub fn handle_event(&mut self, now: Instant, ev: Event<'_>) -> Result<(), EventError> {
         self.last_now = now;
         if let Event::ConfirmationAnswer { action, accepted } = ev {
+            self.answer_pending = false;
             if self.asked != Some(action) {
                 return Err(EventError::NoConfirmation);
             }

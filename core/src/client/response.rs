@@ -3,7 +3,7 @@
 use super::plan::copy_into;
 use super::{
     Act, Client, ConfirmationPolicy, Failure, Fetch, Live, MAX_REASON_LEN, RequestKind, Response,
-    Telemetry, TelemetryPhase, Timer, Warning, href_hash, reason,
+    RunOnceFailure, Telemetry, TelemetryPhase, Timer, Warning, href_hash, reason,
 };
 use crate::ddi::{self, ActionId, CancelReply, Confirmation};
 use crate::record::Phase;
@@ -21,10 +21,12 @@ impl Client {
         match r.status {
             304 => {
                 self.ok(now);
+                self.polled = true;
             }
             200..=299 => match ddi::parse_controller_base(r.body) {
                 Ok(b) => {
                     self.ok(now);
+                    self.polled = true;
                     self.server_sleep = b.sleep;
                     self.etag.clear();
                     if let Some(e) = r.etag {
@@ -36,6 +38,9 @@ impl Client {
                     self.apply_links(&b);
                 }
                 Err(error) => {
+                    if !self.polled {
+                        self.fail_run(RunOnceFailure::Unparsable);
+                    }
                     self.push(Act::Warning(Warning::MalformedResponse {
                         request: RequestKind::Poll,
                         error,
@@ -45,6 +50,9 @@ impl Client {
                 }
             },
             s => {
+                if !self.polled {
+                    self.fail_run(RunOnceFailure::ServerError(s));
+                }
                 self.refused(RequestKind::Poll, s);
                 self.etag.clear();
                 self.back_off(now);
@@ -253,6 +261,7 @@ impl Client {
                 if self.asked != Some(id) {
                     self.asked = Some(id);
                     self.push(Act::Ask(id));
+                    self.answer_pending = true;
                     self.push(Act::Telemetry(Telemetry {
                         action: Some(id),
                         phase: TelemetryPhase::WaitingConfirmation,

@@ -483,6 +483,44 @@ impl core::fmt::Display for Failure {
     }
 }
 
+/// How a run-once (`eyas -r`: one poll, finish what it brings, exit) stands; see
+/// [`Client::run_once`](super::Client::run_once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RunOnce {
+    /// Not finished: keep driving the client.
+    Working,
+    /// Finished: the poll was answered and its work is done (or waits for a reboot). The exit
+    /// code is that of [`Client::last_failure`](super::Client::last_failure), if any.
+    Done,
+    /// The run failed before it could finish; exit non-zero.
+    Failed(RunOnceFailure),
+}
+
+/// Why a run-once failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RunOnceFailure {
+    /// A base poll (or any request before the first answered poll) failed on the network.
+    Unreachable,
+    /// The server answered the first poll with this error status (5xx, 429).
+    ServerError(u16),
+    /// The server's answer to the first poll is not a valid base poll.
+    Unparsable,
+}
+
+impl core::fmt::Display for RunOnceFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unreachable => f.write_str("hawkBit is not reachable"),
+            Self::ServerError(s) => write!(f, "hawkBit answered the poll with HTTP {s}"),
+            Self::Unparsable => f.write_str("hawkBit's answer to the poll does not parse"),
+        }
+    }
+}
+
 /// Why a download cannot succeed on this device ([`Event::DownloadRefused`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
