@@ -1653,3 +1653,24 @@ fn given_up_download_names_the_last_error_and_the_attempts() {
         "{f}"
     );
 }
+
+/// A RAUC chunk with two bundles is refused up front (only one would be installed).
+#[test]
+fn a_chunk_with_two_rauc_bundles_is_refused_before_any_download() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.assign(
+        76,
+        Kind::Forced,
+        None,
+        vec![{
+            let mut c = chunk("os", "2.0", &[1000, 1000]);
+            c.artifacts[1].filename = "second.raucb".into();
+            c
+        }],
+    );
+    s.drive_bounded(MAX, finished(76));
+    assert_eq!(s.server.action(76).st, St::Error);
+    let f = last_final(&s, 76);
+    assert!(f.contains("2 RAUC bundles in one chunk"), "{f}");
+    assert_eq!(count(&s, |d| matches!(d, Did::Download { .. })), 0);
+}

@@ -174,6 +174,15 @@ enum Live {
     Yes = 1,
 }
 
+/// [`RunOnceFailure`] as a zero-first enum (see [`Live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunFailure {
+    None,
+    Unreachable,
+    Status,
+    Unparsable,
+}
+
 /// Whether the client runs; [`Client::stopped`] as a zero-first enum (see [`Live`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -223,8 +232,10 @@ pub struct Client {
     polled: bool,
     /// An `AskConfirmation` waits for its answer.
     answer_pending: bool,
-    /// Why a run-once cannot finish (`Live` keeps `None` all-zero).
-    run_failure: Option<(Live, RunOnceFailure)>,
+    /// Why a run-once cannot finish, as a zero-first code and the HTTP status that goes with
+    /// it (an `Option` of the public enum would not be all-zero for `None`, see [`Live`]).
+    run_failure: RunFailure,
+    run_failure_status: u16,
 
     server_sleep: Duration,
     poll_due: bool,
@@ -325,7 +336,8 @@ impl Client {
             fast_poll_for: None,
             polled: false,
             answer_pending: false,
-            run_failure: None,
+            run_failure: RunFailure::None,
+            run_failure_status: 0,
             server_sleep: Duration::ZERO,
             poll_due: false,
             etag: String::new(),
@@ -407,7 +419,8 @@ impl Client {
         self.fast_poll_for = None;
         self.polled = false;
         self.answer_pending = false;
-        self.run_failure = None;
+        self.run_failure = RunFailure::None;
+        self.run_failure_status = 0;
         self.server_sleep = Duration::from_secs(300);
         self.poll_due = true;
         self.etag.clear();
@@ -486,8 +499,13 @@ impl Client {
     /// the client while `Working` and exits on `Done` (with [`Client::last_failure`]'s exit
     /// code) or `Failed`. Waiting for a reboot counts as done: the next start judges it.
     pub fn run_once(&self) -> RunOnce {
-        if let Some((_, f)) = self.run_failure {
-            return RunOnce::Failed(f);
+        match self.run_failure {
+            RunFailure::None => {}
+            RunFailure::Unreachable => return RunOnce::Failed(RunOnceFailure::Unreachable),
+            RunFailure::Unparsable => return RunOnce::Failed(RunOnceFailure::Unparsable),
+            RunFailure::Status => {
+                return RunOnce::Failed(RunOnceFailure::ServerError(self.run_failure_status));
+            }
         }
         let working = !self.polled
             || self.boot_stage != boot::Stage::Idle
@@ -504,8 +522,12 @@ impl Client {
     }
 
     fn fail_run(&mut self, f: RunOnceFailure) {
-        if self.run_failure.is_none() {
-            self.run_failure = Some((Live::Yes, f));
+        if self.run_failure == RunFailure::None {
+            (self.run_failure, self.run_failure_status) = match f {
+                RunOnceFailure::ServerError(s) => (RunFailure::Status, s),
+                RunOnceFailure::Unparsable => (RunFailure::Unparsable, 0),
+                _ => (RunFailure::Unreachable, 0),
+            };
         }
     }
 

@@ -196,6 +196,8 @@ pub(super) enum PlanError {
     MultipleOs,
     NoDownloadLink(usize, usize),
     TooManyArtifacts,
+    /// A RAUC chunk with more than one bundle (manifests aside): one is installed per chunk.
+    SeveralBundles(usize),
 }
 
 pub(super) fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MAX_REASON_LEN> {
@@ -225,6 +227,13 @@ pub(super) fn plan_error_text(e: PlanError, d: &DeploymentBase<'_>) -> String<MA
             cat(&mut t, &["unknown chunk part `", &clean, "`"])
         }
         PlanError::MultipleOs => cat(&mut t, &["more than one `os` chunk"]),
+        PlanError::SeveralBundles(n) => cat(
+            &mut t,
+            &[
+                Num::dec(n as u64).as_str(),
+                " RAUC bundles in one chunk (one per chunk)",
+            ],
+        ),
         PlanError::NoDownloadLink(ci, ai) => {
             if let Some(a) = d.chunk(ci).and_then(|c| c.artifacts().nth(ai)) {
                 for ch in a.filename.chars().take(MAX_PLAN_NAME_LEN / 4) {
@@ -291,7 +300,21 @@ pub(super) fn fill_plan(job: &mut Job, d: &DeploymentBase<'_>) -> Result<(), Pla
             return Err(PlanError::TooLong("chunk version"));
         }
         let first = job.artifacts.len() as u8;
+        let mut bundles = 0;
         for (ai, a) in c.artifacts().enumerate() {
+            // one RAUC bundle per chunk (plus manifests); a byte compare, no str searcher
+            if kind != InstallKind::ConfigHook
+                && !a
+                    .filename
+                    .raw()
+                    .as_bytes()
+                    .ends_with(crate::verify::MANIFEST_SUFFIX.as_bytes())
+            {
+                bundles += 1;
+                if bundles > 1 {
+                    return Err(PlanError::SeveralBundles(c.artifacts().count()));
+                }
+            }
             if a.filename.decoded_len() > MAX_FILENAME_LEN {
                 return Err(PlanError::TooLong("artifact file name"));
             }

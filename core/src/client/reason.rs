@@ -36,7 +36,7 @@ pub(super) fn text(code: u8) -> &'static str {
         VERIFY_FAILED => "Verification failed",
         UNSUPPORTED => "Deployment not supported by this device",
         INTERRUPTED => "Installation interrupted too often",
-        MARK_GOOD => "New slot booted and passed the health check but could not be marked good",
+        MARK_GOOD => "New slot healthy but could not be marked good",
         BOOTED_UNKNOWN => "The booted slot could not be told after the reboot",
         CONFIG_HOOK => "Configuration hook failed",
         ARTIFACT_NAME => "Artifact file name refused",

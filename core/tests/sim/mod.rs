@@ -559,7 +559,12 @@ pub fn chunk(part: &str, version: &str, sizes: &[usize]) -> ChunkModel {
             .iter()
             .enumerate()
             .map(|(i, &n)| ArtifactModel {
-                filename: format!("{part}-{version}-{i}.raucb"),
+                // one bundle per chunk; the others stand for manifests and the like
+                filename: if i == 0 {
+                    format!("{part}-{version}-0.raucb")
+                } else {
+                    format!("{part}-{version}-{i}.raucb.manifest")
+                },
                 data: (0..n).map(|x| (x * 31 + i * 7) as u8).collect(),
                 sha256: true,
                 link_rel: if i % 2 == 0 {
