@@ -1674,3 +1674,37 @@ fn a_chunk_with_two_rauc_bundles_is_refused_before_any_download() {
     assert!(f.contains("2 RAUC bundles in one chunk"), "{f}");
     assert_eq!(count(&s, |d| matches!(d, Did::Download { .. })), 0);
 }
+
+/// What hawkBit and CDNs produce fits on a Linux device (`large-capacities`): a signed link of
+/// 1,500 bytes and a 250-byte file name are downloaded and installed; the MCU build refuses
+/// them up front with the field named.
+#[test]
+fn signed_cdn_links_and_long_file_names() {
+    let mut s = Sim::new(Knobs::default());
+    s.server.artifact_base = format!(
+        "http://hb.test/art/{}?X-Amz-Signature={}",
+        "p".repeat(200),
+        "s".repeat(1200)
+    );
+    s.server.artifact_base_is_server = true;
+    let mut c = chunk("application", "2.0", &[1000]);
+    c.artifacts[0].filename = format!("{}.raucb", "n".repeat(244));
+    s.server.assign(77, Kind::Forced, None, vec![c]);
+    s.drive_bounded(MAX, finished(77));
+    if cfg!(feature = "large-capacities") {
+        assert_eq!(
+            s.server.action(77).st,
+            St::Finished,
+            "{}",
+            last_final(&s, 77)
+        );
+        assert_eq!(count(&s, |d| matches!(d, Did::Install { .. })), 1);
+    } else {
+        assert_eq!(s.server.action(77).st, St::Error);
+        let f = last_final(&s, 77);
+        assert!(
+            f.contains("exceeds capacity") || f.contains("too long"),
+            "{f}"
+        );
+    }
+}

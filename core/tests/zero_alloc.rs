@@ -273,7 +273,13 @@ fn client_size_is_modest() {
     let size = core::mem::size_of::<Client>();
     println!("size_of::<Client>() = {size}");
     // regression guard: the firmware keeps one Client in a static (see ARCHITECTURE.md)
-    assert!(size <= 7 * 1024 + 128, "Client is {size} bytes");
+    // (a Linux device's capacities make it about three times that; the MCU build is the guard)
+    let limit = if cfg!(feature = "large-capacities") {
+        24 * 1024
+    } else {
+        7 * 1024 + 128
+    };
+    assert!(size <= limit, "Client is {size} bytes");
 }
 
 /// Upper bound of the stack a whole update flow needs (client + this test's shell loop), found

@@ -125,13 +125,21 @@ pub const MAX_PLAN_CHUNKS: usize = 4;
 pub const MAX_PLAN_ARTIFACTS: usize = 6;
 /// Longest `part`, `name`, `version` kept per chunk.
 pub const MAX_PLAN_NAME_LEN: usize = 64;
-/// Longest artifact file name kept.
+/// Longest artifact file name kept (hawkBit's 256 with the `large-capacities` feature).
+#[cfg(not(feature = "large-capacities"))]
 pub const MAX_FILENAME_LEN: usize = 96;
+/// Longest artifact file name kept.
+#[cfg(feature = "large-capacities")]
+pub const MAX_FILENAME_LEN: usize = 256;
 /// Longest serialized configData body kept by [`Client::set_attributes`].
 pub const MAX_CONFIG_BODY_LEN: usize = 1024;
 /// Bytes for all artifact file names and download URLs of one deployment together (more ⇒
 /// the action fails with a reason).
+#[cfg(not(feature = "large-capacities"))]
 pub const MAX_PLAN_TEXT_LEN: usize = 1536;
+/// Bytes for all artifact file names and download URLs of one deployment together.
+#[cfg(feature = "large-capacities")]
+pub const MAX_PLAN_TEXT_LEN: usize = MAX_PLAN_ARTIFACTS * (ddi::MAX_URL_LEN + MAX_FILENAME_LEN);
 /// Longest failure text sent in a final feedback (longer shell reasons are cut and marked).
 pub const MAX_REASON_LEN: usize = 200;
 /// Capacity of the action queue.

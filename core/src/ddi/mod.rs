@@ -39,10 +39,20 @@ pub const MAX_CHUNKS: usize = 16;
 pub const MAX_ARTIFACTS_PER_CHUNK: usize = 16;
 /// Most target-visible metadata entries accepted in one chunk.
 pub const MAX_METADATA_PER_CHUNK: usize = 32;
-/// Longest URL (decoded `href`) accepted, in bytes.
+/// Longest URL (decoded `href`) accepted, in bytes (signed S3/CDN links are often 500–1,500
+/// bytes: 2 KiB with the `large-capacities` feature).
+#[cfg(not(feature = "large-capacities"))]
 pub const MAX_URL_LEN: usize = 384;
-/// Longest `part`, `name`, `version`, `filename`, metadata key accepted (decoded bytes).
+/// Longest URL (decoded `href`) accepted, in bytes.
+#[cfg(feature = "large-capacities")]
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest `part`, `name`, `version`, `filename`, metadata key accepted (decoded bytes; hawkBit
+/// allows 256 for a file name: that many with the `large-capacities` feature).
+#[cfg(not(feature = "large-capacities"))]
 pub const MAX_NAME_LEN: usize = 128;
+/// Longest `part`, `name`, `version`, `filename`, metadata key accepted (decoded bytes).
+#[cfg(feature = "large-capacities")]
+pub const MAX_NAME_LEN: usize = 256;
 /// Longest metadata value accepted (decoded bytes).
 pub const MAX_METADATA_VALUE_LEN: usize = 512;
 /// Most `details` lines in one feedback (hawkBit `maxMessagesPerActionStatus`).
