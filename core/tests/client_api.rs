@@ -356,17 +356,22 @@ fn unknown_booted_slot_is_never_guessed() {
     let mut buf = [0u8; RECORD_MAX_LEN];
     let mut stored = rec.encode(&mut buf).unwrap().to_vec();
     let mut out = [0u8; REQUEST_BUF_LEN];
-    for start in 1..=2u8 {
+    // a start at which RAUC cannot say which slot booted
+    let start_unknown = |stored: &[u8]| {
         let mut c = Client::new(&cfg()).unwrap();
         c.handle_boot(
             Instant::from_secs(1),
             BootReport {
-                record: Some(&stored),
+                record: Some(stored),
                 booted: None,
                 rejected: None,
                 running: Some(("fw", "1.0")),
             },
         );
+        c
+    };
+    for start in 1..=2u8 {
+        let mut c = start_unknown(&stored);
         let mut stopped = false;
         while let Some(a) = c.poll_action() {
             match a {
@@ -384,16 +389,7 @@ fn unknown_booted_slot_is_never_guessed() {
                 .is_none()
         );
     }
-    let mut c = Client::new(&cfg()).unwrap();
-    c.handle_boot(
-        Instant::from_secs(1),
-        BootReport {
-            record: Some(&stored),
-            booted: None,
-            rejected: None,
-            running: Some(("fw", "1.0")),
-        },
-    );
+    let mut c = start_unknown(&stored);
     let mut failure = None;
     while let Some(a) = c.poll_action() {
         if let Action::Telemetry(t) = a {

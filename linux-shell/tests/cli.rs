@@ -298,6 +298,20 @@ fn bootloader_subcommand_delegates_to_bootloader_glue() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "good");
 }
 
+/// `eyas -r -c conf` with a system bus address where no RAUC answers.
+fn run_once_without_rauc(conf: &std::path::Path, dir: &std::path::Path) -> std::process::Output {
+    eyas()
+        .arg("-r")
+        .arg("-c")
+        .arg(conf)
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}/none.sock", dir.display()),
+        )
+        .output()
+        .expect("run eyas")
+}
+
 /// Every start with `ssl_verify=false` says clearly that nothing is checked.
 #[test]
 fn ssl_verify_false_warns_on_every_start() {
@@ -310,16 +324,7 @@ fn ssl_verify_false_warns_on_every_start() {
     )
     .expect("write");
     for _ in 0..2 {
-        let out = eyas()
-            .arg("-r")
-            .arg("-c")
-            .arg(&conf)
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                format!("unix:path={}/none.sock", dir.path().display()),
-            )
-            .output()
-            .expect("run eyas");
+        let out = run_once_without_rauc(&conf, dir.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
@@ -353,16 +358,7 @@ fn run_once_exits_non_zero_when_the_poll_answer_does_not_parse() {
             .replace("[client]\n", "[client]\nssl=false\n"),
     )
     .expect("write");
-    let out = eyas()
-        .arg("-r")
-        .arg("-c")
-        .arg(&conf)
-        .env(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            format!("unix:path={}/none.sock", dir.path().display()),
-        )
-        .output()
-        .expect("run eyas");
+    let out = run_once_without_rauc(&conf, dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not parse"), "{stderr}");
