@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# QEMU hardware-in-the-loop scenarios: the cross-built eyas on an emulated aarch64 board (qemu/:
+# QEMU virt, cortex-a57, -smp 1, U-Boot from u-boot-qemu with RAUC's boot.scr, real RAUC 1.8 with
+# bootloader=uboot and fw_setenv on the raw env) against hawkbit-sim and mosquitto on the host.
+# The guest reaches them only through user-mode networking with restrict=on and
+# guestfwd=tcp:10.0.2.100:{8080,1883}-cmd:socat to 127.0.0.1 (nothing else is reachable).
+#
+# usage: hil-tests/scripts/qemu-hil.sh [SCENARIO...]        (default: good fallback)
+#   good      a rollout of rootfs 2.0.0: eyas downloads, RAUC installs into B, eyas reboots the VM,
+#             U-Boot boots B, the health check passes, RAUC marks B good; hawkBit finished,
+#             mosquitto gets ota_status=success with rauc_slot=B, the env has B first with 3 attempts
+#   fallback  a rollout of a 2.0.0 whose userspace dies at every boot: U-Boot counts B's attempts
+#             down (2, 1, 0) and boots A; eyas on A reports closed/failure (fell back) and installedBase
+#             1.0.0, the canary group's error threshold pauses the rollout, B is marked bad
+# Each scenario prints its duration; the console of every VM run goes to a log in the run directory.
+# Env: QEMU_HIL_DIR (run directory, default .work/qemu-hil/<time>)   QEMU_HIL_SKIP_BUILD=1
+#      EYAS_BIN (aarch64 eyas to put into the image instead of ./run cross; see qemu/README.md)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../../qemu/lib.sh
+. "$ROOT/qemu/lib.sh"
+LOG_NAME=qemu-hil
+export HAWKBIT_AUTH=admin:admin
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(good fallback)
+RUN_DIR=${QEMU_HIL_DIR:-$ROOT/.work/qemu-hil/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$RUN_DIR"
+T_ALL=$(date +%s)
+for t in qemu-system-aarch64 socat mosquitto mosquitto_sub fw_printenv python3 curl cargo; do
+  command -v "$t" >/dev/null || die "$t missing (run .ci/install-deps)"
+done
+UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
+[ -f "$UBOOT" ] || die "$UBOOT missing (u-boot-qemu)"
+
+if [ "${QEMU_HIL_SKIP_BUILD:-0}" != 1 ]; then
+  t=$(date +%s)
+  bash "$ROOT/qemu/build-image.sh" 2>&1 | sed 's/^/  /'
+  log "image ready ($(( $(date +%s) - t )) s)"
+fi
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-qemu}
+(cd "$ROOT" && cargo build -q --locked -p eyas-hil-tests --bin hawkbit-sim) || die "building hawkbit-sim"
+SIM_BIN=$CARGO_TARGET_DIR/debug/hawkbit-sim
+
+PIDS=()
+cleanup() {
+  local rc=$? i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+  for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
+  return "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# ---------------------------------------------------------------- per-scenario services
+# services W DEV...: mosquitto (one listener per device, ThingsBoard-style token auth) + observer,
+# hawkbit-sim with the devices registered and the factory set rootfs 1.0.0 installed
+services() {
+  local w=$1 dev port; shift
+  mkdir -p "$w/mqtt"
+  MQTT_PORT=$(free_port)
+  {
+    echo "user $(id -un)"; echo "per_listener_settings false"; echo "allow_anonymous true"
+    echo "acl_file $w/mqtt/acl"; echo "log_dest file $w/mqtt/broker.log"; echo "listener $MQTT_PORT 127.0.0.1"
+  } >"$w/mqtt/mosquitto.conf"
+  printf 'user observer\ntopic read #\n' >"$w/mqtt/acl"
+  for dev in "$@"; do
+    port=$(free_port); echo "$port" >"$w/mqtt/$dev.port"
+    printf 'listener %s 127.0.0.1\nmount_point %s/\n' "$port" "$dev" >>"$w/mqtt/mosquitto.conf"
+    printf 'user tok-mqtt-%s\ntopic readwrite %s/v1/devices/me/#\n' "$dev" "$dev" >>"$w/mqtt/acl"
+  done
+  mosquitto -c "$w/mqtt/mosquitto.conf" >"$w/mqtt/mosquitto.out" 2>&1 & PIDS+=("$!")
+  local n=0
+  until bash -c "exec 3<>/dev/tcp/127.0.0.1/$MQTT_PORT" 2>/dev/null; do
+    n=$((n + 1)); [ $n -lt 50 ] || die "mosquitto did not start"; sleep 0.2
+  done
+  mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u observer -i qemu-hil-observer -q 1 -v -t '+/v1/devices/me/telemetry' \
+    >"$w/telemetry.txt" 2>"$w/mqtt/sub.err" & PIDS+=("$!")
+  start_sim "$w" --polling-time 00:00:02 --min-polling-time 00:00:01 --rollout-interval-ms 500
+  PIDS+=("$SIM_PID")
+  local body fsm fds
+  body=$(printf '{"controllerId":"%s","name":"%s","securityToken":"tok-%s"},' $(for dev in "$@"; do echo "$dev $dev $dev"; done))
+  mgmt POST /targets "[${body%,}]" >/dev/null
+  fsm=$(mgmt POST /softwaremodules '[{"name":"rootfs","version":"1.0.0","type":"os","vendor":"eyas"}]' | json_get .0.id)
+  fds=$(mgmt POST /distributionsets "[{\"name\":\"rootfs\",\"version\":\"1.0.0\",\"type\":\"os\",\"modules\":[{\"id\":$fsm}]}]" | json_get .0.id)
+  for dev in "$@"; do mgmt POST "/targets/$dev/assignedDS?offline=true" "{\"id\":$fds}" >/dev/null; done
+}
+
+# device W DEV: the device's own copy of the factory disk, provisioned with its identity on /data
+device() {
+  local w=$1 dev=$2 d=$1/$2
+  mkdir -p "$d/data/eyas"
+  cp --sparse=always "$OUT/disk.img" "$d/disk.img"
+  cat >"$d/data/eyas.conf" <<CONF
+[client]
+hawkbit_server=10.0.2.100:8080
+ssl=false
+target_name=$dev
+auth_token=tok-$dev
+bundle_download_location=/data/eyas/bundle.raucb
+retry_wait=5
+post_update_reboot=true
+[device]
+product=eyas-qemu
+hw_revision=1
+[eyas]
+record_path=/data/eyas/record.bin
+mqtt_host=10.0.2.100
+mqtt_port=1883
+mqtt_access_token=tok-mqtt-$dev
+health_check_command=/usr/lib/eyas-hil/health-check
+health_check_timeout=60
+reboot_command=/usr/lib/eyas-hil/reboot
+poll_min=1
+poll_max=3
+installed_name=rootfs
+installed_version=1.0.0
+CONF
+  mke2fs -q -F -t ext4 -O ^metadata_csum,^64bit -E root_owner=0:0 -L data -d "$d/data" "$d/data.ext4" "${DATA_MB}M" >/dev/null
+  dd if="$d/data.ext4" of="$d/disk.img" bs=1M seek="$DATA_START" conv=notrunc,sparse status=none
+  rm -f "$d/data.ext4"
+  echo "$d/disk.img $ENV_OFFSET $ENV_SIZE" >"$d/fw_env.config"
+}
+
+# vm W DEV RUN [console.py options...]: one QEMU process (power on .. power cut) of DEV's board,
+# console scraped with ordered expectations; console log $W/DEV/console-RUN.log
+vm() {
+  local w=$1 dev=$2 run=$3; shift 3
+  local d=$w/$dev sim_port=${HAWKBIT_URL##*:} mqtt_port
+  mqtt_port=$(cat "$w/mqtt/$dev.port")
+  exec python3 "$ROOT/qemu/console.py" --name "$dev/$run" --log "$d/console-$run.log" --forbid 'HIL-FAIL' "$@" -- \
+    qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 -nographic -monitor none \
+    -bios "$UBOOT" \
+    -drive "if=pflash,unit=1,format=raw,readonly=on,file=$OUT/envflash.img" \
+    -drive "if=none,id=hd0,file=$d/disk.img,format=raw,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
+    -device virtio-rng-pci \
+    -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:$sim_port,guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:$mqtt_port" \
+    -device virtio-net-pci,netdev=n0,romfile=
+}
+
+env_of() { fw_printenv -c "$1/$2/fw_env.config" BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT | tr '\n' ' ' | sed 's/ $//'; }
+
+# release W DEV-FILTER BUNDLE VERSION GROUPS-JSON: release.sh in the background; rc in $W/release.rc
+release() {
+  local w=$1 filter=$2 bundle=$3 version=$4 groups=$5
+  (
+    set +e
+    DS_NAME=rootfs TARGET_FILTER=$filter ROLLOUT_GROUPS_JSON=$groups SUCCESS=100 ERROR=0 WAIT_SECS=600 \
+      bash "$HERE/release.sh" "$bundle" "$version" >"$w/release.log" 2>&1
+    echo $? >"$w/release.rc"
+  ) & PIDS+=("$!")
+}
+group() { # group NAME FILTER -> one rollout group, 100 % of FILTER, success 100 %, error 0 %
+  printf '{"name":"%s","targetPercentage":100,"targetFilterQuery":"%s","successCondition":{"condition":"THRESHOLD","expression":"100"},"errorCondition":{"condition":"THRESHOLD","expression":"0"}}' "$1" "$2"
+}
+wait_file() { # wait_file SECS FILE WHAT
+  local end=$(( $(date +%s) + $1 ))
+  until [ -e "$2" ]; do [ "$(date +%s)" -lt "$end" ] || die "timeout after $1 s waiting for $3"; sleep 0.5; done
+}
+# action_of DEV: the device's rollout action as JSON (status, detailStatus, id)
+action_of() {
+  mgmt GET "/targets/$1/actions?limit=50" | python3 -c '
+import json, sys
+acts = [a for a in json.load(sys.stdin)["content"] if a.get("rollout")]
+print(json.dumps(acts[0] if acts else {}))'
+}
+telemetry_last() { # telemetry_last W DEV: the device's merged telemetry values
+  python3 - "$1/telemetry.txt" "$2" <<'PY'
+import json, sys
+v = {}
+for line in open(sys.argv[1]):
+    topic, _, payload = line.strip().partition(" ")
+    if topic.split("/")[0] == sys.argv[2]:
+        try:
+            v.update(json.loads(payload)["values"])
+        except Exception:
+            pass
+print(json.dumps(v, sort_keys=True))
+PY
+}
+CHECKS_FAILED=0
+check() { # check WHAT GOT WANT
+  if [ "$2" = "$3" ]; then echo "  check ok: $1 = $2"; else echo "  check FAILED: $1 = '$2', expected '$3'"; CHECKS_FAILED=1; fi
+}
+
+# common expectations of a factory boot that takes an update: U-Boot picks A, eyas marks A good
+BOOT_A=(--expect 30 "U-Boot: slot A chosen, attempt counted" 'RAUC: found valid slot A, 2 attempts remaining'
+        --expect 90 "kernel + init on slot A (1.0.0)" 'HIL-MARKER: booted slot=A version=1\.0\.0'
+        --expect 60 "RAUC service up (booted A)" "HIL-MARKER: rauc up: .*BOOTED_BOOTNAME='?A"
+        --expect 90 "health check on A passed (mark good on boot)" 'HIL-MARKER: health check ok on slot A'
+        --expect 120 "eyas downloads the bundle" 'INFO downloading rootfs-2\.0\.0.*\.raucb'
+        --expect 120 "eyas verified size and SHA-256" 'INFO rootfs-2\.0\.0.*\.raucb: size and checksum OK'
+        --expect 120 "RAUC (in the guest) installed into B" 'RAUC: 100% Installing done'
+        --expect 60 "eyas reboots the board" 'HIL-MARKER: reboot requested by eyas')
+
+scenario_good() {
+  local w=$RUN_DIR/good dev=qemu-01 rc=0
+  mkdir -p "$w"
+  services "$w" "$dev"; device "$w" "$dev"
+  release "$w" "controllerid==$dev" "$OUT/bundles/rootfs-2.0.0.raucb" 2.0.0 "[$(group canary "controllerid==$dev")]"
+  vm "$w" "$dev" 1 --then hold --done-file "$w/vm1.done" "${BOOT_A[@]}" \
+    --expect 30 "U-Boot: slot B chosen, attempt counted" 'RAUC: found valid slot B, 2 attempts remaining' \
+    --expect 90 "kernel + init on slot B (2.0.0)" 'HIL-MARKER: booted slot=B version=2\.0\.0' \
+    --expect 60 "RAUC service up (booted B)" "HIL-MARKER: rauc up: .*BOOTED_BOOTNAME='?B" \
+    --expect 90 "health check on B passed" 'HIL-MARKER: health check ok on slot B' \
+    --expect 60 "RAUC marked B good" 'marked slot rootfs\.1 as good' \
+    --forbid 'Kernel panic' >"$w/vm1.out" 2>&1 & local vmpid=$!
+  PIDS+=("$vmpid")
+  tail -f "$w/vm1.out" --pid "$vmpid" 2>/dev/null & PIDS+=("$!")
+  while [ ! -e "$w/vm1.done" ] && kill -0 "$vmpid" 2>/dev/null; do sleep 0.5; done
+  [ -e "$w/vm1.done" ] || { wait "$vmpid" || true; die "good: the VM's console expectations failed (see $w/$dev/console-1.log)"; }
+  wait_file 120 "$w/release.rc" "the rollout to finish"
+  local t=""
+  for _ in $(seq 1 60); do
+    t=$(telemetry_last "$w" "$dev")
+    [ "$(echo "$t" | json_get .ota_status)" = success ] && break
+    sleep 0.5
+  done
+  kill "$vmpid"; wait "$vmpid" || rc=$?
+  check "VM console expectations (exit)" "$rc" 0
+  check "release.sh exit (0 = rollout finished)" "$(cat "$w/release.rc")" 0
+  local a; a=$(action_of "$dev")
+  check "hawkBit action" "$(echo "$a" | json_get .status)/$(echo "$a" | json_get .detailStatus)" "finished/finished"
+  check "telemetry ota_status" "$(echo "$t" | json_get .ota_status)" success
+  check "telemetry rauc_slot" "$(echo "$t" | json_get .rauc_slot)" B
+  check "telemetry sw_version" "$(echo "$t" | json_get .sw_version)" 2.0.0
+  check "U-Boot env after the power cut" "$(env_of "$w" "$dev")" "BOOT_ORDER=B A BOOT_A_LEFT=3 BOOT_B_LEFT=3"
+}
+
+scenario_fallback() {
+  local w=$RUN_DIR/fallback dev=qemu-01 rc=0
+  mkdir -p "$w"
+  services "$w" "$dev"; device "$w" "$dev"
+  release "$w" "controllerid==$dev" "$OUT/bundles/rootfs-2.0.0-crash.raucb" 2.0.0-crash "[$(group canary "controllerid==$dev")]"
+  local crash=(--expect 90 "B's userspace dies, the kernel panics and resets" 'HIL-MARKER: slot B crashes before userspace')
+  vm "$w" "$dev" 1 --then hold --done-file "$w/vm1.done" "${BOOT_A[@]}" \
+    --expect 30 "U-Boot: slot B chosen, 2 attempts left" 'RAUC: found valid slot B, 2 attempts remaining' "${crash[@]}" \
+    --expect 30 "U-Boot: slot B chosen, 1 attempt left" 'RAUC: found valid slot B, 1 attempts remaining' "${crash[@]}" \
+    --expect 30 "U-Boot: slot B chosen, 0 attempts left" 'RAUC: found valid slot B, 0 attempts remaining' "${crash[@]}" \
+    --expect 30 "U-Boot: B used up, falls back to A" 'RAUC: found valid slot A, [0-9] attempts remaining' \
+    --expect 90 "kernel + init on slot A (1.0.0)" 'HIL-MARKER: booted slot=A version=1\.0\.0' \
+    --expect 90 "health check on A passed" 'HIL-MARKER: health check ok on slot A' \
+    >"$w/vm1.out" 2>&1 & local vmpid=$!
+  PIDS+=("$vmpid")
+  tail -f "$w/vm1.out" --pid "$vmpid" 2>/dev/null & PIDS+=("$!")
+  while [ ! -e "$w/vm1.done" ] && kill -0 "$vmpid" 2>/dev/null; do sleep 0.5; done
+  [ -e "$w/vm1.done" ] || { wait "$vmpid" || true; die "fallback: the VM's console expectations failed (see $w/$dev/console-1.log)"; }
+  wait_file 120 "$w/release.rc" "the rollout to pause"
+  local t=""
+  for _ in $(seq 1 60); do
+    t=$(telemetry_last "$w" "$dev")
+    [ "$(echo "$t" | json_get .ota_status)" = failure ] && [ "$(echo "$t" | json_get .rauc_slot)" = A ] && break
+    sleep 0.5
+  done
+  kill "$vmpid"; wait "$vmpid" || rc=$?
+  check "VM console expectations (exit)" "$rc" 0
+  check "release.sh exit (3 = rollout paused by the error threshold)" "$(cat "$w/release.rc")" 3
+  local a aid msgs; a=$(action_of "$dev"); aid=$(echo "$a" | json_get .id)
+  check "hawkBit action" "$(echo "$a" | json_get .status)/$(echo "$a" | json_get .detailStatus)" "finished/error"
+  msgs=$(mgmt GET "/targets/$dev/actions/$aid/status?limit=1" | json_get .content.0.messages)
+  echo "  hawkBit: last feedback messages: $msgs"
+  case $msgs in *A*B*|*B*A*) echo "  check ok: the feedback names both slots";;
+    *) echo "  check FAILED: the feedback does not name the slots"; CHECKS_FAILED=1;; esac
+  local ib; ib=$(curl -sS -H "Authorization: TargetToken tok-$dev" "$HAWKBIT_URL/DEFAULT/controller/v1/$dev" | json_get ._links.installedBase.href)
+  check "DDI installedBase version (what runs again)" \
+    "$( [ -n "$ib" ] && curl -sS -H "Authorization: TargetToken tok-$dev" "$ib" | json_get .deployment.chunks.0.version)" 1.0.0
+  check "telemetry ota_status" "$(echo "$t" | json_get .ota_status)" failure
+  check "telemetry error_code" "$(echo "$t" | json_get .error_code)" 400
+  check "telemetry rauc_slot" "$(echo "$t" | json_get .rauc_slot)" A
+  check "U-Boot env after the power cut (B marked bad, A good)" "$(env_of "$w" "$dev")" "BOOT_ORDER=A BOOT_A_LEFT=3 BOOT_B_LEFT=0"
+}
+
+failed=0
+for s in "${SCENARIOS[@]}"; do
+  declare -F "scenario_$s" >/dev/null || die "unknown scenario '$s' (good, fallback)"
+  echo "=== qemu-hil scenario $s"
+  t=$(date +%s)
+  # each scenario in a subshell with its own services, stopped when it ends
+  if ( PIDS=(); trap cleanup EXIT; "scenario_$s" && [ "$CHECKS_FAILED" = 0 ] ); then
+    echo "=== qemu-hil scenario $s: ok ($(( $(date +%s) - t )) s)"
+  else
+    echo "=== qemu-hil scenario $s: FAILED ($(( $(date +%s) - t )) s; logs in $RUN_DIR/$s)"; failed=$((failed + 1))
+  fi
+done
+echo "qemu-hil: ${#SCENARIOS[@]} scenarios, $failed failed, $(( $(date +%s) - T_ALL )) s in all; logs in $RUN_DIR"
+[ "$failed" -eq 0 ]
