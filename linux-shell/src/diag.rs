@@ -70,6 +70,7 @@ pub fn download_verify(args: &DownloadVerifyArgs) -> ExitCode {
         connect_timeout: Duration::from_secs(20),
         api_timeout: Duration::from_secs(60),
         download_read_timeout: Duration::from_secs(60),
+        download_header_timeout: Duration::from_secs(60),
         ssl_verify: true,
         ca_file: None,
         client_cert: None,

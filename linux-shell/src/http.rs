@@ -35,6 +35,9 @@ pub struct HttpSettings {
     pub api_timeout: Duration,
     /// Per-read limit for downloads (a stalled transfer is cut after this).
     pub download_read_timeout: Duration,
+    /// Limit for a download's request and response headers (`timeout`): a server that drips
+    /// its headers a byte at a time is cut after this, whatever the per-read limit.
+    pub download_header_timeout: Duration,
     /// Verify the server certificate and name.
     pub ssl_verify: bool,
     /// Roots (PEM) instead of the system bundle.
@@ -58,6 +61,7 @@ impl HttpSettings {
             connect_timeout: c.connect_timeout,
             api_timeout: c.timeout,
             download_read_timeout: low_speed,
+            download_header_timeout: c.timeout,
             ssl_verify: c.ssl_verify,
             ca_file: config.eyas.ca_file.clone(),
             client_cert: c.ssl_cert.clone().zip(c.ssl_key.clone()),
@@ -278,36 +282,51 @@ impl Http {
             })?),
             None => ureq::Proxy::try_from_env(),
         };
-        let build =
-            |cert: Option<ClientCert>, global: Option<Duration>, per_read: Option<Duration>| {
-                let tls = TlsConfig::builder()
-                    .provider(TlsProvider::Rustls)
-                    .unversioned_rustls_crypto_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .root_certs(roots.clone())
-                    .disable_verification(!settings.ssl_verify)
-                    .client_cert(cert)
-                    .build();
-                ureq::Agent::config_builder()
-                    .tls_config(tls)
-                    .proxy(proxy.clone())
-                    .http_status_as_error(false)
-                    .user_agent(USER_AGENT)
-                    .timeout_connect(Some(settings.connect_timeout))
-                    .timeout_global(global)
-                    .timeout_per_read(per_read)
-                    .max_redirects(8)
-                    // the token follows a redirect to the same host (same scheme, or up to
-                    // https), never to another host (a CDN or a hostile server)
-                    .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-                    .build()
-                    .new_agent()
-            };
+        let build = |cert: Option<ClientCert>,
+                     global: Option<Duration>,
+                     per_read: Option<Duration>,
+                     headers: Option<Duration>| {
+            let tls = TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .unversioned_rustls_crypto_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .root_certs(roots.clone())
+                .disable_verification(!settings.ssl_verify)
+                .client_cert(cert)
+                .build();
+            ureq::Agent::config_builder()
+                .tls_config(tls)
+                .proxy(proxy.clone())
+                .http_status_as_error(false)
+                .user_agent(USER_AGENT)
+                .timeout_connect(Some(settings.connect_timeout))
+                .timeout_global(global)
+                .timeout_per_read(per_read)
+                .timeout_resolve(Some(settings.connect_timeout))
+                .timeout_send_request(headers)
+                .timeout_recv_response(headers)
+                .max_redirects(8)
+                // the token follows a redirect to the same host (same scheme, or up to
+                // https), never to another host (a CDN or a hostile server)
+                .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+                .build()
+                .new_agent()
+        };
         Ok(Self {
-            api: build(client_cert.clone(), Some(settings.api_timeout), None),
-            download_with_cert: build(client_cert, None, Some(settings.download_read_timeout)),
-            download_without_cert: build(None, None, Some(settings.download_read_timeout)),
+            api: build(client_cert.clone(), Some(settings.api_timeout), None, None),
+            download_with_cert: build(
+                client_cert,
+                None,
+                Some(settings.download_read_timeout),
+                Some(settings.download_header_timeout),
+            ),
+            download_without_cert: build(
+                None,
+                None,
+                Some(settings.download_read_timeout),
+                Some(settings.download_header_timeout),
+            ),
         })
     }
 
@@ -518,6 +537,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             api_timeout: Duration::from_secs(1),
             download_read_timeout: Duration::from_secs(1),
+            download_header_timeout: Duration::from_secs(1),
             ssl_verify: true,
             ca_file: None,
             client_cert: None,

@@ -19,6 +19,7 @@ fn settings() -> HttpSettings {
         connect_timeout: Duration::from_secs(5),
         api_timeout: Duration::from_secs(10),
         download_read_timeout: Duration::from_secs(5),
+        download_header_timeout: Duration::from_secs(5),
         ssl_verify: true,
         ca_file: None,
         client_cert: None,
@@ -758,5 +759,44 @@ fn authorization_follows_same_host_redirects_only() {
         other[0].headers.get("authorization"),
         None,
         "never to another host"
+    );
+}
+
+/// A server that drips its response headers (a byte every 300 ms, so no single read waits for
+/// long): the download's header deadline (`timeout`, 2 s here) ends it as a timeout, instead of
+/// the per-read limit never firing.
+#[test]
+fn dripped_response_headers_hit_the_header_deadline() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let drip = std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return 0;
+        };
+        let mut sent = 0;
+        // bounded: at most a minute of dripping, and it ends when eyas hangs up
+        for b in b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if s.write_all(&[*b]).and_then(|()| s.flush()).is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        sent
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut s = settings();
+    s.download_read_timeout = Duration::from_secs(5);
+    s.download_header_timeout = Duration::from_secs(2);
+    let http = Http::new(&s).expect("agents");
+    let dl = Dl::new(format!("http://127.0.0.1:{port}/artifact"), &dest, 100);
+    let e = dl.run(&http).expect_err("the headers never end");
+    assert_eq!(e.kind, HttpErrorKind::Timeout, "{e}");
+    let sent = drip.join().expect("drip thread");
+    assert!(
+        sent < 60,
+        "the connection was dropped early ({sent} bytes dripped)"
     );
 }
