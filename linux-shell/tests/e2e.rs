@@ -172,6 +172,12 @@ async fn corrupt_artifact_fails_without_touching_rauc() {
         !sb.bootloader_calls().contains("set-primary"),
         "RAUC must not have activated anything"
     );
+    let left: Vec<_> = std::fs::read_dir(work.path().join("dl"))
+        .expect("download dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the failed download is removed: {left:?}");
     sim.shutdown().await;
 }
 

@@ -430,6 +430,16 @@ impl Agent<'_> {
         }
     }
 
+    /// Deletes what was downloaded for `action` (partial or whole) and forgets it.
+    fn remove_files(&mut self, action: ActionId) {
+        self.artifacts.retain(|k, f| {
+            if k.0 == action {
+                download::remove_partial(&f.path);
+            }
+            k.0 != action
+        });
+    }
+
     fn now(&self) -> CoreInstant {
         CoreInstant::from_millis(
             u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -469,12 +479,7 @@ impl Agent<'_> {
             Work::Download(a) => self.start_download(client, a),
             Work::Abort(action) => {
                 self.cancel.store(true, Ordering::Relaxed);
-                self.artifacts.retain(|k, f| {
-                    if k.0 == action {
-                        download::remove_partial(&f.path);
-                    }
-                    k.0 != action
-                });
+                self.remove_files(action);
             }
             Work::Verify(a) => {
                 let now = self.now();
@@ -555,6 +560,10 @@ impl Agent<'_> {
         };
         if let Some(f) = t.failure {
             self.failure = Some(f);
+            // a failed action's downloads are of no use: leave the directory as it was
+            if let Some(action) = t.action {
+                self.remove_files(action);
+            }
         }
         let text = format!(
             "{:?}{}",
