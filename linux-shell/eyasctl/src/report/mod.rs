@@ -1,27 +1,173 @@
-//! `eyasctl report` (owned by the report work; this is the placeholder it replaces).
+//! `eyasctl report`: the "OTA Rollout" figures of a rollout from hawkBit's action status history
+//! and, when given, from the telemetry the devices published (ThingsBoard keys, JSON lines):
+//! success rate over time, P50/P95 download duration, errors by code, and a per-group table.
+//!
+//! The figures are computed as the Grafana dashboard's SQL computes them over ThingsBoard's
+//! `ts_kv` (see [`stats`]), and `hil-tests/grafana/test/check-panels.py` checks that they are
+//! equal on the same telemetry. `--html` writes a self-contained page ([`html`]); `--json`
+//! prints the same numbers as one document.
+
+mod hawkbit;
+pub mod html;
+pub mod stats;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::error::Failure;
+use crate::output;
 
 /// `eyasctl report` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
-    /// The rollout to report on.
-    #[arg(long, value_name = "ID")]
-    pub rollout: u64,
-    /// ThingsBoard-style telemetry (JSON lines) that the devices published.
-    #[arg(long, value_name = "FILE")]
+    /// The rollout to report on (its groups, targets and action status history in hawkBit).
+    #[arg(long, value_name = "ID", required_unless_present = "telemetry")]
+    pub rollout: Option<u64>,
+    /// Telemetry the devices published, as JSON lines {"device", "ts", "values"} (eyas's
+    /// ThingsBoard messages with the device's name); without --rollout, a telemetry-only report.
+    #[arg(long, value_name = "FILE.jsonl")]
     pub telemetry: Option<PathBuf>,
-    /// Write a self-contained HTML report here.
-    #[arg(long, value_name = "OUT")]
+    /// Write a self-contained HTML report (inline SVG charts) here.
+    #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
+    /// Width of the time buckets in seconds (Grafana's $__interval); default: a round value
+    /// giving at most about 24 buckets over the data.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub interval: Option<u64>,
+}
+
+/// Builds the report document (what `--json` prints and the HTML page shows).
+pub fn document(api: Option<&Api>, args: &ReportArgs, now_secs: i64) -> Result<Value, Failure> {
+    let tele = match &args.telemetry {
+        Some(path) => Some(telemetry::Telemetry::read(path).map_err(Failure::Usage)?),
+        None => None,
+    };
+    let tele_facts = tele.as_ref().map(telemetry::Telemetry::facts);
+    let rollout = match (args.rollout, api) {
+        (Some(id), Some(api)) => Some(hawkbit::fetch(api, id)?),
+        _ => None,
+    };
+    let interval = match args.interval {
+        Some(i) => i64::try_from(i).unwrap_or(3600),
+        None => {
+            let spans = [
+                rollout.as_ref().and_then(|r| r.facts.span_ms()),
+                tele_facts.as_ref().and_then(stats::Facts::span_ms),
+            ];
+            let (lo, hi) = spans
+                .iter()
+                .flatten()
+                .fold((i64::MAX, i64::MIN), |(lo, hi), s| {
+                    (lo.min(s.0), hi.max(s.1))
+                });
+            stats::auto_interval(if lo <= hi { hi - lo } else { 0 })
+        }
+    };
+    let rollout_json = rollout.as_ref().map(|r| {
+        json!({
+            "id": r.id,
+            "name": r.name,
+            "status": r.status,
+            "targets": r.total_targets,
+            "groups": r.groups.iter().map(|g| json!({
+                "id": g.id, "name": g.name, "status": g.status, "targets": g.targets,
+                "success": g.success, "error": g.error, "running": g.running, "other": g.other,
+                "success_rate": stats::rate(g.success, g.error),
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let tele_json = tele.as_ref().zip(tele_facts.as_ref()).map(|(t, f)| {
+        let mut s = f.summary(interval);
+        if let Some(o) = s.as_object_mut() {
+            o.insert("messages".into(), t.messages.into());
+            o.insert("publishing_devices".into(), t.devices().into());
+        }
+        s
+    });
+    Ok(json!({
+        "generated_at": html::utc(now_secs),
+        "interval_secs": interval,
+        "rollout": rollout_json,
+        "hawkbit": rollout.as_ref().map(|r| r.facts.summary(interval)),
+        "telemetry": tele_json,
+    }))
+}
+
+fn human(doc: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(r) = doc.get("rollout").filter(|r| !r.is_null()) {
+        lines.push(format!(
+            "rollout {} {}: {}, {} targets",
+            r["id"], r["name"], r["status"], r["targets"]
+        ));
+        for g in r["groups"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "  {:<16} {:<10} {:>5} targets {:>5} ok {:>5} failed {:>5} running {:>5} other",
+                g["name"].as_str().unwrap_or(""),
+                g["status"].as_str().unwrap_or(""),
+                g["targets"],
+                g["success"],
+                g["error"],
+                g["running"],
+                g["other"]
+            ));
+        }
+    }
+    for (key, name) in [("hawkbit", "hawkBit"), ("telemetry", "telemetry")] {
+        let Some(s) = doc.get(key).filter(|s| !s.is_null()) else {
+            continue;
+        };
+        let num = |v: &Value, d: usize| v.as_f64().map_or("-".into(), |x| format!("{x:.d$}"));
+        lines.push(format!(
+            "{name}: success rate {} % ({} ok, {} failed); download P50 {} ms, P95 {} ms (n={}); errors: {}",
+            num(&s["rate"], 1),
+            s["success"],
+            s["failure"],
+            num(&s["download_ms"]["p50"], 0),
+            num(&s["download_ms"]["p95"], 0),
+            s["download_ms"]["count"],
+            s["errors"]
+                .as_array()
+                .filter(|e| !e.is_empty())
+                .map_or("none".into(), |e| e
+                    .iter()
+                    .map(|e| format!(
+                        "{}={}",
+                        e["error_code"].as_str().unwrap_or(""),
+                        e["failures"]
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+        ));
+    }
+    lines
 }
 
 /// Runs `eyasctl report`.
 pub fn run(api: &Api, args: &ReportArgs, json: bool) -> Result<ExitCode, Failure> {
-    let _ = (api, args, json);
-    Err(Failure::Other("eyasctl report: not yet implemented".into()))
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let doc = document(Some(api), args, now)?;
+    if let Some(path) = &args.html {
+        let page =
+            html::page(&doc).map_err(|e| Failure::Other(format!("drawing the charts: {e}")))?;
+        std::fs::write(path, page)
+            .map_err(|e| Failure::Usage(format!("--html {}: {e}", path.display())))?;
+    }
+    if json {
+        output::print_json(&doc);
+    }
+    for line in human(&doc) {
+        output::say(json, &line);
+    }
+    if let Some(path) = &args.html {
+        output::say(json, &format!("report written to {}", path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
 }

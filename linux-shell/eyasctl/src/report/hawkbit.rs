@@ -1,0 +1,263 @@
+//! A rollout's history from hawkBit's Management API: the rollout, its deployment groups, each
+//! group's targets, each target's action of this rollout and that action's status history.
+//!
+//! * outcome: an action whose `detailStatus` (or `status`) is `finished` succeeded, `error` failed;
+//!   its time is when the closing status entry was reported (`reportedAt`, else `timestamp`, else
+//!   the action's `lastModifiedAt`);
+//! * error code: the closing entry's `code` (hawkBit 0.4+ keeps the device's status code), else an
+//!   `error_code=N` detail, else hawkBit's `Device reported status code: N` message;
+//! * download duration: a `download_duration_ms=N` detail in any status entry of the action (eyas
+//!   sends one with its final feedback).
+
+use serde_json::Value;
+
+use super::stats::{Download, Facts, Outcome};
+use crate::api::{Api, ApiError, encode_query};
+
+/// Page size for list calls (hawkBit's maximum is 500).
+const PAGE: usize = 500;
+/// At most this many actions of a target are looked through for the rollout's action.
+const MAX_ACTIONS_PER_TARGET: usize = 1000;
+
+/// One deployment group's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub targets: u64,
+    pub success: u64,
+    pub error: u64,
+    /// Actions that exist and are still open (running, scheduled, downloading, …).
+    pub running: u64,
+    /// Targets without an action of this rollout yet, or with a canceled one.
+    pub other: u64,
+}
+
+/// The rollout as the report shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Rollout {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    pub total_targets: u64,
+    pub groups: Vec<Group>,
+    pub facts: Facts,
+}
+
+/// Every item of a paged list (`content`), following `offset`/`limit` until `total`.
+fn pages(api: &Api, path: &str, cap: usize) -> Result<Vec<Value>, ApiError> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut out = Vec::new();
+    loop {
+        let page = api.get(&format!("{path}{sep}offset={}&limit={PAGE}", out.len()))?;
+        let content = page
+            .get("content")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = page
+            .get("total")
+            .and_then(Value::as_u64)
+            .map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX));
+        let n = content.len();
+        out.extend(content);
+        if n == 0 || out.len() >= total || out.len() >= cap {
+            return Ok(out);
+        }
+    }
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn i(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64)
+}
+
+/// The number after `prefix` in `text` (digits, optionally with a decimal part).
+fn number_after(text: &str, prefix: &str) -> Option<String> {
+    let at = text.find(prefix)? + prefix.len();
+    let rest = text.get(at..)?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(rest.len());
+    let n = rest.get(..end)?;
+    (!n.is_empty() && n.parse::<f64>().is_ok()).then(|| n.to_owned())
+}
+
+fn messages(entry: &Value) -> impl Iterator<Item = &str> {
+    entry
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// The error code of a closing status entry (see the module docs).
+pub fn error_code(entry: &Value) -> Option<String> {
+    if let Some(c) = entry.get("code").and_then(Value::as_i64) {
+        return Some(c.to_string());
+    }
+    messages(entry)
+        .find_map(|m| number_after(m, "error_code="))
+        .or_else(|| messages(entry).find_map(|m| number_after(m, "status code:")))
+}
+
+/// A `download_duration_ms=N` detail in any of the entries.
+pub fn download_ms(entries: &[Value]) -> Option<f64> {
+    entries
+        .iter()
+        .flat_map(messages)
+        .find_map(|m| number_after(m, "download_duration_ms="))
+        .and_then(|n| n.parse().ok())
+}
+
+fn entry_time(e: &Value) -> Option<i64> {
+    i(e, "reportedAt").or_else(|| i(e, "timestamp"))
+}
+
+/// Reads the rollout `id` and the history of every action it made.
+pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
+    let ro = api.get(&format!("/rollouts/{id}"))?;
+    let mut rollout = Rollout {
+        id,
+        name: s(&ro, "name"),
+        status: s(&ro, "status"),
+        total_targets: ro.get("totalTargets").and_then(Value::as_u64).unwrap_or(0),
+        ..Rollout::default()
+    };
+    for g in pages(api, &format!("/rollouts/{id}/deploygroups"), usize::MAX)? {
+        let gid = i(&g, "id").unwrap_or_default();
+        let mut group = Group {
+            id: gid,
+            name: s(&g, "name"),
+            status: s(&g, "status"),
+            ..Group::default()
+        };
+        for t in pages(
+            api,
+            &format!("/rollouts/{id}/deploygroups/{gid}/targets"),
+            usize::MAX,
+        )? {
+            let cid = s(&t, "controllerId");
+            if cid.is_empty() {
+                continue;
+            }
+            group.targets += 1;
+            let enc = encode_query(&cid);
+            let actions = pages(
+                api,
+                &format!("/targets/{enc}/actions?sort=id%3ADESC"),
+                MAX_ACTIONS_PER_TARGET,
+            )?;
+            let Some(action) = actions
+                .iter()
+                .find(|a| a.get("rollout").and_then(Value::as_u64) == Some(id))
+            else {
+                group.other += 1;
+                continue;
+            };
+            let aid = i(action, "id").unwrap_or_default();
+            let state = action
+                .get("detailStatus")
+                .and_then(Value::as_str)
+                .or_else(|| action.get("status").and_then(Value::as_str))
+                .unwrap_or("");
+            let history = pages(
+                api,
+                &format!("/targets/{enc}/actions/{aid}/status?sort=id%3AASC"),
+                usize::MAX,
+            )?;
+            if let Some(ms) = download_ms(&history) {
+                let at = history
+                    .iter()
+                    .filter(|e| messages(e).any(|m| m.contains("download_duration_ms=")))
+                    .find_map(entry_time)
+                    .or_else(|| i(action, "lastModifiedAt"))
+                    .unwrap_or_default();
+                rollout.facts.downloads.push(Download {
+                    device: cid.clone(),
+                    time_ms: at,
+                    duration_ms: ms,
+                });
+            }
+            let success = match state {
+                "finished" => true,
+                "error" => false,
+                "canceled" | "cancelled" => {
+                    group.other += 1;
+                    continue;
+                }
+                _ => {
+                    group.running += 1;
+                    continue;
+                }
+            };
+            let closing = history
+                .iter()
+                .rev()
+                .find(|e| e.get("type").and_then(Value::as_str) == Some(state));
+            let time_ms = closing
+                .and_then(entry_time)
+                .or_else(|| i(action, "lastModifiedAt"))
+                .unwrap_or_default();
+            if success {
+                group.success += 1;
+            } else {
+                group.error += 1;
+            }
+            rollout.facts.outcomes.push(Outcome {
+                device: cid,
+                time_ms,
+                success,
+                error_code: if success {
+                    None
+                } else {
+                    closing.and_then(error_code)
+                },
+            });
+        }
+        rollout.groups.push(group);
+    }
+    Ok(rollout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_code_from_code_then_details() {
+        assert_eq!(
+            error_code(&json!({"code": 400, "messages": []})),
+            Some("400".into())
+        );
+        assert_eq!(
+            error_code(&json!({"messages": ["fell back", "error_code=300"]})),
+            Some("300".into())
+        );
+        assert_eq!(
+            error_code(&json!({"messages": ["Device reported status code: 110"]})),
+            Some("110".into())
+        );
+        assert_eq!(error_code(&json!({"messages": ["no code here"]})), None);
+    }
+
+    #[test]
+    fn download_duration_from_details() {
+        let h = [
+            json!({"messages": ["Downloading: 50%"]}),
+            json!({"messages": ["Update installed", "download_duration_ms=1234"]}),
+        ];
+        assert_eq!(download_ms(&h), Some(1234.0));
+        assert_eq!(download_ms(&h[..1]), None);
+    }
+}
