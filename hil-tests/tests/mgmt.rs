@@ -883,3 +883,47 @@ fn custom_module_and_set_types_become_ddi_parts() {
     sim.create_distribution_set("e", "1", "os_bl", &[os, bl])
         .unwrap();
 }
+
+#[test]
+fn module_and_set_lists_take_a_fiql_query() {
+    let fx = Fx::new();
+    fx.make_ds("1.0", b"a");
+    fx.make_ds("1.1", b"b");
+    fx.make_ds("2.0", b"c");
+    let q = |path: &str| {
+        let r = fx.mgmt("GET", path, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.json()["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        q("/softwaremodules?q=name%3D%3Drootfs%3Bversion%3D%3D1.1"),
+        ["1.1"]
+    );
+    assert_eq!(q("/softwaremodules?q=version%3D%3D1.*"), ["1.0", "1.1"]);
+    assert_eq!(
+        q("/softwaremodules?q=type%3D%3Dapplication"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        q("/distributionsets?q=name%3D%3D%22fw%22%3Bversion%3D%3D2.0"),
+        ["2.0"]
+    );
+    assert_eq!(
+        q("/distributionsets?q=version%3Dout%3D(1.0%2C2.0)"),
+        ["1.1"]
+    );
+    // a field that is not one of the entity's: 400 naming the supported ones
+    let r = fx.mgmt("GET", "/distributionsets?q=controllerid%3D%3Dx", None);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text()
+            .contains("supported: id, name, version, type, description"),
+        "{}",
+        r.text()
+    );
+}

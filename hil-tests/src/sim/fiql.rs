@@ -200,6 +200,37 @@ impl Expr {
         Ok(e)
     }
 
+    /// Parses a filter over another entity (software modules, distribution sets): only `fields`
+    /// are known (hawkBit answers 400 for others).
+    pub fn parse_over(src: &str, what: &str, fields: &[&str]) -> Result<Self, String> {
+        let mut p = Parser {
+            s: src.as_bytes(),
+            pos: 0,
+            src,
+            depth: 0,
+        };
+        let e = p.or()?;
+        if p.pos != src.len() {
+            return p.err("unexpected character");
+        }
+        e.check_fields_in(what, fields)?;
+        Ok(e)
+    }
+
+    fn check_fields_in(&self, what: &str, fields: &[&str]) -> Result<(), String> {
+        match self {
+            Self::And(v) | Self::Or(v) => {
+                v.iter().try_for_each(|e| e.check_fields_in(what, fields))
+            }
+            Self::Cmp { field, .. } if fields.contains(&field.as_str()) => Ok(()),
+            Self::Cmp { field, .. } => Err(format!(
+                "FIQL field '{}' is not supported for {what} by hawkbit-sim; supported: {}",
+                clip(field),
+                fields.join(", ")
+            )),
+        }
+    }
+
     fn check_fields(&self) -> Result<(), String> {
         match self {
             Self::And(v) | Self::Or(v) => v.iter().try_for_each(Self::check_fields),

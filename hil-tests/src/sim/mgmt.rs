@@ -308,14 +308,64 @@ async fn sm_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
     )
 }
 
+/// The `q=` FIQL filter of a software module or distribution set list (hawkBit's
+/// `SoftwareModuleFields`/`DistributionSetFields` subset: id, name, version, type (key),
+/// description); None without one.
+fn entity_filter(q: &HashMap<String, String>, what: &str) -> Res<Option<Expr>> {
+    match q.get("q") {
+        Some(s) if !s.is_empty() => {
+            Expr::parse_over(s, what, &["id", "name", "version", "type", "description"])
+                .map(Some)
+                .map_err(Failure::bad)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether an entity with these fields matches the filter (no filter: all match).
+fn entity_matches(
+    expr: Option<&Expr>,
+    id: u64,
+    name: &str,
+    version: &str,
+    kind: &str,
+    description: &str,
+) -> bool {
+    expr.is_none_or(|e| {
+        e.matches(&|f| {
+            Some(match f {
+                "id" => id.to_string(),
+                "name" => name.to_owned(),
+                "version" => version.to_owned(),
+                "type" => kind.to_owned(),
+                "description" => description.to_owned(),
+                _ => return None,
+            })
+        })
+    })
+}
+
 async fn sm_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
     done((|| {
+        let expr = entity_filter(&q, "software modules")?;
         let st = sh.state();
         let b = base(&headers, &sh);
-        Ok(json_get(
-            &headers,
-            &page(st.modules.values().map(|m| sm_json(&b, m)).collect(), &q)?,
-        ))
+        let items = st
+            .modules
+            .values()
+            .filter(|m| {
+                entity_matches(
+                    expr.as_ref(),
+                    m.id,
+                    &m.name,
+                    &m.version,
+                    &m.kind,
+                    &m.description,
+                )
+            })
+            .map(|m| sm_json(&b, m))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
     })())
 }
 
@@ -1088,12 +1138,25 @@ async fn ds_create(AxState(sh): Sh, headers: HeaderMap, body: Bytes) -> Response
 
 async fn ds_list(AxState(sh): Sh, Query(q): Q, headers: HeaderMap) -> Response {
     done((|| {
+        let expr = entity_filter(&q, "distribution sets")?;
         let st = sh.state();
         let b = base(&headers, &sh);
-        Ok(json_get(
-            &headers,
-            &page(st.sets.values().map(|d| ds_json(&st, &b, d)).collect(), &q)?,
-        ))
+        let items = st
+            .sets
+            .values()
+            .filter(|d| {
+                entity_matches(
+                    expr.as_ref(),
+                    d.id,
+                    &d.name,
+                    &d.version,
+                    &d.kind,
+                    &d.description,
+                )
+            })
+            .map(|d| ds_json(&st, &b, d))
+            .collect();
+        Ok(json_get(&headers, &page(items, &q)?))
     })())
 }
 
