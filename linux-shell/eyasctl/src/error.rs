@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::api::ApiError;
 
 /// Exit code: the command did what was asked (a watched rollout finished).
+#[allow(dead_code)] // documented; ExitCode::SUCCESS is used
 pub const EXIT_OK: u8 = 0;
 /// Exit code: hawkBit refused a request, did not answer, a wait reached its deadline, or the
 /// rollout ended badly (stopped, deleted, approval denied).

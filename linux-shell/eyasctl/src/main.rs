@@ -2,6 +2,7 @@
 
 mod api;
 mod error;
+mod lookup;
 mod output;
 mod publish;
 mod report;
