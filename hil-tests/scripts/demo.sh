@@ -2,8 +2,9 @@
 # eyas demo (`./run demo`): the release workflow end to end on one machine, loopback only.
 #
 #   CI      a RAUC bundle built with `rauc bundle` and signed by a test PKI made on the fly (openssl)
-#   server  hawkbit-sim; release.sh releases in real hawkBit Management API syntax: software module (os),
-#           artifact upload, distribution set, rollout canary -> 10 % -> 50 % -> 100 % with thresholds
+#   server  hawkbit-sim; eyasctl releases over the real hawkBit Management API: `eyasctl publish` (software
+#           module, artifact upload, distribution set), `eyasctl rollout create` canary -> 10 % -> 50 % -> 100 %
+#           with thresholds, `eyasctl rollout watch` until finished (0) or paused (3)
 #   devices DEMO_REAL (3) real eyas devices, each with its own private dbus-daemon, `rauc service` with two
 #           file-backed ext4 slots and bootloader=custom = eyas-bootloader over a redundant U-Boot env
 #           (fw_env.config); a "reboot" stops eyas and RAUC, runs the U-Boot boot script logic
@@ -46,8 +47,8 @@ for tool in cargo rauc dbus-daemon dbus-send mkfs.ext4 openssl mosquitto mosquit
   command -v "$tool" >/dev/null || die "$tool missing (run .ci/install-deps)"
 done
 
-say "demo: building eyas, eyas-bootloader, hawkbit-sim, sim-devices ($BIN)"
-(cd "$ROOT" && cargo build -q -p eyas-linux -p eyas-bootloader-glue -p eyas-hil-tests --bins)
+say "demo: building eyas, eyas-bootloader, hawkbit-sim, sim-devices, eyasctl ($BIN)"
+(cd "$ROOT" && cargo build -q -p eyas-linux -p eyas-bootloader-glue -p eyas-hil-tests -p eyasctl --bins)
 SIM_BIN=$BIN/hawkbit-sim
 
 W=$(mktemp -d /tmp/eyas-demo.XXXXXX)
@@ -360,18 +361,22 @@ for dev in "${DEVS[@]}"; do
 done
 say "devices: ${DEVS[*]} up (RAUC on private buses, U-Boot env per device); $N_SIM simulated devices polling"
 
-# ---------------------------------------------------------------- 5. release
-groups=$(python3 -c '
-import json
-g = lambda name, pct, flt=None: dict({"name": name, "targetPercentage": pct,
-    "successCondition": {"condition": "THRESHOLD", "expression": "100"},
-    "errorCondition": {"condition": "THRESHOLD", "expression": "0"}}, **({"targetFilterQuery": flt} if flt else {}))
-print(json.dumps([g("canary", 100, "controllerid==dev-*"), g("wave-10pct", 10), g("wave-50pct", 50), g("wave-100pct", 100)]))')
+# ---------------------------------------------------------------- 5. release (eyasctl)
+# publish: name rootfs, version from the bundle (rauc info); canary = the real devices, then 10/50/100 % of
+# the rest; success 100 %, error 0 %; watch until finished (exit 0) or paused (exit 3)
+CTL=$BIN/eyasctl
 # in the background + wait, so that Ctrl-C / SIGTERM run the cleanup at once
 (
   set +e
-  DS_NAME=rootfs TARGET_FILTER='controllerid==dev-*,controllerid==sim-*' ROLLOUT_GROUPS_JSON=$groups ROLLOUT_TABLE=1 \
-    SUCCESS=100 ERROR=0 WAIT_SECS=$TIMEOUT bash "$HERE/release.sh" "$BUNDLE" "$VERSION" &
+  (
+    set -e
+    "$CTL" publish "$BUNDLE" --name rootfs --ds-name rootfs
+    out=$("$CTL" rollout create --ds "rootfs:$VERSION" --filter 'controllerid==dev-*,controllerid==sim-*' \
+      --group 'canary=controllerid==dev-*' --groups 10,50,100 --success 100 --error 0 --start --wait 60)
+    echo "$out"
+    echo "${out##*rollout=}" >"$W/rollout.id"
+    exec "$CTL" rollout watch "$(cat "$W/rollout.id")" --timeout "$TIMEOUT"
+  ) &
   echo $! >"$W/release.pid"
   wait $!
   echo $? >"$W/release.rc"
@@ -381,7 +386,7 @@ rc=$(cat "$W/release.rc" 2>/dev/null || echo 1)
 case $rc in
   0) outcome=finished ;;
   3) outcome=paused ;;
-  *) die "release.sh exit $rc (a timeout means the rollout did not end within DEMO_TIMEOUT=$TIMEOUT s)" ;;
+  *) die "eyasctl exit $rc (a timeout means the rollout did not end within DEMO_TIMEOUT=$TIMEOUT s)" ;;
 esac
 
 # let the last telemetry arrive (success is published after closed/success)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fleet simulation: hawkbit-sim + a fleet of simulated devices (sim-devices) + the release workflow.
+# Fleet simulation: hawkbit-sim + a fleet of simulated devices (sim-devices) + the release workflow with eyasctl
+# (publish, rollout in groups 5/25/50/100 % with success 95 % / error 5 %, watch: exit 0 finished, 3 paused).
 # (The main demo with real eyas devices is demo.sh.) Env: DEMO_DEVICES (40), DEMO_FAIL (device numbers that fail, e.g. 7),
 # DEMO_KEEP=1 keeps the simulator running at the end, DEMO_EXPECT=finished|paused makes the outcome a check (CI).
 set -euo pipefail
@@ -8,13 +9,14 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SIM_BIN=${SIM_BIN:-$TARGET_DIR/debug/hawkbit-sim}
 DEV_BIN=${DEV_BIN:-$TARGET_DIR/debug/sim-devices}
+CTL_BIN=${CTL_BIN:-$TARGET_DIR/debug/eyasctl}
 N=${DEMO_DEVICES:-40}
 export HAWKBIT_AUTH=admin:admin
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-echo "fleet-sim: building hawkbit-sim and sim-devices"
-(cd "$ROOT" && cargo build -q -p eyas-hil-tests --bins)
+echo "fleet-sim: building hawkbit-sim, sim-devices and eyasctl"
+(cd "$ROOT" && cargo build -q -p eyas-hil-tests -p eyasctl --bins)
 W=$(mktemp -d /tmp/eyas-fleet-sim.XXXXXX)
 SIM_PID="" DEV_PID=""
 cleanup() {
@@ -36,13 +38,22 @@ echo "fleet-sim: $N targets registered; starting simulated devices"
 DEV_PID=$!
 
 head -c 2097152 /dev/urandom >"$W/rootfs-demo.raucb"
+release() {
+  local version out
+  version=1.0.$(date +%s)
+  "$CTL_BIN" publish "$W/rootfs-demo.raucb" --name rootfs --version "$version" --ds-name eyas-fw || return 1
+  out=$("$CTL_BIN" rollout create --ds "eyas-fw:$version" --filter 'controllerid==sim-*' \
+    --groups 5,25,50,100 --success 95 --error 5 --start) || return 1
+  echo "$out"
+  "$CTL_BIN" rollout watch "${out##*rollout=}" --timeout 300
+}
 rc=0
-bash "$HERE/release.sh" "$W/rootfs-demo.raucb" "1.0.$(date +%s)" || rc=$?
+release || rc=$?
 echo "fleet-sim: device log (last lines):"; tail -5 "$W/devices.log" | sed 's/^/  /'
 case $rc in
   0) outcome=finished; echo "fleet-sim: OK — all groups rolled out" ;;
   3) outcome=paused; echo "fleet-sim: rollout paused by the error threshold (as configured)" ;;
-  *) echo "fleet-sim: FAILED (release.sh exit $rc)"; exit "$rc" ;;
+  *) echo "fleet-sim: FAILED (eyasctl exit $rc)"; exit "$rc" ;;
 esac
 if [ -n "${DEMO_EXPECT:-}" ] && [ "$outcome" != "$DEMO_EXPECT" ]; then
   echo "fleet-sim: expected the rollout to end '$DEMO_EXPECT', got '$outcome'" >&2

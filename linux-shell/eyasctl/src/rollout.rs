@@ -293,7 +293,7 @@ pub fn create(api: &Api, args: &CreateArgs, json: bool) -> Result<ExitCode, Fail
         output::say(
             json,
             &format!(
-                "  group {:<14} {:>6} targets  ({} %)",
+                "  group {:<14} {:>6} targets  ({} % of all)",
                 str_of(g, "name"),
                 g.get("totalTargets").and_then(Value::as_u64).unwrap_or(0),
                 g.get("targetPercentage")
