@@ -406,6 +406,8 @@ impl View {
         }
         let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let head = mp.add(ProgressBar::new_spinner());
+        // the elapsed time keeps moving between polls
+        head.enable_steady_tick(Duration::from_millis(250));
         head.set_style(
             ProgressStyle::with_template("{spinner} rollout {prefix} [{elapsed_precise}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),

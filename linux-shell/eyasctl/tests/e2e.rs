@@ -161,7 +161,7 @@ fn publish_refuses_another_bundle_under_a_published_version() {
 }
 
 #[test]
-fn duplicate_module_from_hawkbit_is_quoted() {
+fn existing_module_is_reused_and_hawkbits_409_is_quoted() {
     // hawkBit's own 409 for a module that exists (here: created by hand while eyasctl reuses by
     // name/version/type, a bulk create of the same key is what hawkBit refuses)
     let fx = Fx::new(FAST);
