@@ -43,6 +43,8 @@ fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-qemu}
 (cd "$ROOT" && cargo build -q --locked -p eyas-hil-tests --bin hawkbit-sim) || die "building hawkbit-sim"
 SIM_BIN=$CARGO_TARGET_DIR/debug/hawkbit-sim
+(cd "$ROOT" && cargo build -q --locked -p eyasctl --bin eyasctl) || die "building eyasctl"
+CTL_BIN=$CARGO_TARGET_DIR/debug/eyasctl
 
 PIDS=()
 cleanup() {
@@ -143,13 +145,26 @@ vm() {
 
 env_of() { fw_printenv -c "$1/$2/fw_env.config" BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT | tr '\n' ' ' | sed 's/ $//'; }
 
-# release W DEV-FILTER BUNDLE VERSION GROUPS-JSON: release.sh in the background; rc in $W/release.rc
+# release W DEV-FILTER BUNDLE VERSION GROUPS-JSON: in the background, `eyasctl publish` (rootfs VERSION) and
+# `eyasctl rollout create` with one `--group NAME=FILTER` per group of GROUPS-JSON (success 100 %, error 0 %),
+# started, then `eyasctl rollout watch`; output in $W/release.log, exit code (0 finished, 3 paused) in $W/release.rc
 release() {
   local w=$1 filter=$2 bundle=$3 version=$4 groups=$5
   (
     set +e
-    DS_NAME=rootfs TARGET_FILTER=$filter ROLLOUT_GROUPS_JSON=$groups SUCCESS=100 ERROR=0 WAIT_SECS=600 \
-      bash "$HERE/release.sh" "$bundle" "$version" >"$w/release.log" 2>&1
+    (
+      set -e
+      args=()
+      while IFS= read -r g; do args+=(--group "$g"); done < <(python3 -c '
+import json, sys
+for g in json.loads(sys.argv[1]):
+    print("%s=%s" % (g["name"], g["targetFilterQuery"]))' "$groups")
+      "$CTL_BIN" publish "$bundle" --name rootfs --version "$version"
+      out=$("$CTL_BIN" rollout create --ds "rootfs:$version" --filter "$filter" "${args[@]}" \
+        --success 100 --error 0 --start --wait 600)
+      echo "$out"
+      exec "$CTL_BIN" rollout watch "${out##*rollout=}" --timeout 600
+    ) >"$w/release.log" 2>&1
     echo $? >"$w/release.rc"
   ) & PIDS+=("$!")
 }
