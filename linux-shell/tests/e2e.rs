@@ -105,6 +105,14 @@ async fn update_is_reported_only_after_the_new_slot_booted() {
     );
     let messages = sim.action_messages(action).join("\n");
     assert!(messages.contains("booted"), "{messages}");
+    // the download time measured before the reboot reaches hawkBit with the final feedback
+    // (eyasctl report reads it from the action history)
+    assert!(
+        messages.lines().any(|m| m
+            .strip_prefix("download_duration_ms=")
+            .is_some_and(|n| n.parse::<u64>().is_ok())),
+        "{messages}"
+    );
     let attrs = sim
         .with_state(|s| s.targets.get("dev-e2e").map(|t| t.attributes.clone()))
         .expect("target");
@@ -536,6 +544,15 @@ async fn bootloader_fallback_to_the_old_slot_is_reported_as_failure() {
     });
     let messages = sim.action_messages(action).join("\n");
     assert!(messages.contains("fell back"), "{messages}");
+    // hawkBit's status code is the error_code (400: fell back), next to the download time
+    let codes: Vec<Option<i64>> = sim.with_state(|s| {
+        s.actions
+            .get(&action)
+            .map(|a| a.history.iter().map(|h| h.code).collect())
+            .unwrap_or_default()
+    });
+    assert_eq!(codes.last(), Some(&Some(400)), "{codes:?}");
+    assert!(messages.contains("download_duration_ms="), "{messages}");
     // The failed slot is marked bad (never chosen again), the running slot good and primary.
     let calls = sb.bootloader_calls();
     assert!(calls.contains("set-state B bad"), "{calls}");

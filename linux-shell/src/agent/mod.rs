@@ -182,6 +182,11 @@ struct Agent<'c> {
     interrupted: bool,
     /// The last update failure (its exit code ends a run-once).
     failure: Option<Failure>,
+    /// The action of the last failure and why (its `error_code` goes into the final feedback).
+    action_failure: Option<(ActionId, Failure)>,
+    /// Download time of the current action's artifacts in ms (summed), for its final feedback;
+    /// also kept beside the record so that it survives the reboot ([`Agent::note_download`]).
+    download_ms: Option<(ActionId, u64)>,
 }
 
 /// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
@@ -268,6 +273,8 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         halt: None,
         interrupted: false,
         failure: None,
+        action_failure: None,
+        download_ms: None,
     };
     agent.boot(&mut client).await;
     service::ready("polling hawkBit");
@@ -304,7 +311,12 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
                 None
             }
         };
-        if let Some((kind, method, url, authorization, if_none_match, body)) = request {
+        if let Some((kind, method, url, authorization, if_none_match, mut body)) = request {
+            if matches!(kind, eyas_core::client::RequestKind::Feedback)
+                && let Some(extended) = agent.feedback_extras(&url, &body)
+            {
+                body = extended;
+            }
             tracing::debug!("{kind:?}: {method:?} {}", crate::http::redact_url(&url));
             let http = agent.http.clone();
             let task = tokio::task::spawn_blocking(move || {
@@ -446,6 +458,66 @@ impl Agent<'_> {
         )
     }
 
+    /// Where the download time of the current action is kept across the reboot.
+    fn download_ms_path(&self) -> PathBuf {
+        let mut p = self.config.eyas.record_path.clone().into_os_string();
+        p.push(".download-ms");
+        PathBuf::from(p)
+    }
+
+    /// Notes a finished download of `action` (summed over its artifacts) for the final feedback.
+    pub(super) fn note_download(&mut self, action: ActionId, elapsed: std::time::Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let total = match self.download_ms {
+            Some((a, t)) if a == action => t.saturating_add(ms),
+            _ => ms,
+        };
+        self.download_ms = Some((action, total));
+        let path = self.download_ms_path();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let written = std::fs::write(&tmp, format!("{} {total}\n", action.0))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::debug!(
+                "{}: {e} (the download time is only reported before a reboot)",
+                path.display()
+            );
+        }
+    }
+
+    /// The download time of `action` noted by this run or, after a reboot, by the one before.
+    fn download_ms_of(&self, action: u64) -> Option<u64> {
+        if let Some((a, t)) = self.download_ms
+            && a.0 == action
+        {
+            return Some(t);
+        }
+        let text = std::fs::read_to_string(self.download_ms_path()).ok()?;
+        let (a, t) = text.trim().split_once(' ')?;
+        if a.parse::<u64>().ok()? != action {
+            return None;
+        }
+        t.parse().ok()
+    }
+
+    /// The core's feedback body with what the fleet report needs (see [`feedback_extras`]), or
+    /// `None` to send it as it is.
+    fn feedback_extras(&self, url: &str, body: &[u8]) -> Option<Vec<u8>> {
+        let action: u64 = url
+            .split("/deploymentBase/")
+            .nth(1)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()?;
+        let code = self
+            .action_failure
+            .filter(|(a, _)| a.0 == action)
+            .map(|(_, f)| f.error_code());
+        feedback_extras(body, code, self.download_ms_of(action))
+    }
+
     fn publish(&self, message: &serde_json::Value) {
         if let Some(t) = &self.telemetry {
             t.send(message);
@@ -560,6 +632,9 @@ impl Agent<'_> {
         };
         if let Some(f) = t.failure {
             self.failure = Some(f);
+            if let Some(action) = t.action {
+                self.action_failure = Some((action, f));
+            }
             // a failed action's downloads are of no use: leave the directory as it was
             if let Some(action) = t.action {
                 self.remove_files(action);
@@ -589,10 +664,82 @@ impl Agent<'_> {
     }
 }
 
+/// Adds to a closed feedback what `eyasctl report` reads from hawkBit's action history: the
+/// failure's `error_code` as hawkBit's status `code` and a `download_duration_ms=N` detail.
+/// Within hawkBit's limits: at most 50 messages, the code counting as one (the core's own body
+/// has one detail). `None` when nothing was added or the body is not a closed feedback.
+fn feedback_extras(body: &[u8], code: Option<u16>, download_ms: Option<u64>) -> Option<Vec<u8>> {
+    const MAX_MESSAGES: usize = 50;
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let status = v.get_mut("status")?.as_object_mut()?;
+    if status.get("execution")?.as_str()? != "closed" {
+        return None;
+    }
+    let failed = status
+        .get("result")
+        .and_then(|r| r.get("finished"))
+        .and_then(serde_json::Value::as_str)
+        == Some("failure");
+    let mut changed = false;
+    if let Some(c) = code.filter(|_| failed && !status.contains_key("code")) {
+        status.insert("code".into(), c.into());
+        changed = true;
+    }
+    let room = MAX_MESSAGES - usize::from(status.contains_key("code"));
+    if let Some(ms) = download_ms {
+        let details = status
+            .entry("details")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(d) = details.as_array_mut().filter(|d| d.len() < room) {
+            d.push(format!("download_duration_ms={ms}").into());
+            changed = true;
+        }
+    }
+    if changed {
+        serde_json::to_vec(&v).ok()
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::work::verify_file;
     use super::*;
+
+    #[test]
+    fn closed_feedback_carries_error_code_and_download_time() {
+        let fail = br#"{"status":{"execution":"closed","result":{"finished":"failure"},"details":["fell back"]}}"#;
+        let out = feedback_extras(fail, Some(400), Some(1234)).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["status"]["code"], 400);
+        assert_eq!(
+            v["status"]["details"],
+            serde_json::json!(["fell back", "download_duration_ms=1234"])
+        );
+        // a success gets the download time, never a code
+        let ok = br#"{"status":{"execution":"closed","result":{"finished":"success"}}}"#;
+        let v: serde_json::Value =
+            serde_json::from_slice(&feedback_extras(ok, Some(400), Some(5)).unwrap_or_default())
+                .unwrap_or_default();
+        assert!(v["status"].get("code").is_none());
+        assert_eq!(
+            v["status"]["details"],
+            serde_json::json!(["download_duration_ms=5"])
+        );
+        // progress feedback, nothing known, a full details list: unchanged
+        let progress = br#"{"status":{"execution":"proceeding","result":{"finished":"none"},"details":["x"]}}"#;
+        assert_eq!(feedback_extras(progress, Some(1), Some(1)), None);
+        assert_eq!(feedback_extras(ok, None, None), None);
+        let full = serde_json::json!({"status": {"execution": "closed", "result": {"finished": "failure"},
+            "code": 7, "details": vec!["d"; 49]}});
+        assert_eq!(
+            feedback_extras(full.to_string().as_bytes(), Some(400), Some(9)),
+            None,
+            "49 details + a code are hawkBit's 50 messages"
+        );
+        assert_eq!(feedback_extras(b"not json", Some(1), Some(1)), None);
+    }
 
     #[test]
     fn client_config_follows_the_file() {

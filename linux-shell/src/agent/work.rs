@@ -415,6 +415,7 @@ impl Agent<'_> {
                             d.reused
                         );
                         self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
+                        self.note_download(key.0, d.elapsed);
                         if let Some(f) = self.artifacts.get_mut(&key) {
                             f.downloaded = Some(d);
                         }
