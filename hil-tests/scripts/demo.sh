@@ -528,6 +528,46 @@ for b in bad:
 print("checks: %s" % ("FAILED" if bad else "ok (outcome %s; devices' telemetry, boot env and hawkBit actions as expected)" % outcome))
 sys.exit(1 if bad else 0)
 EOF
+# ---------------------------------------------------------------- 7. report (eyasctl report)
+# the telemetry the observer received as JSON lines {"device","ts","values"} (the device is the listener's
+# mount point, as ThingsBoard knows it from the token); kept with the report in DEMO_OUT
+OUT=${DEMO_OUT:-$TARGET_DIR/demo-report}
+mkdir -p "$OUT"
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    topic, _, payload = line.strip().partition(" ")
+    try:
+        m = json.loads(payload)
+    except ValueError:
+        continue
+    if isinstance(m, dict) and "ts" in m and "values" in m:
+        print(json.dumps({"device": topic.split("/")[0], "ts": m["ts"], "values": m["values"]}))' \
+  "$W/telemetry.txt" >"$OUT/telemetry.jsonl"
+"$CTL" --json report --rollout "$RO" --telemetry "$OUT/telemetry.jsonl" --html "$OUT/report.html" \
+  >"$OUT/report.json" 2>"$W/report.err" || { cat "$W/report.err" >&2; die "eyasctl report"; }
+say "report: $OUT/report.html ($(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); h = d["hawkbit"]; t = d["telemetry"]
+f = lambda x: "-" if x is None else "%.0f" % x
+print("hawkBit: %s ok, %s failed, errors %s; telemetry: P50 %s ms, P95 %s ms" % (h["success"], h["failure"],
+      ",".join("%s=%d" % (e["error_code"], e["failures"]) for e in h["errors"]) or "none",
+      f(t["download_ms"]["p50"]), f(t["download_ms"]["p95"])))' "$OUT/report.json"))"
+if [ -n "${DEMO_EXPECT:-}" ]; then
+  # eyas's final feedback carries the error code and the download time: hawkBit's history agrees with the telemetry
+  python3 - "$OUT/report.json" "$N_REAL" <<'EOF' || die "the report's hawkBit figures do not match the telemetry"
+import json, sys
+d = json.load(open(sys.argv[1])); h, t = d["hawkbit"], d["telemetry"]
+bad = []
+if h["download_ms"]["count"] != int(sys.argv[2]):
+    bad.append("%s download_duration_ms details in hawkBit, expected %s" % (h["download_ms"]["count"], sys.argv[2]))
+if h["errors"] != t["errors"]:
+    bad.append("errors by code: hawkBit %s, telemetry %s" % (h["errors"], t["errors"]))
+for b in bad:
+    print("report check FAILED: " + b)
+sys.exit(1 if bad else 0)
+EOF
+fi
 case $outcome in
   finished) say "demo: rollout finished: every group rolled out" ;;
   paused) say "demo: rollout paused by the error threshold (resume: POST /rest/v1/rollouts/$RO/resume)" ;;

@@ -28,9 +28,10 @@ pub struct Group {
     pub targets: u64,
     pub success: u64,
     pub error: u64,
-    /// Actions that exist and are still open (running, scheduled, downloading, …).
+    /// Actions that exist and are open (running, downloading, waiting for confirmation, …).
     pub running: u64,
-    /// Targets without an action of this rollout yet, or with a canceled one.
+    /// Targets without an action of this rollout yet, with a scheduled one (their group has not
+    /// started) or a canceled one.
     pub other: u64,
 }
 
@@ -191,7 +192,7 @@ pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
             let success = match state {
                 "finished" => true,
                 "error" => false,
-                "canceled" | "cancelled" => {
+                "canceled" | "cancelled" | "scheduled" => {
                     group.other += 1;
                     continue;
                 }

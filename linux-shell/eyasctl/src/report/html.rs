@@ -59,6 +59,16 @@ pub fn utc(secs: i64) -> String {
     )
 }
 
+/// An x-axis label: `MM-DD HH:MM`, with seconds when the buckets are shorter than a minute.
+fn tick(secs: i64, interval: f64) -> String {
+    let day: String = utc(secs).chars().skip(5).collect();
+    if interval < 60.0 {
+        format!("{day}:{:02}", secs.rem_euclid(60))
+    } else {
+        day
+    }
+}
+
 fn f(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(Value::as_f64)
 }
@@ -110,7 +120,7 @@ fn line_chart(
         chart
             .configure_mesh()
             .x_labels(4)
-            .x_label_formatter(&|x| utc(*x as i64).chars().skip(5).collect())
+            .x_label_formatter(&|x| tick(*x as i64, interval))
             .y_desc(y_desc)
             .draw()
             .map_err(|e| e.to_string())?;
@@ -373,7 +383,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
             let n = |k: &str| g.get(k).map_or_else(String::new, Value::to_string);
             let _ = writeln!(
                 out,
-                "<tr data-group=\"{name}\" data-targets=\"{}\" data-success=\"{}\" data-error=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} %</td></tr>",
+                "<tr data-group=\"{name}\" data-targets=\"{}\" data-success=\"{}\" data-error=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 n("targets"),
                 n("success"),
                 n("error"),
@@ -383,7 +393,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
                 n("error"),
                 n("running"),
                 n("other"),
-                fmt_opt(f(g, "success_rate"), 1),
+                f(g, "success_rate").map_or_else(|| "–".into(), |r| format!("{r:.1} %")),
                 name = esc(g.get("name").and_then(Value::as_str).unwrap_or("")),
             );
         }
