@@ -293,12 +293,18 @@ pub fn create(api: &Api, args: &CreateArgs, json: bool) -> Result<ExitCode, Fail
         output::say(
             json,
             &format!(
-                "  group {:<14} {:>6} targets  ({} % of all)",
+                "  group {:<14} {:>6} targets  ({})",
                 str_of(g, "name"),
                 g.get("totalTargets").and_then(Value::as_u64).unwrap_or(0),
-                g.get("targetPercentage")
-                    .and_then(Value::as_f64)
-                    .map_or_else(|| "?".into(), fmt_pct)
+                match g.get("targetFilterQuery").and_then(Value::as_str) {
+                    Some(f) if !f.is_empty() => format!("matching {f}"),
+                    _ => format!(
+                        "{} % of all",
+                        g.get("targetPercentage")
+                            .and_then(Value::as_f64)
+                            .map_or_else(|| "?".into(), fmt_pct)
+                    ),
+                }
             ),
         );
     }
