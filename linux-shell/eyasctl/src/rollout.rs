@@ -308,6 +308,17 @@ pub fn create(api: &Api, args: &CreateArgs, json: bool) -> Result<ExitCode, Fail
             ),
         );
     }
+    let empty: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.get("totalTargets").and_then(Value::as_u64) == Some(0))
+        .map(|g| str_of(g, "name"))
+        .collect();
+    if !empty.is_empty() {
+        eprintln!(
+            "eyasctl: warning: rollout {id}: group(s) {} hold no device (too few matching devices for the percentage, or a filter that matches none)",
+            empty.join(", ")
+        );
+    }
     let mut status = str_of(&rollout, "status").to_owned();
     if args.start {
         api.post_empty(&format!("/rollouts/{id}/start"))?;

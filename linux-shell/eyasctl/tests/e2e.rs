@@ -236,11 +236,13 @@ fn publish_reads_name_and_version_with_rauc_info() {
              rauc bundle --cert=pki/signer.cert.pem --key=pki/signer.key.pem --keyring=pki/ca.cert.pem content update.bin"
         ))
         .current_dir(d)
-        .status()
+        .output()
         .expect("bash runs");
     assert!(
-        ok.success(),
-        "making a RAUC bundle (needs openssl and rauc)"
+        ok.status.success(),
+        "making a RAUC bundle (needs openssl and rauc): {}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
     );
     let r = fx.ctl(&[
         "--json",
@@ -281,6 +283,32 @@ fn local_problems_are_usage_errors() {
     let r = fx.ctl(&["--password", "wrong", "rollout", "watch", "1"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("HTTP 401"), "{}", r.stderr);
+    // a bearer token (--token or HAWKBIT_TOKEN) replaces Basic; the simulator takes only Basic: 401
+    let r = fx.ctl(&["--token", "s3cret", "rollout", "watch", "7"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("HTTP 401"), "{}", r.stderr);
+    let r = fx
+        .command(&["rollout", "pause", "8"])
+        .env("HAWKBIT_TOKEN", "s3cret")
+        .output()
+        .expect("runs");
+    assert_eq!(r.status.code(), Some(1));
+    let schemes: Vec<(String, Option<String>)> = fx
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/rest/v1/rollouts/7" || q.path == "/rest/v1/rollouts/8/pause")
+        .map(|q| (q.path, q.auth_scheme))
+        .collect();
+    assert_eq!(
+        schemes,
+        [
+            ("/rest/v1/rollouts/7".to_owned(), Some("Bearer".to_owned())),
+            (
+                "/rest/v1/rollouts/8/pause".to_owned(),
+                Some("Bearer".to_owned())
+            )
+        ]
+    );
     // nobody listening: exit 1 with the cause
     let r = Command::new(env!("CARGO_BIN_EXE_eyasctl"))
         .args(["--url", "http://127.0.0.1:9", "rollout", "pause", "1"])
@@ -504,6 +532,12 @@ fn error_threshold_pauses_then_rollback_of_the_failed_devices() {
         sizes,
         [10, 0, 0],
         "the canary filter dev-00* matches dev-000…dev-009"
+    );
+    assert!(
+        r.stderr
+            .contains("group(s) wave-50pct, wave-100pct hold no device"),
+        "{}",
+        r.stderr
     );
 
     let child = fx.spawn(&["rollout", "watch", &id.to_string(), "--timeout", "60"]);

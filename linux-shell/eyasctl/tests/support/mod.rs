@@ -233,6 +233,14 @@ impl Fx {
         Run::from(child.wait_with_output().expect("output"))
     }
 
+    /// The simulator's request log (method, path, status, auth scheme).
+    pub fn requests(&self) -> Vec<hil_tests::sim::RequestRecord> {
+        self.sim
+            .as_ref()
+            .map(SimHandle::request_log)
+            .unwrap_or_default()
+    }
+
     /// `GET /rollouts/{id}` status.
     pub fn rollout_status(&self, id: u64) -> String {
         let (_, v) = self.mgmt("GET", &format!("/rollouts/{id}"), None);
