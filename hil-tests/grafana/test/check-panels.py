@@ -320,8 +320,16 @@ def main():
               % (pg.psql("SHOW server_version")[1][0], len(rows), len({d for d, _, _ in rows}), n_rows,
                  ", ".join(p[0] for p in parts)))
         results = {}
+        # the dashboard refers to the provisioned datasource by uid, and says what format it wants
+        prov = open(os.path.join(HERE, "..", "provisioning", "datasources", "thingsboard-pg.yaml")).read()
+        uid = re.search(r"^\s*uid:\s*(\S+)", prov, re.M)
+        diff.eq("provisioned datasource uid", bool(uid), True)
         for panel in dash["panels"]:
             for t in panel.get("targets", []):
+                for what in (panel, t):
+                    diff.eq("panel %r: datasource uid" % panel["title"], what.get("datasource", {}).get("uid"),
+                            uid.group(1) if uid else None)
+                diff.eq("panel %r: format set" % panel["title"], t.get("format") in ("time_series", "table"), True)
                 sql = expand(t["rawSql"], variables, frm, to, interval)
                 if "$" in sql:
                     diff.lines.append("panel %r: something of a macro or variable is left: %s" % (panel["title"], sql))
