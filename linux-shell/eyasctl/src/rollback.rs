@@ -52,10 +52,24 @@ fn failed_of_rollout(api: &Api, rollout: u64) -> Result<Vec<String>, Failure> {
                 api,
                 &format!("/targets/{}/actions?sort=id:DESC", encode_query(&cid)),
             )?;
-            let failed = actions.iter().any(|a| {
-                a.get("rollout").and_then(Value::as_u64) == Some(rollout)
-                    && str_of(a, "detailStatus") == "error"
-            });
+            let mut failed = false;
+            for a in actions
+                .iter()
+                .filter(|a| a.get("rollout").and_then(Value::as_u64) == Some(rollout))
+            {
+                failed |= match a.get("detailStatus").and_then(Value::as_str) {
+                    Some(detail) => detail == "error",
+                    // older hawkBit without detailStatus: the newest status entry of the action
+                    None => {
+                        let aid = lookup::id_of(a, "action")?;
+                        let newest = api.get(&format!(
+                            "/targets/{}/actions/{aid}/status?offset=0&limit=1&sort=id:DESC",
+                            encode_query(&cid)
+                        ))?;
+                        newest.pointer("/content/0/type").and_then(Value::as_str) == Some("error")
+                    }
+                };
+            }
             if failed && !out.contains(&cid) {
                 out.push(cid);
             }
