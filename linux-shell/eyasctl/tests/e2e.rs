@@ -696,3 +696,155 @@ fn rollback_by_filter_and_by_target() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn publish_application_and_config_modules() {
+    let fx = Fx::new(FAST);
+    let app = fx.file("app.raucb", 1, 1000);
+    let r = fx.ctl(&[
+        "--json",
+        "publish",
+        path(&app),
+        "--name",
+        "webapp",
+        "--version",
+        "1.0",
+        "--type",
+        "application",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let ds = r.json()["distributionSet"]["id"].as_u64().expect("ds");
+    let (_, d) = fx.mgmt("GET", &format!("/distributionsets/{ds}"), None);
+    assert_eq!(d["type"], "app");
+    assert_eq!(d["complete"], true);
+    assert_eq!(d["modules"][0]["type"], "application");
+
+    // config: the module type and a distribution set type are created on first use, reused after
+    let conf = fx.file("device.conf", 2, 100);
+    for round in 0..2 {
+        let r = fx.ctl(&[
+            "--json",
+            "publish",
+            path(&conf),
+            "--name",
+            "device-config",
+            "--version",
+            "7",
+            "--type",
+            "config",
+        ]);
+        assert_eq!(r.code, 0, "round {round}: {r:?}");
+        let v = r.json();
+        assert_eq!(v["softwareModule"]["reused"], round == 1);
+        let (_, d) = fx.mgmt(
+            "GET",
+            &format!("/distributionsets/{}", v["distributionSet"]["id"]),
+            None,
+        );
+        assert_eq!(d["type"], "config");
+        assert_eq!(d["complete"], true);
+        assert_eq!(d["modules"][0]["type"], "config");
+    }
+    let (_, types) = fx.mgmt("GET", "/softwaremoduletypes", None);
+    let keys: Vec<&str> = types["content"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter_map(|t| t["key"].as_str())
+        .collect();
+    assert_eq!(
+        keys.iter().filter(|k| **k == "config").count(),
+        1,
+        "{keys:?}"
+    );
+    let (_, types) = fx.mgmt("GET", "/distributionsettypes", None);
+    let keys: Vec<&str> = types["content"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter_map(|t| t["key"].as_str())
+        .collect();
+    assert_eq!(
+        keys.iter().filter(|k| **k == "config").count(),
+        1,
+        "{keys:?}"
+    );
+}
+
+/// `openssl s_server` with a leaf for 127.0.0.1 signed by a throw-away CA; killed on drop.
+struct TlsServer(std::process::Child);
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn tls_needs_the_ca_file_for_a_private_ca() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "set -e; \
+             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=eyasctl-test-ca \
+               -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign; \
+             openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1; \
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:false\\nextendedKeyUsage=serverAuth\\n' > leaf.ext; \
+             openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext",
+        )
+        .current_dir(dir.path())
+        .output()
+        .expect("bash runs");
+    assert!(
+        pki.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&pki.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let server = TlsServer(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+            .args(["-cert", "leaf.pem", "-key", "leaf.key"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts"),
+    );
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < end, "s_server never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_eyasctl"))
+            .args(["--url", &url])
+            .args(extra)
+            .args(["rollout", "watch", "1", "--timeout", "5"])
+            .output()
+            .expect("eyasctl runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // the built-in web roots do not know the private CA: the handshake fails, named as such
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no answer from hawkBit") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    // with --ca-file the handshake succeeds; s_server's status page is not hawkBit's JSON
+    let ca = dir.path().join("ca.pem");
+    let (code, err) = run(&["--ca-file", path(&ca)]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("unexpected answer: not JSON"), "{err}");
+    drop(server);
+}
