@@ -124,6 +124,152 @@ fn entry_time(e: &Value) -> Option<i64> {
     i(e, "reportedAt").or_else(|| i(e, "timestamp"))
 }
 
+/// Concurrent requests while reading the targets' actions (each target costs two or more calls).
+const WORKERS: usize = 8;
+
+/// Where a target stands in the rollout.
+enum State {
+    Success,
+    Error,
+    Running,
+    Other,
+}
+
+/// What one target's action of the rollout says.
+struct TargetFacts {
+    state: State,
+    download: Option<Download>,
+    outcome: Option<Outcome>,
+}
+
+/// Reads `cid`'s action of rollout `id` and its status history.
+fn target_facts(api: &Api, id: u64, cid: &str) -> Result<TargetFacts, ApiError> {
+    let enc = encode_query(cid);
+    let actions = pages(
+        api,
+        &format!("/targets/{enc}/actions?sort=id%3ADESC"),
+        MAX_ACTIONS_PER_TARGET,
+    )?;
+    let Some(action) = actions
+        .iter()
+        .find(|a| a.get("rollout").and_then(Value::as_u64) == Some(id))
+    else {
+        return Ok(TargetFacts {
+            state: State::Other,
+            download: None,
+            outcome: None,
+        });
+    };
+    let aid = i(action, "id").unwrap_or_default();
+    let state = action
+        .get("detailStatus")
+        .and_then(Value::as_str)
+        .or_else(|| action.get("status").and_then(Value::as_str))
+        .unwrap_or("");
+    let history = pages(
+        api,
+        &format!("/targets/{enc}/actions/{aid}/status?sort=id%3AASC"),
+        usize::MAX,
+    )?;
+    let download = download_ms(&history).map(|ms| Download {
+        device: cid.to_owned(),
+        time_ms: history
+            .iter()
+            .filter(|e| messages(e).any(|m| m.contains("download_duration_ms=")))
+            .find_map(entry_time)
+            .or_else(|| i(action, "lastModifiedAt"))
+            .unwrap_or_default(),
+        duration_ms: ms,
+    });
+    let (state, success) = match state {
+        "finished" => (State::Success, true),
+        "error" => (State::Error, false),
+        "canceled" | "cancelled" | "scheduled" => (State::Other, false),
+        _ => (State::Running, false),
+    };
+    if !matches!(state, State::Success | State::Error) {
+        return Ok(TargetFacts {
+            state,
+            download,
+            outcome: None,
+        });
+    }
+    let wanted = if success { "finished" } else { "error" };
+    let closing = history
+        .iter()
+        .rev()
+        .find(|e| e.get("type").and_then(Value::as_str) == Some(wanted));
+    let outcome = Outcome {
+        device: cid.to_owned(),
+        time_ms: closing
+            .and_then(entry_time)
+            .or_else(|| i(action, "lastModifiedAt"))
+            .unwrap_or_default(),
+        success,
+        error_code: if success {
+            None
+        } else {
+            closing.and_then(error_code)
+        },
+    };
+    Ok(TargetFacts {
+        state,
+        download,
+        outcome: Some(outcome),
+    })
+}
+
+/// `f` over `items` on up to `workers` threads; results in the items' order. A worker stops
+/// taking items once any result is an error.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> Result<R, ApiError> + Sync,
+) -> Result<Vec<R>, ApiError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let mut slots: Vec<Option<Result<R, ApiError>>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, items.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(k) else { break };
+                        let r = f(item);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        mine.push((k, r));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for h in handles {
+            for (k, r) in h.join().unwrap_or_default() {
+                if let Some(slot) = slots.get_mut(k) {
+                    *slot = Some(r);
+                }
+            }
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for slot in slots {
+        match slot {
+            Some(r) => out.push(r?),
+            None => {
+                return Err(ApiError::Setup(
+                    "reading the targets' actions stopped early".into(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the rollout `id` and the history of every action it made.
 pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
     let ro = api.get(&format!("/rollouts/{id}"))?;
@@ -134,98 +280,43 @@ pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
         total_targets: ro.get("totalTargets").and_then(Value::as_u64).unwrap_or(0),
         ..Rollout::default()
     };
-    for g in pages(api, &format!("/rollouts/{id}/deploygroups"), usize::MAX)? {
-        let gid = i(&g, "id").unwrap_or_default();
-        let mut group = Group {
+    let mut targets: Vec<(usize, String)> = Vec::new();
+    for (n, g) in pages(api, &format!("/rollouts/{id}/deploygroups"), usize::MAX)?
+        .iter()
+        .enumerate()
+    {
+        let gid = i(g, "id").unwrap_or_default();
+        rollout.groups.push(Group {
             id: gid,
-            name: s(&g, "name"),
-            status: s(&g, "status"),
+            name: s(g, "name"),
+            status: s(g, "status"),
             ..Group::default()
-        };
+        });
         for t in pages(
             api,
             &format!("/rollouts/{id}/deploygroups/{gid}/targets"),
             usize::MAX,
         )? {
             let cid = s(&t, "controllerId");
-            if cid.is_empty() {
-                continue;
+            if !cid.is_empty() {
+                targets.push((n, cid));
             }
-            group.targets += 1;
-            let enc = encode_query(&cid);
-            let actions = pages(
-                api,
-                &format!("/targets/{enc}/actions?sort=id%3ADESC"),
-                MAX_ACTIONS_PER_TARGET,
-            )?;
-            let Some(action) = actions
-                .iter()
-                .find(|a| a.get("rollout").and_then(Value::as_u64) == Some(id))
-            else {
-                group.other += 1;
-                continue;
-            };
-            let aid = i(action, "id").unwrap_or_default();
-            let state = action
-                .get("detailStatus")
-                .and_then(Value::as_str)
-                .or_else(|| action.get("status").and_then(Value::as_str))
-                .unwrap_or("");
-            let history = pages(
-                api,
-                &format!("/targets/{enc}/actions/{aid}/status?sort=id%3AASC"),
-                usize::MAX,
-            )?;
-            if let Some(ms) = download_ms(&history) {
-                let at = history
-                    .iter()
-                    .filter(|e| messages(e).any(|m| m.contains("download_duration_ms=")))
-                    .find_map(entry_time)
-                    .or_else(|| i(action, "lastModifiedAt"))
-                    .unwrap_or_default();
-                rollout.facts.downloads.push(Download {
-                    device: cid.clone(),
-                    time_ms: at,
-                    duration_ms: ms,
-                });
-            }
-            let success = match state {
-                "finished" => true,
-                "error" => false,
-                "canceled" | "cancelled" | "scheduled" => {
-                    group.other += 1;
-                    continue;
-                }
-                _ => {
-                    group.running += 1;
-                    continue;
-                }
-            };
-            let closing = history
-                .iter()
-                .rev()
-                .find(|e| e.get("type").and_then(Value::as_str) == Some(state));
-            let time_ms = closing
-                .and_then(entry_time)
-                .or_else(|| i(action, "lastModifiedAt"))
-                .unwrap_or_default();
-            if success {
-                group.success += 1;
-            } else {
-                group.error += 1;
-            }
-            rollout.facts.outcomes.push(Outcome {
-                device: cid,
-                time_ms,
-                success,
-                error_code: if success {
-                    None
-                } else {
-                    closing.and_then(error_code)
-                },
-            });
         }
-        rollout.groups.push(group);
+    }
+    let facts = parallel_map(&targets, WORKERS, |(_, cid)| target_facts(api, id, cid))?;
+    for ((n, _), f) in targets.iter().zip(facts) {
+        let Some(group) = rollout.groups.get_mut(*n) else {
+            continue;
+        };
+        group.targets += 1;
+        match f.state {
+            State::Success => group.success += 1,
+            State::Error => group.error += 1,
+            State::Running => group.running += 1,
+            State::Other => group.other += 1,
+        }
+        rollout.facts.downloads.extend(f.download);
+        rollout.facts.outcomes.extend(f.outcome);
     }
     Ok(rollout)
 }
