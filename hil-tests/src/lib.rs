@@ -6,4 +6,5 @@
 //! how it differs from real hawkBit.
 
 pub mod client;
+pub mod fleet;
 pub mod sim;

@@ -1,18 +1,18 @@
-//! `sim-devices`: a small fleet of simulated DDI devices for demos and the release script.
-//!
-//! Each device polls its base resource, answers `configData`, accepts cancels (`closed/success`),
-//! downloads every artifact of a `deploymentBase` (SHA-1 checked), reports `proceeding`, then
-//! `closed/success` — or `closed/failure` for the devices picked by `--fail`.
+//! `sim-devices`: a fleet of simulated eyas devices for demos, the release script and the fleet
+//! benchmark. Each device is an `eyas_core::client::Client` (the agent's protocol logic) whose
+//! actions are answered as a device would: HTTP downloads checked by SHA-256, a simulated install,
+//! a reboot into the written slot, the health check and `Mark good` — or one of the injected
+//! failures (`--fail`, `--fail-rates`, `--fail-kinds`). See `hil_tests::fleet`.
 
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hil_tests::client::{Conn, split_url};
-use serde_json::{Value, json};
-use sha1::Digest;
+use hil_tests::client::split_url;
+use hil_tests::fleet::{FailKind, FleetConfig, parse_fail_rates};
 
-/// Simulated hawkBit devices (DDI over plain HTTP).
+/// Simulated eyas devices (eyas-core's DDI client over plain HTTP).
 #[derive(Parser, Debug, Clone)]
 #[command(name = "sim-devices")]
 struct Args {
@@ -34,15 +34,35 @@ struct Args {
     /// Target token prefix: device ID uses TargetToken TOKEN_PREFIX+ID.
     #[arg(long, default_value = "tok-")]
     token_prefix: String,
-    /// Comma-separated device numbers that report failure (e.g. 3,17).
+    /// Comma-separated device numbers that fail (e.g. 3,17).
     #[arg(long, default_value = "")]
     fail: String,
-    /// Cap on the server's poll interval, in ms (demo speed).
+    /// Failure rates per range of devices, as cumulative fleet percent:rate percent, e.g.
+    /// 1:0,10:2,50:5,100:1 (the rollout's groups 1/10/50/100 %, since hawkBit fills groups in
+    /// target order); exactly floor(size × rate) devices of each range fail.
+    #[arg(long, default_value = "")]
+    fail_rates: String,
+    /// How failing devices fail, in turn: verify, install, health, fallback.
+    #[arg(long, default_value = "install,health,fallback,verify")]
+    fail_kinds: String,
+    /// Cap on the poll interval, in ms (the core's poll_max and active interval).
     #[arg(long, default_value_t = 1000)]
     max_poll_ms: u64,
     /// Simulated install time per deployment, in ms.
     #[arg(long, default_value_t = 300)]
     work_ms: u64,
+    /// Simulated reboot time, in ms.
+    #[arg(long, default_value_t = 200)]
+    reboot_ms: u64,
+    /// Most HTTP connections to the server at once (shared by all devices).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Write eyas's ThingsBoard telemetry here as JSON lines (for `eyasctl report --telemetry`).
+    #[arg(long)]
+    telemetry: Option<std::path::PathBuf>,
+    /// Worker threads of the runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 300)]
     duration_secs: u64,
@@ -51,230 +71,67 @@ struct Args {
     verbose: bool,
 }
 
-fn parse_sleep(s: &str) -> Option<u64> {
-    hil_tests::sim::time::parse_hms(s).map(|x| x * 1000)
-}
-
-async fn device(a: Args, n: usize, fails: bool) -> usize {
+fn config(a: &Args) -> Result<FleetConfig, String> {
     let Some((host, _)) = split_url(&a.url) else {
-        return 0;
+        return Err("--url must be http://host:port".into());
     };
-    let Ok(addr) = tokio::net::lookup_host(host).await.map(|mut i| i.next()) else {
-        return 0;
-    };
-    let Some(addr) = addr else { return 0 };
-    let id = format!("{}{n:03}", a.prefix);
-    let auth = match &a.gateway_token {
-        Some(g) => format!("GatewayToken {g}"),
-        None => format!("TargetToken {}{id}", a.token_prefix),
-    };
-    let base = format!("/{}/controller/v1/{id}", a.tenant);
-    let mut conn = Conn::new(addr);
-    let deadline = Instant::now() + Duration::from_secs(a.duration_secs);
-    let mut handled: Option<String> = None;
-    let mut deployments = 0;
-    let json_h = |auth: &str| {
-        vec![
-            ("Authorization".to_string(), auth.to_string()),
-            ("Content-Type".into(), "application/json".into()),
-        ]
-    };
-    while Instant::now() < deadline {
-        let mut sleep = a.max_poll_ms;
-        let r = conn
-            .request(
-                "GET",
-                &base,
-                &[("Authorization", &auth), ("Accept", "application/hal+json")],
-                b"",
-            )
-            .await;
-        let poll: Option<Value> = match r {
-            Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
-            Ok(r) => {
-                if a.verbose {
-                    eprintln!("{id}: poll -> {}", r.status);
-                }
-                None
-            }
-            Err(e) => {
-                if a.verbose {
-                    eprintln!("{id}: poll failed: {e}");
-                }
-                None
-            }
-        };
-        if let Some(p) = poll {
-            if let Some(ms) = p["config"]["polling"]["sleep"]
-                .as_str()
-                .and_then(parse_sleep)
-            {
-                sleep = sleep.min(ms);
-            }
-            let links = &p["_links"];
-            let hdr = json_h(&auth);
-            let h: Vec<(&str, &str)> = hdr.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            if links["configData"].is_object() {
-                let body = json!({"mode": "merge", "data": {"simulated": "true", "device": id}})
-                    .to_string();
-                let _ = conn
-                    .request("PUT", &format!("{base}/configData"), &h, body.as_bytes())
-                    .await;
-            }
-            if let Some(href) = links["cancelAction"]["href"].as_str() {
-                if let Some((_, path)) = split_url(href) {
-                    let _ = conn
-                        .request("GET", path, &[("Authorization", &auth)], b"")
-                        .await;
-                    let body = json!({"status": {"execution": "closed", "result": {"finished": "success"}, "details": ["cancel accepted"]}}).to_string();
-                    let _ = conn
-                        .request("POST", &format!("{path}/feedback"), &h, body.as_bytes())
-                        .await;
-                    println!("{id}: cancel accepted");
-                }
-            } else if let Some(href) = links["deploymentBase"]["href"].as_str() {
-                let path = split_url(href)
-                    .map(|(_, p)| p.to_string())
-                    .unwrap_or_default();
-                let action = path.split('?').next().unwrap_or("").to_string();
-                if handled.as_deref() != Some(action.as_str())
-                    && let Some(ok) =
-                        install(&mut conn, &auth, &path, &action, &h, fails, a.work_ms, &id).await
-                {
-                    handled = Some(action);
-                    deployments += 1;
-                    println!(
-                        "{id}: deployment {} -> {}",
-                        handled
-                            .as_deref()
-                            .unwrap_or("")
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or(""),
-                        if ok { "success" } else { "failure" }
-                    );
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(sleep.max(50))).await;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .map_err(|e| format!("--url: {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--url: {host}: no address"))?;
+    let mut fail = Vec::new();
+    for f in a.fail.split(',').filter(|s| !s.trim().is_empty()) {
+        fail.push(
+            f.trim()
+                .parse::<usize>()
+                .map_err(|_| "--fail takes device numbers like 3,17".to_string())?,
+        );
     }
-    deployments
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn install(
-    conn: &mut Conn,
-    auth: &str,
-    path: &str,
-    action: &str,
-    h: &[(&str, &str)],
-    fails: bool,
-    work_ms: u64,
-    id: &str,
-) -> Option<bool> {
-    let r = conn
-        .request("GET", path, &[("Authorization", auth)], b"")
-        .await
-        .ok()?;
-    if r.status != 200 {
-        return None;
+    let mut fail_kinds = Vec::new();
+    for k in a.fail_kinds.split(',').filter(|s| !s.trim().is_empty()) {
+        fail_kinds.push(FailKind::parse(k).ok_or_else(|| {
+            format!("--fail-kinds: '{k}' is not one of verify, install, health, fallback")
+        })?);
     }
-    let d: Value = serde_json::from_slice(&r.body).ok()?;
-    if d["deployment"]["update"] == "skip" {
-        return None;
-    }
-    let fb = |ex: &str, fin: &str, msg: String| {
-        json!({"status": {"execution": ex, "result": {"finished": fin}, "details": [msg]}})
-            .to_string()
-    };
-    let feedback = format!("{action}/feedback");
-    let mut ok = !fails;
-    let mut why = if fails {
-        "simulated failure".to_string()
-    } else {
-        "installed".to_string()
-    };
-    for chunk in d["deployment"]["chunks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
-        for art in chunk["artifacts"].as_array().cloned().unwrap_or_default() {
-            let href = art["_links"]["download-http"]["href"]
-                .as_str()
-                .or(art["_links"]["download"]["href"].as_str())
-                .unwrap_or("");
-            let Some((_, apath)) = split_url(href) else {
-                continue;
-            };
-            let got = conn
-                .request(
-                    "GET",
-                    apath,
-                    &[
-                        ("Authorization", auth),
-                        ("Accept", "application/octet-stream"),
-                    ],
-                    b"",
-                )
-                .await;
-            let sha = got
-                .as_ref()
-                .ok()
-                .filter(|r| r.status == 200)
-                .map(|r| hil_tests::sim::http::hex(&sha1::Sha1::digest(&r.body)));
-            if sha.as_deref() != art["hashes"]["sha1"].as_str() {
-                ok = false;
-                why = format!("download of {} failed or SHA-1 mismatch", art["filename"]);
-            }
-            let _ = conn
-                .request(
-                    "POST",
-                    &feedback,
-                    h,
-                    fb(
-                        "proceeding",
-                        "none",
-                        format!("downloaded {}", art["filename"]),
-                    )
-                    .as_bytes(),
-                )
-                .await;
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(work_ms)).await;
-    let (fin, msg) = if ok {
-        ("success", why)
-    } else {
-        ("failure", why)
-    };
-    let r = conn
-        .request("POST", &feedback, h, fb("closed", fin, msg).as_bytes())
-        .await
-        .ok()?;
-    if r.status != 200 {
-        eprintln!("{id}: final feedback -> {}", r.status);
-    }
-    Some(ok)
+    Ok(FleetConfig {
+        url: a.url.trim_end_matches('/').to_owned(),
+        addr,
+        tenant: a.tenant.clone(),
+        prefix: a.prefix.clone(),
+        count: a.count,
+        gateway_token: a.gateway_token.clone(),
+        token_prefix: a.token_prefix.clone(),
+        fail,
+        fail_rates: parse_fail_rates(&a.fail_rates).map_err(|e| format!("--fail-rates: {e}"))?,
+        fail_kinds,
+        max_poll: Duration::from_millis(a.max_poll_ms),
+        work: Duration::from_millis(a.work_ms),
+        reboot: Duration::from_millis(a.reboot_ms),
+        duration: Duration::from_secs(a.duration_secs),
+        connections: a.connections,
+        telemetry: a.telemetry.clone(),
+        verbose: a.verbose,
+    })
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    if split_url(&a.url).is_none() {
-        eprintln!("sim-devices: --url must be http://host:port");
-        return ExitCode::from(2);
-    }
-    let mut fail = Vec::new();
-    for f in a.fail.split(',').filter(|s| !s.trim().is_empty()) {
-        match f.trim().parse::<usize>() {
-            Ok(n) => fail.push(n),
-            Err(_) => {
-                eprintln!("sim-devices: --fail takes device numbers like 3,17");
-                return ExitCode::from(2);
-            }
+    let cfg = match config(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sim-devices: {e}");
+            return ExitCode::from(2);
         }
-    }
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    };
+    let failing = (0..cfg.count)
+        .filter(|&n| cfg.failure_of(n).is_some())
+        .count();
+    println!(
+        "sim-devices: {} devices ({failing} set to fail) against {}",
+        cfg.count, cfg.url
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.threads.max(1))
         .enable_all()
         .build()
     {
@@ -284,16 +141,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let total = rt.block_on(async move {
-        let tasks: Vec<_> = (0..a.count)
-            .map(|n| tokio::spawn(device(a.clone(), n, fail.contains(&n))))
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
+    let t0 = Instant::now();
+    let stats = match rt.block_on(hil_tests::fleet::run(cfg)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sim-devices: {e}");
+            return ExitCode::FAILURE;
         }
-        total
-    });
-    println!("sim-devices: {total} deployments handled");
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let req = stats.requests.load(Ordering::Relaxed);
+    println!(
+        "sim-devices: {} succeeded, {} failed, {} reboots, {req} requests ({:.0}/s), {} transport errors, {} MiB downloaded in {secs:.1} s",
+        stats.succeeded.load(Ordering::Relaxed),
+        stats.failed.load(Ordering::Relaxed),
+        stats.reboots.load(Ordering::Relaxed),
+        req as f64 / secs.max(0.001),
+        stats.transport_errors.load(Ordering::Relaxed),
+        stats.download_bytes.load(Ordering::Relaxed) >> 20,
+    );
     ExitCode::SUCCESS
 }
