@@ -337,6 +337,7 @@ impl Agent<'_> {
                 for p in &downloaded {
                     download::remove_partial(p);
                 }
+                durable().await;
             }
             let _ = tx.send(Done::Install(result));
         });
@@ -370,6 +371,9 @@ impl Agent<'_> {
             let result = hooks::run(&handler.command, &files, handler.timeout)
                 .await
                 .map(|()| None);
+            if result.is_ok() {
+                durable().await;
+            }
             let _ = tx.send(Done::Install(result));
         });
     }
@@ -526,4 +530,12 @@ pub(super) fn verify_file(path: &Path, spec: &ArtifactSpec) -> Result<Verifier, 
         // Too many bytes are reported by `finish`.
         let _ = v.update(&buf[..n]);
     }
+}
+
+/// Flushes every file system before an install is reported done. RAUC does not fsync what it
+/// copies into a file-backed slot, nor does a hook have to: without this a power cut right after
+/// a `closed/success` for an update without a reboot can lose the update that hawkBit was told
+/// about (seen on the QEMU board, hil-tests `parts`).
+async fn durable() {
+    let _ = tokio::task::spawn_blocking(rustix::fs::sync).await;
 }
