@@ -8,7 +8,8 @@
 #
 # Output ($CACHE/out): disk.img (factory image: 1.0.0 in A and B, env BOOT_ORDER="A B"), envflash.img,
 # bundles/rootfs-2.0.0.raucb (good update), bundles/rootfs-2.0.0-crash.raucb (its userspace dies at
-# every boot), bundles/rootfs-2.0.0-unhealthy.raucb (boots, fails the health check), pki/.
+# every boot), bundles/rootfs-2.0.0-unhealthy.raucb (boots, fails the health check),
+# bundles/app-2.0.0.raucb (the appfs slot) + bundles/device-2.0.0.conf (a configuration file), pki/.
 # Every step is cached by a stamp of its inputs; a warm rebuild takes seconds.
 #
 # Env: EYAS_BIN=<aarch64 eyas>  use this binary instead of building it (./run cross)
@@ -114,7 +115,8 @@ rootfs() {
   rm -f "$d/sbin/init"
   install -m 755 "$QEMU_DIR/guest/init" "$d/sbin/init"
   install -m 755 "$EYAS" "$d/usr/bin/eyas"
-  install -m 755 "$QEMU_DIR/guest/health-check" "$QEMU_DIR/guest/reboot" "$d/usr/lib/eyas-hil/"
+  install -m 755 "$QEMU_DIR/guest/health-check" "$QEMU_DIR/guest/reboot" "$QEMU_DIR/guest/config-hook" \
+    "$d/usr/lib/eyas-hil/"
   cp "$QEMU_DIR/guest/system.conf" "$d/etc/rauc/system.conf"
   cp "$OUT/pki/ca.cert.pem" "$d/etc/rauc/ca.cert.pem"
   cp "$QEMU_DIR/guest/fw_env.config" "$d/etc/fw_env.config"
@@ -155,6 +157,24 @@ bundle() { # bundle NAME VERSION
 bundle update-2.0.0 2.0.0
 bundle update-2.0.0-crash 2.0.0-crash
 bundle update-2.0.0-unhealthy 2.0.0-unhealthy
+
+# ---- an application bundle for the appfs slot (no bootname: installed without a reboot) and a
+# configuration file for part.config.command (scenario `parts`)
+if ! stamp_ok app-2.0.0 "$OUT/pki/signer.cert.pem" || [ ! -f "$OUT/bundles/app-2.0.0.raucb" ]; then
+  d=$BUILD/bundle-app
+  rm -rf "$d"; mkdir -p "$d/root/etc" "$d/bundle" "$OUT/bundles"
+  echo "webapp 2.0.0" >"$d/root/etc/app-version"
+  mke2fs -q -F -t ext4 -O ^metadata_csum,^64bit -E root_owner=0:0 -L appfs -d "$d/root" "$d/bundle/appfs.ext4" 2M >/dev/null
+  printf '[update]\ncompatible=eyas-qemu-aarch64\nversion=2.0.0\n\n[bundle]\nformat=plain\n\n[image.appfs]\nfilename=appfs.ext4\n' \
+    >"$d/bundle/manifest.raucm"
+  rm -f "$OUT/bundles/app-2.0.0.raucb"
+  rauc bundle --cert="$OUT/pki/signer.cert.pem" --key="$OUT/pki/signer.key.pem" --keyring="$OUT/pki/ca.cert.pem" \
+    "$d/bundle" "$OUT/bundles/app-2.0.0.raucb" >"$BUILD/bundle-app.log" 2>&1 || { cat "$BUILD/bundle-app.log" >&2; die "rauc bundle app"; }
+  printf '# eyas-qemu device configuration 2.0.0\nlog_level=debug\n' >"$OUT/bundles/device-2.0.0.conf"
+  rm -rf "$d"
+  stamp_set app-2.0.0 "$OUT/pki/signer.cert.pem"
+  log "bundle app-2.0.0.raucb: $(stat -c %s "$OUT/bundles/app-2.0.0.raucb") bytes; device-2.0.0.conf"
+fi
 
 # ---- U-Boot: boot.scr on the boot partition, read-only pflash env (qemu-hil.md §5.4, §5.5)
 if ! stamp_ok boot "$QEMU_DIR/boot.cmd" "$QEMU_DIR/envflash.txt"; then

@@ -3,9 +3,10 @@
 console to a log file, and checks an ordered list of expectations, each a regex that must appear
 after the previous one within its own timeout. Lines matching a --forbid regex fail the run at once.
 
-usage: console.py --log FILE [--expect SECS LABEL REGEX]... [--forbid REGEX]... [--then kill|wait]
-                  [--ready-file F] -- QEMU-COMMAND...
+usage: console.py --log FILE [--expect SECS LABEL REGEX]... [--forbid REGEX]... [--then kill|wait|hold]
+                  [--kill-delay SECS] [--done-file F] -- QEMU-COMMAND...
   --then kill   (default) SIGKILL QEMU after the last expectation: a power cut at that point
+                (--kill-delay SECS: that many seconds later, e.g. in the middle of a slow download)
   --then wait   wait (bounded by the last expectation's timeout) for QEMU to exit by itself
   --then hold   after the last expectation touch --done-file and keep logging until SIGTERM, then kill
 Prints one line per expectation met, with seconds since QEMU started; exit 0 when all were met,
@@ -18,7 +19,7 @@ def main():
         sys.exit(__doc__)
     i = args.index("--")
     opts, cmd = args[:i], args[i + 1:]
-    log, expects, forbids, then, name, done_file = None, [], [], "kill", "vm", None
+    log, expects, forbids, then, name, done_file, kill_delay = None, [], [], "kill", "vm", None, 0.0
     j = 0
     while j < len(opts):
         o = opts[j]
@@ -30,6 +31,8 @@ def main():
             forbids.append(re.compile(opts[j + 1])); j += 2
         elif o == "--then":
             then = opts[j + 1]; j += 2
+        elif o == "--kill-delay":
+            kill_delay = float(opts[j + 1]); j += 2
         elif o == "--done-file":
             done_file = opts[j + 1]; j += 2
         elif o == "--name":
@@ -52,6 +55,7 @@ def main():
             print("    | " + l, flush=True)
         return False
     k = 0
+    kill_at = None
     deadline = t0 + (expects[0][0] if expects else 0)
     exited = False
     while True:
@@ -83,7 +87,11 @@ def main():
             if not ok:
                 break
         if k == len(expects) and then == "kill":
-            break
+            if kill_at is None:
+                kill_at = time.monotonic() + kill_delay
+                deadline = float("inf")
+            if time.monotonic() >= kill_at:
+                break
         if stop:
             if k < len(expects):
                 ok = fail("stopped while waiting for: %s" % expects[k][1])
