@@ -150,20 +150,25 @@ impl FleetConfig {
             &self.fail_kinds
         };
         let kind = |ordinal: usize| kinds.get(ordinal % kinds.len()).copied();
-        if self.fail.contains(&n) {
-            return kind(n);
+        if let Some(i) = self.fail.iter().position(|&f| f == n) {
+            return kind(i);
         }
         // the range n falls in, its bounds as hawkBit rounds a group's size
         let bound = |pct: f64| ((pct * self.count as f64 / 100.0) + 0.5).floor() as usize;
         let mut lo = 0;
-        for r in &self.fail_rates {
+        for (i, r) in self.fail_rates.iter().enumerate() {
             let hi = bound(r.upto_percent).min(self.count);
             if n < hi {
-                // exactly floor(size × rate) failures, spread evenly over the range
+                // exactly floor(size × rate) failures, spread evenly over the range; the kinds
+                // take turns by the failure's ordinal in its range
                 let k = (n - lo) as f64;
                 let rate = r.rate_percent / 100.0;
-                let fails = ((k + 1.0) * rate).floor() > (k * rate).floor();
-                return if fails { kind(n) } else { None };
+                let (before, upto) = ((k * rate).floor(), ((k + 1.0) * rate).floor());
+                return if upto > before {
+                    kind(before as usize + i)
+                } else {
+                    None
+                };
             }
             lo = hi;
         }
@@ -692,6 +697,14 @@ pub fn closed_feedback_extras(body: &[u8], code: Option<u16>, ms: Option<u64>) -
 
 /// Runs the fleet until `duration` has passed (or every client stopped); returns the counts.
 pub async fn run(cfg: FleetConfig) -> std::io::Result<Arc<FleetStats>> {
+    run_until(cfg, std::future::pending()).await
+}
+
+/// [`run`], ended early when `stop` completes.
+pub async fn run_until(
+    cfg: FleetConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<Arc<FleetStats>> {
     let telemetry = match &cfg.telemetry {
         Some(p) => Some(Mutex::new(BufWriter::new(File::create(p)?))),
         None => None,
@@ -708,7 +721,7 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<Arc<FleetStats>> {
         start: StdInstant::now(),
         cfg,
     });
-    let mut tasks = Vec::with_capacity(sh.cfg.count);
+    let mut tasks = tokio::task::JoinSet::new();
     for n in 0..sh.cfg.count {
         let id = sh.cfg.device_id(n);
         let auth = match &sh.cfg.gateway_token {
@@ -730,10 +743,11 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<Arc<FleetStats>> {
             download_started: None,
             stopped: false,
         };
-        tasks.push(tokio::spawn(dev.run(sh.clone())));
+        tasks.spawn(dev.run(sh.clone()));
     }
-    for t in tasks {
-        let _ = t.await;
+    tokio::select! {
+        () = async { while tasks.join_next().await.is_some() {} } => {}
+        () = stop => tasks.abort_all(),
     }
     if let Some(t) = &sh.telemetry
         && let Ok(mut w) = t.lock()
@@ -779,8 +793,13 @@ mod tests {
         assert_eq!(count(100, 1000), 18);
         assert_eq!(count(1000, 5000), 200);
         assert_eq!(count(5000, 10_000), 500);
-        c.fail = vec![3];
+        // the kinds take turns within a range
+        let kinds: Vec<FailKind> = (1000..5000).filter_map(|n| c.failure_of(n)).collect();
+        let installs = kinds.iter().filter(|&&k| k == FailKind::Install).count();
+        assert_eq!((installs, kinds.len() - installs), (100, 100));
+        c.fail = vec![7, 3];
         assert_eq!(c.failure_of(3), Some(FailKind::Health));
+        assert_eq!(c.failure_of(7), Some(FailKind::Install));
     }
 
     #[test]

@@ -118,13 +118,11 @@ fn wait_for(fx: &Fx, id: u64, ends: &[&str], limit: Duration) -> String {
     }
 }
 
-/// (status, last status code, messages) of the rollout's action on each device, by device number.
-fn actions(
-    fx: &Fx,
-    prefix: &str,
-    n: usize,
-    rollout: u64,
-) -> Vec<Option<(String, Option<i64>, Vec<String>)>> {
+/// An action as hawkBit keeps it: status, last status code, messages of its history.
+type ActionState = (String, Option<i64>, Vec<String>);
+
+/// The rollout's action on each device, by device number.
+fn actions(fx: &Fx, prefix: &str, n: usize, rollout: u64) -> Vec<Option<ActionState>> {
     fx.sim().with_state(|s| {
         (0..n)
             .map(|i| {

@@ -63,7 +63,7 @@ struct Args {
     /// Worker threads of the runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Stop after this many seconds.
+    /// Stop after this many seconds (or at SIGINT/SIGTERM, printing the summary).
     #[arg(long, default_value_t = 300)]
     duration_secs: u64,
     /// Print one line per device event.
@@ -142,7 +142,22 @@ fn main() -> ExitCode {
         }
     };
     let t0 = Instant::now();
-    let stats = match rt.block_on(hil_tests::fleet::run(cfg)) {
+    // SIGINT or SIGTERM ends the run early (the summary is still printed)
+    let stop = async {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    };
+    let stats = match rt.block_on(hil_tests::fleet::run_until(cfg, stop)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sim-devices: {e}");
