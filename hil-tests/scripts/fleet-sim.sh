@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fleet simulation: hawkbit-sim + a fleet of simulated devices (sim-devices) + the release workflow with eyasctl
-# (publish, rollout in groups 5/25/50/100 % with success 95 % / error 5 %, watch: exit 0 finished, 3 paused).
+# Fleet simulation: hawkbit-sim + a fleet of simulated devices (sim-devices: eyas-core's Client per device) + the
+# release workflow with eyasctl (publish, rollout in groups 5/25/50/100 % with success 95 % / error 5 %, watch: exit 0
+# finished, 3 paused), then `eyasctl report` over hawkBit's history and the devices' telemetry.
 # (The main demo with real eyas devices is demo.sh.) Env: DEMO_DEVICES (40), DEMO_FAIL (device numbers that fail, e.g. 7),
 # DEMO_KEEP=1 keeps the simulator running at the end, DEMO_EXPECT=finished|paused makes the outcome a check (CI).
 set -euo pipefail
@@ -34,7 +35,7 @@ body=$(python3 -c "import json; print(json.dumps([{'controllerId': 'sim-%03d' % 
 mgmt POST /targets "$body" >/dev/null
 echo "fleet-sim: $N targets registered; starting simulated devices"
 "$DEV_BIN" --url "$HAWKBIT_URL" --prefix sim- --count "$N" --fail "${DEMO_FAIL:-}" --max-poll-ms 500 --work-ms 300 \
-  --duration-secs 600 >"$W/devices.log" 2>&1 &
+  --telemetry "$W/telemetry.jsonl" --duration-secs 600 >"$W/devices.log" 2>&1 &
 DEV_PID=$!
 
 head -c 2097152 /dev/urandom >"$W/rootfs-demo.raucb"
@@ -45,11 +46,19 @@ release() {
   out=$("$CTL_BIN" rollout create --ds "eyas-fw:$version" --filter 'controllerid==sim-*' \
     --groups 5,25,50,100 --success 95 --error 5 --start) || return 1
   echo "$out"
-  "$CTL_BIN" rollout watch "${out##*rollout=}" --timeout 300
+  ROLLOUT=${out##*rollout=}
+  "$CTL_BIN" rollout watch "$ROLLOUT" --timeout 300
 }
-rc=0
+rc=0 ROLLOUT=""
 release || rc=$?
+# SIGTERM: the devices stop and write out their telemetry
+kill "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null || true
+DEV_PID=""
 echo "fleet-sim: device log (last lines):"; tail -5 "$W/devices.log" | sed 's/^/  /'
+if [ -n "$ROLLOUT" ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ]; }; then
+  "$CTL_BIN" report --rollout "$ROLLOUT" --telemetry "$W/telemetry.jsonl" --html "$W/report.html" ||
+    { echo "fleet-sim: eyasctl report failed" >&2; exit 1; }
+fi
 case $rc in
   0) outcome=finished; echo "fleet-sim: OK — all groups rolled out" ;;
   3) outcome=paused; echo "fleet-sim: rollout paused by the error threshold (as configured)" ;;
