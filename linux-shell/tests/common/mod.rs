@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod e2e;
 pub mod http_server;
+pub mod nginx;
 pub mod rauc_sandbox;
 pub mod signing;
 

@@ -43,6 +43,33 @@ impl RaucSandbox {
 
     /// A sandbox whose system.conf names the slots `names[0]` (booted first) and `names[1]`.
     pub fn start_with_bootnames(names: [&str; 2]) -> Self {
+        Self::start_with(names, "")
+    }
+
+    /// A sandbox for casync bundles: system.conf gets `[casync] storepath=<store_url>` and a
+    /// `tmppath` on tmpfs (`/dev/shm`, removed with the sandbox).
+    pub fn start_casync(store_url: &str) -> Self {
+        require_tool("casync");
+        let tmp = tempfile::Builder::new()
+            .prefix("eyas-casync-")
+            .tempdir_in("/dev/shm")
+            .expect("tmpfs dir for casync");
+        let sb = Self::start_with(
+            ["A", "B"],
+            &format!(
+                "\n[casync]\nstorepath={store_url}\ntmppath={}\n",
+                tmp.path().display()
+            ),
+        );
+        // The tmpfs dir lives as long as the sandbox's own dir.
+        let keep = sb.path().join("casync-tmp");
+        std::fs::write(&keep, tmp.path().display().to_string()).expect("write");
+        std::mem::forget(tmp);
+        sb
+    }
+
+    /// A sandbox with `extra` appended to system.conf (whole sections).
+    pub fn start_with(names: [&str; 2], extra: &str) -> Self {
         let [first, second] = names;
         for tool in [
             "rauc",
@@ -95,7 +122,7 @@ impl RaucSandbox {
                 "[system]\ncompatible=ota-agent-test\nbootloader=custom\nmountprefix={d}/mnt\ndata-directory={d}/data\nbundle-formats=plain\n\n\
                  [handlers]\nbootloader-custom-backend={script}\n\n[keyring]\npath={d}/pki/ca.cert.pem\n\n\
                  [slot.rootfs.0]\ndevice={a}\ntype=ext4\nbootname={first}\n\n[slot.rootfs.1]\ndevice={b}\ntype=ext4\nbootname={second}\n\n\
-                 [slot.appfs.0]\ndevice={app}\ntype=ext4\n",
+                 [slot.appfs.0]\ndevice={app}\ntype=ext4\n{extra}",
                 d = d.display(),
                 script = script.display(),
                 a = slot_a.display(),
@@ -221,6 +248,47 @@ impl RaucSandbox {
         out
     }
 
+    /// A signed plain bundle (compatible `ota-agent-test`) holding `image` as the rootfs.
+    pub fn bundle_from_image(&self, name: &str, version: &str, image: &Path) -> PathBuf {
+        let d = self.path();
+        let work = d.join(format!("work-{name}/bundle"));
+        std::fs::create_dir_all(&work).expect("mkdir");
+        std::fs::copy(image, work.join("rootfs.ext4")).expect("copy image");
+        std::fs::write(
+            work.join("manifest.raucm"),
+            format!("[update]\ncompatible=ota-agent-test\nversion={version}\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n"),
+        )
+        .expect("manifest");
+        let out = d.join(format!("{name}.raucb"));
+        run(Command::new("rauc")
+            .arg("bundle")
+            .args(self.signer())
+            .arg(&work)
+            .arg(&out));
+        out
+    }
+
+    /// `rauc convert` of `plain` into the casync index bundle `out`, its chunks added to `store`
+    /// (one shared store: casync takes the last `--store`).
+    pub fn casync_convert(&self, plain: &Path, out: &Path, store: &Path) {
+        require_tool("casync");
+        run(Command::new("rauc")
+            .arg("convert")
+            .args(self.signer())
+            .arg(format!("--casync-args=--store={}", store.display()))
+            .arg(plain)
+            .arg(out));
+    }
+
+    fn signer(&self) -> [String; 3] {
+        let d = self.path().display();
+        [
+            format!("--cert={d}/pki/dev.cert.pem"),
+            format!("--key={d}/pki/dev.key.pem"),
+            format!("--keyring={d}/pki/ca.cert.pem"),
+        ]
+    }
+
     /// The version file inside a slot image, read with debugfs.
     pub fn slot_version(&self, image: &Path) -> String {
         let out = run(Command::new("debugfs")
@@ -250,6 +318,71 @@ impl RaucSandbox {
     pub fn rauc_log(&self) -> String {
         std::fs::read_to_string(self.path().join("rauc.log")).unwrap_or_default()
     }
+}
+
+impl Drop for RaucSandbox {
+    fn drop(&mut self) {
+        // The casync tmppath on /dev/shm (start_casync), after RAUC has stopped.
+        self.rauc = None;
+        if let Ok(tmp) = std::fs::read_to_string(self.path().join("casync-tmp")) {
+            let _ = std::fs::remove_dir_all(tmp.trim());
+        }
+    }
+}
+
+/// A reproducible ext4 image of `root` (shared/reference/delta.md §2, as
+/// `hil-tests/scripts/repro-ext4.sh`): fixed UUID and directory hash seed, `E2FSPROGS_FAKE_TIME`,
+/// and every inode's times pinned with debugfs `sif`, so the same tree gives the same bytes and a
+/// one-file change a few changed blocks.
+pub fn mkfs_reproducible(root: &Path, image: &Path, size: &str) {
+    const EPOCH: &str = "1700000000";
+    run(Command::new("find").arg(root).args([
+        "-exec",
+        "touch",
+        "-h",
+        "-d",
+        &format!("@{EPOCH}"),
+        "{}",
+        "+",
+    ]));
+    run(Command::new("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", EPOCH)
+        .args(["-q", "-F", "-b", "4096", "-L", "rootfs"])
+        .args(["-U", "6b1c3a52-6f0e-4a43-9a8b-1d2e3f405162"])
+        .args(["-E", "hash_seed=0d7a1f64-2b3c-4d5e-8f90-a1b2c3d4e5f6", "-d"])
+        .arg(root)
+        .arg(image)
+        .arg(size));
+    let mut paths = vec!["/".to_owned(), "/lost+found".to_owned()];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read tree").flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("inside the tree");
+            paths.push(format!("/{}", rel.display()));
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    paths.sort();
+    let mut cmds = String::new();
+    for p in &paths {
+        for f in ["atime", "ctime", "mtime", "crtime"] {
+            cmds.push_str(&format!("sif \"{p}\" {f} @{EPOCH}\n"));
+        }
+        for f in ["atime_extra", "ctime_extra", "mtime_extra", "crtime_extra"] {
+            cmds.push_str(&format!("sif \"{p}\" {f} 0\n"));
+        }
+    }
+    let file = image.with_extension("debugfs");
+    std::fs::write(&file, cmds).expect("debugfs commands");
+    run(Command::new("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", EPOCH)
+        .arg("-w")
+        .arg("-f")
+        .arg(&file)
+        .arg(image));
 }
 
 fn start_rauc(d: &Path, bus_address: &str, boot_slot: &str) -> Guard {
