@@ -1,6 +1,7 @@
 //! `eyasctl`: the operator's side of an eyas fleet, over hawkBit's Management API.
 
 mod api;
+mod casync;
 mod error;
 mod lookup;
 mod output;

@@ -65,6 +65,8 @@ pub struct PublishArgs {
     /// Software module vendor.
     #[arg(long, default_value = "eyas")]
     pub vendor: String,
+    #[command(flatten)]
+    pub casync: crate::casync::CasyncArgs,
 }
 
 /// `compatible` and `version` from `rauc info --no-verify --output-format=json` (the signature is
@@ -176,6 +178,18 @@ pub fn run(api: &Api, args: &PublishArgs, json: bool) -> Result<ExitCode, Failur
         .filter(|f| !f.is_empty())
         .ok_or_else(|| Failure::Usage(format!("{}: no file name", bundle.display())))?;
     let kind = args.module_type;
+    // With --casync the artifact is the index bundle `rauc convert` made from this bundle.
+    let converted = if args.casync.casync {
+        let (source_sha, _) = sha256_file(bundle)?;
+        let c = crate::casync::convert(&args.casync, bundle, &source_sha, &name, &version)?;
+        for line in &c.lines {
+            output::say(json, line);
+        }
+        Some(c)
+    } else {
+        None
+    };
+    let bundle = converted.as_ref().map_or(bundle, |c| &c.index);
     let (sha256, size) = sha256_file(bundle)?;
     output::say(
         json,
@@ -310,12 +324,16 @@ pub fn run(api: &Api, args: &PublishArgs, json: bool) -> Result<ExitCode, Failur
         ),
     );
     if json {
-        output::print_json(&json!({
+        let mut doc = json!({
             "softwareModule": { "id": sm, "name": name, "version": version, "type": kind.key(), "reused": sm_reused },
             "artifact": { "id": artifact.0.get("id"), "filename": str_of(&artifact.0, "providedFilename"),
                           "size": size, "sha256": sha256, "reused": artifact.1 },
             "distributionSet": { "id": ds_id, "name": ds_name, "version": ds_version, "reused": ds_reused },
-        }));
+        });
+        if let Some(c) = converted {
+            doc["casync"] = c.report;
+        }
+        output::print_json(&doc);
     } else {
         println!(
             "software_module={sm} artifact={} distribution_set={ds_id}",
