@@ -26,7 +26,7 @@ impl Nginx {
     /// Serves `root` (which must be readable by nginx's unprivileged workers) at `/`;
     /// `limit_rate` (e.g. `"64k"`) throttles every response.
     pub fn start(root: &Path, limit_rate: Option<&str>) -> Self {
-        let nginx = require_tool("nginx");
+        require_tool("nginx");
         let dir = tempfile::Builder::new()
             .prefix("eyas-nginx-")
             .tempdir()
@@ -50,8 +50,22 @@ impl Nginx {
             ),
         )
         .expect("nginx.conf");
-        let child = Guard(
-            Command::new(nginx)
+        let mut me = Self {
+            port,
+            access_log,
+            _dir: dir,
+            child: None,
+        };
+        me.restart();
+        me
+    }
+
+    /// (Re)starts nginx with the same configuration (port, root, log).
+    pub fn restart(&mut self) {
+        self.stop();
+        let d = self._dir.path();
+        self.child = Some(Guard(
+            Command::new(require_tool("nginx"))
                 .arg("-c")
                 .arg(d.join("nginx.conf"))
                 .arg("-p")
@@ -61,14 +75,8 @@ impl Nginx {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start nginx"),
-        );
-        wait_port(port, Duration::from_secs(10));
-        Self {
-            port,
-            access_log,
-            _dir: dir,
-            child: Some(child),
-        }
+        ));
+        wait_port(self.port, Duration::from_secs(10));
     }
 
     /// Stops nginx: SIGTERM to its master (by pid), which closes every connection and ends its

@@ -49,6 +49,11 @@ impl RaucSandbox {
     /// A sandbox for casync bundles: system.conf gets `[casync] storepath=<store_url>` and a
     /// `tmppath` on tmpfs (`/dev/shm`, removed with the sandbox).
     pub fn start_casync(store_url: &str) -> Self {
+        Self::start_casync_with(store_url, "")
+    }
+
+    /// Like `start_casync`, with `extra` lines in the `[casync]` section (e.g. `install-args=…`).
+    pub fn start_casync_with(store_url: &str, extra: &str) -> Self {
         require_tool("casync");
         let tmp = tempfile::Builder::new()
             .prefix("eyas-casync-")
@@ -57,7 +62,7 @@ impl RaucSandbox {
         let sb = Self::start_with(
             ["A", "B"],
             &format!(
-                "\n[casync]\nstorepath={store_url}\ntmppath={}\n",
+                "\n[casync]\nstorepath={store_url}\ntmppath={}\n{extra}",
                 tmp.path().display()
             ),
         );
