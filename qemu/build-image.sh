@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 LOG_NAME=build-image
 T0=$(date +%s)
-for t in apt-get dpkg mke2fs sfdisk mkimage mkenvimage qemu-aarch64-static rauc openssl aarch64-linux-gnu-readelf \
+for t in apt-get dpkg mke2fs sfdisk mkimage mkenvimage qemu-aarch64-static rauc casync openssl aarch64-linux-gnu-readelf \
   aarch64-linux-gnu-strings cpio gzip fw_printenv file; do
   command -v "$t" >/dev/null || die "$t missing (run .ci/install-deps)"
 done
@@ -128,7 +128,11 @@ rootfs() {
   cp "$KIMAGE" "$d/boot/Image"
   cp "$INITRD" "$d/boot/initrd.gz"
   rm -f "$img"
-  mke2fs -q -F -t ext4 -O ^metadata_csum,^64bit -E root_owner=0:0 -L "rootfs" -d "$d" "$img" "${SLOT_MB}M" >/dev/null ||
+  # reproducible (delta.md §2): fixed UUID, hash seed, times, so that slot images of two releases
+  # share their unchanged blocks and a casync update moves only what changed
+  find "$d" -exec touch -h -d @1700000000 {} +
+  E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -O ^metadata_csum,^64bit -U 6b1c3a52-6f0e-4a43-9a8b-1d2e3f405162 \
+    -E root_owner=0:0,hash_seed=0d7a1f64-2b3c-4d5e-8f90-a1b2c3d4e5f6 -L "rootfs" -d "$d" "$img" "${SLOT_MB}M" >/dev/null ||
     die "mke2fs $name (is the slot of ${SLOT_MB} MiB too small? $(du -sm "$d" | cut -f1) MiB of files)"
   rm -rf "$d"
   stamp_set "rootfs-$name" "${GUEST_INPUTS[@]}" "$version" "$marker" "$SLOT_MB"
@@ -157,6 +161,18 @@ bundle() { # bundle NAME VERSION
 bundle update-2.0.0 2.0.0
 bundle update-2.0.0-crash 2.0.0-crash
 bundle update-2.0.0-unhealthy 2.0.0-unhealthy
+
+# ---- the 2.0.0 update as a casync bundle (delta update): an index bundle + chunks in out/castore,
+# which the scenario `delta` serves with nginx; the board seeds from its booted slot
+if ! stamp_ok casync-2.0.0 "$BUILD/stamps/bundle-update-2.0.0" || [ ! -f "$OUT/bundles/rootfs-2.0.0-casync.raucb" ]; then
+  rm -rf "$OUT/castore" "$OUT/bundles/rootfs-2.0.0-casync.raucb"; mkdir -p "$OUT/castore"
+  rauc convert --cert="$OUT/pki/signer.cert.pem" --key="$OUT/pki/signer.key.pem" --keyring="$OUT/pki/ca.cert.pem" \
+    --casync-args="--store=$OUT/castore/store.castr --chunk-size=65536" \
+    "$OUT/bundles/rootfs-2.0.0.raucb" "$OUT/bundles/rootfs-2.0.0-casync.raucb" >"$BUILD/casync.log" 2>&1 ||
+    { cat "$BUILD/casync.log" >&2; die "rauc convert (casync)"; }
+  stamp_set casync-2.0.0 "$BUILD/stamps/bundle-update-2.0.0"
+  log "casync bundle: index $(stat -c %s "$OUT/bundles/rootfs-2.0.0-casync.raucb") bytes, $(find "$OUT/castore" -name '*.cacnk' | wc -l) chunks"
+fi
 
 # ---- an application bundle for the appfs slot (no bootname: installed without a reboot) and a
 # configuration file for part.config.command (scenario `parts`)

@@ -6,8 +6,8 @@
 # guestfwd=tcp:10.0.2.100:{8080,1883}-cmd:socat to 127.0.0.1 (nothing else is reachable).
 #
 # usage: hil-tests/scripts/qemu-hil.sh [SCENARIO...]        (default: good fallback)
-#        QEMU_HIL_JOBS=2 hil-tests/scripts/qemu-hil.sh good fallback unhealthy powercut parts staged
-#        (all six, two VMs at a time; staged has two VMs of its own and runs alone)
+#        QEMU_HIL_JOBS=2 hil-tests/scripts/qemu-hil.sh good fallback unhealthy powercut parts delta staged
+#        (all seven, two VMs at a time; staged has two VMs of its own and runs alone)
 #   good      a rollout of rootfs 2.0.0: eyas downloads, RAUC installs into B, eyas reboots the VM,
 #             U-Boot boots B, the health check passes, RAUC marks B good; hawkBit finished,
 #             mosquitto gets ota_status=success with rauc_slot=B, the env has B first with 3 attempts
@@ -21,6 +21,8 @@
 #   parts     an application (appfs slot, no reboot) + a configuration file (part.config.command) in
 #             one deployment: finished, no reboot, both on the disk
 #   staged    two boards, one rollout with two groups: the second starts after the first finished
+#   delta     the 2.0.0 update as a casync bundle: RAUC + casync in the guest seed from A and fetch
+#             only the missing chunks from nginx on the host; prints the bytes over the air
 # Each scenario prints its duration; the console of every VM run goes to a log in the run directory.
 # Env: QEMU_HIL_DIR (run directory, default .work/qemu-hil/<time>)   QEMU_HIL_SKIP_BUILD=1
 #      EYAS_BIN (aarch64 eyas to put into the image instead of ./run cross; see qemu/README.md)
@@ -39,7 +41,8 @@ SCENARIOS=("$@")
 RUN_DIR=${QEMU_HIL_DIR:-$ROOT/.work/qemu-hil/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$RUN_DIR"
 T_ALL=$(date +%s)
-for t in qemu-system-aarch64 socat mosquitto mosquitto_sub fw_printenv python3 curl cargo; do
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+for t in qemu-system-aarch64 socat mosquitto mosquitto_sub fw_printenv python3 curl cargo "$NGINX"; do
   command -v "$t" >/dev/null || die "$t missing (run .ci/install-deps)"
 done
 UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
@@ -149,15 +152,17 @@ CONF
 # console scraped with ordered expectations; console log $W/DEV/console-RUN.log
 vm() {
   local w=$1 dev=$2 run=$3; shift 3
-  local d=$w/$dev sim_port=${HAWKBIT_URL##*:} mqtt_port
+  local d=$w/$dev sim_port=${HAWKBIT_URL##*:} mqtt_port store_fwd=""
   mqtt_port=$(cat "$w/mqtt/$dev.port")
+  # the casync chunk store, when the scenario serves one (delta)
+  [ -f "$w/nginx/port" ] && store_fwd=",guestfwd=tcp:10.0.2.100:8081-cmd:socat - TCP:127.0.0.1:$(cat "$w/nginx/port")"
   exec python3 "$ROOT/qemu/console.py" --name "$dev/$run" --log "$d/console-$run.log" --forbid 'HIL-FAIL' "$@" -- \
     qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 -nographic -monitor none \
     -bios "$UBOOT" \
     -drive "if=pflash,unit=1,format=raw,readonly=on,file=$OUT/envflash.img" \
     -drive "if=none,id=hd0,file=$d/disk.img,format=raw,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
     -device virtio-rng-pci \
-    -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:$sim_port,guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:$mqtt_port" \
+    -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:$sim_port,guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:$mqtt_port$store_fwd" \
     -device virtio-net-pci,netdev=n0,romfile=
 }
 
@@ -340,6 +345,70 @@ scenario_unhealthy() {
   check "telemetry error_code" "$(echo "$t" | json_get .error_code)" 300
   check "telemetry rauc_slot" "$(echo "$t" | json_get .rauc_slot)" A
   check "U-Boot env (B bad, A good)" "$(env_of "$w" "$dev")" "BOOT_ORDER=A BOOT_A_LEFT=3 BOOT_B_LEFT=0"
+}
+
+# chunk_store W: nginx serving out/castore (the casync chunk store) with an access log of the bytes
+# sent per request; its port in W/nginx/port
+chunk_store() {
+  local n=$1/nginx port
+  mkdir -p "$n/temp"
+  port=$(free_port)
+  cat >"$n/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+error_log $n/error.log;
+pid $n/nginx.pid;
+events { worker_connections 64; }
+http {
+  log_format bytes '\$request_uri \$status \$body_bytes_sent';
+  access_log $n/access.log bytes;
+  client_body_temp_path $n/temp; proxy_temp_path $n/temp; fastcgi_temp_path $n/temp;
+  uwsgi_temp_path $n/temp; scgi_temp_path $n/temp;
+  server { listen 127.0.0.1:$port; root $OUT/castore; }
+}
+NGINX
+  "$NGINX" -c "$n/nginx.conf" -p "$n/" 2>>"$n/error.log" & PIDS+=("$!")
+  local i=0
+  until bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 50 ] || die "nginx did not start (see $n/error.log)"; sleep 0.2
+  done
+  echo "$port" >"$n/port"
+}
+
+# The 2.0.0 update as a casync bundle (delta update): eyas downloads the small index bundle from
+# hawkBit, RAUC in the guest runs casync, which seeds from the booted slot A and fetches only the
+# missing chunks from nginx on the host. Same end state as `good`; prints the bytes fetched.
+scenario_delta() {
+  local w=$RUN_DIR/delta dev=qemu-01
+  mkdir -p "$w"
+  services "$w" "$dev"; device "$w" "$dev"; chunk_store "$w"
+  release "$w" "controllerid==$dev" "$OUT/bundles/rootfs-2.0.0-casync.raucb" 2.0.0 "[$(group canary "controllerid==$dev")]"
+  local idx=("${BOOT_A[@]}")
+  idx[19]='INFO downloading rootfs-2\.0\.0-casync\.raucb'; idx[23]='INFO rootfs-2\.0\.0-casync\.raucb: size and checksum OK'
+  idx[26]="RAUC (casync in the guest, seeded from A) installed into B"
+  hold_vm "$w" "$dev" 1 240 "${idx[@]}" \
+    --expect 30 "U-Boot: slot B chosen" 'RAUC: found valid slot B, 2 attempts remaining' \
+    --expect 90 "kernel + init on slot B (2.0.0)" 'HIL-MARKER: booted slot=B version=2\.0\.0' \
+    --expect 90 "health check on B passed" 'HIL-MARKER: health check ok on slot B' \
+    --expect 60 "RAUC marked B good" 'marked slot rootfs\.1 as good' \
+    --forbid 'Kernel panic'
+  check "hawkBit action" "$HELD_STATUS" "finished/finished"
+  wait_file 60 "$w/release.rc" "the rollout to finish"
+  check "eyasctl rollout watch exit (0 = rollout finished)" "$(cat "$w/release.rc")" 0
+  check "U-Boot env after the power cut" "$(env_of "$w" "$dev")" "BOOT_ORDER=B A BOOT_A_LEFT=3 BOOT_B_LEFT=3"
+  local full index chunks nchunks
+  full=$(stat -c %s "$OUT/bundles/rootfs-2.0.0.raucb")
+  index=$(stat -c %s "$OUT/bundles/rootfs-2.0.0-casync.raucb")
+  chunks=$(awk '$1 ~ /\.cacnk$/ && $2 == 200 {s += $3} END {print s + 0}' "$w/nginx/access.log")
+  nchunks=$(awk '$1 ~ /\.cacnk$/ && $2 == 200 {n++} END {print n + 0}' "$w/nginx/access.log")
+  echo "  bytes over the air: index bundle $index B (from hawkBit) + $nchunks chunks $chunks B (from the store)" \
+    "= $((index + chunks)) B, $(python3 -c "print('%.2f' % (100 * ($index + $chunks) / $full))") % of the full bundle ($full B)"
+  # the seed did its work: far less than the full bundle came over the air
+  if [ "$nchunks" -gt 0 ] && [ $(( (index + chunks) * 4 )) -lt "$full" ]; then
+    echo "  check ok: a casync update fetched chunks and less than a quarter of the full bundle"
+  else
+    echo "  check FAILED: $nchunks chunks, $((index + chunks)) B fetched for a $full B bundle"; CHECKS_FAILED=1
+  fi
 }
 
 # wait_action DEV SECS: until the device's rollout action is closed in hawkBit (status finished or
@@ -525,7 +594,7 @@ run_scenario() { # run_scenario NAME: in a subshell with its own services; resul
   echo "$rc" >"$RUN_DIR/$s.rc"
 }
 for s in "${SCENARIOS[@]}"; do
-  declare -F "scenario_$s" >/dev/null || die "unknown scenario '$s' (good, fallback, unhealthy, powercut, parts, staged)"
+  declare -F "scenario_$s" >/dev/null || die "unknown scenario '$s' (good, fallback, unhealthy, powercut, parts, staged, delta)"
   rm -f "$RUN_DIR/$s.rc"
 done
 RUNNING=()
