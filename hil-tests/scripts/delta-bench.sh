@@ -18,6 +18,8 @@
 #      DELTA_BENCH_KEEP=1 keep the work directory.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 MIB=${DELTA_BENCH_MIB:-64}
 CHUNK=${DELTA_BENCH_CHUNK:-65536}
 for t in rauc casync nginx dbus-daemon dbus-send mkfs.ext4 debugfs openssl mksquashfs python3 curl; do
@@ -40,30 +42,10 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# ---- test PKI (real-peers.md §2.1) ----
-P=$W/pki; mkdir -p "$P"
-cat >"$P/openssl.cnf" <<'EOF'
-[ req ]
-distinguished_name = dn
-[ dn ]
-[ v3_ca ]
-basicConstraints = critical,CA:true
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[ v3_leaf ]
-basicConstraints = critical,CA:false
-keyUsage = critical,digitalSignature
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer
-EOF
-(cd "$P"
- openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key.pem -out ca.cert.pem -days 400 \
-   -subj "/O=Test/CN=delta bench CA" -config openssl.cnf -extensions v3_ca 2>/dev/null
- openssl req -newkey rsa:2048 -nodes -keyout dev.key.pem -out dev.csr.pem -subj "/O=Test/CN=delta bench signer" \
-   -config openssl.cnf 2>/dev/null
- openssl x509 -req -in dev.csr.pem -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial -out dev.cert.pem -days 400 \
-   -extfile openssl.cnf -extensions v3_leaf 2>/dev/null)
-SIGN=(--cert="$P/dev.cert.pem" --key="$P/dev.key.pem" --keyring="$P/ca.cert.pem")
+# ---- test PKI (real-peers.md §2.1), the one every hil-tests script uses ----
+P=$W/pki
+test_pki "$P" "delta bench"
+SIGN=(--cert="$P/signer.cert.pem" --key="$P/signer.key.pem" --keyring="$P/ca.cert.pem")
 
 # ---- three rootfs trees, deterministic (seeded), then reproducible images ----
 python3 - "$W" <<'EOF'
