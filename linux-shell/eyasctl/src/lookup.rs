@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::api::{Api, encode_query};
+use crate::api::{Api, ApiError, encode_query};
 use crate::error::Failure;
 
 /// hawkBit's largest page.
@@ -12,11 +12,15 @@ const PAGE: usize = 500;
 /// Every item of a collection (`{"content": [...], "total": N}`), page by page. `path` may carry a
 /// query already. Plain arrays (a few list endpoints) are returned as they are.
 pub fn all(api: &Api, path: &str) -> Result<Vec<Value>, Failure> {
+    Ok(pages(api, path, usize::MAX)?)
+}
+
+/// [`all`], stopping once `cap` items are in (a page may take it past `cap`).
+pub fn pages(api: &Api, path: &str, cap: usize) -> Result<Vec<Value>, ApiError> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut out = Vec::new();
-    let mut offset = 0usize;
     loop {
-        let page = api.get(&format!("{path}{sep}offset={offset}&limit={PAGE}"))?;
+        let page = api.get(&format!("{path}{sep}offset={}&limit={PAGE}", out.len()))?;
         if let Value::Array(items) = page {
             out.extend(items);
             return Ok(out);
@@ -32,8 +36,7 @@ pub fn all(api: &Api, path: &str) -> Result<Vec<Value>, Failure> {
             .map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX));
         let n = items.len();
         out.extend(items);
-        offset += n;
-        if n == 0 || offset >= total {
+        if n == 0 || out.len() >= total || out.len() >= cap {
             return Ok(out);
         }
     }

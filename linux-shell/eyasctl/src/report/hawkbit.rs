@@ -13,9 +13,8 @@ use serde_json::Value;
 
 use super::stats::{Download, Facts, Outcome};
 use crate::api::{Api, ApiError, encode_query};
+use crate::lookup::pages;
 
-/// Page size for list calls (hawkBit's maximum is 500).
-const PAGE: usize = 500;
 /// At most this many actions of a target are looked through for the rollout's action.
 const MAX_ACTIONS_PER_TARGET: usize = 1000;
 
@@ -44,29 +43,6 @@ pub struct Rollout {
     pub total_targets: u64,
     pub groups: Vec<Group>,
     pub facts: Facts,
-}
-
-/// Every item of a paged list (`content`), following `offset`/`limit` until `total`.
-fn pages(api: &Api, path: &str, cap: usize) -> Result<Vec<Value>, ApiError> {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let mut out = Vec::new();
-    loop {
-        let page = api.get(&format!("{path}{sep}offset={}&limit={PAGE}", out.len()))?;
-        let content = page
-            .get("content")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let total = page
-            .get("total")
-            .and_then(Value::as_u64)
-            .map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX));
-        let n = content.len();
-        out.extend(content);
-        if n == 0 || out.len() >= total || out.len() >= cap {
-            return Ok(out);
-        }
-    }
 }
 
 fn s(v: &Value, key: &str) -> String {
