@@ -21,3 +21,5 @@ for dir in core/fuzz bootloader-glue/fuzz; do
     fi
   done
 done
+# The fuzz builds (~0.9 GB) serve this step only; CI disks are small. EYAS_KEEP_FUZZ_BUILD=1 keeps them.
+[ "${EYAS_KEEP_FUZZ_BUILD:-0}" = 1 ] || rm -rf "$root/core/fuzz/target" "$root/bootloader-glue/fuzz/target"

@@ -25,6 +25,7 @@
 #             only the missing chunks from nginx on the host; prints the bytes over the air
 # Each scenario prints its duration; the console of every VM run goes to a log in the run directory.
 # Env: QEMU_HIL_DIR (run directory, default .work/qemu-hil/<time>)   QEMU_HIL_SKIP_BUILD=1
+#      QEMU_HIL_KEEP_DISKS=1 (keep the disk images of passing scenarios too; failing ones are always kept)
 #      EYAS_BIN (aarch64 eyas to put into the image instead of ./run cross; see qemu/README.md)
 #      HAWKBIT_SIM_BIN (a built hawkbit-sim instead of cargo build)   QEMU_HIL_JOBS (scenarios at a time)
 set -euo pipefail
@@ -590,6 +591,8 @@ run_scenario() { # run_scenario NAME: in a subshell with its own services; resul
   t=$(date +%s)
   ( PIDS=(); trap cleanup EXIT; "scenario_$s" && [ "$CHECKS_FAILED" = 0 ] ) || rc=1
   if [ "$rc" = 0 ]; then echo "=== qemu-hil scenario $s: ok ($(( $(date +%s) - t )) s)"
+    # A passing run's disks (300 MiB each) are of no further use; its logs stay.
+    [ "${QEMU_HIL_KEEP_DISKS:-0}" = 1 ] || find "$RUN_DIR/$s" -name '*.img' -type f -delete
   else echo "=== qemu-hil scenario $s: FAILED ($(( $(date +%s) - t )) s; logs in $RUN_DIR/$s)"; fi
   echo "$rc" >"$RUN_DIR/$s.rc"
 }
