@@ -72,6 +72,10 @@ impl Fx {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
             .max_redirects(0)
+            // a fresh connection per call: a server may close a connection after answering
+            // without reading the request body (a 401 to a PUT), and a pooled connection that
+            // races that close fails the next call with "Peer disconnected" (seen once in CI)
+            .max_idle_connections(0)
             .build()
             .into();
         let url = sim.url();
