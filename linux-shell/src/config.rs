@@ -226,6 +226,11 @@ pub struct EyasConfig {
     pub installed_name: Option<String>,
     /// Version of that distribution set; same limits.
     pub installed_version: Option<String>,
+    /// The casync chunk store (`http(s)://…/`) that eyas' chunk relay fetches from, for RAUC
+    /// casync bundles whose `[casync] storepath` names the relay; `None` = no relay.
+    pub casync_store: Option<String>,
+    /// Where the chunk relay listens (loopback only).
+    pub casync_relay: std::net::SocketAddr,
 }
 
 /// The whole configuration.
@@ -409,6 +414,8 @@ pub const KEYS: &[Key] = &[
     row("eyas", "bootloader_config", Value("/etc/eyas/bootloader.conf"), "eyas bootloader's configuration"),
     row("eyas", "installed_name", Unset("NAME"), "name of the distribution set installed at the factory; after a fallback eyas tells hawkBit (PUT installedBase) that this runs again until a deployment has succeeded on the device (at most 64 bytes)"),
     row("eyas", "installed_version", Unset("VERSION"), "version of that distribution set (at most 64 bytes)"),
+    row("eyas", "casync_store", Unset("URL"), "the casync chunk store (http:// or https://) for RAUC casync bundles; eyas relays chunk requests to it through its own HTTP settings (ca_file, proxy, timeouts) and counts the bytes; set RAUC's [casync] storepath to http://<casync_relay>/"),
+    row("eyas", "casync_relay", Value("127.0.0.1:7453"), "loopback address:port of that relay"),
 ];
 
 /// The [`KEYS`] row for `group`/`name`. Only called in a `const` (through `key!`), so reading a
@@ -978,6 +985,41 @@ impl Reader<'_> {
         let part_handlers = self.part_handlers(g)?;
         let installed_name = self.installed(g, key!("eyas", "installed_name"))?;
         let installed_version = self.installed(g, key!("eyas", "installed_version"))?;
+        let store_key = key!("eyas", "casync_store");
+        let casync_store = self.non_empty(g, store_key)?;
+        if let Some(u) = &casync_store {
+            let host = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"))
+                .unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                return Err(self.err(
+                    line_of(g, store_key.name),
+                    store_key.name,
+                    format!("{u:?} must start with http:// or https:// and name a host"),
+                ));
+            }
+        }
+        let relay_key = key!("eyas", "casync_relay");
+        let relay_text = self.string(g, relay_key)?;
+        let casync_relay: std::net::SocketAddr = match relay_text.parse() {
+            // the relay serves whoever can connect: the device itself only
+            Ok(a) if std::net::SocketAddr::ip(&a).is_loopback() => a,
+            Ok(_) => {
+                return Err(self.err(
+                    line_of(g, relay_key.name),
+                    relay_key.name,
+                    format!("{relay_text:?} is not a loopback address; use e.g. 127.0.0.1:7453"),
+                ));
+            }
+            Err(_) => {
+                return Err(self.err(
+                    line_of(g, relay_key.name),
+                    relay_key.name,
+                    format!("{relay_text:?} is not an address:port such as 127.0.0.1:7453"),
+                ));
+            }
+        };
         let _ = client;
         Ok(EyasConfig {
             mqtt,
@@ -999,6 +1041,8 @@ impl Reader<'_> {
             bootloader_config: PathBuf::from(self.string(g, key!("eyas", "bootloader_config"))?),
             installed_name,
             installed_version,
+            casync_store,
+            casync_relay,
         })
     }
 
@@ -1773,6 +1817,50 @@ mod tests {
             assert!(
                 shown.contains(fragment),
                 "expected {fragment:?} in {shown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn casync_relay_settings() {
+        let l = load_text(&with("", "casync_store=https://cdn.example/p.castr/\n")).expect("valid");
+        assert_eq!(
+            l.config.eyas.casync_store.as_deref(),
+            Some("https://cdn.example/p.castr/")
+        );
+        assert_eq!(
+            l.config.eyas.casync_relay,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 7453))
+        );
+        let l = load_text(&with("", "casync_relay=[::1]:9000\n")).expect("valid");
+        assert_eq!(l.config.eyas.casync_relay.port(), 9000);
+        assert_eq!(l.config.eyas.casync_store, None);
+        for (eyas, prefix, fragment) in [
+            (
+                "casync_store=ftp://x/\n",
+                ":9: casync_store:",
+                "must start with http://",
+            ),
+            (
+                "casync_store=https:///p\n",
+                ":9: casync_store:",
+                "name a host",
+            ),
+            (
+                "casync_relay=0.0.0.0:7453\n",
+                ":9: casync_relay:",
+                "not a loopback address",
+            ),
+            (
+                "casync_relay=localhost\n",
+                ":9: casync_relay:",
+                "not an address:port",
+            ),
+        ] {
+            let shown = err_of(&with("", eyas)).to_string();
+            assert!(
+                shown.starts_with(&format!("/etc/eyas.conf{prefix}")) && shown.contains(fragment),
+                "expected {prefix:?} … {fragment:?} in {shown:?}"
             );
         }
     }

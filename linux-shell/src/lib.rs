@@ -6,6 +6,7 @@
 //! D-Bus, MQTT, files and processes.
 
 pub mod agent;
+pub mod chunk_relay;
 pub mod cli;
 pub mod config;
 pub mod diag;

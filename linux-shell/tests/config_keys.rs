@@ -92,6 +92,7 @@ fn sample(k: &Key) -> Sample {
         ("eyas", "part.<NAME>.command") => value("/usr/lib/eyas/other-hook"),
         ("eyas", "installed_name") => value("Factory image"),
         ("eyas", "installed_version") => value("2024.05-1"),
+        ("eyas", "casync_store") => value("https://updates.example/product.castr/"),
         (group, name) => panic!("no sample value for [{group}] {name}: add one to sample()"),
     }
 }

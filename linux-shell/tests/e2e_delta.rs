@@ -444,3 +444,112 @@ async fn an_unreadable_seed_slot_costs_a_full_fetch() {
     );
     f.sim.shutdown().await;
 }
+
+/// With `[eyas] casync_store`, RAUC's `[casync] storepath` names eyas' chunk relay: casync's chunk
+/// requests go through eyas' own HTTP client, which retries a store that is away for a moment, and
+/// the relay counts the chunk bytes. The update's bytes over the air (index bundle + chunks) reach
+/// ThingsBoard once RAUC is done and hawkBit in the closed feedback after the reboot; both must
+/// equal what nginx served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_chunks_are_counted_and_a_short_store_outage_is_retried() {
+    // 32 KB/s: each 64 KiB chunk takes about 2 s, so the store can go away mid-chunk.
+    let (www, mut nginx) = store_and_nginx(Some("32k"));
+    let relay_port = common::free_port();
+    let mut sb = RaucSandbox::start_casync(&format!("http://127.0.0.1:{relay_port}/"));
+    let rel = releases(&sb, www.path());
+    std::fs::copy(&rel.v1_image, &sb.slot_a).expect("release 1 in slot A");
+    set_slot_len(&sb.slot_b);
+    let broker = Broker::start();
+    let telemetry = broker.observer();
+    let sim = Sim::start(SimConfig::default()).await.expect("hawkbit-sim");
+    let token = sim.create_target("dev-relay", None).expect("target");
+    let work = tempfile::tempdir().expect("tmp");
+    let conf = write_config(
+        work.path(),
+        sim.addr().port(),
+        "dev-relay",
+        &token,
+        broker.port,
+        "",
+        &format!(
+            "casync_store={}\ncasync_relay=127.0.0.1:{relay_port}\n",
+            nginx.url("store.castr/")
+        ),
+    );
+    let action = assign_os(
+        &sim,
+        "dev-relay",
+        "2.0.0",
+        "rootfs-2.0.0.raucb",
+        &rel.v2_index,
+        Default::default(),
+    );
+    let eyas = tokio::spawn({
+        let conf = conf.clone();
+        let bus = sb.bus_address.clone();
+        async move { run_once(&conf, &bus).await }
+    });
+    wait_until(
+        "casync to fetch its first chunk through the relay",
+        Duration::from_secs(60),
+        || !nginx.chunk_hits().is_empty(),
+    )
+    .await;
+    // away for 1.5 s: within the relay's backoff (1 s, then 2 s), not casync's problem
+    nginx.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nginx.restart();
+    let out = eyas.await.expect("join");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "installed despite the outage");
+    assert!(
+        log.contains("(attempt 1 of 4)"),
+        "the relay retried the store: {log}"
+    );
+    assert_slot_holds(&sb.slot_b, &rel.v2_image);
+
+    // What the relay passed on is what nginx served in full: the last response per chunk (a
+    // response cut by the outage is logged with the bytes sent before it).
+    let hits = nginx.chunk_hits();
+    let mut last = std::collections::BTreeMap::new();
+    for h in &hits {
+        last.insert(h.uri.clone(), h.body_bytes);
+    }
+    let chunk_bytes: u64 = last.values().sum();
+    let update_bytes = size(&rel.v2_index) + chunk_bytes;
+    eprintln!(
+        "relay: {} chunk requests at nginx for {} chunks, {chunk_bytes} B; update {update_bytes} B",
+        hits.len(),
+        last.len()
+    );
+    assert!(
+        log.contains(&format!(
+            "this update fetched {update_bytes} bytes: {} of artifacts, {chunk_bytes} of casync chunks",
+            size(&rel.v2_index)
+        )),
+        "{log}"
+    );
+    let values = telemetry.values();
+    let sample = values
+        .iter()
+        .find(|v| v.get("update_bytes").is_some())
+        .unwrap_or_else(|| panic!("no update_bytes sample in {values:#?}"));
+    assert_eq!(sample["update_bytes"], update_bytes, "{sample}");
+    assert_eq!(sample["chunk_bytes"], chunk_bytes, "{sample}");
+
+    // after the reboot the closed feedback carries the same figure (kept beside the record)
+    sb.reboot_into("B");
+    assert_eq!(run(&conf, &sb).await.status.code(), Some(0), "after boot");
+    wait_until("the action to finish", Duration::from_secs(10), || {
+        sim.action_status(action).as_deref() == Some("finished")
+    })
+    .await;
+    let messages = sim.action_messages(action);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == &format!("update_bytes={update_bytes}")),
+        "{messages:#?}"
+    );
+    sim.shutdown().await;
+}

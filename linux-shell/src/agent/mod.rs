@@ -29,6 +29,7 @@ use eyas_core::time::{Duration as CoreDuration, Instant as CoreInstant};
 use eyas_core::verify::{ArtifactSpec, Policy, Verifier, is_manifest_for};
 use tokio::sync::mpsc;
 
+use crate::chunk_relay::ChunkRelay;
 use crate::config::{Config, Confirmation};
 use crate::download::{self, DownloadRequest, Downloaded, artifact_path, install_path};
 use crate::http::{ApiRequest, Http, HttpError, HttpErrorKind, HttpSettings, Method};
@@ -184,9 +185,59 @@ struct Agent<'c> {
     failure: Option<Failure>,
     /// The action of the last failure and why (its `error_code` goes into the final feedback).
     action_failure: Option<(ActionId, Failure)>,
-    /// Download time of the current action's artifacts in ms (summed), for its final feedback;
-    /// also kept beside the record so that it survives the reboot ([`Agent::note_download`]).
-    download_ms: Option<(ActionId, u64)>,
+    /// Download time and bytes of the current action (summed over its artifacts, plus the casync
+    /// chunks the relay fetched), for its final feedback; also kept beside the record so that it
+    /// survives the reboot ([`Agent::note_download`], [`Agent::note_chunks`]).
+    update_stats: Option<UpdateStats>,
+    /// The casync chunk relay (`[eyas] casync_store`).
+    chunk_relay: Option<ChunkRelay>,
+}
+
+/// What one action cost: download time, artifact bytes and, through the relay, casync chunk bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UpdateStats {
+    action: u64,
+    download_ms: u64,
+    download_bytes: u64,
+    /// `None`: no relay counted them (no `casync_store`, or not installed yet).
+    chunk_bytes: Option<u64>,
+}
+
+impl UpdateStats {
+    /// One line: `action ms bytes chunk_bytes|-`.
+    fn encode(&self) -> String {
+        let chunks = self
+            .chunk_bytes
+            .map_or_else(|| "-".to_owned(), |c| c.to_string());
+        format!(
+            "{} {} {} {chunks}\n",
+            self.action, self.download_ms, self.download_bytes
+        )
+    }
+
+    /// The line [`Self::encode`] wrote, or the `action ms` line of eyas 0.x before the bytes.
+    fn decode(text: &str) -> Option<Self> {
+        let mut f = text.split_whitespace();
+        let action = f.next()?.parse().ok()?;
+        let download_ms = f.next()?.parse().ok()?;
+        let download_bytes = f.next().map_or(Some(0), |b| b.parse().ok())?;
+        let chunk_bytes = match f.next() {
+            None | Some("-") => None,
+            Some(c) => Some(c.parse().ok()?),
+        };
+        Some(Self {
+            action,
+            download_ms,
+            download_bytes,
+            chunk_bytes,
+        })
+    }
+
+    /// Bytes the update fetched over the air (artifacts + chunks), when the chunks were counted.
+    fn update_bytes(&self) -> Option<u64> {
+        self.chunk_bytes
+            .map(|c| c.saturating_add(self.download_bytes))
+    }
 }
 
 /// Runs the agent until SIGTERM (or, with `run_once`, until the first poll's work is done).
@@ -256,6 +307,35 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
     // Without RAUC the core gets no booted slot: it never guesses a verdict, stops (eyas exits 1
     // and the service manager retries) and gives up after `boot_attempts` such starts.
     let rauc = connect_rauc(options.bus_address.as_deref(), patience).await;
+    // A relay that cannot listen is logged, not fatal: plain bundles still install (and a casync
+    // install then fails with casync's reason, reported to hawkBit).
+    let chunk_relay = match &config.eyas.casync_store {
+        Some(store) => match ChunkRelay::start(
+            config.eyas.casync_relay,
+            store,
+            Arc::clone(&http),
+            config.client.send_download_authentication,
+        )
+        .await
+        {
+            Ok(r) => {
+                tracing::info!(
+                    "casync chunk relay on http://{}/ for {}",
+                    r.local_addr(),
+                    crate::http::redact_url(store)
+                );
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(
+                    "casync chunk relay: cannot listen on {}: {e}; casync installs will fail until it can (check [eyas] casync_relay)",
+                    config.eyas.casync_relay
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
         config,
@@ -274,7 +354,8 @@ pub async fn run(config: &Config, options: RunOptions) -> u8 {
         interrupted: false,
         failure: None,
         action_failure: None,
-        download_ms: None,
+        update_stats: None,
+        chunk_relay,
     };
     agent.boot(&mut client).await;
     service::ready("polling hawkBit");
@@ -458,47 +539,80 @@ impl Agent<'_> {
         )
     }
 
-    /// Where the download time of the current action is kept across the reboot.
-    fn download_ms_path(&self) -> PathBuf {
+    /// Where the current action's [`UpdateStats`] are kept across the reboot.
+    fn stats_path(&self) -> PathBuf {
         let mut p = self.config.eyas.record_path.clone().into_os_string();
         p.push(".download-ms");
         PathBuf::from(p)
     }
 
-    /// Notes a finished download of `action` (summed over its artifacts) for the final feedback.
-    pub(super) fn note_download(&mut self, action: ActionId, elapsed: std::time::Duration) {
-        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        let total = match self.download_ms {
-            Some((a, t)) if a == action => t.saturating_add(ms),
-            _ => ms,
-        };
-        self.download_ms = Some((action, total));
-        let path = self.download_ms_path();
+    /// The current stats of `action`, fresh ones when they belong to another action.
+    fn stats_for(&self, action: ActionId) -> UpdateStats {
+        self.update_stats
+            .filter(|s| s.action == action.0)
+            .unwrap_or(UpdateStats {
+                action: action.0,
+                download_ms: 0,
+                download_bytes: 0,
+                chunk_bytes: None,
+            })
+    }
+
+    fn keep_stats(&mut self, stats: UpdateStats) {
+        self.update_stats = Some(stats);
+        let path = self.stats_path();
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
-        let written = std::fs::write(&tmp, format!("{} {total}\n", action.0))
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let written =
+            std::fs::write(&tmp, stats.encode()).and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             tracing::debug!(
-                "{}: {e} (the download time is only reported before a reboot)",
+                "{}: {e} (download time and bytes are only reported before a reboot)",
                 path.display()
             );
         }
     }
 
-    /// The download time of `action` noted by this run or, after a reboot, by the one before.
-    fn download_ms_of(&self, action: u64) -> Option<u64> {
-        if let Some((a, t)) = self.download_ms
-            && a.0 == action
-        {
-            return Some(t);
+    /// Notes a finished download of `action` (summed over its artifacts) for the final feedback.
+    pub(super) fn note_download(
+        &mut self,
+        action: ActionId,
+        elapsed: std::time::Duration,
+        bytes: u64,
+    ) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let mut stats = self.stats_for(action);
+        stats.download_ms = stats.download_ms.saturating_add(ms);
+        stats.download_bytes = stats.download_bytes.saturating_add(bytes);
+        self.keep_stats(stats);
+    }
+
+    /// Notes the casync chunk bytes the relay fetched while RAUC installed `action`'s bundle and
+    /// publishes the update's bytes over the air.
+    pub(super) fn note_chunks(&mut self, action: ActionId, chunk_bytes: u64) {
+        let mut stats = self.stats_for(action);
+        stats.chunk_bytes = Some(stats.chunk_bytes.unwrap_or(0).saturating_add(chunk_bytes));
+        self.keep_stats(stats);
+        if let Some(total) = stats.update_bytes() {
+            tracing::info!(
+                "this update fetched {total} bytes: {} of artifacts, {} of casync chunks",
+                stats.download_bytes,
+                stats.chunk_bytes.unwrap_or(0)
+            );
+            self.publish(&telemetry::update_bytes(
+                total,
+                stats.chunk_bytes.unwrap_or(0),
+            ));
         }
-        let text = std::fs::read_to_string(self.download_ms_path()).ok()?;
-        let (a, t) = text.trim().split_once(' ')?;
-        if a.parse::<u64>().ok()? != action {
-            return None;
+    }
+
+    /// The stats of `action` noted by this run or, after a reboot, by the one before.
+    fn stats_of(&self, action: u64) -> Option<UpdateStats> {
+        if let Some(s) = self.update_stats.filter(|s| s.action == action) {
+            return Some(s);
         }
-        t.parse().ok()
+        let text = std::fs::read_to_string(self.stats_path()).ok()?;
+        UpdateStats::decode(&text).filter(|s| s.action == action)
     }
 
     /// The core's feedback body with what the fleet report needs (see [`feedback_extras`]), or
@@ -515,7 +629,13 @@ impl Agent<'_> {
             .action_failure
             .filter(|(a, _)| a.0 == action)
             .map(|(_, f)| f.error_code());
-        feedback_extras(body, code, self.download_ms_of(action))
+        let stats = self.stats_of(action);
+        feedback_extras(
+            body,
+            code,
+            stats.map(|s| s.download_ms),
+            stats.and_then(|s| s.update_bytes()),
+        )
     }
 
     fn publish(&self, message: &serde_json::Value) {
@@ -665,10 +785,17 @@ impl Agent<'_> {
 }
 
 /// Adds to a closed feedback what `eyasctl report` reads from hawkBit's action history: the
-/// failure's `error_code` as hawkBit's status `code` and a `download_duration_ms=N` detail.
-/// Within hawkBit's limits: at most 50 messages, the code counting as one (the core's own body
-/// has one detail). `None` when nothing was added or the body is not a closed feedback.
-fn feedback_extras(body: &[u8], code: Option<u16>, download_ms: Option<u64>) -> Option<Vec<u8>> {
+/// failure's `error_code` as hawkBit's status `code`, a `download_duration_ms=N` and an
+/// `update_bytes=N` detail (bytes over the air: artifacts + casync chunks; only when the chunk
+/// relay counted them). Within hawkBit's limits: at most 50 messages, the code counting as one
+/// (the core's own body has one detail). `None` when nothing was added or the body is not a
+/// closed feedback.
+fn feedback_extras(
+    body: &[u8],
+    code: Option<u16>,
+    download_ms: Option<u64>,
+    update_bytes: Option<u64>,
+) -> Option<Vec<u8>> {
     const MAX_MESSAGES: usize = 50;
     let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let status = v.get_mut("status")?.as_object_mut()?;
@@ -686,12 +813,16 @@ fn feedback_extras(body: &[u8], code: Option<u16>, download_ms: Option<u64>) -> 
         changed = true;
     }
     let room = MAX_MESSAGES - usize::from(status.contains_key("code"));
-    if let Some(ms) = download_ms {
+    let extras = [
+        download_ms.map(|ms| format!("download_duration_ms={ms}")),
+        update_bytes.map(|b| format!("update_bytes={b}")),
+    ];
+    for extra in extras.into_iter().flatten() {
         let details = status
             .entry("details")
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         if let Some(d) = details.as_array_mut().filter(|d| d.len() < room) {
-            d.push(format!("download_duration_ms={ms}").into());
+            d.push(extra.into());
             changed = true;
         }
     }
@@ -710,18 +841,23 @@ mod tests {
     #[test]
     fn closed_feedback_carries_error_code_and_download_time() {
         let fail = br#"{"status":{"execution":"closed","result":{"finished":"failure"},"details":["fell back"]}}"#;
-        let out = feedback_extras(fail, Some(400), Some(1234)).unwrap_or_default();
+        let out = feedback_extras(fail, Some(400), Some(1234), Some(38_249)).unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(v["status"]["code"], 400);
         assert_eq!(
             v["status"]["details"],
-            serde_json::json!(["fell back", "download_duration_ms=1234"])
+            serde_json::json!([
+                "fell back",
+                "download_duration_ms=1234",
+                "update_bytes=38249"
+            ])
         );
         // a success gets the download time, never a code
         let ok = br#"{"status":{"execution":"closed","result":{"finished":"success"}}}"#;
-        let v: serde_json::Value =
-            serde_json::from_slice(&feedback_extras(ok, Some(400), Some(5)).unwrap_or_default())
-                .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(
+            &feedback_extras(ok, Some(400), Some(5), None).unwrap_or_default(),
+        )
+        .unwrap_or_default();
         assert!(v["status"].get("code").is_none());
         assert_eq!(
             v["status"]["details"],
@@ -729,16 +865,53 @@ mod tests {
         );
         // progress feedback, nothing known, a full details list: unchanged
         let progress = br#"{"status":{"execution":"proceeding","result":{"finished":"none"},"details":["x"]}}"#;
-        assert_eq!(feedback_extras(progress, Some(1), Some(1)), None);
-        assert_eq!(feedback_extras(ok, None, None), None);
+        assert_eq!(feedback_extras(progress, Some(1), Some(1), Some(1)), None);
+        assert_eq!(feedback_extras(ok, None, None, None), None);
         let full = serde_json::json!({"status": {"execution": "closed", "result": {"finished": "failure"},
             "code": 7, "details": vec!["d"; 49]}});
         assert_eq!(
-            feedback_extras(full.to_string().as_bytes(), Some(400), Some(9)),
+            feedback_extras(full.to_string().as_bytes(), Some(400), Some(9), Some(9)),
             None,
             "49 details + a code are hawkBit's 50 messages"
         );
-        assert_eq!(feedback_extras(b"not json", Some(1), Some(1)), None);
+        assert_eq!(
+            feedback_extras(b"not json", Some(1), Some(1), Some(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn update_stats_survive_as_one_line() {
+        let s = UpdateStats {
+            action: 7,
+            download_ms: 1234,
+            download_bytes: 38_249,
+            chunk_bytes: Some(37_185),
+        };
+        assert_eq!(UpdateStats::decode(&s.encode()), Some(s));
+        assert_eq!(s.update_bytes(), Some(75_434));
+        let unknown = UpdateStats {
+            chunk_bytes: None,
+            ..s
+        };
+        assert_eq!(UpdateStats::decode(&unknown.encode()), Some(unknown));
+        assert_eq!(
+            unknown.update_bytes(),
+            None,
+            "no relay: the chunks are not known"
+        );
+        // the `action ms` line of an older eyas, and damaged files
+        assert_eq!(
+            UpdateStats::decode("7 1234\n"),
+            Some(UpdateStats {
+                download_bytes: 0,
+                chunk_bytes: None,
+                ..s
+            })
+        );
+        for bad in ["", "7", "x 1", "7 1 y", "7 1 2 z", "-1 2"] {
+            assert_eq!(UpdateStats::decode(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

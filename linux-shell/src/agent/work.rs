@@ -81,8 +81,9 @@ pub(super) enum Done {
         result: Result<Box<Downloaded>, HttpError>,
     },
     InstallProgress(u8),
-    /// `Some(bootname)`: the slot RAUC made primary (OS install).
-    Install(Result<Option<String>, String>),
+    /// `Some(bootname)`: the slot RAUC made primary (OS install); with the action and the
+    /// casync chunk bytes the relay fetched meanwhile (`None` without a relay).
+    Install(Result<Option<String>, String>, ActionId, Option<u64>),
     Confirmation(ActionId, bool),
     Health(bool),
 }
@@ -277,12 +278,26 @@ impl Agent<'_> {
             bundle.display()
         );
         self.publish(&telemetry::target_software(&i.name, &i.version));
+        let action = i.action;
+        // casync's chunks go through the relay while RAUC installs; one install at a time, so
+        // the counter's growth meanwhile is this bundle's
+        let relay = self
+            .chunk_relay
+            .as_ref()
+            .map(|r| (r.counter(), r.fetched_bytes()));
+        let chunks = move || {
+            relay.as_ref().map(|(counter, before)| {
+                counter
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .saturating_sub(*before)
+            })
+        };
         tokio::spawn(async move {
             if signature_policy != crate::config::SignaturePolicy::Off {
                 let compatible = match rauc.compatible().await {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = tx.send(Done::Install(Err(e.to_string())));
+                        let _ = tx.send(Done::Install(Err(e.to_string()), action, chunks()));
                         return;
                     }
                 };
@@ -300,7 +315,7 @@ impl Agent<'_> {
                 .await
                 .unwrap_or_else(|e| Err(format!("manifest check task failed: {e}")));
                 if let Err(reason) = checked {
-                    let _ = tx.send(Done::Install(Err(reason)));
+                    let _ = tx.send(Done::Install(Err(reason), action, chunks()));
                     return;
                 }
                 tracing::info!("signed manifest OK");
@@ -339,7 +354,7 @@ impl Agent<'_> {
                 }
                 durable().await;
             }
-            let _ = tx.send(Done::Install(result));
+            let _ = tx.send(Done::Install(result, action, chunks()));
         });
     }
 
@@ -367,6 +382,7 @@ impl Agent<'_> {
             .map(|f| f.path.to_string_lossy().into_owned())
             .collect();
         let tx = self.done_tx.clone();
+        let action = i.action;
         tokio::spawn(async move {
             let result = hooks::run(&handler.command, &files, handler.timeout)
                 .await
@@ -374,7 +390,8 @@ impl Agent<'_> {
             if result.is_ok() {
                 durable().await;
             }
-            let _ = tx.send(Done::Install(result));
+            // a handler fetches nothing through the relay
+            let _ = tx.send(Done::Install(result, action, None));
         });
     }
 
@@ -419,7 +436,7 @@ impl Agent<'_> {
                             d.reused
                         );
                         self.publish(&telemetry::downloaded(d.bytes, d.elapsed, false));
-                        self.note_download(key.0, d.elapsed);
+                        self.note_download(key.0, d.elapsed, d.bytes);
                         if let Some(f) = self.artifacts.get_mut(&key) {
                             f.downloaded = Some(d);
                         }
@@ -458,18 +475,23 @@ impl Agent<'_> {
             Done::InstallProgress(percent) => {
                 client.handle_event(now, Event::InstallProgress { percent })
             }
-            Done::Install(result) => match result {
-                Ok(slot) => client.handle_event(
-                    now,
-                    Event::Installed {
-                        slot: slot.as_deref(),
-                    },
-                ),
-                Err(reason) => {
-                    tracing::error!("{reason}");
-                    client.handle_event(now, Event::InstallFailed { reason: &reason })
+            Done::Install(result, action, chunk_bytes) => {
+                if let Some(c) = chunk_bytes {
+                    self.note_chunks(action, c);
                 }
-            },
+                match result {
+                    Ok(slot) => client.handle_event(
+                        now,
+                        Event::Installed {
+                            slot: slot.as_deref(),
+                        },
+                    ),
+                    Err(reason) => {
+                        tracing::error!("{reason}");
+                        client.handle_event(now, Event::InstallFailed { reason: &reason })
+                    }
+                }
+            }
             Done::Confirmation(action, accepted) => {
                 tracing::info!(
                     "action {action}: {}",
