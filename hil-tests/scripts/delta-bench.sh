@@ -25,7 +25,6 @@ CHUNK=${DELTA_BENCH_CHUNK:-65536}
 for t in rauc casync nginx dbus-daemon dbus-send mkfs.ext4 debugfs openssl mksquashfs python3 curl; do
   command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "delta-bench: $t missing (run .ci/install-deps)" >&2; exit 1; }
 done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 W=$(mktemp -d /tmp/eyas-delta-bench.XXXXXX)
 chmod 755 "$W" # nginx workers run as an unprivileged user
@@ -40,7 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # ---- test PKI (real-peers.md §2.1), the one every hil-tests script uses ----
 P=$W/pki
@@ -118,25 +116,9 @@ done
 FULL=$(stat -c %s "$W/v2-plain.raucb")
 
 # ---- nginx: the store and the index bundles, one access-log line per request ----
-PORT=$(free_port)
-N=$W/nginx; mkdir -p "$N/temp"
-cat >"$N/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-error_log $N/error.log;
-pid $N/nginx.pid;
-events { worker_connections 64; }
-http {
-  log_format bytes '\$request_uri \$status \$body_bytes_sent \$bytes_sent';
-  access_log $N/access.log bytes;
-  client_body_temp_path $N/temp; proxy_temp_path $N/temp; fastcgi_temp_path $N/temp;
-  uwsgi_temp_path $N/temp; scgi_temp_path $N/temp;
-  sendfile on;
-  server { listen 127.0.0.1:$PORT; root $WWW; }
-}
-EOF
-"$NGINX" -c "$N/nginx.conf" -p "$N/" 2>>"$N/error.log" &
-PIDS+=($!)
+N=$W/nginx
+start_nginx "$N" "$WWW" || exit 1
+PORT=$(cat "$N/port")
 
 # ---- RAUC sandbox on a private bus (real-peers.md §2.3-2.4) with a [casync] section ----
 S=$W/sandbox; mkdir -p "$S/mnt" "$S/data" "$S/bl"

@@ -75,7 +75,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_until() { # wait_until SECONDS WHAT COMMAND...: bounded wait
   local limit=$1 what=$2; shift 2
   local end=$(( $(date +%s) + limit ))

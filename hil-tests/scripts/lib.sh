@@ -32,6 +32,40 @@ mgmt() {
   fi
 }
 
+# free_port: prints a TCP port that is free on 127.0.0.1
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_nginx DIR ROOT: nginx serving ROOT on a free loopback port, its port in DIR/port, one
+# access-log line per request in DIR/access.log: `uri status body_bytes_sent bytes_sent` (the bytes a
+# client fetched, without and with headers). Its pid is appended to PIDS (the caller's cleanup ends
+# it); returns 1 if it does not listen within 10 s (see DIR/error.log).
+start_nginx() {
+  local n=$1 root=$2 port i=0
+  mkdir -p "$n/temp"
+  port=$(free_port)
+  cat >"$n/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+error_log $n/error.log;
+pid $n/nginx.pid;
+events { worker_connections 64; }
+http {
+  log_format bytes '\$request_uri \$status \$body_bytes_sent \$bytes_sent';
+  access_log $n/access.log bytes;
+  client_body_temp_path $n/temp; proxy_temp_path $n/temp; fastcgi_temp_path $n/temp;
+  uwsgi_temp_path $n/temp; scgi_temp_path $n/temp;
+  sendfile on;
+  server { listen 127.0.0.1:$port; root $root; }
+}
+NGINX
+  "$(command -v nginx || echo /usr/sbin/nginx)" -c "$n/nginx.conf" -p "$n/" 2>>"$n/error.log" & PIDS+=("$!")
+  until bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 50 ] || { echo "start_nginx: nginx did not start (see $n/error.log)" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "$port" >"$n/port"
+}
+
 # start_sim WORKDIR [ARGS…]: starts target/…/hawkbit-sim on a free port; sets SIM_PID and HAWKBIT_URL.
 start_sim() {
   local dir=$1; shift

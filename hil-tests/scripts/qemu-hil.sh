@@ -73,7 +73,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---------------------------------------------------------------- per-scenario services
 # services W DEV...: mosquitto (one listener per device, ThingsBoard-style token auth) + observer,
@@ -138,6 +137,7 @@ poll_min=1
 poll_max=3
 installed_name=rootfs
 installed_version=1.0.0
+casync_store=http://10.0.2.100:8081/store.castr/
 part.config.command=/usr/lib/eyas-hil/config-hook
 part.config.timeout=30
 CONF
@@ -207,6 +207,15 @@ import json, sys
 all_acts = json.load(sys.stdin)["content"]
 acts = [a for a in all_acts if a.get("rollout")] or sorted(all_acts, key=lambda a: -a["id"])
 print(json.dumps(acts[0] if acts else {}))'
+}
+action_messages() { # action_messages DEV: every message of the device's rollout action, one per line
+  local id
+  id=$(action_of "$1" | json_get .id)
+  mgmt GET "/targets/$1/actions/$id/status?offset=0&limit=100" | python3 -c '
+import json, sys
+for s in json.load(sys.stdin).get("content", []):
+    for m in s.get("messages") or []:
+        print(m)'
 }
 telemetry_last() { # telemetry_last W DEV: the device's merged telemetry values
   python3 - "$1/telemetry.txt" "$2" <<'PY'
@@ -351,29 +360,7 @@ scenario_unhealthy() {
 # chunk_store W: nginx serving out/castore (the casync chunk store) with an access log of the bytes
 # sent per request; its port in W/nginx/port
 chunk_store() {
-  local n=$1/nginx port
-  mkdir -p "$n/temp"
-  port=$(free_port)
-  cat >"$n/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-error_log $n/error.log;
-pid $n/nginx.pid;
-events { worker_connections 64; }
-http {
-  log_format bytes '\$request_uri \$status \$body_bytes_sent';
-  access_log $n/access.log bytes;
-  client_body_temp_path $n/temp; proxy_temp_path $n/temp; fastcgi_temp_path $n/temp;
-  uwsgi_temp_path $n/temp; scgi_temp_path $n/temp;
-  server { listen 127.0.0.1:$port; root $OUT/castore; }
-}
-NGINX
-  "$NGINX" -c "$n/nginx.conf" -p "$n/" 2>>"$n/error.log" & PIDS+=("$!")
-  local i=0
-  until bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 50 ] || die "nginx did not start (see $n/error.log)"; sleep 0.2
-  done
-  echo "$port" >"$n/port"
+  start_nginx "$1/nginx" "$OUT/castore" || die "nginx for the chunk store"
 }
 
 # The 2.0.0 update as a casync bundle (delta update): eyas downloads the small index bundle from
@@ -404,6 +391,11 @@ scenario_delta() {
   nchunks=$(awk '$1 ~ /\.cacnk$/ && $2 == 200 {n++} END {print n + 0}' "$w/nginx/access.log")
   echo "  bytes over the air: index bundle $index B (from hawkBit) + $nchunks chunks $chunks B (from the store)" \
     "= $((index + chunks)) B, $(python3 -c "print('%.2f' % (100 * ($index + $chunks) / $full))") % of the full bundle ($full B)"
+  # eyas' chunk relay counted the same bytes: telemetry and the closed feedback in hawkBit
+  check "telemetry update_bytes (index + chunks through eyas' relay)" \
+    "$(telemetry_last "$w" "$dev" | json_get .update_bytes)" "$((index + chunks))"
+  check "closed feedback detail in hawkBit" \
+    "$(action_messages "$dev" | grep -o "update_bytes=[0-9]*" | tail -1)" "update_bytes=$((index + chunks))"
   # the seed did its work: far less than the full bundle came over the air
   if [ "$nchunks" -gt 0 ] && [ $(( (index + chunks) * 4 )) -lt "$full" ]; then
     echo "  check ok: a casync update fetched chunks and less than a quarter of the full bundle"
