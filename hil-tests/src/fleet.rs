@@ -8,9 +8,11 @@
 //!
 //! All devices run on one tokio runtime and share a small pool of keep-alive connections.
 //! A closed feedback carries what `eyasctl report` reads, as eyas's shell adds it: the failure's
-//! `error_code` as hawkBit's status `code` and a `download_duration_ms=N` detail. With a telemetry
-//! file each device writes the JSON lines `eyasctl report --telemetry` reads (eyas's ThingsBoard
-//! messages with the device name).
+//! `error_code` as hawkBit's status `code`, a `download_duration_ms=N` and an `update_bytes=N`
+//! detail (the bytes the update fetched over the air: here the artifacts' bytes, a simulated
+//! device fetches no casync chunks). With a telemetry file each device writes the JSON lines
+//! `eyasctl report --telemetry` reads (eyas's ThingsBoard messages with the device name),
+//! including one `update_bytes`/`chunk_bytes` (0) sample per install.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -330,6 +332,8 @@ struct Device {
     downloaded: HashMap<u8, [u8; 32]>,
     /// (action, download time in ms) — kept across the reboot, as eyas keeps it beside the record.
     download_ms: Option<(u64, u64)>,
+    /// (action, artifact bytes downloaded) — the update's bytes over the air, kept likewise.
+    update_bytes: Option<(u64, u64)>,
     /// (action, error_code) of the last failure.
     failure_code: Option<(u64, u16)>,
     download_started: Option<StdInstant>,
@@ -495,6 +499,13 @@ impl Device {
                             d[0] ^= 1; // the bytes that landed are not the ones published
                         }
                         self.downloaded.insert(artifact, d);
+                        let len = r.body.len() as u64;
+                        self.update_bytes = Some(match self.update_bytes {
+                            Some((a, b)) if a == action && artifact != 0 => {
+                                (a, b.saturating_add(len))
+                            }
+                            _ => (action, len),
+                        });
                         let ms = self
                             .download_started
                             .map_or(0, |s| u64::try_from(s.elapsed().as_millis()).unwrap_or(0));
@@ -530,6 +541,10 @@ impl Device {
             }
             Work::Install => {
                 tokio::time::sleep(sh.cfg.work).await;
+                // what eyas publishes once RAUC installed: the bytes over the air, no casync chunks
+                if let Some((_, bytes)) = self.update_bytes {
+                    sh.publish(&self.id, json!({"update_bytes": bytes, "chunk_bytes": 0}));
+                }
                 let ev = if fail == Some(FailKind::Install) {
                     Event::InstallFailed {
                         reason: "simulated install failure",
@@ -659,14 +674,23 @@ impl Device {
             .download_ms
             .filter(|(a, _)| *a == action)
             .map(|(_, m)| m);
-        closed_feedback_extras(body, code, ms)
+        let bytes = self
+            .update_bytes
+            .filter(|(a, _)| *a == action)
+            .map(|(_, b)| b);
+        closed_feedback_extras(body, code, ms, bytes)
     }
 }
 
-/// A closed feedback body with hawkBit's status `code` (on failure) and a
-/// `download_duration_ms=N` detail, within hawkBit's 50 messages; `None` when it is not a
-/// closed feedback or nothing is added.
-pub fn closed_feedback_extras(body: &[u8], code: Option<u16>, ms: Option<u64>) -> Option<Vec<u8>> {
+/// A closed feedback body with hawkBit's status `code` (on failure), a `download_duration_ms=N`
+/// and an `update_bytes=N` detail, within hawkBit's 50 messages; `None` when it is not a closed
+/// feedback or nothing is added.
+pub fn closed_feedback_extras(
+    body: &[u8],
+    code: Option<u16>,
+    ms: Option<u64>,
+    update_bytes: Option<u64>,
+) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let status = v.get_mut("status")?.as_object_mut()?;
     if status.get("execution").and_then(Value::as_str) != Some("closed") {
@@ -679,12 +703,16 @@ pub fn closed_feedback_extras(body: &[u8], code: Option<u16>, ms: Option<u64>) -
         changed = true;
     }
     let room = 50 - usize::from(status.contains_key("code"));
-    if let Some(ms) = ms {
+    let extras = [
+        ms.map(|ms| format!("download_duration_ms={ms}")),
+        update_bytes.map(|b| format!("update_bytes={b}")),
+    ];
+    for detail in extras.into_iter().flatten() {
         let d = status
             .entry("details")
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Some(d) = d.as_array_mut().filter(|d| d.len() < room) {
-            d.push(format!("download_duration_ms={ms}").into());
+            d.push(detail.into());
             changed = true;
         }
     }
@@ -739,6 +767,7 @@ pub async fn run_until(
             installed: None,
             downloaded: HashMap::new(),
             download_ms: None,
+            update_bytes: None,
             failure_code: None,
             download_started: None,
             stopped: false,
@@ -814,18 +843,47 @@ mod tests {
     fn extras_only_on_closed_feedback() {
         let closed =
             br#"{"status":{"execution":"closed","result":{"finished":"failure"},"details":["x"]}}"#;
-        let out = closed_feedback_extras(closed, Some(300), Some(12)).unwrap_or_default();
+        let out =
+            closed_feedback_extras(closed, Some(300), Some(12), Some(4096)).unwrap_or_default();
         let v: Value = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(v["status"]["code"], 300);
         assert_eq!(
             v["status"]["details"],
-            json!(["x", "download_duration_ms=12"])
+            json!(["x", "download_duration_ms=12", "update_bytes=4096"])
         );
         let ok =
             br#"{"status":{"execution":"closed","result":{"finished":"success"},"details":["x"]}}"#;
-        let out = closed_feedback_extras(ok, Some(300), None);
+        let out = closed_feedback_extras(ok, Some(300), None, None);
         assert!(out.is_none(), "a success gets no code");
+        let out = closed_feedback_extras(ok, None, None, Some(7)).unwrap_or_default();
+        let v: Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["status"]["details"], json!(["x", "update_bytes=7"]));
         let prog = br#"{"status":{"execution":"proceeding","result":{"finished":"none"}}}"#;
-        assert!(closed_feedback_extras(prog, Some(1), Some(1)).is_none());
+        assert!(closed_feedback_extras(prog, Some(1), Some(1), Some(1)).is_none());
+        // hawkBit's 50 messages: the code counts as one, the extras fill what is left
+        let full = json!({"status": {"execution": "closed", "result": {"finished": "failure"},
+            "details": vec!["d"; 47]}})
+        .to_string();
+        let out = closed_feedback_extras(full.as_bytes(), Some(400), Some(1), Some(2))
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&out).unwrap_or_default();
+        let d = v["status"]["details"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(d.len(), 49);
+        assert_eq!(d.last(), Some(&json!("update_bytes=2")));
+        let full = json!({"status": {"execution": "closed", "result": {"finished": "success"},
+            "details": vec!["d"; 49]}})
+        .to_string();
+        let out =
+            closed_feedback_extras(full.as_bytes(), None, Some(1), Some(2)).unwrap_or_default();
+        let v: Value = serde_json::from_slice(&out).unwrap_or_default();
+        let d = v["status"]["details"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(d.len(), 50);
+        assert_eq!(d.last(), Some(&json!("download_duration_ms=1")));
     }
 }

@@ -148,6 +148,13 @@ fn has_download_time(messages: &[String]) -> bool {
     })
 }
 
+/// The `update_bytes=N` detail of a closed feedback (the sim devices fetch the artifact only).
+fn update_bytes(messages: &[String]) -> Option<u64> {
+    messages
+        .iter()
+        .find_map(|m| m.strip_prefix("update_bytes=")?.parse().ok())
+}
+
 #[test]
 fn rollout_of_50_devices_finishes() {
     let fx = fx();
@@ -166,6 +173,11 @@ fn rollout_of_50_devices_finishes() {
         assert_eq!(status, "finished", "ok-{i:03}: {messages:?}");
         assert_eq!(code, None, "ok-{i:03}: a success carries no code");
         assert!(has_download_time(&messages), "ok-{i:03}: {messages:?}");
+        assert_eq!(
+            update_bytes(&messages),
+            Some(100_000),
+            "ok-{i:03}: the artifact's bytes over the air: {messages:?}"
+        );
     }
     run.abort();
 }
