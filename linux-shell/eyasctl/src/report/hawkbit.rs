@@ -7,11 +7,14 @@
 //! * error code: the closing entry's `code` (hawkBit 0.4+ keeps the device's status code), else an
 //!   `error_code=N` detail, else hawkBit's `Device reported status code: N` message;
 //! * download duration: a `download_duration_ms=N` detail in any status entry of the action (eyas
-//!   sends one with its final feedback).
+//!   sends one with its final feedback);
+//! * bytes over the air: an `update_bytes=N` detail (N a decimal u64; eyas sends one with its
+//!   final feedback: the downloaded artifact plus the casync chunks RAUC fetched), the last one
+//!   in the history; an action without one (an older agent) has no figure.
 
 use serde_json::Value;
 
-use super::stats::{Download, Facts, Outcome};
+use super::stats::{Bytes, Download, Facts, Outcome};
 use crate::api::{Api, ApiError, encode_query};
 use crate::lookup::pages;
 
@@ -32,6 +35,8 @@ pub struct Group {
     /// Targets without an action of this rollout yet, with a scheduled one (their group has not
     /// started) or a canceled one.
     pub other: u64,
+    /// Bytes over the air of the group's devices that reported them.
+    pub update_bytes: Vec<Bytes>,
 }
 
 /// The rollout as the report shows it.
@@ -96,6 +101,25 @@ pub fn download_ms(entries: &[Value]) -> Option<f64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// The bytes of an `update_bytes=N` detail: the whole message (surrounding blanks aside) is
+/// `update_bytes=` and a decimal u64; anything else (a sign, a fraction, an overflow) is no
+/// figure.
+fn update_bytes_of(message: &str) -> Option<u64> {
+    let n = message.trim().strip_prefix("update_bytes=")?.trim();
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// The last `update_bytes=N` detail in the entries.
+pub fn update_bytes(entries: &[Value]) -> Option<u64> {
+    entries
+        .iter()
+        .rev()
+        .find_map(|e| messages(e).filter_map(update_bytes_of).last())
+}
+
 fn entry_time(e: &Value) -> Option<i64> {
     i(e, "reportedAt").or_else(|| i(e, "timestamp"))
 }
@@ -116,6 +140,7 @@ struct TargetFacts {
     state: State,
     download: Option<Download>,
     outcome: Option<Outcome>,
+    update_bytes: Option<u64>,
 }
 
 /// Reads `cid`'s action of rollout `id` and its status history.
@@ -134,6 +159,7 @@ fn target_facts(api: &Api, id: u64, cid: &str) -> Result<TargetFacts, ApiError> 
             state: State::Other,
             download: None,
             outcome: None,
+            update_bytes: None,
         });
     };
     let aid = i(action, "id").unwrap_or_default();
@@ -157,6 +183,7 @@ fn target_facts(api: &Api, id: u64, cid: &str) -> Result<TargetFacts, ApiError> 
             .unwrap_or_default(),
         duration_ms: ms,
     });
+    let bytes = update_bytes(&history);
     let (state, success) = match state {
         "finished" => (State::Success, true),
         "error" => (State::Error, false),
@@ -168,6 +195,7 @@ fn target_facts(api: &Api, id: u64, cid: &str) -> Result<TargetFacts, ApiError> 
             state,
             download,
             outcome: None,
+            update_bytes: bytes,
         });
     }
     let wanted = if success { "finished" } else { "error" };
@@ -192,6 +220,7 @@ fn target_facts(api: &Api, id: u64, cid: &str) -> Result<TargetFacts, ApiError> 
         state,
         download,
         outcome: Some(outcome),
+        update_bytes: bytes,
     })
 }
 
@@ -280,7 +309,7 @@ pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
         }
     }
     let facts = parallel_map(&targets, WORKERS, |(_, cid)| target_facts(api, id, cid))?;
-    for ((n, _), f) in targets.iter().zip(facts) {
+    for ((n, cid), f) in targets.iter().zip(facts) {
         let Some(group) = rollout.groups.get_mut(*n) else {
             continue;
         };
@@ -290,6 +319,14 @@ pub fn fetch(api: &Api, id: u64) -> Result<Rollout, ApiError> {
             State::Error => group.error += 1,
             State::Running => group.running += 1,
             State::Other => group.other += 1,
+        }
+        if let Some(bytes) = f.update_bytes {
+            let b = Bytes {
+                device: cid.clone(),
+                bytes,
+            };
+            group.update_bytes.push(b.clone());
+            rollout.facts.update_bytes.push(b);
         }
         rollout.facts.downloads.extend(f.download);
         rollout.facts.outcomes.extend(f.outcome);
@@ -327,5 +364,35 @@ mod tests {
         ];
         assert_eq!(download_ms(&h), Some(1234.0));
         assert_eq!(download_ms(&h[..1]), None);
+    }
+
+    #[test]
+    fn update_bytes_from_details() {
+        let h = [
+            json!({"messages": ["Downloading: 50%"]}),
+            json!({"messages": ["Update installed", "download_duration_ms=1234", "update_bytes=4096"]}),
+        ];
+        assert_eq!(update_bytes(&h), Some(4096));
+        assert_eq!(update_bytes(&h[..1]), None, "an older agent: no figure");
+        // the largest u64; the last detail of the history wins
+        let h = [
+            json!({"messages": ["update_bytes=1"]}),
+            json!({"messages": [" update_bytes=18446744073709551615 "]}),
+        ];
+        assert_eq!(update_bytes(&h), Some(u64::MAX));
+        // not a decimal u64: no figure (and never download_bytes or another key)
+        for bad in [
+            "update_bytes=",
+            "update_bytes=-5",
+            "update_bytes=+5",
+            "update_bytes=1.5",
+            "update_bytes=12 bytes",
+            "update_bytes=18446744073709551616",
+            "chunk_update_bytes=7",
+            "download_bytes=7",
+            "update_bytes = 7",
+        ] {
+            assert_eq!(update_bytes(&[json!({"messages": [bad]})]), None, "{bad}");
+        }
     }
 }

@@ -73,6 +73,35 @@ fn f(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(Value::as_f64)
 }
 
+/// A byte count for people: `N B` below 1 KiB, else KiB/MiB/GiB/TiB with two decimals.
+pub fn bytes_text(bytes: f64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if !bytes.is_finite() {
+        return "–".into();
+    }
+    if bytes.abs() < 1024.0 {
+        return format!("{bytes:.0} B");
+    }
+    let mut v = bytes / 1024.0;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2} {}", UNITS.get(unit).copied().unwrap_or("TiB"))
+}
+
+/// A table cell with a byte count for people and the exact number in `data-bytes`/`title`.
+fn bytes_cell(class: &str, x: Option<f64>) -> String {
+    match x {
+        Some(b) => format!(
+            "<td class=\"{class}\" data-bytes=\"{b}\" title=\"{b} bytes\">{}</td>",
+            bytes_text(b)
+        ),
+        None => format!("<td class=\"{class}\" data-bytes=\"\">–</td>"),
+    }
+}
+
 fn fmt_opt(x: Option<f64>, digits: usize) -> String {
     x.map_or_else(|| "–".into(), |x| format!("{x:.digits$}"))
 }
@@ -221,13 +250,82 @@ fn attr_json(v: &Value) -> String {
     esc(&v.to_string())
 }
 
-/// One source's section (hawkBit or telemetry): headline figures, three charts, errors table.
+/// The table of bytes over the air per update (and, from the telemetry, the casync chunks
+/// among them); `data-*` on the table carry the exact `update_bytes` figures.
+fn bytes_table(out: &mut String, s: &Value, full_bytes: Option<u64>) {
+    let b = s.get("update_bytes").cloned().unwrap_or(Value::Null);
+    // integers as they are, other numbers as Rust prints an f64 (as data-p50-ms)
+    let num = |v: &Value, k: &str| match v.get(k) {
+        Some(Value::Number(n)) => n.as_u64().map_or_else(
+            || n.as_f64().map_or_else(String::new, |x| x.to_string()),
+            |u| u.to_string(),
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "<table class=\"update-bytes\" data-updates=\"{}\" data-devices=\"{}\" data-p50-bytes=\"{}\" data-p95-bytes=\"{}\" data-total-bytes=\"{}\" data-full-bytes=\"{}\" data-p50-of-full-percent=\"{}\">\n\
+         <caption>Bytes over the air per update (the downloaded artifact + the casync chunks RAUC fetched)</caption>\n\
+         <tr><th></th><th>updates</th><th>devices</th><th>P50</th><th>P95</th><th>total</th><th>P50 of the full bundle</th></tr>",
+        num(&b, "count"),
+        num(&b, "devices"),
+        num(&b, "p50"),
+        num(&b, "p95"),
+        num(&b, "total"),
+        full_bytes.map_or_else(String::new, |f| f.to_string()),
+        num(&b, "p50_of_full_percent"),
+    );
+    let mut row = |kind: &str, name: &str, v: &Value, pct: Option<f64>| {
+        let _ = writeln!(
+            out,
+            "<tr data-kind=\"{kind}\"><td>{name}</td><td>{}</td><td>{}</td>{}{}{}<td>{}</td></tr>",
+            num(v, "count"),
+            num(v, "devices"),
+            bytes_cell("p50", f(v, "p50")),
+            bytes_cell("p95", f(v, "p95")),
+            bytes_cell("total", f(v, "total")),
+            pct.map_or_else(|| "–".into(), |p| format!("{p:.2} %")),
+        );
+    };
+    row(
+        "update",
+        "over the air (<code>update_bytes</code>)",
+        &b,
+        f(&b, "p50_of_full_percent"),
+    );
+    if let Some(c) = s.get("chunk_bytes").filter(|c| !c.is_null()) {
+        row(
+            "chunks",
+            "of them casync chunks (<code>chunk_bytes</code>)",
+            c,
+            None,
+        );
+    }
+    out.push_str("</table>\n");
+    let full = full_bytes.map_or_else(
+        || {
+            "Give <code>--full-bytes N</code> (the full bundle's size) for P50 as a share of it"
+                .to_owned()
+        },
+        |f| format!("Full bundle {} ({f} bytes)", bytes_text(f as f64)),
+    );
+    let _ = writeln!(
+        out,
+        "<p class=\"update-bytes-note\">Reported by {} of the {} devices with an outcome; devices that did not report <code>update_bytes</code> (older agents) are left out. {full}.</p>",
+        num(&b, "devices"),
+        num(s, "devices"),
+    );
+}
+
+/// One source's section (hawkBit or telemetry): headline figures, bytes over the air, three
+/// charts, errors table.
 fn source_section(
     out: &mut String,
     id: &str,
     title: &str,
     s: &Value,
     interval: i64,
+    full_bytes: Option<u64>,
 ) -> Result<(), String> {
     let dl = s.get("download_ms").cloned().unwrap_or(Value::Null);
     let rate = f(s, "rate");
@@ -258,6 +356,7 @@ fn source_section(
         fmt_opt(p95, 0),
         dl.get("count").map_or_else(String::new, Value::to_string),
     );
+    bytes_table(out, s, full_bytes);
     let iv = interval as f64;
     let rate_s = series(s, "rate", "success_rate");
     let svg = line_chart(
@@ -334,6 +433,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
         .and_then(Value::as_i64)
         .unwrap_or(60);
     let ro = doc.get("rollout").filter(|r| !r.is_null());
+    let full_bytes = doc.get("full_bytes").and_then(Value::as_u64);
     let title = ro.map_or_else(
         || "eyas fleet report".to_owned(),
         |r| {
@@ -351,7 +451,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
          body{{font-family:sans-serif;margin:1.5em;color:#222}} h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:1.5em}}\n\
          figure{{display:inline-block;margin:0.5em;vertical-align:top}} figcaption{{font-size:0.8em;color:#555}}\n\
          table{{border-collapse:collapse;margin:0.5em 0}} td,th{{border:1px solid #bbb;padding:0.2em 0.6em;text-align:right}}\n\
-         th{{background:#eee}} td:first-child{{text-align:left}}\n</style></head>\n<body>\n<h1>{t}</h1>\n",
+         th{{background:#eee}} td:first-child{{text-align:left}} caption{{text-align:left;padding:0.2em 0}}\n</style></head>\n<body>\n<h1>{t}</h1>\n",
         t = esc(&title)
     );
     let _ = writeln!(
@@ -373,7 +473,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
             esc(r.get("status").and_then(Value::as_str).unwrap_or("")),
             r.get("targets").map_or_else(String::new, Value::to_string),
         );
-        out.push_str("<table class=\"groups\"><tr><th>group</th><th>status</th><th>targets</th><th>succeeded</th><th>failed</th><th>running</th><th>not started / canceled</th><th>success rate</th></tr>\n");
+        out.push_str("<table class=\"groups\"><tr><th>group</th><th>status</th><th>targets</th><th>succeeded</th><th>failed</th><th>running</th><th>not started / canceled</th><th>success rate</th><th>over the air P50</th><th>over the air total</th><th>updates reported</th></tr>\n");
         for g in r
             .get("groups")
             .and_then(Value::as_array)
@@ -381,9 +481,10 @@ pub fn page(doc: &Value) -> Result<String, String> {
             .flatten()
         {
             let n = |k: &str| g.get(k).map_or_else(String::new, Value::to_string);
+            let b = g.get("update_bytes").cloned().unwrap_or(Value::Null);
             let _ = writeln!(
                 out,
-                "<tr data-group=\"{name}\" data-targets=\"{}\" data-success=\"{}\" data-error=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-group=\"{name}\" data-targets=\"{}\" data-success=\"{}\" data-error=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td class=\"updates\">{}</td></tr>",
                 n("targets"),
                 n("success"),
                 n("error"),
@@ -394,6 +495,9 @@ pub fn page(doc: &Value) -> Result<String, String> {
                 n("running"),
                 n("other"),
                 f(g, "success_rate").map_or_else(|| "–".into(), |r| format!("{r:.1} %")),
+                bytes_cell("p50", f(&b, "p50")),
+                bytes_cell("total", f(&b, "total").filter(|_| f(&b, "p50").is_some())),
+                b.get("count").map_or_else(String::new, Value::to_string),
                 name = esc(g.get("name").and_then(Value::as_str).unwrap_or("")),
             );
         }
@@ -406,6 +510,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
             "hawkBit: action status history",
             h,
             interval,
+            full_bytes,
         )?;
     }
     if let Some(t) = doc.get("telemetry").filter(|v| !v.is_null()) {
@@ -415,6 +520,7 @@ pub fn page(doc: &Value) -> Result<String, String> {
             "Telemetry: what the devices published (ThingsBoard keys)",
             t,
             interval,
+            full_bytes,
         )?;
     }
     out.push_str("</body></html>\n");
@@ -439,5 +545,44 @@ mod tests {
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
         assert_eq!(label("E<script>1"), "Escript1");
+    }
+
+    #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(bytes_text(0.0), "0 B");
+        assert_eq!(bytes_text(1023.0), "1023 B");
+        assert_eq!(bytes_text(1024.0), "1.00 KiB");
+        assert_eq!(bytes_text(2_097_152.0), "2.00 MiB");
+        assert_eq!(bytes_text(1.5 * 1024.0 * 1024.0 * 1024.0), "1.50 GiB");
+        assert_eq!(bytes_text(f64::NAN), "–");
+        assert_eq!(
+            bytes_cell("p50", Some(200.0)),
+            "<td class=\"p50\" data-bytes=\"200\" title=\"200 bytes\">200 B</td>"
+        );
+    }
+
+    #[test]
+    fn page_shows_bytes_over_the_air() {
+        let doc = serde_json::json!({
+            "interval_secs": 60,
+            "full_bytes": 2000,
+            "rollout": {"id": 1, "name": "r", "status": "finished", "targets": 4, "groups": [
+                {"name": "g", "status": "finished", "targets": 4, "success": 4, "error": 0,
+                 "running": 0, "other": 0, "success_rate": 100.0,
+                 "update_bytes": {"count": 3, "devices": 3, "p50": 200.0, "p95": 920.0,
+                                  "total": 1300, "p50_of_full_percent": 10.0}}]},
+            "hawkbit": {"devices": 4, "update_bytes": {"count": 3, "devices": 3, "p50": 200.0,
+                        "p95": 920.0, "total": 1300, "p50_of_full_percent": 10.0}},
+            "telemetry": null,
+        });
+        let page = page(&doc).unwrap_or_default();
+        assert!(page.contains(
+            "<table class=\"update-bytes\" data-updates=\"3\" data-devices=\"3\" data-p50-bytes=\"200\" data-p95-bytes=\"920\" data-total-bytes=\"1300\" data-full-bytes=\"2000\" data-p50-of-full-percent=\"10\">"
+        ), "{page}");
+        assert!(page.contains("<td>10.00 %</td>"), "{page}");
+        assert!(page.contains("Reported by 3 of the 4 devices with an outcome"));
+        assert!(page.contains("<td class=\"p50\" data-bytes=\"200\" title=\"200 bytes\">200 B</td><td class=\"total\" data-bytes=\"1300\""), "{page}");
+        // no charts added: the bytes are a table (the page's charts stay three per source)
+        assert_eq!(page.matches("<figure").count(), 3);
     }
 }

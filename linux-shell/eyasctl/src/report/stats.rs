@@ -7,7 +7,11 @@
 //! * P50/P95 are PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
 //!   ranks);
 //! * errors are counted per failure and per distinct device, ordered by failures (descending),
-//!   then by code.
+//!   then by code;
+//! * the bytes an update fetched over the air (`update_bytes`: the downloaded artifact plus the
+//!   casync chunks RAUC fetched) are summed and their P50/P95 taken with the same
+//!   `percentile_cont`, over the samples the devices reported; a device that reported none is
+//!   left out (nothing is guessed from `download_bytes`), and the count says how many reported.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,11 +36,22 @@ pub struct Download {
     pub duration_ms: f64,
 }
 
+/// A byte count one device reported for one update (`update_bytes`, `chunk_bytes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bytes {
+    pub device: String,
+    pub bytes: u64,
+}
+
 /// The outcomes and downloads of one source (hawkBit or the telemetry).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     pub outcomes: Vec<Outcome>,
     pub downloads: Vec<Download>,
+    /// Bytes over the air per update (`update_bytes`), where the device reported them.
+    pub update_bytes: Vec<Bytes>,
+    /// casync chunk bytes per update (`chunk_bytes`; only the telemetry carries them).
+    pub chunk_bytes: Vec<Bytes>,
 }
 
 /// The label of a failure that carried no error code (as the SQL's `COALESCE(…, 'unknown')`).
@@ -141,6 +156,31 @@ pub fn downloads_by_bucket(downloads: &[Download], interval: i64) -> Vec<(i64, u
         .collect()
 }
 
+/// The figures of byte counts: samples, distinct devices, P50/P95 (`percentile_cont`) and
+/// total; with `full_bytes` (the size of the full bundle) also P50 as a percentage of it.
+pub fn bytes_summary(samples: &[Bytes], full_bytes: Option<u64>) -> Value {
+    let devices: BTreeSet<&str> = samples.iter().map(|b| b.device.as_str()).collect();
+    let all = sorted(samples.iter().map(|b| b.bytes as f64).collect());
+    let total = samples
+        .iter()
+        .fold(0u64, |sum, b| sum.saturating_add(b.bytes));
+    let p50 = percentile_cont(&all, 0.50);
+    json!({
+        "count": samples.len(),
+        "devices": devices.len(),
+        "p50": p50,
+        "p95": percentile_cont(&all, 0.95),
+        "total": total,
+        "p50_of_full_percent": p50_of_full(p50, full_bytes),
+    })
+}
+
+/// `100 × p50 / full_bytes`; `None` without either (or for a full size of 0).
+pub fn p50_of_full(p50: Option<f64>, full_bytes: Option<u64>) -> Option<f64> {
+    let full = full_bytes.filter(|&f| f > 0)? as f64;
+    Some(100.0 * p50? / full)
+}
+
 impl Facts {
     /// Time span (first, last) in milliseconds of everything in these facts.
     pub fn span_ms(&self) -> Option<(i64, i64)> {
@@ -156,7 +196,8 @@ impl Facts {
     }
 
     /// Every figure of the report, as JSON (numbers; `null` where there is nothing to compute).
-    pub fn summary(&self, interval: i64) -> Value {
+    /// `full_bytes` is the size of the full bundle the bytes over the air are compared with.
+    pub fn summary(&self, interval: i64, full_bytes: Option<u64>) -> Value {
         let success = self.outcomes.iter().filter(|o| o.success).count() as u64;
         let failure = self.outcomes.len() as u64 - success;
         let devices: BTreeSet<&str> = self.outcomes.iter().map(|o| o.device.as_str()).collect();
@@ -186,6 +227,7 @@ impl Facts {
             "errors": errors_by_code(&self.outcomes).into_iter().map(|(code, n, d)| json!({
                 "error_code": code, "failures": n, "devices": d,
             })).collect::<Vec<_>>(),
+            "update_bytes": bytes_summary(&self.update_bytes, full_bytes),
         })
     }
 }
@@ -262,6 +304,64 @@ mod tests {
             out("b", 5, false, None),
         ];
         assert_eq!(last_outcomes(&o), (1, 1));
+    }
+
+    fn bytes(device: &str, bytes: u64) -> Bytes {
+        Bytes {
+            device: device.into(),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn update_bytes_percentiles_total_and_share_of_the_full_bundle() {
+        let b = [bytes("a", 1000), bytes("b", 100), bytes("c", 200)];
+        let s = bytes_summary(&b, Some(2000));
+        assert_eq!(s["count"], 3);
+        assert_eq!(s["devices"], 3);
+        assert_eq!(s["p50"].as_f64(), Some(200.0));
+        // percentile_cont(0.95) of 100, 200, 1000: 200 + 0.9 × 800
+        assert!(
+            (s["p95"].as_f64().unwrap_or(0.0) - 920.0).abs() < 1e-9,
+            "{s}"
+        );
+        assert_eq!(s["total"].as_u64(), Some(1300));
+        assert_eq!(s["p50_of_full_percent"].as_f64(), Some(10.0));
+        // without the full size: the absolute numbers only
+        let s = bytes_summary(&b, None);
+        assert!(s["p50_of_full_percent"].is_null());
+        assert_eq!(s["total"].as_u64(), Some(1300));
+        // two installs on one device: two samples, one device
+        let s = bytes_summary(&[bytes("a", 10), bytes("a", 30)], Some(0));
+        assert_eq!(
+            (s["count"].as_u64(), s["devices"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(s["p50"].as_f64(), Some(20.0));
+        assert!(s["p50_of_full_percent"].is_null(), "a full size of 0");
+        // nothing reported: counts 0, no percentiles
+        let s = bytes_summary(&[], Some(2000));
+        assert_eq!(s["count"], 0);
+        assert!(s["p50"].is_null() && s["p95"].is_null() && s["p50_of_full_percent"].is_null());
+        assert_eq!(s["total"].as_u64(), Some(0));
+        // the total does not wrap
+        let s = bytes_summary(&[bytes("a", u64::MAX), bytes("b", 5)], None);
+        assert_eq!(s["total"].as_u64(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn summary_carries_update_bytes() {
+        let f = Facts {
+            update_bytes: vec![bytes("a", 100), bytes("b", 200), bytes("c", 1000)],
+            ..Facts::default()
+        };
+        let s = f.summary(60, Some(1000));
+        assert_eq!(s["update_bytes"]["p50"].as_f64(), Some(200.0));
+        assert_eq!(s["update_bytes"]["total"].as_u64(), Some(1300));
+        assert_eq!(
+            s["update_bytes"]["p50_of_full_percent"].as_f64(),
+            Some(20.0)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::stats::{Download, Facts, Outcome};
+use super::stats::{Bytes, Download, Facts, Outcome};
 
 /// A value as ThingsBoard stores it (which `ts_kv` column).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +47,17 @@ impl Stored {
             }),
             Value::String(s) => Some(cast_string(s)),
             Value::Array(_) | Value::Object(_) => Some(Self::Json(v.to_string())),
+        }
+    }
+
+    /// A byte count: a whole number from 0 up to 2^53 (exact in `dbl_v` too); `None` for
+    /// anything else (text, a fraction, a negative number).
+    pub fn byte_count(&self) -> Option<u64> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        match self {
+            Self::Long(i) => u64::try_from(*i).ok(),
+            Self::Dbl(d) if *d >= 0.0 && d.fract() == 0.0 && *d <= EXACT => Some(*d as u64),
+            _ => None,
         }
     }
 
@@ -168,8 +179,9 @@ impl Telemetry {
         d.len()
     }
 
-    /// Outcomes (`ota_status` success/failure, with the same message's `error_code`) and
-    /// downloads (`download_duration_ms`).
+    /// Outcomes (`ota_status` success/failure, with the same message's `error_code`), downloads
+    /// (`download_duration_ms`) and the bytes over the air per install (`update_bytes`, with the
+    /// casync share `chunk_bytes`; `download_bytes` is never taken for them).
     pub fn facts(&self) -> Facts {
         let mut f = Facts::default();
         for ((device, ts), row) in &self.rows {
@@ -189,6 +201,17 @@ impl Telemetry {
                     time_ms: *ts,
                     duration_ms: ms,
                 });
+            }
+            for (key, list) in [
+                ("update_bytes", &mut f.update_bytes),
+                ("chunk_bytes", &mut f.chunk_bytes),
+            ] {
+                if let Some(bytes) = row.get(key).and_then(Stored::byte_count) {
+                    list.push(Bytes {
+                        device: device.clone(),
+                        bytes,
+                    });
+                }
             }
         }
         f
@@ -236,6 +259,38 @@ mod tests {
         assert_eq!(f.outcomes[1].error_code, None);
         assert_eq!(f.downloads.len(), 1);
         assert_eq!(f.downloads[0].duration_ms, 120.0);
+    }
+
+    #[test]
+    fn update_and_chunk_bytes_per_install() {
+        let t = Telemetry::parse(concat!(
+            "{\"device\":\"a\",\"ts\":1,\"values\":{\"download_bytes\":50,\"download_duration_ms\":3}}\n",
+            "{\"device\":\"a\",\"ts\":2,\"values\":{\"update_bytes\":100,\"chunk_bytes\":0}}\n",
+            "{\"device\":\"b\",\"ts\":2,\"values\":{\"update_bytes\":\"200\",\"chunk_bytes\":150}}\n",
+            "{\"device\":\"b\",\"ts\":2,\"values\":{\"update_bytes\":\"200\",\"chunk_bytes\":150}}\n",
+            "{\"device\":\"c\",\"ts\":3,\"values\":{\"update_bytes\":1000.0,\"chunk_bytes\":null}}\n",
+            "{\"device\":\"d\",\"ts\":4,\"values\":{\"download_bytes\":7000}}\n",
+            "{\"device\":\"e\",\"ts\":5,\"values\":{\"update_bytes\":-1}}\n",
+            "{\"device\":\"e\",\"ts\":6,\"values\":{\"update_bytes\":1.5}}\n",
+            "{\"device\":\"e\",\"ts\":7,\"values\":{\"update_bytes\":\"lots\"}}\n",
+        ))
+        .unwrap_or_default();
+        let f = t.facts();
+        let got: Vec<(&str, u64)> = f
+            .update_bytes
+            .iter()
+            .map(|b| (b.device.as_str(), b.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a", 100), ("b", 200), ("c", 1000)],
+            "the redelivery counts once; download_bytes is no fallback; no negative, fraction or text"
+        );
+        let chunks: Vec<u64> = f.chunk_bytes.iter().map(|b| b.bytes).collect();
+        assert_eq!(chunks, vec![0, 150]);
+        let s = super::super::stats::bytes_summary(&f.update_bytes, None);
+        assert_eq!(s["p50"].as_f64(), Some(200.0));
+        assert_eq!(s["total"].as_u64(), Some(1300));
     }
 
     #[test]

@@ -79,6 +79,19 @@ impl Fx {
         }
     }
 
+    /// Where the simulator listens (for `hil_tests::fleet` devices).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.sim
+            .as_ref()
+            .map(SimHandle::addr)
+            .expect("the simulator runs")
+    }
+
+    /// The runtime the simulator runs on (simulated devices can run on it too).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_eyasctl"));
         c.args(args)
