@@ -12,7 +12,7 @@
 //! detail (the bytes the update fetched over the air: here the artifacts' bytes, a simulated
 //! device fetches no casync chunks). With a telemetry file each device writes the JSON lines
 //! `eyasctl report --telemetry` reads (eyas's ThingsBoard messages with the device name),
-//! including one `update_bytes`/`chunk_bytes` (0) sample per install.
+//! `update_bytes`/`chunk_bytes` (0) in the sample that ends an action.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -541,10 +541,6 @@ impl Device {
             }
             Work::Install => {
                 tokio::time::sleep(sh.cfg.work).await;
-                // what eyas publishes once RAUC installed: the bytes over the air, no casync chunks
-                if let Some((_, bytes)) = self.update_bytes {
-                    sh.publish(&self.id, json!({"update_bytes": bytes, "chunk_bytes": 0}));
-                }
                 let ev = if fail == Some(FailKind::Install) {
                     Event::InstallFailed {
                         reason: "simulated install failure",
@@ -619,6 +615,18 @@ impl Device {
         let mut values = json!({"ota_status": status});
         if let Some(s) = state {
             values["sw_state"] = s.into();
+        }
+        // as eyas with its chunk relay: the action's end carries its bytes over the air, once
+        // (here the artifacts; a simulated device fetches no casync chunks)
+        if matches!(
+            t.phase,
+            TelemetryPhase::Succeeded | TelemetryPhase::Failed | TelemetryPhase::Canceled
+        ) && let Some((_, bytes)) = self
+            .update_bytes
+            .filter(|(a, _)| Some(*a) == t.action.map(|x| x.0))
+        {
+            values["update_bytes"] = bytes.into();
+            values["chunk_bytes"] = 0.into();
         }
         if let Some(f) = t.failure {
             if let Some(a) = t.action {

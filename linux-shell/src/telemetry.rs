@@ -112,16 +112,6 @@ pub fn downloaded(bytes: u64, duration: Duration, verified: bool) -> Value {
     }))
 }
 
-/// `{ts, values}` once RAUC installed a bundle, when eyas' casync relay counted the chunks:
-/// `update_bytes` = what the update fetched over the air (artifacts + chunks), `chunk_bytes`
-/// = the casync chunks alone (0 for a plain bundle).
-pub fn update_bytes(total: u64, chunks: u64) -> Value {
-    stamped(json!({
-        "update_bytes": total,
-        "chunk_bytes": chunks,
-    }))
-}
-
 /// `{ts, values}` naming the update being applied (ThingsBoard's dashboard reads these).
 pub fn target_software(title: &str, version: &str) -> Value {
     stamped(json!({

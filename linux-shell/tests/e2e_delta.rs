@@ -524,26 +524,37 @@ async fn relayed_chunks_are_counted_and_a_short_store_outage_is_retried() {
     );
     assert!(
         log.contains(&format!(
-            "this update fetched {update_bytes} bytes: {} of artifacts, {chunk_bytes} of casync chunks",
+            "this update fetched {update_bytes} bytes so far: {} of artifacts, {chunk_bytes} of casync chunks",
             size(&rel.v2_index)
         )),
         "{log}"
     );
-    let values = telemetry.values();
-    let sample = values
-        .iter()
-        .find(|v| v.get("update_bytes").is_some())
-        .unwrap_or_else(|| panic!("no update_bytes sample in {values:#?}"));
-    assert_eq!(sample["update_bytes"], update_bytes, "{sample}");
-    assert_eq!(sample["chunk_bytes"], chunk_bytes, "{sample}");
 
-    // after the reboot the closed feedback carries the same figure (kept beside the record)
+    // after the reboot the final telemetry sample and the closed feedback carry the same figure
+    // (kept beside the record), once
     sb.reboot_into("B");
     assert_eq!(run(&conf, &sb).await.status.code(), Some(0), "after boot");
     wait_until("the action to finish", Duration::from_secs(10), || {
         sim.action_status(action).as_deref() == Some("finished")
     })
     .await;
+    telemetry.wait_lines(1, Duration::from_secs(10));
+    wait_until("the success sample", Duration::from_secs(10), || {
+        telemetry
+            .values()
+            .iter()
+            .any(|v| v.get("ota_status").is_some_and(|s| s == "success"))
+    })
+    .await;
+    let values = telemetry.values();
+    let samples: Vec<_> = values
+        .iter()
+        .filter(|v| v.get("update_bytes").is_some())
+        .collect();
+    assert_eq!(samples.len(), 1, "one update_bytes sample: {values:#?}");
+    assert_eq!(samples[0]["ota_status"], "success", "{}", samples[0]);
+    assert_eq!(samples[0]["update_bytes"], update_bytes, "{}", samples[0]);
+    assert_eq!(samples[0]["chunk_bytes"], chunk_bytes, "{}", samples[0]);
     let messages = sim.action_messages(action);
     assert!(
         messages

@@ -587,22 +587,18 @@ impl Agent<'_> {
         self.keep_stats(stats);
     }
 
-    /// Notes the casync chunk bytes the relay fetched while RAUC installed `action`'s bundle and
-    /// publishes the update's bytes over the air.
+    /// Notes the casync chunk bytes the relay fetched while RAUC installed `action`'s bundle (the
+    /// final telemetry sample and feedback carry the update's total).
     pub(super) fn note_chunks(&mut self, action: ActionId, chunk_bytes: u64) {
         let mut stats = self.stats_for(action);
         stats.chunk_bytes = Some(stats.chunk_bytes.unwrap_or(0).saturating_add(chunk_bytes));
         self.keep_stats(stats);
         if let Some(total) = stats.update_bytes() {
             tracing::info!(
-                "this update fetched {total} bytes: {} of artifacts, {} of casync chunks",
+                "this update fetched {total} bytes so far: {} of artifacts, {} of casync chunks",
                 stats.download_bytes,
                 stats.chunk_bytes.unwrap_or(0)
             );
-            self.publish(&telemetry::update_bytes(
-                total,
-                stats.chunk_bytes.unwrap_or(0),
-            ));
         }
     }
 
@@ -774,11 +770,25 @@ impl Agent<'_> {
             (f.error_code(), reason)
         });
         let mut msg = telemetry::status(status, error.as_ref().map(|(c, r)| (*c, r.as_str())));
-        if let (Some(p), Some(values)) = (
-            t.percent,
-            msg.get_mut("values").and_then(|v| v.as_object_mut()),
-        ) {
-            values.insert("ota_progress".into(), p.into());
+        // the action's end carries its bytes over the air once (several bundles summed), as
+        // the closed feedback does
+        let bytes = match (t.phase, t.action) {
+            (
+                TelemetryPhase::Succeeded | TelemetryPhase::Failed | TelemetryPhase::Canceled,
+                Some(a),
+            ) => self.stats_of(a.0),
+            _ => None,
+        };
+        if let Some(values) = msg.get_mut("values").and_then(|v| v.as_object_mut()) {
+            if let Some(p) = t.percent {
+                values.insert("ota_progress".into(), p.into());
+            }
+            if let Some(s) = bytes
+                && let Some(total) = s.update_bytes()
+            {
+                values.insert("update_bytes".into(), total.into());
+                values.insert("chunk_bytes".into(), s.chunk_bytes.unwrap_or(0).into());
+            }
         }
         self.publish(&msg);
     }

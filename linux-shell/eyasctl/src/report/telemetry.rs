@@ -180,7 +180,7 @@ impl Telemetry {
     }
 
     /// Outcomes (`ota_status` success/failure, with the same message's `error_code`), downloads
-    /// (`download_duration_ms`) and the bytes over the air per install (`update_bytes`, with the
+    /// (`download_duration_ms`) and the bytes over the air per action (`update_bytes`, with the
     /// casync share `chunk_bytes`; `download_bytes` is never taken for them).
     pub fn facts(&self) -> Facts {
         let mut f = Facts::default();
