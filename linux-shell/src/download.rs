@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use eyas_core::verify::{ArtifactSpec, Policy, Verifier};
+use eyas_core::verify::{ArtifactSpec, Policy, Verifier, VerifyError};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -265,6 +265,29 @@ pub fn download(
         tracing::warn!("{}: {e}", sidecar.display());
     }
     let resumes = transferred?;
+    if reused > 0
+        && let Some(v) = &digests.core
+        && matches!(
+            v.clone().finish("", None),
+            Err(VerifyError::DigestMismatch(_))
+        )
+    {
+        // The bytes an earlier run left were not the artifact's: a power cut can leave a
+        // partial file whose length was journaled before its data reached the medium. Fetch
+        // the whole artifact once more rather than fail the update on the device's own damage.
+        tracing::warn!(
+            "{}: the {reused} bytes kept from an interrupted attempt do not match the artifact (damaged by a power cut?); downloading it again from byte 0",
+            req.dest.display()
+        );
+        drop(file);
+        let whole = DownloadRequest {
+            keep_partial: false,
+            ..*req
+        };
+        let mut d = download(http, &whole, progress)?;
+        d.elapsed = started.elapsed();
+        return Ok(d);
+    }
     file.sync_all()
         .map_err(|e| io_err("cannot fsync", req.dest, &e))?;
     if let Ok(d) = File::open(&dir) {

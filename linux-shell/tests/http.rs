@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::http_server::{Behaviour, Server};
 use common::{Guard, free_port, make_pki, require_tool, test_bytes, wait_port};
+use eyas_core::verify::ArtifactSpec;
 use eyas_linux::download::{DownloadRequest, Downloaded, download, hex, validator_path};
 use eyas_linux::http::{Http, HttpError, HttpErrorKind, HttpSettings, Method};
 use sha2::{Digest, Sha256};
@@ -48,6 +49,7 @@ struct Dl<'a> {
     keep_partial: bool,
     rate_limit: u64,
     low_speed: (Duration, u64),
+    spec: Option<ArtifactSpec>,
     cancel: AtomicBool,
 }
 
@@ -61,6 +63,7 @@ impl<'a> Dl<'a> {
             keep_partial: false,
             rate_limit: 0,
             low_speed: (Duration::from_secs(60), 1),
+            spec: None,
             cancel: AtomicBool::new(false),
         }
     }
@@ -77,7 +80,7 @@ impl<'a> Dl<'a> {
             low_speed_rate: self.low_speed.1,
             rate_limit: self.rate_limit,
             sha1: true,
-            spec: None,
+            spec: self.spec,
             cancel: &self.cancel,
         };
         download(http, &req, &mut |_, _| {})
@@ -385,6 +388,47 @@ fn partial_file_from_earlier_run_is_continued_and_fully_hashed() {
         .expect("fresh");
     assert_eq!(d.reused, 0);
     assert_eq!(std::fs::read(&dest).expect("read"), data);
+}
+
+/// A power cut can leave a partial file whose length survived but whose data did not (seen on the
+/// emulated board: zeros where the bytes should be). The resumed download then does not match
+/// the artifact: it is fetched again from byte 0 instead of failing the update.
+#[test]
+fn damaged_partial_file_is_downloaded_again_from_byte_zero() {
+    let data = test_bytes(250_000, 15);
+    let server = artifact_server(&data);
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("bundle.raucb");
+    let mut damaged = data[..100_000].to_vec();
+    damaged[40_960..81_920].fill(0);
+    std::fs::write(&dest, &damaged).expect("prefill");
+    std::fs::write(validator_path(&dest), "\"v1\"").expect("validator");
+    let mut dl = Dl::new(server.url("/artifact"), &dest, data.len());
+    dl.keep_partial = true;
+    dl.spec = Some(ArtifactSpec {
+        size: data.len() as u64,
+        sha256: Some(sha256(&data)),
+        sha1: None,
+    });
+    let d = dl.run(&http()).expect("downloaded");
+    assert_eq!(d.reused, 0, "the damaged bytes were not kept");
+    assert_eq!(std::fs::read(&dest).expect("read"), data);
+    let verdict = d.verifier.map(|v| v.finish("", None).is_ok());
+    assert_eq!(verdict, Some(true));
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 2, "one resume, then the whole artifact");
+    assert_eq!(
+        reqs[0].headers.get("range").cloned(),
+        Some("bytes=100000-".to_owned())
+    );
+    assert_eq!(reqs[1].headers.get("range"), None);
+    assert!(!validator_path(&dest).exists());
+
+    // an intact partial file is continued as before
+    std::fs::write(&dest, &data[..100_000]).expect("prefill");
+    let d = dl.run(&http()).expect("continued");
+    assert_eq!(d.reused, 100_000);
+    assert_eq!(server.recorded().len(), 3);
 }
 
 #[test]
