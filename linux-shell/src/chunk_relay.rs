@@ -405,16 +405,7 @@ mod tests {
     }
 
     fn http() -> Arc<Http> {
-        let settings = HttpSettings {
-            connect_timeout: Duration::from_secs(5),
-            api_timeout: Duration::from_secs(5),
-            download_read_timeout: Duration::from_secs(5),
-            download_header_timeout: Duration::from_secs(5),
-            ssl_verify: true,
-            ca_file: None,
-            client_cert: None,
-            proxy: None,
-        };
+        let settings = HttpSettings::with_limits(Duration::from_secs(5));
         Arc::new(Http::new(&settings).expect("http"))
     }
 

@@ -68,13 +68,7 @@ pub fn download_verify(args: &DownloadVerifyArgs) -> ExitCode {
     // The agent's defaults (connect_timeout 20 s, timeout 60 s, low_speed_time 60 s).
     let http = match Http::new(&HttpSettings {
         connect_timeout: Duration::from_secs(20),
-        api_timeout: Duration::from_secs(60),
-        download_read_timeout: Duration::from_secs(60),
-        download_header_timeout: Duration::from_secs(60),
-        ssl_verify: true,
-        ca_file: None,
-        client_cert: None,
-        proxy: None,
+        ..HttpSettings::with_limits(Duration::from_secs(60))
     }) {
         Ok(http) => http,
         Err(e) => {

@@ -49,6 +49,21 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
+    /// Every time limit `limit`; certificates verified against the system roots, no client
+    /// certificate, the proxy from the environment (tools and tests that have no file).
+    pub fn with_limits(limit: Duration) -> Self {
+        Self {
+            connect_timeout: limit,
+            api_timeout: limit,
+            download_read_timeout: limit,
+            download_header_timeout: limit,
+            ssl_verify: true,
+            ca_file: None,
+            client_cert: None,
+            proxy: None,
+        }
+    }
+
     /// Settings from the configuration file.
     pub fn from_config(config: &Config) -> Self {
         let c = &config.client;
@@ -534,14 +549,8 @@ mod tests {
         let e = load_client_cert(&empty, &empty).expect_err("no certs");
         assert!(e.detail.starts_with("ssl_cert"), "{e}");
         let settings = HttpSettings {
-            connect_timeout: Duration::from_secs(1),
-            api_timeout: Duration::from_secs(1),
-            download_read_timeout: Duration::from_secs(1),
-            download_header_timeout: Duration::from_secs(1),
-            ssl_verify: true,
-            ca_file: None,
-            client_cert: None,
             proxy: Some("ftp://nope".into()),
+            ..HttpSettings::with_limits(Duration::from_secs(1))
         };
         let e = Http::new(&settings).expect_err("bad proxy");
         assert_eq!(e.kind, HttpErrorKind::Setup);

@@ -17,14 +17,8 @@ use sha2::{Digest, Sha256};
 
 fn settings() -> HttpSettings {
     HttpSettings {
-        connect_timeout: Duration::from_secs(5),
         api_timeout: Duration::from_secs(10),
-        download_read_timeout: Duration::from_secs(5),
-        download_header_timeout: Duration::from_secs(5),
-        ssl_verify: true,
-        ca_file: None,
-        client_cert: None,
-        proxy: None,
+        ..HttpSettings::with_limits(Duration::from_secs(5))
     }
 }
 

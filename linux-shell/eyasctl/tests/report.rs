@@ -115,24 +115,7 @@ fn report_of_a_rollout_from_hawkbit_and_telemetry() {
     let devices = fx.targets("dev-", 10);
     fx.targets("other-", 2);
     let ds = fx.publish(&fx.file("r.raucb", 3, 1500), "3.0");
-    let cond = |s: &str| json!({"condition": "THRESHOLD", "expression": s});
-    let (s, ro) = fx.mgmt(
-        "POST",
-        "/rollouts",
-        Some(json!({
-            "name": "report-test", "distributionSetId": ds, "targetFilterQuery": "controllerid==dev-*",
-            "type": "forced", "successCondition": cond("50"), "errorCondition": cond("80"),
-            "groups": [
-                {"name": "canary", "targetPercentage": 30, "successCondition": cond("50"), "errorCondition": cond("80")},
-                {"name": "rest", "targetPercentage": 100, "successCondition": cond("50"), "errorCondition": cond("80")}
-            ]
-        })),
-    );
-    assert_eq!(s, 201, "{ro}");
-    let id = ro["id"].as_u64().expect("rollout id");
-    fx.wait_rollout(id, "ready");
-    let (s, _) = fx.mgmt("POST", &format!("/rollouts/{id}/start"), None);
-    assert!(s == 200 || s == 204, "start: {s}");
+    let id = start_rollout(&fx, ds, "dev-", "report-test", 30);
 
     // the devices answer as their group starts, until every one has answered
     let mut answered: BTreeMap<String, u64> = BTreeMap::new();
