@@ -178,6 +178,8 @@ pub struct Api {
     agent: ureq::Agent,
     base: String,
     auth_header: String,
+    ca_file: Option<std::path::PathBuf>,
+    timeout: Duration,
 }
 
 impl fmt::Debug for Api {
@@ -186,12 +188,14 @@ impl fmt::Debug for Api {
     }
 }
 
-fn load_roots(ca_file: Option<&Path>) -> Result<RootCerts, ApiError> {
+/// The trusted roots: the certificates in `ca_file` (named `flag` in errors), else the built-in
+/// Mozilla roots.
+fn load_roots(ca_file: Option<&Path>, flag: &str) -> Result<RootCerts, ApiError> {
     let Some(path) = ca_file else {
         return Ok(RootCerts::WebPki);
     };
     let pem = std::fs::read(path)
-        .map_err(|e| ApiError::Setup(format!("--ca-file {}: {e}", path.display())))?;
+        .map_err(|e| ApiError::Setup(format!("{flag} {}: {e}", path.display())))?;
     let mut certs: Vec<Certificate<'static>> = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
@@ -199,7 +203,7 @@ fn load_roots(ca_file: Option<&Path>) -> Result<RootCerts, ApiError> {
             Ok(_) => {}
             Err(e) => {
                 return Err(ApiError::Setup(format!(
-                    "--ca-file {}: not PEM: {e}",
+                    "{flag} {}: not PEM: {e}",
                     path.display()
                 )));
             }
@@ -207,11 +211,42 @@ fn load_roots(ca_file: Option<&Path>) -> Result<RootCerts, ApiError> {
     }
     if certs.is_empty() {
         return Err(ApiError::Setup(format!(
-            "--ca-file {}: no certificate in it",
+            "{flag} {}: no certificate in it",
             path.display()
         )));
     }
     Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
+/// The one HTTP(S) agent setup of the tool (hawkBit's API and a `publish --casync` chunk store):
+/// rustls with ring, the roots of `ca_file` (named `flag` in errors) or the built-in ones, a 10 s
+/// connect limit and `timeout` for a whole call, statuses returned as answers, no redirects
+/// (credentials never follow one).
+pub fn agent(
+    ca_file: Option<&Path>,
+    flag: &str,
+    timeout: Duration,
+) -> Result<ureq::Agent, ApiError> {
+    let roots = load_roots(ca_file, flag)?;
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(roots)
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .user_agent(USER_AGENT)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .build()
+        .new_agent())
+}
+
+/// `Authorization: Basic …` for `user`/`password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
 }
 
 /// Base64 (standard alphabet, padded) for the Basic credentials.
@@ -258,32 +293,28 @@ impl Api {
                 "--url {url:?}: must start with http:// or https://"
             )));
         }
-        let roots = load_roots(config.ca_file.as_deref())?;
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .root_certs(roots)
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .user_agent(USER_AGENT)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(config.timeout))
-            .max_redirects(0)
-            .build()
-            .new_agent();
+        let agent = agent(config.ca_file.as_deref(), "--ca-file", config.timeout)?;
         let auth_header = match &config.auth {
-            Auth::Basic { user, password } => {
-                format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
-            }
+            Auth::Basic { user, password } => basic_auth(user, password),
             Auth::Bearer(token) => format!("Bearer {token}"),
         };
         Ok(Self {
             agent,
             base: format!("{url}/rest/v1"),
             auth_header,
+            ca_file: config.ca_file.clone(),
+            timeout: config.timeout,
         })
+    }
+
+    /// `--ca-file`, for other servers the tool talks to (a chunk store).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// `--timeout`: the limit of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// `GET /rest/v1{path}`.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use crate::api::ApiError;
+use crate::store::StoreError;
 
 /// Exit code: the command did what was asked (a watched rollout finished).
 #[allow(dead_code)] // documented; ExitCode::SUCCESS is used
@@ -21,6 +22,8 @@ pub const EXIT_PAUSED: u8 = 3;
 pub enum Failure {
     /// A Management API call failed (exit 1).
     Api(ApiError),
+    /// A `publish --casync` chunk store refused a request or did not answer (exit 1).
+    Store(StoreError),
     /// A local problem: bad argument, unreadable bundle, `rauc info` failed (exit 2).
     Usage(String),
     /// Something else that ends the command with exit 1 (a conflict, a deadline).
@@ -32,7 +35,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Api(ApiError::Setup(_)) | Self::Usage(_) => EXIT_USAGE,
-            Self::Api(_) | Self::Other(_) => EXIT_ERROR,
+            Self::Api(_) | Self::Store(_) | Self::Other(_) => EXIT_ERROR,
         }
     }
 
@@ -40,6 +43,7 @@ impl Failure {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Api(e) => e.to_json(),
+            Self::Store(e) => e.to_json(),
             Self::Usage(m) => serde_json::json!({ "error": "usage", "message": m }),
             Self::Other(m) => serde_json::json!({ "error": "failed", "message": m }),
         }
@@ -55,6 +59,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Api(e) => write!(f, "{e}"),
+            Self::Store(e) => write!(f, "{e}"),
             Self::Usage(m) | Self::Other(m) => write!(f, "{m}"),
         }
     }

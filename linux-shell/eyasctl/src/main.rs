@@ -9,6 +9,7 @@ mod publish;
 mod report;
 mod rollback;
 mod rollout;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +23,9 @@ use crate::error::Failure;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done (a watched rollout finished)
-  1  hawkBit refused a request or did not answer, a wait reached its deadline, a publish
-     conflicts with what hawkBit holds, or a rollout ended stopped/deleted/denied
+  1  hawkBit refused a request or did not answer (or a publish --casync chunk store did), a
+     wait reached its deadline, a publish conflicts with what hawkBit holds, or a rollout ended
+     stopped/deleted/denied
   2  usage: bad arguments, unreadable bundle or --ca-file, `rauc info` failed
   3  the rollout is paused (error threshold exceeded, or paused by an operator)
 
@@ -83,7 +85,7 @@ struct Global {
 enum Command {
     /// Upload a bundle: software module (created or reused), artifact (SHA-256 checked),
     /// distribution set.
-    Publish(publish::PublishArgs),
+    Publish(Box<publish::PublishArgs>),
     /// Create, start, watch, pause and resume rollouts.
     #[command(subcommand)]
     Rollout(RolloutCommand),

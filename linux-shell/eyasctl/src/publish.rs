@@ -181,7 +181,15 @@ pub fn run(api: &Api, args: &PublishArgs, json: bool) -> Result<ExitCode, Failur
     // With --casync the artifact is the index bundle `rauc convert` made from this bundle.
     let converted = if args.casync.casync {
         let (source_sha, _) = sha256_file(bundle)?;
-        let c = crate::casync::convert(&args.casync, bundle, &source_sha, &name, &version)?;
+        let c = crate::casync::convert(
+            &args.casync,
+            api,
+            json,
+            bundle,
+            &source_sha,
+            &name,
+            &version,
+        )?;
         for line in &c.lines {
             output::say(json, line);
         }
