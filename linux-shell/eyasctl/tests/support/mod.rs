@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +101,8 @@ impl Fx {
             .env_remove("HAWKBIT_TOKEN")
             .env_remove("HAWKBIT_USER")
             .env_remove("HAWKBIT_PASSWORD")
+            .env_remove("EYAS_STORE_USER")
+            .env_remove("EYAS_STORE_PASSWORD")
             .stdin(Stdio::null());
         c
     }
@@ -106,6 +110,13 @@ impl Fx {
     /// Runs `eyasctl ARGS…` against the simulator and waits for it.
     pub fn ctl(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("eyasctl runs"))
+    }
+
+    /// Runs `eyasctl ARGS…` with extra environment variables and waits for it.
+    pub fn ctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
+        c.envs(env.iter().copied());
+        Run::from(c.output().expect("eyasctl runs"))
     }
 
     /// Starts `eyasctl ARGS…` in the background (stdout and stderr piped).
