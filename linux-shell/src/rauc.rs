@@ -54,6 +54,9 @@ pub trait Installer {
 /// A call that gets no answer fails with [`RaucError::NoAnswer`] instead of hanging eyas.
 pub const CALL_LIMIT: Duration = Duration::from_secs(30);
 
+/// How often a running install checks that the RAUC service is still the one it asked.
+pub const ALIVE_CHECK: Duration = Duration::from_secs(5);
+
 /// Runs one D-Bus call with [`CALL_LIMIT`].
 async fn bounded<T>(
     call: &'static str,
@@ -79,6 +82,9 @@ pub enum RaucError {
     InstallFailed(String),
     /// No `Completed` within the time limit.
     Timeout(Duration),
+    /// The RAUC service went away (or was restarted) while it installed: no `Completed` will
+    /// come. The text says what was seen.
+    Stopped(String),
     /// RAUC did not answer a D-Bus call within `limit`.
     NoAnswer {
         /// The call.
@@ -105,6 +111,10 @@ impl fmt::Display for RaucError {
             Self::NoAnswer { call, limit } => {
                 write!(f, "RAUC did not answer {call} within {} s", limit.as_secs())
             }
+            Self::Stopped(e) => write!(
+                f,
+                "RAUC stopped during the install ({e}); the slot it was writing stays marked non-bootable; see RAUC's log (journalctl -u rauc)"
+            ),
         }
     }
 }
@@ -246,11 +256,16 @@ impl Rauc {
                 call: "the Progress subscription",
                 limit: CALL_LIMIT,
             })?;
+        // RAUC that dies or restarts mid-install never sends `Completed` (seen with RAUC 1.8
+        // after it lost its casync storepath): its bus name's owner is checked meanwhile.
+        let owner = self.owner().await?;
         bounded(
             "InstallBundle",
             self.proxy.install_bundle(source, HashMap::new()),
         )
         .await?;
+        let mut alive = tokio::time::interval(ALIVE_CHECK);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let wait = async {
             let mut last: Option<Progress> = None;
             loop {
@@ -284,6 +299,19 @@ impl Rauc {
                         } else {
                             last_error
                         }));
+                    }
+                    _ = alive.tick() => {
+                        let now = self.owner().await?;
+                        if now != owner {
+                            let seen = match &now {
+                                Some(o) => format!("the service's bus name changed owner from {} to {o}", owner.as_deref().unwrap_or("-")),
+                                None => "the service's bus name has no owner any more".to_owned(),
+                            };
+                            return Err(RaucError::Stopped(match last {
+                                Some(p) => format!("{seen}; its last progress: {}% {}", p.percent, p.message),
+                                None => seen,
+                            }));
+                        }
                     }
                 }
             }
@@ -321,6 +349,26 @@ impl Rauc {
     /// Name of the primary slot (`GetPrimary`).
     pub async fn primary(&self) -> Result<String, RaucError> {
         bounded("GetPrimary", self.proxy.get_primary()).await
+    }
+
+    /// The unique name that owns RAUC's bus name now (`None`: nobody, the service is gone).
+    async fn owner(&self) -> Result<Option<String>, RaucError> {
+        let inner = self.proxy.inner();
+        let dbus = bounded(
+            "the D-Bus daemon proxy",
+            zbus::fdo::DBusProxy::new(inner.connection()),
+        )
+        .await?;
+        let name = inner.destination().to_owned();
+        match tokio::time::timeout(CALL_LIMIT, dbus.get_name_owner(name)).await {
+            Ok(Ok(unique)) => Ok(Some(unique.to_string())),
+            Ok(Err(zbus::fdo::Error::NameHasNoOwner(_))) => Ok(None),
+            Ok(Err(e)) => Err(call_err(zbus::Error::from(e))),
+            Err(_) => Err(RaucError::NoAnswer {
+                call: "GetNameOwner",
+                limit: CALL_LIMIT,
+            }),
+        }
     }
 
     /// `Operation` property.

@@ -358,11 +358,19 @@ async fn chunk_store_down_mid_install_fails_the_action_and_a_retry_pays_again() 
         f.sim.action_status(retry).as_deref() == Some("error")
     })
     .await;
+    // casync's own message depends on the garbage RAUC passes as the store ("Failed to run
+    // synchronizer: No such file or directory", "Failed to set store: Invalid argument", …); what
+    // is certain is a second failed casync run that fetched nothing (checked above)
+    let log = f.sb.rauc_log();
+    // (or RAUC crashes on it, which eyas reports as "RAUC stopped during the install")
+    let failed_runs = log
+        .lines()
+        .filter(|l| l.contains("rauc-WARNING") && l.contains("failed to run casync extract"))
+        .count();
+    let eyas_log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        f.sb.rauc_log()
-            .contains("Failed to run synchronizer: No such file or directory"),
-        "{}",
-        f.sb.rauc_log()
+        failed_runs == 2 || eyas_log.contains("RAUC stopped during the install"),
+        "the cut install and the retry: {log}\n{eyas_log}"
     );
     // After a restart of RAUC (as after a reboot) it installs, and pays again for the chunks it had
     // fetched before the cut: RAUC passes --seed-output=no, casync keeps no cache between runs.
@@ -563,4 +571,45 @@ async fn relayed_chunks_are_counted_and_a_short_store_outage_is_retried() {
         "{messages:#?}"
     );
     sim.shutdown().await;
+}
+
+/// RAUC that dies mid-install never sends `Completed`. eyas notices within seconds (RAUC's bus name
+/// loses its owner) and fails the action with that reason, instead of waiting out its one-hour
+/// install limit; nothing was activated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_dying_mid_install_fails_the_action_within_seconds() {
+    let (www, nginx) = store_and_nginx(Some("32k"));
+    let (mut f, _rel) = fault_setup(&nginx, www.path()).await;
+    let eyas = tokio::spawn({
+        let conf = f.conf.clone();
+        let bus = f.sb.bus_address.clone();
+        async move { run_once(&conf, &bus).await }
+    });
+    wait_until(
+        "casync to fetch its first chunk",
+        Duration::from_secs(60),
+        || !nginx.chunk_hits().is_empty(),
+    )
+    .await;
+    let killed = std::time::Instant::now();
+    f.sb.stop_rauc();
+    let out = eyas.await.expect("join");
+    let waited = killed.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "the install failed: {log}");
+    assert!(
+        waited < Duration::from_secs(30),
+        "eyas noticed after {waited:?}"
+    );
+    wait_until("the action to fail", Duration::from_secs(10), || {
+        f.sim.action_status(f.action).as_deref() == Some("error")
+    })
+    .await;
+    let messages = f.sim.action_messages(f.action).join("\n");
+    assert!(
+        messages.contains("RAUC stopped during the install"),
+        "the reason reaches hawkBit: {messages}"
+    );
+    assert_eq!(f.sb.bootloader_primary(), "A", "nothing activated");
+    eprintln!("eyas noticed RAUC's end after {waited:?}");
 }
