@@ -139,6 +139,26 @@ async fn run(conf: &Path, sb: &RaucSandbox) -> std::process::Output {
     run_once(conf, &sb.bus_address).await
 }
 
+/// `eyas -r` started in the background, returned once casync has fetched its first chunk.
+async fn eyas_until_first_chunk(
+    conf: &Path,
+    bus: &str,
+    nginx: &Nginx,
+) -> tokio::task::JoinHandle<std::process::Output> {
+    let eyas = tokio::spawn({
+        let conf = conf.to_owned();
+        let bus = bus.to_owned();
+        async move { run_once(&conf, &bus).await }
+    });
+    wait_until(
+        "casync to fetch its first chunk",
+        Duration::from_secs(60),
+        || !nginx.chunk_hits().is_empty(),
+    )
+    .await;
+    eyas
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_release_installs_by_casync_and_fetches_a_small_fraction() {
     let (www, nginx) = store_and_nginx(None);
@@ -307,17 +327,7 @@ async fn chunk_store_down_mid_install_fails_the_action_and_a_retry_pays_again() 
     // 32 KB/s: each 64 KiB chunk takes about 2 s, so the store can go down between chunks.
     let (www, mut nginx) = store_and_nginx(Some("32k"));
     let (mut f, rel) = fault_setup(&nginx, www.path()).await;
-    let eyas = tokio::spawn({
-        let conf = f.conf.clone();
-        let bus = f.sb.bus_address.clone();
-        async move { run_once(&conf, &bus).await }
-    });
-    wait_until(
-        "casync to fetch its first chunk",
-        Duration::from_secs(60),
-        || !nginx.chunk_hits().is_empty(),
-    )
-    .await;
+    let eyas = eyas_until_first_chunk(&f.conf, &f.sb.bus_address, &nginx).await;
     let before = nginx.chunk_hits().len();
     nginx.stop();
     let out = eyas.await.expect("join");
@@ -492,17 +502,7 @@ async fn relayed_chunks_are_counted_and_a_short_store_outage_is_retried() {
         &rel.v2_index,
         Default::default(),
     );
-    let eyas = tokio::spawn({
-        let conf = conf.clone();
-        let bus = sb.bus_address.clone();
-        async move { run_once(&conf, &bus).await }
-    });
-    wait_until(
-        "casync to fetch its first chunk through the relay",
-        Duration::from_secs(60),
-        || !nginx.chunk_hits().is_empty(),
-    )
-    .await;
+    let eyas = eyas_until_first_chunk(&conf, &sb.bus_address, &nginx).await;
     // away for 1.5 s: within the relay's backoff (1 s, then 2 s), not casync's problem
     nginx.stop();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -580,17 +580,7 @@ async fn relayed_chunks_are_counted_and_a_short_store_outage_is_retried() {
 async fn rauc_dying_mid_install_fails_the_action_within_seconds() {
     let (www, nginx) = store_and_nginx(Some("32k"));
     let (mut f, _rel) = fault_setup(&nginx, www.path()).await;
-    let eyas = tokio::spawn({
-        let conf = f.conf.clone();
-        let bus = f.sb.bus_address.clone();
-        async move { run_once(&conf, &bus).await }
-    });
-    wait_until(
-        "casync to fetch its first chunk",
-        Duration::from_secs(60),
-        || !nginx.chunk_hits().is_empty(),
-    )
-    .await;
+    let eyas = eyas_until_first_chunk(&f.conf, &f.sb.bus_address, &nginx).await;
     let killed = std::time::Instant::now();
     f.sb.stop_rauc();
     let out = eyas.await.expect("join");
