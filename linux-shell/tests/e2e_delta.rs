@@ -369,10 +369,10 @@ async fn chunk_store_down_mid_install_fails_the_action_and_a_retry_pays_again() 
     })
     .await;
     // casync's own message depends on the garbage RAUC passes as the store ("Failed to run
-    // synchronizer: No such file or directory", "Failed to set store: Invalid argument", …); what
-    // is certain is a second failed casync run that fetched nothing (checked above)
+    // synchronizer: No such file or directory", "Failed to set store: Invalid argument", …), or
+    // RAUC crashes on it (eyas reports "RAUC stopped during the install"); what is certain is a
+    // second failed install that fetched nothing (checked above)
     let log = f.sb.rauc_log();
-    // (or RAUC crashes on it, which eyas reports as "RAUC stopped during the install")
     let failed_runs = log
         .lines()
         .filter(|l| l.contains("rauc-WARNING") && l.contains("failed to run casync extract"))
