@@ -149,6 +149,17 @@ fn transient(e: &ureq::Error) -> bool {
     )
 }
 
+/// A `GET` the store answered with 200 whose body could not be read (or stored).
+fn unreadable_answer(url: &str, detail: String) -> Failure {
+    Failure::Store(StoreError {
+        method: "GET",
+        url: url.to_owned(),
+        status: Some(200),
+        detail,
+        attempts: 1,
+    })
+}
+
 fn local(path: &Path, e: impl fmt::Display) -> Failure {
     Failure::Other(format!("{}: {e}", path.display()))
 }
@@ -298,13 +309,10 @@ impl Store {
         let mut out = std::fs::File::create(dest).map_err(|e| local(dest, e))?;
         let mut body = resp.body_mut().with_config().limit(MAX_GET).reader();
         std::io::copy(&mut body, &mut out).map_err(|e| {
-            Failure::Store(StoreError {
-                method: "GET",
-                url: url.clone(),
-                status: Some(200),
-                detail: format!("reading the answer into {}: {e}", dest.display()),
-                attempts: 1,
-            })
+            unreadable_answer(
+                &url,
+                format!("reading the answer into {}: {e}", dest.display()),
+            )
         })?;
         out.sync_all().map_err(|e| local(dest, e))?;
         Ok(true)
@@ -325,15 +333,7 @@ impl Store {
             .with_config()
             .limit(1024 * 1024)
             .read_to_string()
-            .map_err(|e| {
-                Failure::Store(StoreError {
-                    method: "GET",
-                    url: url.clone(),
-                    status: Some(200),
-                    detail: format!("reading the answer: {e}"),
-                    attempts: 1,
-                })
-            })?;
+            .map_err(|e| unreadable_answer(&url, format!("reading the answer: {e}")))?;
         Ok(Some(text))
     }
 
